@@ -1,0 +1,125 @@
+/* buddy/buddy.h - power-of-two page blocks over heap extents.
+ *
+ * Orders 0..BUDDY_MAX_ORDER over 4 KiB pages: an order-k block is 2^k pages, aligned to its
+ * own size (extents are 4 MiB aligned, so every block is naturally aligned).  Per-order free
+ * lists, split on alloc, coalesce on free.  Per-page metadata lives out of band, in a page map
+ * per extent (struct buddy_page), so:
+ *   - buddy of block b (page index within its extent) of order k:  b ^ (1 << k)
+ *   - head of the block holding page p, allocated with order k:    p & ~((1 << k) - 1)
+ * Requests larger than the largest order are served as whole dedicated extents
+ * (BUDDY_ORDER_HUGE) and returned whole to the OS when freed.
+ *
+ * Every allocated block carries a 16-bit owner tag (BUDDY_TAG_*); the slab layer finds a slab
+ * from any interior pointer with buddy_lookup() (the slab header sits at the block head).
+ *
+ * Thread safety: one lock (BUDDY lock) around every structure; buddy_lookup() takes none.
+ * Nothing here calls malloc.
+ */
+#ifndef SLABCACHE_BUDDY_BUDDY_H
+#define SLABCACHE_BUDDY_BUDDY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "heap/heap.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BUDDY_PAGE_SHIFT HEAP_PAGE_SHIFT
+#define BUDDY_PAGE_SIZE HEAP_PAGE_SIZE
+#define BUDDY_MAX_ORDER (HEAP_EXTENT_SHIFT - HEAP_PAGE_SHIFT) /* 10: 4 MiB blocks */
+#define BUDDY_PAGES_PER_EXTENT ((size_t)1 << BUDDY_MAX_ORDER)
+#define BUDDY_ORDER_HUGE 0xff /* order reported for dedicated (larger than max) blocks */
+
+/* Owner tags: who allocated the block.  0 is never a valid tag of an allocated block. */
+enum buddy_tag {
+    BUDDY_TAG_NONE = 0,
+    BUDDY_TAG_USER = 1,  /* plain buddy_alloc users, tests */
+    BUDDY_TAG_SLAB = 2,  /* a slab: header at the block head (slab/) */
+    BUDDY_TAG_LARGE = 3, /* kmalloc large object: whole block is the object (slab/kmalloc) */
+};
+
+/* Out-of-band state of one page (4 bytes per page, 4 KiB per extent). */
+enum buddy_page_state {
+    BUDDY_PAGE_FREE_HEAD = 1,  /* first page of a free block of `order` (on a free list) */
+    BUDDY_PAGE_FREE_TAIL = 2,  /* other page of a free block */
+    BUDDY_PAGE_ALLOC_HEAD = 3, /* first page of an allocated block of `order` */
+    BUDDY_PAGE_ALLOC_TAIL = 4, /* other page of an allocated block of `order` */
+};
+struct buddy_page {
+    uint8_t order;  /* order of the block this page belongs to */
+    uint8_t state;  /* enum buddy_page_state */
+    uint16_t tag;   /* enum buddy_tag (allocated blocks), 0 when free */
+};
+
+/* Allocate a block of 2^order pages (order <= BUDDY_MAX_ORDER) tagged `tag`.
+ * NULL with errno EINVAL (bad order or tag 0) or ENOMEM. */
+void *buddy_alloc(unsigned order, uint16_t tag);
+/* Allocate at least `bytes`: the smallest order that fits, or a dedicated extent when bytes
+ * exceed the largest block.  NULL with errno EINVAL (0 bytes, overflow) or ENOMEM. */
+void *buddy_alloc_bytes(size_t bytes, uint16_t tag);
+/* The smallest order whose block holds `bytes`, or -1 for 0 and for bytes > 4 MiB. */
+int buddy_order_for_size(size_t bytes);
+/* Free a block by its head address (the order comes from the page map).  A pointer that is
+ * not the head of an allocated block (interior, free, foreign) is reported on stderr
+ * ("slabcache: buddy: invalid free of 0x...") and changes nothing: returns -1, errno EINVAL.
+ * NULL is refused the same way.  Returns 0 on success. */
+int buddy_free(void *ptr);
+
+/* Where an address lives: the allocated block holding it. */
+struct buddy_block_info {
+    void *head;     /* first byte of the block */
+    size_t size;    /* bytes in the block */
+    unsigned order; /* 0..BUDDY_MAX_ORDER, or BUDDY_ORDER_HUGE */
+    uint16_t tag;   /* owner tag */
+};
+/* O(1), lock-free for the caller's own live blocks: fills *out (unless NULL) for any address
+ * inside an allocated block and returns true; false for free pages and foreign addresses. */
+bool buddy_lookup(const void *ptr, struct buddy_block_info *out);
+
+/* Return free memory: whole free extents beyond `keep_extents` go back to the heap (which
+ * trims or purges them); free blocks of order >= BUDDY_PURGE_MIN_ORDER inside extents are
+ * madvise'd (all but their first page, which holds the free-list links).  Returns bytes
+ * given back. */
+#define BUDDY_PURGE_MIN_ORDER 4
+size_t buddy_trim(size_t keep_extents);
+/* Whole free extents kept as spares when freeing; a further one that becomes wholly free goes
+ * back to the heap at once (so at most this many order-BUDDY_MAX_ORDER blocks are ever free). */
+#define BUDDY_SPARE_EXTENTS 1
+
+/* ---------------------------------------------------------------- stats, checks */
+struct buddy_stats {
+    size_t extents;                          /* buddy extents held */
+    size_t huge_blocks, huge_bytes;          /* dedicated extents live */
+    size_t free_blocks[BUDDY_MAX_ORDER + 1]; /* blocks on each free list */
+    size_t free_bytes;                       /* bytes on all free lists */
+    size_t alloc_bytes;                      /* bytes in allocated blocks (incl. huge) */
+    size_t allocs, frees;                    /* cumulative calls that succeeded */
+    size_t splits, merges;                   /* cumulative */
+    size_t failures;                         /* allocations that returned NULL */
+    size_t invalid_frees;                    /* buddy_free calls refused */
+};
+void buddy_get_stats(struct buddy_stats *out);
+/* /proc/buddyinfo style: "Node 0, zone   slabcache   n0 n1 ... n10\n" */
+void buddy_print_buddyinfo(FILE *out);
+int buddy_format_buddyinfo(char *buf, size_t len); /* same text into buf; snprintf rules */
+void buddy_print_stats(FILE *out);
+/* Walk every extent, page map and free list; check every invariant (free lists hold only
+ * FREE_HEAD pages of their order, blocks aligned, no two free buddies of the same order left
+ * unmerged, counts match); 0, or -1 after writing the first broken invariant to stderr. */
+int buddy_validate(void);
+/* Tests only: free everything and forget all extents; also calls heap_reset_for_tests()
+ * (which drops the huge extents, not listed by this layer) and zeroes every counter. */
+void buddy_reset_for_tests(void);
+
+void buddy_lock_all(void);   /* atfork prepare (takes the buddy lock, then the heap's) */
+void buddy_unlock_all(void); /* atfork parent and child */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

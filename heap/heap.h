@@ -1,0 +1,181 @@
+/* heap/heap.h - the bottom layer of slabcache: 4 MiB-aligned extents of address space.
+ *
+ * The heap hands out *extents*: runs of memory whose base is aligned to HEAP_EXTENT_SIZE
+ * (4 MiB, the buddy layer's largest block) and whose size is a multiple of the page size.
+ * Extents come from the program break (sbrk) by default, or from mmap when the break cannot
+ * move (or when the caller asks for a dedicated mapping).  Every extent is registered in a
+ * two-level radix map keyed by (address >> HEAP_EXTENT_SHIFT), so any address can be mapped
+ * back to its extent descriptor in O(1) (heap_extent_lookup).
+ *
+ * The heap never assumes it owns the break: other code (glibc malloc, the program) may move it
+ * between two of our calls.  See docs/design.md, "heap" (docs/design-heap.md).
+ *
+ * Thread safety: every function here is thread-safe (one lock, HEAP lock, innermost but one:
+ * lock order in docs/design.md).  heap_extent_lookup() takes no lock.
+ * Nothing in this layer calls malloc.
+ */
+#ifndef SLABCACHE_HEAP_HEAP_H
+#define SLABCACHE_HEAP_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- geometry */
+
+#define HEAP_PAGE_SHIFT 12
+#define HEAP_PAGE_SIZE ((size_t)1 << HEAP_PAGE_SHIFT)
+#define HEAP_EXTENT_SHIFT 22 /* 4 MiB: one buddy block of the largest order */
+#define HEAP_EXTENT_SIZE ((size_t)1 << HEAP_EXTENT_SHIFT)
+#define HEAP_ADDR_BITS 48 /* user-space addresses handled by the radix map */
+
+/* ---------------------------------------------------------------- OS seam */
+
+/* The only place slabcache talks to the OS.  Tests install a fake with heap_set_os_ops() that
+ * fails on the Nth call or moves the break behind the heap's back.  Each member has the
+ * signature and error convention of the libc function it is named after. */
+struct heap_os_ops {
+    void *(*sbrk)(intptr_t increment);
+    void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+    int (*munmap)(void *addr, size_t len);
+    int (*madvise)(void *addr, size_t len, int advice);
+};
+
+/* Install ops (NULL restores the real OS).  Only legal while the heap holds no extents
+ * (at start-up, or after heap_reset_for_tests()). Returns 0, or -1 with errno EBUSY. */
+int heap_set_os_ops(const struct heap_os_ops *ops);
+/* The real OS operations (for fakes that want to forward). */
+extern const struct heap_os_ops heap_os_real;
+
+/* ---------------------------------------------------------------- options */
+
+struct heap_options {
+    size_t limit;         /* cap on bytes held from the OS (sbrk + mmap); 0 = none */
+    bool use_sbrk;        /* grow with sbrk (default true); false = mmap only (whatever
+                           * mmap_fallback says) */
+    bool mmap_fallback;   /* when sbrk fails, map extents instead (default true) */
+    size_t keep_free;     /* free extent bytes kept (purged) for reuse; default 16 MiB */
+};
+/* The options in force: on first use, defaults then the environment: SLABCACHE_HEAP_LIMIT
+ * (bytes, k/m/g suffix), SLABCACHE_SBRK=0|1, SLABCACHE_MMAP_FALLBACK=0|1,
+ * SLABCACHE_HEAP_KEEP_FREE (bytes, k/m/g).  Parsed without allocating; a malformed value is
+ * reported on stderr and ignored.  heap_set_options() replaces them (EINVAL: NULL). */
+void heap_get_options(struct heap_options *out);
+int heap_set_options(const struct heap_options *opts); /* 0, or -1/EINVAL */
+
+/* ---------------------------------------------------------------- extents */
+
+enum heap_source { HEAP_SRC_SBRK = 1, HEAP_SRC_MMAP = 2 };
+
+/* What an extent is used for; set by its owner, read by lookups. */
+enum heap_kind { HEAP_KIND_NONE = 0, HEAP_KIND_BUDDY = 1, HEAP_KIND_HUGE = 2 };
+
+struct heap_extent {
+    uintptr_t base;       /* HEAP_EXTENT_SIZE aligned */
+    size_t size;          /* bytes usable from base, multiple of HEAP_PAGE_SIZE */
+    uint8_t source;       /* enum heap_source */
+    uint8_t kind;         /* enum heap_kind */
+    uint16_t tag;         /* owner's tag (for HUGE: the caller's tag) */
+    uint32_t magic;       /* HEAP_EXTENT_MAGIC while in use */
+    void *owner;          /* owner's per-extent data (buddy: its page map) */
+    struct heap_extent *next, *prev; /* heap's lists; owned by the heap */
+    size_t map_size;      /* MMAP: bytes mapped (>= size); SBRK: bytes of the break used */
+    uint32_t lead;        /* bytes obtained before base (sbrk alignment padding); the OS
+                           * region is [base - lead, base - lead + map_size) */
+    bool dedicated;       /* own mapping, unmapped whole by heap_extent_free */
+};
+#define HEAP_EXTENT_MAGIC 0x48455854u /* "HEXT" */
+
+/* Allocate an extent of at least `size` bytes (rounded up to the page size; for sbrk
+ * extents to HEAP_EXTENT_SIZE), aligned to HEAP_EXTENT_SIZE.  `dedicated` = true asks for
+ * its own mapping (huge blocks, returned to the OS whole by heap_extent_free).
+ * Returns the descriptor, or NULL with errno ENOMEM (limit reached, OS refused) or EINVAL
+ * (size 0 or overflowing).  Nothing already handed out is touched on failure. */
+struct heap_extent *heap_extent_alloc(size_t size, enum heap_kind kind, uint16_t tag,
+                                      void *owner, bool dedicated);
+/* Give an extent back: munmap for dedicated ones; for sbrk ones, a negative sbrk when it is
+ * the top of the break and the break is still where the heap left it, else madvise
+ * (MADV_DONTNEED) and keep it for reuse (the break cannot have holes, so it is kept whatever
+ * keep_free says).  Mapped (fallback) extents are purged and kept while the free list holds
+ * at most keep_free bytes, else munmap'd.  Returns 0, or -1 with errno EINVAL when `ext` is
+ * not a live extent (reported, nothing changed). */
+int heap_extent_free(struct heap_extent *ext);
+/* O(1), lock-free: the live extent containing addr, or NULL.  Two-level radix map over
+ * (addr >> HEAP_EXTENT_SHIFT): HEAP_RADIX_L1_BITS index a static root, the rest an mmap'd
+ * leaf; an extent is entered in every granule it spans.  Entries are published with release
+ * stores and read with acquire loads; a descriptor stays mapped (recycled, never unmapped),
+ * so a racing lookup reads a stale but valid descriptor and the range check decides. */
+#define HEAP_RADIX_BITS (HEAP_ADDR_BITS - HEAP_EXTENT_SHIFT)
+#define HEAP_RADIX_L1_BITS 13
+#define HEAP_RADIX_L2_BITS (HEAP_RADIX_BITS - HEAP_RADIX_L1_BITS)
+extern struct heap_extent **heap_radix_root[(size_t)1 << HEAP_RADIX_L1_BITS];
+
+static inline struct heap_extent *heap_extent_lookup(const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr;
+    uintptr_t key = a >> HEAP_EXTENT_SHIFT;
+    if (key >> HEAP_RADIX_BITS)
+        return NULL;
+    struct heap_extent **leaf =
+        __atomic_load_n(&heap_radix_root[key >> HEAP_RADIX_L2_BITS], __ATOMIC_ACQUIRE);
+    if (!leaf)
+        return NULL;
+    struct heap_extent *e =
+        __atomic_load_n(&leaf[key & (((uintptr_t)1 << HEAP_RADIX_L2_BITS) - 1)], __ATOMIC_ACQUIRE);
+    if (!e || a - __atomic_load_n(&e->base, __ATOMIC_RELAXED) >=
+                  __atomic_load_n(&e->size, __ATOMIC_RELAXED))
+        return NULL;
+    return e;
+}
+/* madvise(MADV_DONTNEED) a page-aligned range inside a live extent: the pages read back as
+ * zero and stop counting in RSS.  0, or -1 with errno. */
+int heap_purge(void *addr, size_t len);
+
+/* ---------------------------------------------------------------- metadata memory */
+
+/* Small internal allocations for metadata (descriptors, page maps, cache structs,
+ * magazines) that must never come from malloc.  Backed by mmap'd chunks; zero-filled;
+ * aligned to 64 bytes.  Thread-safe.  Freed blocks are recycled by size. */
+void *heap_meta_alloc(size_t size);
+void heap_meta_free(void *p, size_t size);
+
+/* ---------------------------------------------------------------- stats, checks */
+
+struct heap_stats {
+    size_t sbrk_bytes;          /* bytes currently held from the break (incl. padding) */
+    size_t mmap_bytes;          /* bytes currently mapped for extents */
+    size_t meta_bytes;          /* bytes mapped for metadata */
+    size_t returned_bytes;      /* cumulative: trimmed, unmapped or purged */
+    size_t extents;             /* live extents */
+    size_t free_extents;        /* purged extents kept for reuse */
+    size_t foreign_moves;       /* times the break was found moved by someone else */
+    size_t sbrk_failures;       /* sbrk calls that failed */
+    size_t mmap_failures;       /* mmap calls that failed */
+    size_t limit_failures;      /* requests refused by the limit */
+    size_t trims;               /* negative sbrk calls made */
+    size_t stranded_bytes;      /* break bytes won in a race with a foreign sbrk that could
+                                 * neither hold an aligned extent nor be given back */
+};
+void heap_get_stats(struct heap_stats *out);
+void heap_print_stats(FILE *out);
+/* Walk every structure and check every invariant; returns 0, or -1 after writing the
+ * first broken invariant to stderr (with write(2)). */
+int heap_validate(void);
+/* Tests only: forget everything (extents are released to the OS where possible, through the
+ * ops installed at the time), then restore the real OS ops and the default+env options. */
+void heap_reset_for_tests(void);
+
+/* ---------------------------------------------------------------- locking (for fork) */
+void heap_lock_all(void);   /* atfork prepare */
+void heap_unlock_all(void); /* atfork parent and child */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,699 @@
+/* slab/magazine.c - per-thread magazines and the depot (Bonwick & Adams, USENIX 2001).
+ *
+ * Each thread has a table (struct slab_tcache) with one entry per cache id: a `loaded` and a
+ * `previous` magazine (arrays of object pointers).  kmem_cache_alloc pops from `loaded`,
+ * kmem_cache_free pushes onto it: no lock, no atomic read-modify-write, and no touch of the
+ * slab beyond the free-time validity check.  When `loaded` is empty (alloc) or full (free),
+ * it is swapped with `previous` if that helps; otherwise the depot (cache->depot_lock)
+ * exchanges a whole magazine: a full one for allocation, an empty one for freeing.  Only when
+ * the depot has no full magazine does an allocation go to the slab layer, taking half a
+ * magazine of objects under one cache->lock acquisition.  A thread that frees objects
+ * allocated by another (producer/consumer) fills magazines that reach the producer through
+ * the depot, one lock round trip per magazine.
+ *
+ * Magazine size by slot size: <= 256 B: 64, <= 1 KiB: 32, <= 4 KiB: 16, else 8 objects
+ * (kmem_cache_args.magazine_size overrides).  The depot keeps at most depot_max_full full
+ * magazines (about 1 MiB of objects, at least 8 magazines); past that, a free returns a
+ * magazine's worth of objects to the slabs.
+ *
+ * Objects in magazines keep their slab bit set: to the slab layer they are "in use".  So:
+ *   active_objects (held by callers) = sum(slab->inuse) - cached_objects
+ *   cached_objects = objects in every thread's magazines + objects in the depot.
+ * Allocation and free counts are kept per thread (relaxed atomics: only the owning thread
+ * writes them) and summed by the stats reader; they are folded into the cache when a thread
+ * exits.  Stats are exact when no thread is inside the allocator.
+ *
+ * Thread exit: a pthread key destructor returns the thread's cached objects to their slabs
+ * and its magazines to the depot; kmem_cache_thread_flush() does the same on demand.
+ * A thread that allocates after its destructor ran works without magazines.
+ *
+ * kmem_cache_shrink(c) flushes the *calling* thread's magazines of c and the depot; other
+ * live threads keep their (at most two) magazines: reaching into them would need a lock on
+ * every fast-path operation.
+ *
+ * fork(): the prepare handler takes every lock in the documented order (slab_internal.h),
+ * the parent releases them, and the child releases them and then retires the tables of the
+ * threads that do not exist in it, so their cached objects go back to the slabs.
+ *
+ * Cross-thread access to a table happens only under slab_tcache_lock (cache destroy, stats,
+ * thread exit, fork child); fields read that way are accessed with relaxed atomics.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "slab/slab_internal.h"
+
+#define TC_LOAD(p) __atomic_load_n(&(p), __ATOMIC_RELAXED)
+#define TC_STORE(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELAXED)
+
+pthread_mutex_t slab_tcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct slab_tcache *tcache_list;      /* slab_tcache_lock */
+static pthread_key_t tcache_key;
+static int tcache_key_ready;                 /* atomic */
+static int init_state;                       /* 0 none, 1 running, 2 done (atomic) */
+
+static __thread struct slab_tcache *tls_tcache __attribute__((tls_model("initial-exec")));
+static __thread int tls_tcache_dead __attribute__((tls_model("initial-exec")));
+
+static void tcache_thread_exit(void *arg);
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
+/* ---------------------------------------------------------------- init */
+
+void slab_magazine_init(void)
+{
+    if (pthread_key_create(&tcache_key, tcache_thread_exit) == 0)
+        __atomic_store_n(&tcache_key_ready, 1, __ATOMIC_RELEASE);
+    /* pthread_atfork may allocate: a re-entrant allocation sees init_state == 1 and goes on
+     * without waiting (everything it needs is statically initialised). */
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void slab_init_once(void)
+{
+    if (SLAB_LIKELY(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == 2))
+        return;
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        slab_magazine_init();
+        __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+    }
+}
+
+/* ---------------------------------------------------------------- magazines */
+
+static struct magazine *magazine_new(uint32_t size)
+{
+    struct magazine *m = heap_meta_alloc(sizeof *m + (size_t)size * sizeof(void *));
+    if (m)
+        m->size = size;
+    return m;
+}
+
+static void magazine_delete(struct magazine *m)
+{
+    if (m)
+        heap_meta_free(m, sizeof *m + (size_t)m->size * sizeof(void *));
+}
+
+/* Return a magazine's objects to the slabs; it is left empty. */
+static void magazine_empty_to_slabs(struct kmem_cache *c, struct magazine *m)
+{
+    uint32_t n = TC_LOAD(m->count);
+    if (n) {
+        slab_free_batch(c, m->objs, n);
+        TC_STORE(m->count, 0);
+    }
+}
+
+/* ---------------------------------------------------------------- depot (depot_lock) */
+
+static struct magazine *depot_pop_locked(struct magazine **list, size_t *count)
+{
+    struct magazine *m = *list;
+    if (m) {
+        *list = m->next;
+        m->next = NULL;
+        (*count)--;
+    }
+    return m;
+}
+
+static void depot_push_locked(struct magazine **list, size_t *count, struct magazine *m)
+{
+    m->next = *list;
+    *list = m;
+    (*count)++;
+}
+
+/* An empty magazine of c's size: from the depot, else new.  NULL when out of memory. */
+static struct magazine *depot_get_empty(struct kmem_cache *c)
+{
+    pthread_mutex_lock(&c->depot_lock);
+    struct magazine *m = depot_pop_locked(&c->depot_empty, &c->nr_depot_empty);
+    pthread_mutex_unlock(&c->depot_lock);
+    return m ? m : magazine_new(c->mag_size);
+}
+
+/* Give a magazine (full, partial or empty) to the depot; past the depot's bound its objects
+ * go back to the slabs first. */
+static void depot_put(struct kmem_cache *c, struct magazine *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&c->depot_lock);
+    if (TC_LOAD(m->count) && c->nr_depot_full >= c->depot_max_full) {
+        pthread_mutex_unlock(&c->depot_lock);
+        magazine_empty_to_slabs(c, m);
+        pthread_mutex_lock(&c->depot_lock);
+    }
+    if (TC_LOAD(m->count))
+        depot_push_locked(&c->depot_full, &c->nr_depot_full, m);
+    else
+        depot_push_locked(&c->depot_empty, &c->nr_depot_empty, m);
+    pthread_mutex_unlock(&c->depot_lock);
+}
+
+void slab_depot_drain(struct kmem_cache *c)
+{
+    pthread_mutex_lock(&c->depot_lock);
+    struct magazine *full = c->depot_full, *empty = c->depot_empty;
+    c->depot_full = c->depot_empty = NULL;
+    c->nr_depot_full = c->nr_depot_empty = 0;
+    pthread_mutex_unlock(&c->depot_lock);
+    while (full) {
+        struct magazine *next = full->next;
+        magazine_empty_to_slabs(c, full);
+        magazine_delete(full);
+        full = next;
+    }
+    while (empty) {
+        struct magazine *next = empty->next;
+        magazine_delete(empty);
+        empty = next;
+    }
+}
+
+/* ---------------------------------------------------------------- per-thread tables */
+
+static struct slab_tcache *tcache_create(void)
+{
+    if (tls_tcache_dead || !__atomic_load_n(&tcache_key_ready, __ATOMIC_ACQUIRE))
+        return NULL;
+    struct slab_tcache *tc = heap_meta_alloc(sizeof *tc);
+    if (!tc)
+        return NULL;
+    tc->thread = pthread_self();
+    pthread_mutex_lock(&slab_tcache_lock);
+    tc->next = tcache_list;
+    if (tcache_list)
+        tcache_list->prev = tc;
+    tcache_list = tc;
+    pthread_mutex_unlock(&slab_tcache_lock);
+    tls_tcache = tc;
+    pthread_setspecific(tcache_key, tc);
+    return tc;
+}
+
+/* Detach one entry: objects back to the slabs, magazines to the depot, counters folded into
+ * the cache.  slab_tcache_lock held (stats readers must see the counters exactly once). */
+static void entry_retire_locked(struct slab_tc_entry *e, bool keep_magazines)
+{
+    struct kmem_cache *c = TC_LOAD(e->cache);
+    if (!c)
+        return;
+    struct magazine *l = TC_LOAD(e->loaded), *p = TC_LOAD(e->previous);
+    magazine_empty_to_slabs(c, l);
+    magazine_empty_to_slabs(c, p);
+    if (keep_magazines)
+        return;
+    __atomic_fetch_add(&c->allocs, TC_LOAD(e->allocs), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->frees, TC_LOAD(e->frees), __ATOMIC_RELAXED);
+    TC_STORE(e->allocs, 0);
+    TC_STORE(e->frees, 0);
+    TC_STORE(e->loaded, NULL);
+    TC_STORE(e->previous, NULL);
+    TC_STORE(e->cache, NULL);
+    depot_put(c, l);
+    depot_put(c, p);
+}
+
+static void tcache_retire(struct slab_tcache *tc)
+{
+    pthread_mutex_lock(&slab_tcache_lock);
+    for (size_t id = 0; id < SLAB_MAX_CACHES; id++)
+        entry_retire_locked(&tc->ent[id], false);
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else
+        tcache_list = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    pthread_mutex_unlock(&slab_tcache_lock);
+    heap_meta_free(tc, sizeof *tc);
+}
+
+static void tcache_thread_exit(void *arg)
+{
+    struct slab_tcache *tc = arg;
+    tls_tcache = NULL;
+    tls_tcache_dead = 1;
+    if (tc)
+        tcache_retire(tc);
+}
+
+void kmem_cache_thread_flush(void)
+{
+    struct slab_tcache *tc = tls_tcache;
+    if (!tc)
+        return;
+    pthread_mutex_lock(&slab_tcache_lock);
+    for (size_t id = 0; id < SLAB_MAX_CACHES; id++)
+        entry_retire_locked(&tc->ent[id], false);
+    pthread_mutex_unlock(&slab_tcache_lock);
+}
+
+void slab_tcache_flush_self(struct kmem_cache *c)
+{
+    struct slab_tcache *tc = tls_tcache;
+    if (!tc || c->id >= SLAB_MAX_CACHES || TC_LOAD(tc->ent[c->id].cache) != c)
+        return;
+    pthread_mutex_lock(&slab_tcache_lock);
+    entry_retire_locked(&tc->ent[c->id], true);
+    pthread_mutex_unlock(&slab_tcache_lock);
+}
+
+void slab_tcache_flush_cache_all_threads(struct kmem_cache *c)
+{
+    pthread_mutex_lock(&slab_tcache_lock);
+    for (struct slab_tcache *tc = tcache_list; tc; tc = tc->next) {
+        struct slab_tc_entry *e = &tc->ent[c->id];
+        if (TC_LOAD(e->cache) == c)
+            entry_retire_locked(e, false);
+    }
+    pthread_mutex_unlock(&slab_tcache_lock);
+}
+
+void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, size_t *cached)
+{
+    size_t a = 0, f = 0, n = 0;
+    pthread_mutex_lock(&slab_tcache_lock);
+    if (c->id < SLAB_MAX_CACHES) {
+        for (struct slab_tcache *tc = tcache_list; tc; tc = tc->next) {
+            struct slab_tc_entry *e = &tc->ent[c->id];
+            if (TC_LOAD(e->cache) != c)
+                continue;
+            a += TC_LOAD(e->allocs);
+            f += TC_LOAD(e->frees);
+            struct magazine *l = TC_LOAD(e->loaded), *p = TC_LOAD(e->previous);
+            n += (l ? TC_LOAD(l->count) : 0) + (p ? TC_LOAD(p->count) : 0);
+        }
+    }
+    /* Folded counts and the depot are read under the same lock, so an exiting thread's
+     * objects are counted once: either in its table or in the depot. */
+    a += __atomic_load_n(&c->allocs, __ATOMIC_RELAXED);
+    f += __atomic_load_n(&c->frees, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&c->depot_lock);
+    for (struct magazine *m = c->depot_full; m; m = m->next)
+        n += m->count;
+    pthread_mutex_unlock(&c->depot_lock);
+    pthread_mutex_unlock(&slab_tcache_lock);
+    *allocs = a;
+    *frees = f;
+    *cached = n;
+}
+
+/* The calling thread's entry for c, set up with two magazines; NULL when c has no
+ * magazines or memory for them is short (the caller then uses the slabs directly). */
+static struct slab_tc_entry *entry_for(struct kmem_cache *c)
+{
+    if (!c->mag_size)
+        return NULL;
+    struct slab_tcache *tc = tls_tcache;
+    if (!tc && !(tc = tcache_create()))
+        return NULL;
+    struct slab_tc_entry *e = &tc->ent[c->id];
+    if (TC_LOAD(e->cache) == c)
+        return e;
+    struct magazine *l = depot_get_empty(c), *p = l ? depot_get_empty(c) : NULL;
+    if (!p) {
+        depot_put(c, l);
+        return NULL;
+    }
+    pthread_mutex_lock(&slab_tcache_lock); /* stats readers walk entries under it */
+    TC_STORE(e->loaded, l);
+    TC_STORE(e->previous, p);
+    TC_STORE(e->allocs, 0);
+    TC_STORE(e->frees, 0);
+    TC_STORE(e->cache, c);
+    pthread_mutex_unlock(&slab_tcache_lock);
+    return e;
+}
+
+static inline void count_op(size_t *counter)
+{
+    TC_STORE(*counter, TC_LOAD(*counter) + 1);
+}
+
+/* ---------------------------------------------------------------- slow paths */
+
+static void *alloc_failed(struct kmem_cache *c)
+{
+    __atomic_fetch_add(&c->alloc_failures, 1, __ATOMIC_RELAXED);
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* Refill e->loaded: swap with previous, else a full magazine from the depot, else half a
+ * magazine from the slabs.  Returns false when nothing could be had. */
+static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
+{
+    struct magazine *l = e->loaded, *p = e->previous;
+    if (TC_LOAD(p->count)) {
+        TC_STORE(e->loaded, p);
+        TC_STORE(e->previous, l);
+        return true;
+    }
+    pthread_mutex_lock(&c->depot_lock);
+    struct magazine *full = depot_pop_locked(&c->depot_full, &c->nr_depot_full);
+    if (full)
+        depot_push_locked(&c->depot_empty, &c->nr_depot_empty, p);
+    pthread_mutex_unlock(&c->depot_lock);
+    if (full) {
+        TC_STORE(e->previous, l);
+        TC_STORE(e->loaded, full);
+        return true;
+    }
+    uint32_t want = l->size / 2 ? l->size / 2 : 1;
+    size_t got = slab_alloc_batch(c, l->objs, want);
+    TC_STORE(l->count, (uint32_t)got);
+    return got != 0;
+}
+
+/* Make room in e->loaded: swap with an empty previous, else trade the full previous for an
+ * empty magazine from the depot, else (depot at its bound) return previous's objects to
+ * the slabs and swap. */
+static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
+{
+    struct magazine *l = e->loaded, *p = e->previous;
+    if (TC_LOAD(p->count) == 0) {
+        TC_STORE(e->loaded, p);
+        TC_STORE(e->previous, l);
+        return;
+    }
+    struct magazine *empty = NULL;
+    pthread_mutex_lock(&c->depot_lock);
+    bool room = c->nr_depot_full < c->depot_max_full;
+    if (room) {
+        empty = depot_pop_locked(&c->depot_empty, &c->nr_depot_empty);
+        if (empty)
+            depot_push_locked(&c->depot_full, &c->nr_depot_full, p);
+    }
+    pthread_mutex_unlock(&c->depot_lock);
+    if (!empty && room && (empty = magazine_new(c->mag_size)) != NULL) {
+        pthread_mutex_lock(&c->depot_lock);
+        depot_push_locked(&c->depot_full, &c->nr_depot_full, p);
+        pthread_mutex_unlock(&c->depot_lock);
+    }
+    if (empty) {
+        TC_STORE(e->previous, l);
+        TC_STORE(e->loaded, empty);
+        return;
+    }
+    magazine_empty_to_slabs(c, p);
+    TC_STORE(e->loaded, p);
+    TC_STORE(e->previous, l);
+}
+
+static void *cache_alloc_slow(struct kmem_cache *c, unsigned int flags)
+{
+    if (!c || c->magic != KMEM_CACHE_MAGIC) {
+        if (c) {
+            slab_report("kmem_cache_alloc: %p is not a live cache", (void *)c);
+            slab_misuse();
+        }
+        errno = EINVAL;
+        return NULL;
+    }
+    void *obj;
+    struct slab_tc_entry *e = entry_for(c);
+    if (e) {
+        struct magazine *m = e->loaded;
+        if (!TC_LOAD(m->count) && !entry_refill(c, e))
+            return alloc_failed(c);
+        m = e->loaded;
+        uint32_t n = TC_LOAD(m->count) - 1;
+        obj = m->objs[n];
+        TC_STORE(m->count, n);
+        count_op(&e->allocs);
+    } else {
+        if (slab_alloc_batch(c, &obj, 1) != 1)
+            return alloc_failed(c);
+        __atomic_fetch_add(&c->allocs, 1, __ATOMIC_RELAXED);
+    }
+    if (flags & KM_ZERO)
+        memset(obj, 0, c->object_size);
+    return obj;
+}
+
+static void cache_free_slow(struct kmem_cache *c, void *obj)
+{
+    struct slab_tc_entry *e = entry_for(c);
+    if (e) {
+        if (TC_LOAD(e->loaded->count) == e->loaded->size)
+            entry_make_room(c, e);
+        struct magazine *m = e->loaded;
+        m->objs[m->count] = obj;
+        TC_STORE(m->count, m->count + 1);
+        count_op(&e->frees);
+        return;
+    }
+    slab_free_batch(c, &obj, 1);
+    __atomic_fetch_add(&c->frees, 1, __ATOMIC_RELAXED);
+}
+
+/* ---------------------------------------------------------------- public fast paths */
+
+static inline struct slab_tc_entry *entry_fast(struct kmem_cache *c)
+{
+    struct slab_tcache *tc = tls_tcache;
+    if (SLAB_LIKELY(tc != NULL && c != NULL)) {
+        uint32_t id = c->id;
+        if (SLAB_LIKELY(id < SLAB_MAX_CACHES)) {
+            struct slab_tc_entry *e = &tc->ent[id];
+            if (SLAB_LIKELY(TC_LOAD(e->cache) == c))
+                return e;
+        }
+    }
+    return NULL;
+}
+
+void *kmem_cache_alloc(struct kmem_cache *c, unsigned int flags)
+{
+    struct slab_tc_entry *e = entry_fast(c);
+    if (SLAB_LIKELY(e != NULL)) {
+        struct magazine *m = e->loaded;
+        uint32_t n = m->count;
+        if (SLAB_LIKELY(n != 0)) {
+            void *obj = m->objs[n - 1];
+            TC_STORE(m->count, n - 1);
+            count_op(&e->allocs);
+            if (SLAB_UNLIKELY(flags & KM_ZERO))
+                memset(obj, 0, c->object_size);
+            return obj;
+        }
+    }
+    return cache_alloc_slow(c, flags);
+}
+
+void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
+{
+    return kmem_cache_alloc(c, flags | KM_ZERO);
+}
+
+/* Catch the most common double free cheaply: freeing the object that is already on top of
+ * this thread's magazine (glibc's "fasttop" check).  The complete check for objects sitting
+ * in magazines needs SLAB_CONSISTENCY_CHECKS (no magazines; every free checks the bitmap). */
+static bool double_free_on_top(struct kmem_cache *c, const struct magazine *m, void *obj)
+{
+    if (SLAB_LIKELY(m->count == 0 || m->objs[m->count - 1] != obj))
+        return false;
+    __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
+    slab_report("kmem_cache_free: double free of %p in cache %s (object is already free)",
+                obj, c->name);
+    slab_misuse();
+    return true;
+}
+
+void kmem_cache_free(struct kmem_cache *c, void *obj)
+{
+    if (SLAB_UNLIKELY(!obj))
+        return;
+    if (SLAB_UNLIKELY(!c)) {
+        slab_report("kmem_cache_free: invalid free of %p to a NULL cache", obj);
+        slab_misuse();
+        return;
+    }
+    if (SLAB_UNLIKELY(!slab_check_free(c, obj, "kmem_cache_free")))
+        return;
+    struct slab_tc_entry *e = entry_fast(c);
+    if (SLAB_LIKELY(e != NULL)) {
+        struct magazine *m = e->loaded;
+        uint32_t n = m->count;
+        if (SLAB_UNLIKELY(double_free_on_top(c, m, obj)))
+            return;
+        if (SLAB_LIKELY(n < m->size)) {
+            m->objs[n] = obj;
+            TC_STORE(m->count, n + 1);
+            count_op(&e->frees);
+            return;
+        }
+    }
+    cache_free_slow(c, obj);
+}
+
+/* ---------------------------------------------------------------- bulk */
+
+size_t kmem_cache_alloc_bulk(struct kmem_cache *c, unsigned int flags, size_t nr, void **objs)
+{
+    if (!c || !objs || c->magic != KMEM_CACHE_MAGIC) {
+        errno = EINVAL;
+        return 0;
+    }
+    size_t got = 0;
+    struct slab_tc_entry *e = entry_for(c);
+    if (e) {
+        struct magazine *m = e->loaded;
+        uint32_t n = TC_LOAD(m->count);
+        while (got < nr && n)
+            objs[got++] = m->objs[--n];
+        TC_STORE(m->count, n);
+        TC_STORE(e->allocs, TC_LOAD(e->allocs) + got);
+    }
+    if (got < nr) {
+        size_t more = slab_alloc_batch(c, objs + got, nr - got);
+        if (e)
+            TC_STORE(e->allocs, TC_LOAD(e->allocs) + more);
+        else
+            __atomic_fetch_add(&c->allocs, more, __ATOMIC_RELAXED);
+        got += more;
+        if (got < nr) { /* all or nothing */
+            kmem_cache_free_bulk(c, got, objs);
+            __atomic_fetch_add(&c->alloc_failures, 1, __ATOMIC_RELAXED);
+            errno = ENOMEM;
+            return 0;
+        }
+    }
+    if (flags & KM_ZERO)
+        for (size_t i = 0; i < nr; i++)
+            memset(objs[i], 0, c->object_size);
+    return nr;
+}
+
+void kmem_cache_free_bulk(struct kmem_cache *c, size_t nr, void **objs)
+{
+    if (!objs)
+        return;
+    for (size_t i = 0; i < nr; i++)
+        kmem_cache_free(c, objs[i]);
+}
+
+/* ---------------------------------------------------------------- validation */
+
+static int validate_magazine_locked(struct kmem_cache *c, const struct magazine *m)
+{
+    uint32_t n = TC_LOAD(m->count);
+    if (n > m->size || m->size != c->mag_size) {
+        slab_report("validate %s: magazine %p holds %u of %u (cache size %u)", c->name,
+                    (const void *)m, n, m->size, c->mag_size);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (slab_validate_cached_obj_locked(c, m->objs[i]))
+            return -1;
+    return 0;
+}
+
+int kmem_cache_validate(struct kmem_cache *c)
+{
+    if (!c || c->magic != KMEM_CACHE_MAGIC) {
+        slab_report("validate: %p is not a live cache", (void *)c);
+        return -1;
+    }
+    int rc = 0;
+    size_t cached = 0;
+    pthread_mutex_lock(&slab_tcache_lock);
+    pthread_mutex_lock(&c->depot_lock);
+    pthread_mutex_lock(&c->lock);
+    rc = slab_validate_cache_locked(c);
+    size_t nf = 0, ne = 0;
+    for (struct magazine *m = c->depot_full; m && !rc; m = m->next, nf++) {
+        rc = validate_magazine_locked(c, m);
+        cached += m->count;
+    }
+    for (struct magazine *m = c->depot_empty; m && !rc; m = m->next, ne++)
+        if (m->count) {
+            slab_report("validate %s: magazine on the empty list holds objects", c->name);
+            rc = -1;
+        }
+    if (!rc && (nf != c->nr_depot_full || ne != c->nr_depot_empty)) {
+        slab_report("validate %s: depot lists hold %zu/%zu magazines, counts say %zu/%zu",
+                    c->name, nf, ne, c->nr_depot_full, c->nr_depot_empty);
+        rc = -1;
+    }
+    if (c->id < SLAB_MAX_CACHES) {
+        for (struct slab_tcache *tc = tcache_list; tc && !rc; tc = tc->next) {
+            struct slab_tc_entry *e = &tc->ent[c->id];
+            if (TC_LOAD(e->cache) != c)
+                continue;
+            struct magazine *l = TC_LOAD(e->loaded), *p = TC_LOAD(e->previous);
+            if (!l || !p || l == p) {
+                slab_report("validate %s: thread entry with bad magazines", c->name);
+                rc = -1;
+                break;
+            }
+            rc = validate_magazine_locked(c, l);
+            if (!rc)
+                rc = validate_magazine_locked(c, p);
+            cached += TC_LOAD(l->count) + TC_LOAD(p->count);
+        }
+    }
+    if (!rc && cached > c->inuse_total) {
+        slab_report("validate %s: %zu objects cached but only %zu slots in use", c->name,
+                    cached, c->inuse_total);
+        rc = -1;
+    }
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->depot_lock);
+    pthread_mutex_unlock(&slab_tcache_lock);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- fork */
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&slab_caches_lock);
+    pthread_mutex_lock(&slab_tcache_lock);
+    for (struct kmem_cache *c = slab_caches; c; c = c->next_cache) {
+        pthread_mutex_lock(&c->depot_lock);
+        pthread_mutex_lock(&c->lock);
+    }
+    buddy_lock_all();
+}
+
+static void fork_unlock_all(void)
+{
+    buddy_unlock_all();
+    for (struct kmem_cache *c = slab_caches; c; c = c->next_cache) {
+        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->depot_lock);
+    }
+    pthread_mutex_unlock(&slab_tcache_lock);
+    pthread_mutex_unlock(&slab_caches_lock);
+}
+
+static void fork_parent(void)
+{
+    fork_unlock_all();
+}
+
+static void fork_child(void)
+{
+    fork_unlock_all();
+    /* Only the forking thread exists now: retire every other thread's table. */
+    struct slab_tcache *self = tls_tcache;
+    for (;;) {
+        pthread_mutex_lock(&slab_tcache_lock);
+        struct slab_tcache *tc = tcache_list;
+        while (tc && tc == self)
+            tc = tc->next;
+        pthread_mutex_unlock(&slab_tcache_lock);
+        if (!tc)
+            break;
+        tcache_retire(tc);
+    }
+}

@@ -1,0 +1,830 @@
+/* slab/slab.c - kmem_cache: bitmap-headed multi-page slabs.
+ *
+ * Design (long form in docs/design.md, structures and invariants in slab_internal.h):
+ *
+ * A cache hands out fixed-size slots carved from slabs.  A slab is one naturally aligned
+ * buddy block of 2^order pages whose first bytes are a header (owner cache, counters, list
+ * links) followed by a bitmap with one bit per slot (1 = in use); the slots follow, shifted by
+ * a per-slab colour offset so equal-index objects of different slabs fall on different cache
+ * lines (Bonwick's colouring, using the bytes that would be wasted at the end anyway).
+ *
+ * Because the block is aligned to its size, the slab of an object is `obj & slab_mask`: O(1)
+ * and no search.  The slot index is `(obj - objs) / slot_size`, computed with a reciprocal
+ * multiply; a free checks that the pointer is a slot boundary and that its bit is set, which
+ * catches double frees of objects that went back to their slab and interior pointers.
+ *
+ * Slab states (cache->lock):
+ *   | list    | marked by                 | alloc takes from it | on free              |
+ *   |---------|---------------------------|---------------------|----------------------|
+ *   | full    | inuse == objs_per_slab    | never               | -> partial           |
+ *   | partial | 0 < inuse < objs_per_slab | first               | -> empty when 0      |
+ *   | empty   | inuse == 0                | when no partial     | beyond max_empty: to |
+ *   |         |                           |                     | the buddy layer      |
+ * Per-thread magazines and the depot (magazine.c) sit above this: an object in a magazine
+ * keeps its bit set, so "in use" at this layer means "held by a caller or cached".
+ *
+ * Object caching: constructors run once per slot when a slab is created; callers free objects
+ * in their constructed state; destructors run once per slot when a slab goes back to the buddy
+ * layer.  So ctor_calls == slabs_created * objs_per_slab.
+ *
+ * Slab geometry: for each order the number of slots n that fit after the header and bitmap is
+ * computed; the cache takes the smallest order whose slot efficiency (n * slot / slab bytes)
+ * is within SLAB_EFFICIENCY_SLACK of the best order up to SLAB_PREFERRED_MAX_ORDER (going
+ * higher only while fewer than SLAB_MIN_OBJECTS fit).  117-byte objects get 64 KiB slabs of
+ * 545 slots: 545 * 117 / 65536 = 0.973 live bytes per slab byte.
+ *
+ * Locks: cache->lock protects the three lists, every header and bitmap of the cache's slabs,
+ * colour_next and the slow counters.  Slabs are made and released outside it (the buddy
+ * layer has its own lock); constructors and destructors run with no lock held.
+ */
+#include "slab/slab.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buddy/buddy.h"
+#include "slab/slab_internal.h"
+
+#define SLAB_EFFICIENCY_SLACK 0.001
+#define SLAB_REPORT_LEAK_ADDRS 8
+
+pthread_mutex_t slab_caches_lock = PTHREAD_MUTEX_INITIALIZER;
+struct kmem_cache *slab_caches;
+
+/* ---------------------------------------------------------------- small helpers */
+
+static inline bool is_pow2(size_t x)
+{
+    return x && !(x & (x - 1));
+}
+
+static inline size_t align_up(size_t x, size_t a)
+{
+    return (x + a - 1) & ~(a - 1);
+}
+
+static inline size_t header_bytes(size_t nobjs)
+{
+    return sizeof(struct slab) + ((nobjs + 63) / 64) * sizeof(uint64_t);
+}
+
+static inline bool cache_is_live(const struct kmem_cache *c)
+{
+    return c && __atomic_load_n(&c->magic, __ATOMIC_RELAXED) == KMEM_CACHE_MAGIC;
+}
+
+static inline struct slab *slab_of(const struct kmem_cache *c, const void *obj)
+{
+    return (struct slab *)((uintptr_t)obj & c->slab_mask);
+}
+
+/* Slot index of obj in s, or UINT32_MAX if obj is not exactly a slot start. */
+static inline uint32_t slot_index(const struct kmem_cache *c, const struct slab *s,
+                                  const void *obj)
+{
+    uintptr_t off = (uintptr_t)obj - (uintptr_t)s->objs;
+    if (off >= (uintptr_t)c->objs_per_slab * c->slot_size)
+        return UINT32_MAX;
+    uint32_t idx = (uint32_t)((off * c->recip) >> SLAB_RECIP_SHIFT);
+    if ((uintptr_t)idx * c->slot_size != off)
+        return UINT32_MAX;
+    return idx;
+}
+
+/* ---------------------------------------------------------------- geometry */
+
+/* Slots of `slot` bytes (aligned to align) that fit in a slab of `bytes` after the header. */
+static size_t slots_that_fit(size_t bytes, size_t slot, size_t align)
+{
+    if (bytes <= sizeof(struct slab) + sizeof(uint64_t))
+        return 0;
+    size_t n = (bytes - sizeof(struct slab) - sizeof(uint64_t)) / slot;
+    while (n && align_up(header_bytes(n), align) + n * slot > bytes)
+        n--;
+    return n;
+}
+
+static int cache_compute_geometry(struct kmem_cache *c)
+{
+    const size_t slot = c->slot_size, align = c->align;
+    double eff[BUDDY_MAX_ORDER + 1] = {0};
+    double best = 0;
+    unsigned last = 0;
+    for (unsigned order = 0; order <= BUDDY_MAX_ORDER; order++) {
+        size_t bytes = BUDDY_PAGE_SIZE << order;
+        size_t n = slots_that_fit(bytes, slot, align);
+        if (order > SLAB_PREFERRED_MAX_ORDER && order > 0 &&
+            slots_that_fit(BUDDY_PAGE_SIZE << (order - 1), slot, align) >= SLAB_MIN_OBJECTS)
+            break;
+        eff[order] = (double)(n * slot) / (double)bytes;
+        if (eff[order] > best)
+            best = eff[order];
+        last = order;
+    }
+    if (best <= 0)
+        return -1;
+    unsigned order = 0;
+    while (order < last && eff[order] < best - SLAB_EFFICIENCY_SLACK)
+        order++;
+    size_t bytes = BUDDY_PAGE_SIZE << order;
+    size_t n = slots_that_fit(bytes, slot, align);
+    c->slab_order = order;
+    c->slab_bytes = bytes;
+    c->slab_mask = ~(uintptr_t)(bytes - 1);
+    c->objs_per_slab = (uint32_t)n;
+    c->bitmap_words = (uint32_t)((n + 63) / 64);
+    c->objs_offset = (uint32_t)align_up(header_bytes(n), align);
+    c->colour_step = (uint32_t)(align > SLAB_CACHELINE ? align : SLAB_CACHELINE);
+    size_t leftover = bytes - c->objs_offset - n * slot;
+    c->colour_max = (uint32_t)(leftover / c->colour_step * c->colour_step);
+    c->recip = (((uint64_t)1 << SLAB_RECIP_SHIFT) / slot) + 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- lists (cache->lock) */
+
+static struct slab_list_head *list_of(struct kmem_cache *c, uint8_t which)
+{
+    switch (which) {
+    case SLAB_LIST_FULL:
+        return &c->full;
+    case SLAB_LIST_PARTIAL:
+        return &c->partial;
+    default:
+        return &c->empty;
+    }
+}
+
+static void list_del_locked(struct kmem_cache *c, struct slab *s)
+{
+    struct slab_list_head *h = list_of(c, s->list);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->first = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    h->count--;
+    s->next = s->prev = NULL;
+    s->list = SLAB_LIST_NONE;
+}
+
+static void list_add_locked(struct kmem_cache *c, struct slab *s, uint8_t which)
+{
+    struct slab_list_head *h = list_of(c, which);
+    s->prev = NULL;
+    s->next = h->first;
+    if (h->first)
+        h->first->prev = s;
+    h->first = s;
+    h->count++;
+    s->list = which;
+}
+
+static uint8_t list_for_inuse(const struct kmem_cache *c, uint32_t inuse)
+{
+    if (inuse == 0)
+        return SLAB_LIST_EMPTY;
+    return inuse == c->objs_per_slab ? SLAB_LIST_FULL : SLAB_LIST_PARTIAL;
+}
+
+static void slab_relist_locked(struct kmem_cache *c, struct slab *s)
+{
+    uint8_t want = list_for_inuse(c, s->inuse);
+    if (want != s->list) {
+        list_del_locked(c, s);
+        list_add_locked(c, s, want);
+    }
+}
+
+/* ---------------------------------------------------------------- making and freeing slabs */
+
+/* A new slab, constructed, on no list.  No lock held.  NULL with errno ENOMEM. */
+static struct slab *slab_create(struct kmem_cache *c)
+{
+    struct slab *s = buddy_alloc(c->slab_order, BUDDY_TAG_SLAB);
+    if (!s)
+        return NULL;
+    uint32_t colours = c->colour_max / c->colour_step + 1;
+    uint32_t colour = __atomic_fetch_add(&c->colour_next, 1, __ATOMIC_RELAXED) % colours;
+    s->magic = SLAB_MAGIC;
+    s->inuse = 0;
+    s->cache = c;
+    s->next = s->prev = NULL;
+    s->objs = (char *)s + c->objs_offset + (size_t)colour * c->colour_step;
+    s->free_word = 0;
+    s->list = SLAB_LIST_NONE;
+    memset(s->bitmap, 0, c->bitmap_words * sizeof(uint64_t));
+    uint32_t tail = c->objs_per_slab % 64;
+    if (tail) /* bits past the last slot read as "in use" so the scan never returns them */
+        s->bitmap[c->bitmap_words - 1] = ~(uint64_t)0 << tail;
+    if (c->ctor || c->ctor_simple) {
+        for (uint32_t i = 0; i < c->objs_per_slab; i++) {
+            void *obj = s->objs + (size_t)i * c->slot_size;
+            if (c->ctor)
+                c->ctor(obj, c->ctor_arg);
+            else
+                c->ctor_simple(obj);
+        }
+    }
+    return s;
+}
+
+/* Destruct the free slots of a slab (all of them, when it is empty) and give it back.
+ * The slab is on no list; no lock held. */
+static void slab_destroy(struct kmem_cache *c, struct slab *s)
+{
+    if (c->dtor) {
+        for (uint32_t i = 0; i < c->objs_per_slab; i++) {
+            if (!(s->bitmap[i / 64] & ((uint64_t)1 << (i % 64))))
+                c->dtor(s->objs + (size_t)i * c->slot_size, c->ctor_arg);
+        }
+    }
+    s->magic = 0;
+    s->cache = NULL;
+    buddy_free(s);
+}
+
+static void slab_destroy_chain(struct kmem_cache *c, struct slab *chain)
+{
+    while (chain) {
+        struct slab *next = chain->next;
+        slab_destroy(c, chain);
+        chain = next;
+    }
+}
+
+/* Unlink empty slabs beyond `keep` onto a private chain (cache->lock held). */
+static struct slab *slab_take_excess_empty_locked(struct kmem_cache *c, size_t keep,
+                                                  size_t *dtor_calls)
+{
+    struct slab *chain = NULL;
+    while (c->empty.count > keep) {
+        struct slab *s = c->empty.first;
+        list_del_locked(c, s);
+        s->next = chain;
+        chain = s;
+        c->slabs_freed++;
+        if (c->dtor)
+            *dtor_calls += c->objs_per_slab;
+    }
+    return chain;
+}
+
+void slab_release_empty(struct kmem_cache *c, size_t keep)
+{
+    size_t dtors = 0;
+    pthread_mutex_lock(&c->lock);
+    struct slab *chain = slab_take_excess_empty_locked(c, keep, &dtors);
+    c->dtor_calls += dtors;
+    pthread_mutex_unlock(&c->lock);
+    slab_destroy_chain(c, chain);
+}
+
+/* ---------------------------------------------------------------- objects <-> slabs */
+
+/* Take up to n free slots of s (cache->lock held). */
+static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs, size_t n)
+{
+    size_t got = 0;
+    uint32_t w = s->free_word;
+    while (got < n && w < c->bitmap_words) {
+        uint64_t avail = ~s->bitmap[w];
+        if (!avail) {
+            w++;
+            continue;
+        }
+        uint64_t taken = 0;
+        do {
+            unsigned b = (unsigned)__builtin_ctzll(avail);
+            avail &= avail - 1;
+            taken |= (uint64_t)1 << b;
+            objs[got++] = s->objs + ((size_t)w * 64 + b) * c->slot_size;
+        } while (avail && got < n);
+        /* Lock-free readers (free-time checks) load bitmap words with relaxed atomics. */
+        __atomic_store_n(&s->bitmap[w], s->bitmap[w] | taken, __ATOMIC_RELAXED);
+        if (!avail)
+            w++;
+    }
+    s->free_word = w;
+    s->inuse += (uint32_t)got;
+    c->inuse_total += got;
+    slab_relist_locked(c, s);
+    return got;
+}
+
+size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        struct slab *s = c->partial.first ? c->partial.first : c->empty.first;
+        if (!s)
+            break;
+        got += slab_take_locked(c, s, objs + got, n - got);
+    }
+    return got;
+}
+
+size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n)
+{
+    size_t got = 0;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        size_t want = n - got;
+        if (c->max_objects) {
+            size_t room = c->max_objects > c->live_capped ? c->max_objects - c->live_capped : 0;
+            if (want > room)
+                want = room;
+        }
+        if (want == 0)
+            break;
+        size_t took = slab_alloc_batch_locked(c, objs + got, want);
+        got += took;
+        if (c->max_objects)
+            c->live_capped += took;
+        if (took == want)
+            continue;
+        /* Out of free slots: make a slab without the lock, then retry. */
+        pthread_mutex_unlock(&c->lock);
+        struct slab *s = slab_create(c);
+        pthread_mutex_lock(&c->lock);
+        if (!s)
+            break;
+        c->slabs_created++;
+        if (c->ctor || c->ctor_simple)
+            c->ctor_calls += c->objs_per_slab;
+        list_add_locked(c, s, SLAB_LIST_EMPTY);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (got < n)
+        errno = ENOMEM;
+    return got;
+}
+
+/* Give one in-use slot back to its slab (cache->lock held; obj already validated). */
+static void slab_put_locked(struct kmem_cache *c, void *obj)
+{
+    struct slab *s = slab_of(c, obj);
+    uint32_t idx = slot_index(c, s, obj);
+    uint32_t w = idx / 64;
+    __atomic_store_n(&s->bitmap[w], s->bitmap[w] & ~((uint64_t)1 << (idx % 64)), __ATOMIC_RELAXED);
+    if (w < s->free_word)
+        s->free_word = w;
+    s->inuse--;
+    c->inuse_total--;
+    slab_relist_locked(c, s);
+}
+
+void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        slab_put_locked(c, objs[i]);
+    if (c->max_objects)
+        c->live_capped -= n;
+}
+
+void slab_free_batch(struct kmem_cache *c, void *const *objs, size_t n)
+{
+    size_t dtors = 0;
+    pthread_mutex_lock(&c->lock);
+    slab_free_batch_locked(c, objs, n);
+    struct slab *chain = slab_take_excess_empty_locked(c, c->max_empty, &dtors);
+    c->dtor_calls += dtors;
+    pthread_mutex_unlock(&c->lock);
+    slab_destroy_chain(c, chain);
+}
+
+/* ---------------------------------------------------------------- free-time checks */
+
+static void count_invalid(struct kmem_cache *c)
+{
+    if (c)
+        __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
+}
+
+/* Why obj cannot be freed to c: a message, or NULL when it can.  Reads only memory that is
+ * known to be ours (the extent map first, then the buddy page map, then the slab header). */
+static const char *slab_diagnose(struct kmem_cache *c, const void *obj, struct kmem_cache **owner)
+{
+    *owner = NULL;
+    struct heap_extent *e = heap_extent_lookup(obj);
+    if (!e || e->kind != HEAP_KIND_BUDDY)
+        return "invalid free (pointer not from slabcache)";
+    struct buddy_block_info info;
+    if (!buddy_lookup(obj, &info) || info.tag != BUDDY_TAG_SLAB)
+        return "invalid free (pointer not in a slab)";
+    struct slab *s = (struct slab *)info.head;
+    struct kmem_cache *oc = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
+    if (s->magic != SLAB_MAGIC || !oc)
+        return "invalid free (slab header damaged)";
+    *owner = oc;
+    if (oc != c)
+        return "wrong cache";
+    if (slot_index(c, s, obj) == UINT32_MAX)
+        return "invalid free (not the start of an object)";
+    return NULL;
+}
+
+bool slab_check_free(struct kmem_cache *c, const void *obj, const char *op)
+{
+    /* Fast checks first: the address is in one of our buddy extents, the slab header at the
+     * masked address is a live slab of this cache, and obj is exactly a slot start. */
+    struct heap_extent *e = heap_extent_lookup(obj);
+    if (SLAB_LIKELY(e && e->kind == HEAP_KIND_BUDDY)) {
+        struct slab *s = slab_of(c, obj);
+        if (SLAB_LIKELY((uintptr_t)s >= e->base && s->magic == SLAB_MAGIC &&
+                        __atomic_load_n(&s->cache, __ATOMIC_RELAXED) == c)) {
+            uint32_t idx = slot_index(c, s, obj);
+            if (SLAB_LIKELY(idx != UINT32_MAX)) {
+                uint64_t word = __atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED);
+                if (SLAB_LIKELY(word & ((uint64_t)1 << (idx % 64))))
+                    return true;
+                count_invalid(c);
+                slab_report("%s: double free of %p in cache %s (object is already free)", op,
+                            obj, c->name);
+                slab_misuse();
+                return false;
+            }
+        }
+    }
+    struct kmem_cache *owner;
+    const char *why = slab_diagnose(c, obj, &owner);
+    if (!why) /* header check raced with nothing wrong: treat as valid only if bit set */
+        why = "invalid free (inconsistent slab)";
+    count_invalid(c);
+    if (owner && owner != c)
+        slab_report("%s: %s: %p belongs to cache %s, freed to cache %s", op, why, obj,
+                    owner->name, c->name);
+    else
+        slab_report("%s: %s: %p, cache %s", op, why, obj, c->name);
+    slab_misuse();
+    return false;
+}
+
+struct kmem_cache *slab_block_cache(const void *head)
+{
+    const struct slab *s = head;
+    struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
+    if (s->magic != SLAB_MAGIC || !cache_is_live(c))
+        return NULL;
+    return c;
+}
+
+/* ---------------------------------------------------------------- create / destroy */
+
+static struct kmem_cache *create_fail(const char *name, unsigned int flags, int err)
+{
+    if (flags & SLAB_PANIC) {
+        slab_report("kmem_cache_create(%s) failed (errno %d) and SLAB_PANIC is set", name, err);
+        abort();
+    }
+    errno = err;
+    return NULL;
+}
+
+static unsigned magazine_size_for(size_t slot)
+{
+    if (slot <= 256)
+        return 64;
+    if (slot <= 1024)
+        return 32;
+    if (slot <= 4096)
+        return 16;
+    return 8;
+}
+
+/* Magazine table ids of live caches (slab_caches_lock). */
+static uint64_t cache_id_used[SLAB_MAX_CACHES / 64];
+
+static uint32_t cache_id_alloc_locked(void)
+{
+    for (uint32_t w = 0; w < SLAB_MAX_CACHES / 64; w++) {
+        if (~cache_id_used[w]) {
+            unsigned b = (unsigned)__builtin_ctzll(~cache_id_used[w]);
+            cache_id_used[w] |= (uint64_t)1 << b;
+            return w * 64 + b;
+        }
+    }
+    return SLAB_NO_ID;
+}
+
+static void cache_id_free_locked(uint32_t id)
+{
+    if (id != SLAB_NO_ID)
+        cache_id_used[id / 64] &= ~((uint64_t)1 << (id % 64));
+}
+
+static struct kmem_cache *cache_create(const char *name, size_t size,
+                                       const struct kmem_cache_args *args, unsigned int flags,
+                                       void (*ctor_simple)(void *))
+{
+    static const struct kmem_cache_args no_args;
+    if (!args)
+        args = &no_args;
+    size_t align = args->align ? args->align : SLAB_DEFAULT_ALIGN;
+    if (!name || !*name || size == 0 || size > KMEM_CACHE_MAX_SIZE || !is_pow2(align) ||
+        align > BUDDY_PAGE_SIZE || (flags & ~SLAB_KNOWN_FLAGS))
+        return create_fail(name ? name : "(null)", flags, EINVAL);
+    if (align < SLAB_DEFAULT_ALIGN)
+        align = SLAB_DEFAULT_ALIGN;
+    if ((flags & SLAB_HWCACHE_ALIGN) && align < SLAB_CACHELINE)
+        align = SLAB_CACHELINE;
+
+    slab_init_once();
+    struct kmem_cache *c = heap_meta_alloc(sizeof *c);
+    if (!c)
+        return create_fail(name, flags, ENOMEM);
+    size_t nlen = strnlen(name, KMEM_CACHE_NAME_MAX - 1);
+    memcpy(c->name, name, nlen);
+    c->name[nlen] = '\0';
+    c->object_size = (uint32_t)size;
+    c->align = (uint32_t)align;
+    c->slot_size = (uint32_t)align_up(size, align);
+    c->flags = flags;
+    c->ctor = args->ctor;
+    c->dtor = args->dtor;
+    c->ctor_arg = args->arg;
+    c->ctor_simple = ctor_simple;
+    c->max_objects = args->max_objects;
+    c->max_empty = args->max_empty_slabs ? args->max_empty_slabs : SLAB_DEFAULT_MAX_EMPTY;
+    if (cache_compute_geometry(c) != 0) {
+        heap_meta_free(c, sizeof *c);
+        return create_fail(name, flags, EINVAL);
+    }
+    /* Exact live caps and SLAB_NO_MAGAZINE bypass the magazines. */
+    bool magazines = !(flags & (SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)) && !c->max_objects;
+    c->mag_size = magazines ? (args->magazine_size ? args->magazine_size
+                                                   : magazine_size_for(c->slot_size))
+                            : 0;
+    c->depot_max_full = 8 + (size_t)(1u << 20) / ((size_t)c->slot_size * (c->mag_size + 1));
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->depot_lock, NULL);
+    c->id = SLAB_NO_ID;
+
+    pthread_mutex_lock(&slab_caches_lock);
+    if (c->mag_size && (c->id = cache_id_alloc_locked()) == SLAB_NO_ID)
+        c->mag_size = 0; /* out of ids: this cache works without magazines */
+    c->next_cache = slab_caches;
+    c->prev_cache = NULL;
+    if (slab_caches)
+        slab_caches->prev_cache = c;
+    slab_caches = c;
+    __atomic_store_n(&c->magic, KMEM_CACHE_MAGIC, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&slab_caches_lock);
+    return c;
+}
+
+struct kmem_cache *kmem_cache_create_args(const char *name, size_t size,
+                                          const struct kmem_cache_args *args, unsigned int flags)
+{
+    return cache_create(name, size, args, flags, NULL);
+}
+
+struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align,
+                                     unsigned int flags, void (*ctor)(void *obj))
+{
+    struct kmem_cache_args args = {0};
+    args.align = align;
+    return cache_create(name, size, &args, flags, ctor);
+}
+
+/* Up to `max` addresses of slots still in use (cache->lock held). */
+static size_t collect_live_locked(struct kmem_cache *c, void **addrs, size_t max)
+{
+    size_t n = 0;
+    const struct slab_list_head *lists[] = {&c->full, &c->partial};
+    for (size_t l = 0; l < 2; l++) {
+        for (struct slab *s = lists[l]->first; s && n < max; s = s->next) {
+            for (uint32_t i = 0; i < c->objs_per_slab && n < max; i++)
+                if (s->bitmap[i / 64] & ((uint64_t)1 << (i % 64)))
+                    addrs[n++] = s->objs + (size_t)i * c->slot_size;
+        }
+    }
+    return n;
+}
+
+static struct slab *take_all_slabs_locked(struct kmem_cache *c)
+{
+    struct slab *chain = NULL;
+    struct slab_list_head *lists[] = {&c->full, &c->partial, &c->empty};
+    for (size_t l = 0; l < 3; l++) {
+        while (lists[l]->first) {
+            struct slab *s = lists[l]->first;
+            list_del_locked(c, s);
+            s->next = chain;
+            chain = s;
+        }
+    }
+    return chain;
+}
+
+/* Destroy: objects cached in any thread's magazines and in the depot go back to their
+ * slabs first, so whatever is still in use is held by a caller: those are reported (count and
+ * first addresses), then every slab is released anyway (MemServer/MDX pool semantics).
+ * Destructors run for the free slots only: a live object is not in its constructed state. */
+void kmem_cache_destroy(struct kmem_cache *c)
+{
+    if (!c)
+        return;
+    if (!cache_is_live(c)) {
+        slab_report("kmem_cache_destroy: %p is not a live cache (destroyed twice?)", (void *)c);
+        slab_misuse();
+        return;
+    }
+    pthread_mutex_lock(&slab_caches_lock);
+    if (c->prev_cache)
+        c->prev_cache->next_cache = c->next_cache;
+    else
+        slab_caches = c->next_cache;
+    if (c->next_cache)
+        c->next_cache->prev_cache = c->prev_cache;
+    __atomic_store_n(&c->magic, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&slab_caches_lock);
+
+    if (c->mag_size) {
+        slab_tcache_flush_cache_all_threads(c);
+        slab_depot_drain(c);
+    }
+
+    void *addrs[SLAB_REPORT_LEAK_ADDRS];
+    pthread_mutex_lock(&c->lock);
+    size_t live = c->inuse_total;
+    size_t shown = live ? collect_live_locked(c, addrs, SLAB_REPORT_LEAK_ADDRS) : 0;
+    struct slab *chain = take_all_slabs_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    if (live) {
+        char list[SLAB_REPORT_LEAK_ADDRS * 20 + 8];
+        size_t pos = 0;
+        for (size_t i = 0; i < shown; i++)
+            pos += slab_format(list + pos, sizeof list - pos, " %p", addrs[i]);
+        slab_report("kmem_cache_destroy(%s): %zu objects still in use (first:%s%s); releasing "
+                    "them with the cache",
+                    c->name, live, list, live > shown ? " ..." : "");
+    }
+    slab_destroy_chain(c, chain);
+
+    pthread_mutex_lock(&slab_caches_lock);
+    cache_id_free_locked(c->id);
+    pthread_mutex_unlock(&slab_caches_lock);
+    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->depot_lock);
+    heap_meta_free(c, sizeof *c);
+}
+
+int kmem_cache_shrink(struct kmem_cache *c)
+{
+    if (!cache_is_live(c)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (c->mag_size) {
+        slab_tcache_flush_self(c);
+        slab_depot_drain(c);
+    }
+    slab_release_empty(c, 0);
+    return 0;
+}
+
+unsigned int kmem_cache_size(struct kmem_cache *c)
+{
+    if (!cache_is_live(c)) {
+        errno = EINVAL;
+        return 0;
+    }
+    return c->object_size;
+}
+
+const char *kmem_cache_name(struct kmem_cache *c)
+{
+    if (!cache_is_live(c)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return c->name;
+}
+
+/* ---------------------------------------------------------------- validation */
+
+#define VFAIL(...)                                                                          \
+    do {                                                                                    \
+        slab_report(__VA_ARGS__);                                                           \
+        return -1;                                                                          \
+    } while (0)
+
+static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t list,
+                                size_t *inuse_sum)
+{
+    if ((uintptr_t)s & ~c->slab_mask)
+        VFAIL("validate %s: slab %p not aligned to %zu", c->name, (void *)s, c->slab_bytes);
+    if (s->magic != SLAB_MAGIC || s->cache != c)
+        VFAIL("validate %s: slab %p header damaged (magic or cache)", c->name, (void *)s);
+    if (s->list != list)
+        VFAIL("validate %s: slab %p marked list %u but found on list %u", c->name, (void *)s,
+              (unsigned)s->list, (unsigned)list);
+    struct buddy_block_info info;
+    if (!buddy_lookup(s, &info) || info.head != (void *)s || info.tag != BUDDY_TAG_SLAB ||
+        info.order != c->slab_order)
+        VFAIL("validate %s: slab %p is not an allocated buddy block of order %u tagged slab",
+              c->name, (void *)s, c->slab_order);
+    size_t colour = (size_t)(s->objs - (char *)s) - c->objs_offset;
+    if ((size_t)(s->objs - (char *)s) < c->objs_offset || colour > c->colour_max ||
+        colour % c->colour_step)
+        VFAIL("validate %s: slab %p colour offset %zu invalid", c->name, (void *)s, colour);
+    size_t bits = 0;
+    for (uint32_t w = 0; w < c->bitmap_words; w++) {
+        uint64_t word = s->bitmap[w];
+        if (w < s->free_word && ~word)
+            VFAIL("validate %s: slab %p has a free slot below its free_word hint", c->name,
+                  (void *)s);
+        bits += (size_t)__builtin_popcountll(word);
+    }
+    uint32_t tail = c->objs_per_slab % 64;
+    if (tail) {
+        uint64_t pad = ~(uint64_t)0 << tail;
+        if ((s->bitmap[c->bitmap_words - 1] & pad) != pad)
+            VFAIL("validate %s: slab %p padding bits cleared", c->name, (void *)s);
+        bits -= 64 - tail;
+    }
+    if (bits != s->inuse)
+        VFAIL("validate %s: slab %p bitmap has %zu bits set, inuse says %u", c->name,
+              (void *)s, bits, s->inuse);
+    if (list_for_inuse(c, s->inuse) != list)
+        VFAIL("validate %s: slab %p with %u in use is on the wrong list", c->name, (void *)s,
+              s->inuse);
+    *inuse_sum += s->inuse;
+    return 0;
+}
+
+static int validate_list_locked(struct kmem_cache *c, struct slab_list_head *h, uint8_t list,
+                                size_t *inuse_sum)
+{
+    size_t n = 0;
+    struct slab *prev = NULL;
+    for (struct slab *s = h->first; s; prev = s, s = s->next) {
+        if (s->prev != prev)
+            VFAIL("validate %s: slab %p back link broken", c->name, (void *)s);
+        if (validate_slab_locked(c, s, list, inuse_sum))
+            return -1;
+        if (++n > h->count)
+            break;
+    }
+    if (n != h->count)
+        VFAIL("validate %s: list %u holds %zu slabs, count says %zu", c->name, (unsigned)list,
+              n, h->count);
+    return 0;
+}
+
+/* An object held in a magazine must be an in-use slot of c (cache->lock held). */
+int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj)
+{
+    struct heap_extent *e = heap_extent_lookup(obj);
+    if (!e || e->kind != HEAP_KIND_BUDDY)
+        VFAIL("validate %s: magazine holds %p, not a slabcache address", c->name, obj);
+    struct slab *s = slab_of(c, obj);
+    if (s->magic != SLAB_MAGIC || s->cache != c)
+        VFAIL("validate %s: magazine holds %p, not in a slab of this cache", c->name, obj);
+    uint32_t idx = slot_index(c, s, obj);
+    if (idx == UINT32_MAX)
+        VFAIL("validate %s: magazine holds %p, not a slot start", c->name, obj);
+    if (!(s->bitmap[idx / 64] & ((uint64_t)1 << (idx % 64))))
+        VFAIL("validate %s: magazine holds %p but its slot is free", c->name, obj);
+    return 0;
+}
+
+int slab_validate_cache_locked(struct kmem_cache *c)
+{
+    size_t inuse = 0;
+    if (validate_list_locked(c, &c->full, SLAB_LIST_FULL, &inuse) ||
+        validate_list_locked(c, &c->partial, SLAB_LIST_PARTIAL, &inuse) ||
+        validate_list_locked(c, &c->empty, SLAB_LIST_EMPTY, &inuse))
+        return -1;
+    if (inuse != c->inuse_total)
+        VFAIL("validate %s: slabs hold %zu objects, inuse_total says %zu", c->name, inuse,
+              c->inuse_total);
+    if (c->slabs_created - c->slabs_freed != c->full.count + c->partial.count + c->empty.count)
+        VFAIL("validate %s: created-freed = %zu slabs, lists hold %zu", c->name,
+              c->slabs_created - c->slabs_freed,
+              c->full.count + c->partial.count + c->empty.count);
+    if (c->empty.count > c->max_empty)
+        VFAIL("validate %s: %zu empty slabs kept, limit %zu", c->name, c->empty.count,
+              c->max_empty);
+    if (c->max_objects && c->live_capped > c->max_objects)
+        VFAIL("validate %s: %zu live objects over the cap %zu", c->name, c->live_capped,
+              c->max_objects);
+    return 0;
+}
+
+int slabcache_validate(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&slab_caches_lock);
+    for (struct kmem_cache *c = slab_caches; c && rc == 0; c = c->next_cache)
+        rc = kmem_cache_validate(c);
+    pthread_mutex_unlock(&slab_caches_lock);
+    if (rc == 0)
+        rc = buddy_validate();
+    if (rc == 0)
+        rc = heap_validate();
+    return rc;
+}

@@ -1,0 +1,146 @@
+/* slab/slab.h - slabcache object caches (kmem_cache), the public API.
+ *
+ * Typed caches of fixed-size objects in the style of the Linux kernel's kmem_cache and
+ * Bonwick's slab allocator: bitmap-headed multi-page slabs from the buddy layer, object
+ * caching with constructors and destructors, per-thread magazines with a depot, statistics
+ * in /proc/slabinfo form.  Long-form documentation: docs/api.md; design: docs/design.md.
+ *
+ *   struct inode { ... };
+ *   struct kmem_cache *ic = KMEM_CACHE(inode, SLAB_HWCACHE_ALIGN);
+ *   struct inode *i = kmem_cache_alloc(ic, 0);
+ *   kmem_cache_free(ic, i);
+ *   kmem_cache_destroy(ic);
+ *
+ * Every function is thread-safe.  Errors: NULL/-1 with errno set; misuse (double free, a
+ * pointer from elsewhere, the wrong cache) is reported on stderr in a line starting with
+ * "slabcache:" and never corrupts the allocator.
+ */
+#ifndef SLABCACHE_SLAB_SLAB_H
+#define SLABCACHE_SLAB_SLAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kmem_cache;
+
+/* ---------------------------------------------------------------- cache flags */
+#define SLAB_HWCACHE_ALIGN 0x00002000u /* align slots to the cache line (64 bytes) */
+#define SLAB_POISON 0x00000800u        /* fill free objects with 0x6b, check on alloc */
+#define SLAB_RED_ZONE 0x00000400u      /* guard bytes after each object, checked on free */
+#define SLAB_STORE_USER 0x00010000u    /* record alloc/free call sites, thread and time */
+#define SLAB_PANIC 0x00040000u         /* abort() if kmem_cache_create fails */
+#define SLAB_NO_MAGAZINE 0x00100000u   /* no per-thread caching: every op goes to the slabs */
+#define SLAB_CONSISTENCY_CHECKS 0x00000100u /* full sanity checks on every operation */
+
+/* Allocation flags (the `flags` of kmem_cache_alloc and friends). */
+#define KM_ZERO 0x1u     /* zero the object (what kmem_cache_zalloc does) */
+#define KM_NOFAIL 0x2u   /* reserved; accepted */
+
+/* ---------------------------------------------------------------- creation */
+
+/* Arguments for kmem_cache_create_args (zero-initialise, then set what you need). */
+struct kmem_cache_args {
+    size_t align;                             /* power of two; 0 = default (8) */
+    void (*ctor)(void *obj, void *arg);       /* run once per slot when its slab is made */
+    void (*dtor)(void *obj, void *arg);       /* run once per slot when its slab is freed */
+    void *arg;                                /* passed to ctor and dtor */
+    size_t max_objects;                       /* cap on live objects; 0 = none (ENOMEM past) */
+    unsigned int magazine_size;               /* objects per magazine; 0 = chosen by size */
+    unsigned int max_empty_slabs;             /* empty slabs kept; 0 = default (2) */
+};
+
+/* Create a cache of `size`-byte objects.  name: copied (up to KMEM_CACHE_NAME_MAX-1
+ * bytes); align: 0 or a power of two; ctor: may be NULL.  NULL with errno EINVAL for a NULL
+ * or empty name, size 0 or > KMEM_CACHE_MAX_SIZE, a bad alignment or unknown flags; ENOMEM
+ * when out of memory.  With SLAB_PANIC, failure aborts instead. */
+struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align,
+                                     unsigned int flags, void (*ctor)(void *obj));
+struct kmem_cache *kmem_cache_create_args(const char *name, size_t size,
+                                          const struct kmem_cache_args *args, unsigned int flags);
+/* A cache for `struct struct_name`, named after it, sized and aligned by the type. */
+#define KMEM_CACHE(struct_name, flags)                                                     \
+    kmem_cache_create(#struct_name, sizeof(struct struct_name),                            \
+                      __alignof__(struct struct_name), (flags), NULL)
+
+#define KMEM_CACHE_NAME_MAX 32
+#define KMEM_CACHE_MAX_SIZE ((size_t)1 << 20) /* largest object size: 1 MiB */
+
+/* Destroy: live objects are reported on stderr (name, count, first addresses), then all
+ * of the cache's memory is released anyway.  NULL does nothing. */
+void kmem_cache_destroy(struct kmem_cache *cache);
+
+/* ---------------------------------------------------------------- objects */
+
+void *kmem_cache_alloc(struct kmem_cache *cache, unsigned int flags); /* NULL + ENOMEM */
+void *kmem_cache_zalloc(struct kmem_cache *cache, unsigned int flags);
+void kmem_cache_free(struct kmem_cache *cache, void *obj); /* NULL obj does nothing */
+/* Allocate nr objects into objs; returns how many (all, or 0 with nothing allocated). */
+size_t kmem_cache_alloc_bulk(struct kmem_cache *cache, unsigned int flags, size_t nr,
+                             void **objs);
+void kmem_cache_free_bulk(struct kmem_cache *cache, size_t nr, void **objs);
+
+/* Drain the depot and the calling thread's magazines, return every empty slab to the buddy
+ * layer.  0 on success, -1 with errno EINVAL for a NULL cache. */
+int kmem_cache_shrink(struct kmem_cache *cache);
+/* Flush the calling thread's magazines of every cache (MDX's uncacheThread); call it before
+ * a thread exits if it cannot wait for the pthread key destructor. */
+void kmem_cache_thread_flush(void);
+
+unsigned int kmem_cache_size(struct kmem_cache *cache); /* the object size asked for */
+const char *kmem_cache_name(struct kmem_cache *cache);
+
+/* ---------------------------------------------------------------- statistics */
+
+struct kmem_cache_stats {
+    char name[KMEM_CACHE_NAME_MAX];
+    size_t object_size;      /* size asked for */
+    size_t slot_size;        /* object size rounded up to the alignment (plus debug bytes) */
+    size_t align;            /* slot alignment */
+    size_t objects_per_slab;
+    size_t pages_per_slab;
+    size_t active_objects;   /* held by callers */
+    size_t total_objects;    /* slots in all slabs */
+    size_t active_slabs;     /* slabs with at least one object held or cached */
+    size_t total_slabs;
+    size_t empty_slabs;      /* slabs with no object in use, kept for reuse */
+    size_t cached_objects;   /* freed, but held in per-thread magazines or the depot */
+    size_t allocs;           /* successful allocations, cumulative */
+    size_t frees;            /* frees, cumulative */
+    size_t slabs_created;
+    size_t slabs_freed;
+    size_t alloc_failures;
+    size_t magazine_size;    /* objects per magazine (0: no magazines) */
+    size_t depot_full, depot_empty; /* magazines in the depot */
+    size_t ctor_calls, dtor_calls;
+    size_t invalid_frees;    /* frees refused (double, invalid, wrong cache) */
+    unsigned int flags;
+};
+/* 0 on success, -1 with errno EINVAL for NULL arguments.  Exact when no thread is inside
+ * the allocator for this cache. */
+int kmem_cache_get_stats(struct kmem_cache *cache, struct kmem_cache_stats *out);
+/* Every cache in /proc/slabinfo version 2.1 format. */
+void kmem_cache_print_slabinfo(FILE *out);
+/* Every cache's stats as one JSON object {"caches":[{...},...]}. */
+void kmem_cache_print_json(FILE *out);
+/* Call fn for every live cache (under the cache-list lock: fn must not create or destroy
+ * caches). */
+void kmem_cache_for_each(void (*fn)(struct kmem_cache *cache, void *arg), void *arg);
+
+/* ---------------------------------------------------------------- checks */
+
+/* Walk every slab, list and bitmap of the cache and check every invariant (counts, list
+ * membership, bitmap vs in-use count, magazines hold only in-use slots of this cache).
+ * 0, or -1 after writing the first broken invariant to stderr. */
+int kmem_cache_validate(struct kmem_cache *cache);
+/* Every cache, then the buddy and heap layers. */
+int slabcache_validate(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

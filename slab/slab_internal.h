@@ -1,0 +1,200 @@
+/* slab/slab_internal.h - the structures of the slab layer and how they relate.
+ *
+ *   struct kmem_cache ──lists──> struct slab (a buddy block: header + bitmap, then slots)
+ *         │  └─depot──> struct magazine (full / empty lists, behind depot_lock)
+ *         └─id──> slot `id` of every thread's struct slab_tcache (loaded + previous magazine)
+ *
+ * A slab is a naturally aligned buddy block of 2^slab_order pages (tag BUDDY_TAG_SLAB), so
+ * the slab of an object is `obj & ~(slab_bytes - 1)`.  Layout of a slab:
+ *
+ *   +--------------------+-----------+--------+--------+-----+--------+-----------+
+ *   | struct slab header | bitmap[]  | colour | slot 0 | ... | slot n-1 | leftover |
+ *   +--------------------+-----------+--------+--------+-----+--------+-----------+
+ *   ^ block head                      ^ objs (aligned to cache->align)
+ *
+ * Counting invariants (checked by kmem_cache_validate):
+ *   slab->inuse        = number of set bits in slab->bitmap (slots held by callers or cached)
+ *   slab on full list    <=> inuse == objs_per_slab
+ *   slab on partial list <=> 0 < inuse < objs_per_slab
+ *   slab on empty list   <=> inuse == 0
+ *   cache->nr_slabs    = nr_full + nr_partial + nr_empty
+ *   sum(slab->inuse)   = active objects (callers) + cached objects (magazines and depot)
+ *   every pointer in a magazine is an in-use slot of that magazine's cache
+ *
+ * Lock order (outermost first; a function named *_locked says which it needs):
+ *   1. slab_caches_lock   - the list of caches and the cache id map
+ *   2. slab_tcache_lock   - the registry of per-thread caches
+ *   3. cache->depot_lock  - the cache's depot of magazines
+ *   4. cache->lock        - the cache's slab lists, slab headers and bitmaps, slow counters
+ *   5. buddy lock (buddy/), then the heap locks (heap/)
+ * Per-thread magazines take no lock: only their thread touches them, except under
+ * slab_tcache_lock at cache destroy, thread exit and in a fork child (documented there).
+ */
+#ifndef SLABCACHE_SLAB_SLAB_INTERNAL_H
+#define SLABCACHE_SLAB_SLAB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buddy/buddy.h"
+#include "slab/slab.h"
+
+#if defined(__GNUC__)
+#define SLAB_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SLAB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define SLAB_LIKELY(x) (x)
+#define SLAB_UNLIKELY(x) (x)
+#endif
+
+/* ---------------------------------------------------------------- constants */
+#define SLAB_MAGIC 0x534c4142u          /* "SLAB" in a live slab header */
+#define KMEM_CACHE_MAGIC 0x4b4d4341u    /* "KMCA" in a live cache */
+#define SLAB_DEFAULT_ALIGN 8
+#define SLAB_CACHELINE 64
+#define SLAB_MAX_CACHES 1024            /* caches with magazines (ids); more work without */
+#define SLAB_NO_ID UINT32_MAX
+#define SLAB_PREFERRED_MAX_ORDER 5      /* slabs up to 128 KiB unless objects need more */
+#define SLAB_MIN_OBJECTS 8              /* grow past the preferred order until this many fit */
+#define SLAB_DEFAULT_MAX_EMPTY 4        /* empty slabs kept per cache */
+#define SLAB_KNOWN_FLAGS                                                                    \
+    (SLAB_HWCACHE_ALIGN | SLAB_POISON | SLAB_RED_ZONE | SLAB_STORE_USER | SLAB_PANIC |      \
+     SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)
+#define SLAB_RECIP_SHIFT 42             /* idx = (off * recip) >> 42, exact for off < 2^22 */
+
+enum slab_list { SLAB_LIST_NONE = 0, SLAB_LIST_FULL, SLAB_LIST_PARTIAL, SLAB_LIST_EMPTY };
+
+/* ---------------------------------------------------------------- slab */
+struct slab {
+    uint32_t magic;            /* SLAB_MAGIC while the slab belongs to a cache */
+    uint32_t inuse;            /* set bits in bitmap */
+    struct kmem_cache *cache;  /* owner */
+    struct slab *next, *prev;  /* on one of the cache's lists (cache->lock) */
+    char *objs;                /* slot 0 (after the colour offset) */
+    uint32_t free_word;        /* no zero bit below this bitmap word */
+    uint8_t list;              /* enum slab_list */
+    uint8_t unused8[3];
+    uint64_t bitmap[];         /* bit i set: slot i is in use (by a caller or a magazine) */
+};
+
+struct slab_list_head {
+    struct slab *first;
+    size_t count;
+};
+
+/* ---------------------------------------------------------------- magazines */
+struct magazine {
+    uint32_t count;            /* objects in objs[0..count) (relaxed atomics: stats read it) */
+    uint32_t size;             /* capacity */
+    struct magazine *next;     /* on a depot list */
+    void *objs[];
+};
+
+/* ---------------------------------------------------------------- cache */
+struct kmem_cache {
+    /* read-mostly: geometry, set at create */
+    uint32_t magic;
+    uint32_t id;               /* index into every thread's magazine table, or SLAB_NO_ID */
+    uint32_t object_size;      /* as asked */
+    uint32_t slot_size;        /* object_size rounded up to align */
+    uint32_t align;
+    uint32_t objs_per_slab;
+    uint32_t slab_order;       /* slab = 2^slab_order pages */
+    uint32_t bitmap_words;
+    uint32_t objs_offset;      /* header + bitmap, aligned: offset of slot 0 without colour */
+    uint32_t colour_max;       /* largest colour offset (multiple of colour_step) */
+    uint32_t colour_step;
+    uint32_t mag_size;         /* objects per magazine; 0 = no magazines */
+    uint64_t recip;            /* ceil-ish reciprocal of slot_size, see SLAB_RECIP_SHIFT */
+    uintptr_t slab_mask;       /* ~(slab_bytes - 1) */
+    size_t slab_bytes;
+    unsigned int flags;
+    void (*ctor)(void *obj, void *arg);
+    void (*dtor)(void *obj, void *arg);
+    void (*ctor_simple)(void *obj);
+    void *ctor_arg;
+    size_t max_objects;        /* 0 = no cap */
+    size_t max_empty;
+    char name[KMEM_CACHE_NAME_MAX];
+    struct kmem_cache *next_cache, *prev_cache; /* slab_caches_lock */
+
+    /* depot (depot_lock) */
+    pthread_mutex_t depot_lock;
+    struct magazine *depot_full, *depot_empty;
+    size_t nr_depot_full, nr_depot_empty;
+    size_t depot_max_full;
+
+    /* slab lists and slow-path counters (lock) */
+    pthread_mutex_t lock;
+    struct slab_list_head full, partial, empty;
+    uint32_t colour_next;
+    size_t inuse_total;        /* sum of slab->inuse */
+    size_t slabs_created, slabs_freed;
+    size_t ctor_calls, dtor_calls;
+    size_t allocs, frees;      /* counted here for threads without a magazine table, and
+                                  folded in from exiting threads' tables */
+    size_t alloc_failures;     /* relaxed atomics */
+    size_t invalid_frees;      /* relaxed atomics */
+    size_t live_capped;        /* objects held by callers when max_objects is set */
+};
+
+/* ---------------------------------------------------------------- per-thread caches */
+struct slab_tc_entry {
+    struct kmem_cache *cache;  /* owner of these magazines, NULL if unused */
+    struct magazine *loaded, *previous;
+    size_t allocs, frees;      /* by this thread, relaxed atomics (stats read them) */
+};
+struct slab_tcache {
+    struct slab_tcache *next, *prev; /* registry (slab_tcache_lock) */
+    pthread_t thread;
+    struct slab_tc_entry ent[SLAB_MAX_CACHES];
+};
+
+/* ---------------------------------------------------------------- cross-file (slab.c) */
+extern pthread_mutex_t slab_caches_lock;
+extern pthread_mutex_t slab_tcache_lock;
+extern struct kmem_cache *slab_caches;
+
+void slab_init_once(void);
+/* Take up to n objects from the slabs into objs (cache->lock taken inside); returns count. */
+size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n);
+/* Return n objects to their slabs (cache->lock taken inside). Objects were validated. */
+void slab_free_batch(struct kmem_cache *c, void *const *objs, size_t n);
+size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n);
+void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n);
+/* Release empty slabs beyond `keep` (cache->lock taken inside). */
+void slab_release_empty(struct kmem_cache *c, size_t keep);
+/* Check that obj is a slot of cache c currently in use; on failure report ("double free",
+ * "invalid free", "wrong cache") unless quiet, and return false. */
+bool slab_check_free(struct kmem_cache *c, const void *obj, const char *op);
+/* The cache owning the slab whose buddy block starts at head (NULL if not a live slab). */
+struct kmem_cache *slab_block_cache(const void *head);
+/* Validation pieces (cache->lock held; magazine.c adds the depot and the thread tables). */
+int slab_validate_cache_locked(struct kmem_cache *c);
+int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj);
+
+/* ---------------------------------------------------------------- cross-file (magazine.c) */
+void slab_tcache_flush_cache_all_threads(struct kmem_cache *c); /* destroy */
+void slab_depot_drain(struct kmem_cache *c);
+void slab_tcache_flush_self(struct kmem_cache *c);
+/* Sum of per-thread counters for c (slab_tcache_lock taken inside). */
+void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, size_t *cached);
+void slab_magazine_init(void);
+
+/* ---------------------------------------------------------------- report.c */
+/* One line on stderr with write(2): "slabcache: " + the formatted text + "\n".
+ * Formats: %s, %zu, %u, %d, %p only.  Never allocates. */
+void slab_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Called after a misuse report: abort() unless SLABCACHE_ON_ERROR=report. */
+void slab_misuse(void);
+/* Format into buf (same subset as slab_report); returns the length written. */
+size_t slab_format(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+size_t slab_vformat(char *buf, size_t len, const char *fmt, va_list ap);
+/* Tests: read SLABCACHE_ON_ERROR again at the next misuse report. */
+void slab_report_reset_options(void);
+
+#endif
