@@ -1,0 +1,89 @@
+/* heap/heap_internal.h - prototypes shared by the files of the heap layer (not an API).
+ *
+ * Files and what they own:
+ *   heap.c     extents: the live and free lists, sbrk growth and trim, mmap extents, the limit,
+ *              stats, heap_validate.  Owns the HEAP lock.
+ *   os.c       the table of OS operations (heap_os_real, the installed table).
+ *   radix.c    the radix map from 4 MiB granules to descriptors (heap_radix_root).
+ *   meta.c     heap_meta_alloc/free: mmap'd metadata chunks.  Owns the META lock.
+ *   options.c  parsing of the environment, without allocating.
+ *   fmt.c      formatting into stack buffers, error lines with write(2).
+ *
+ * Lock order: HEAP lock, then META lock (descriptors are allocated under the HEAP lock).
+ * Radix leaves and metadata chunks are mapped with mmap(2) directly, not through the ops
+ * table: they are never given back, so they must not live in memory a test fake controls.
+ */
+#ifndef SLABCACHE_HEAP_HEAP_INTERNAL_H
+#define SLABCACHE_HEAP_HEAP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "heap/heap.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- heap.c */
+void heap_lock(void);
+void heap_unlock(void);
+bool heap_holds_extents_locked(void); /* caller holds the HEAP lock */
+
+/* ---------------------------------------------------------------- os.c */
+const struct heap_os_ops *heap_os(void);              /* the installed table */
+void heap_os_install_locked(const struct heap_os_ops *ops); /* caller holds HEAP lock */
+
+/* ---------------------------------------------------------------- radix.c */
+#define HEAP_RADIX_L1_COUNT ((size_t)1 << HEAP_RADIX_L1_BITS)
+#define HEAP_RADIX_L2_COUNT ((size_t)1 << HEAP_RADIX_L2_BITS)
+/* Map the leaves covering [base, base + size); 0, or -1 with errno ENOMEM.  Caller holds
+ * the HEAP lock (the only writer of the map). */
+int heap_radix_prepare_locked(uintptr_t base, size_t size);
+/* Point every granule of [base, base + size) at e (NULL to clear); leaves must exist. */
+void heap_radix_set_locked(uintptr_t base, size_t size, struct heap_extent *e);
+/* The entry of the granule holding addr (no range check), for the validator. */
+struct heap_extent *heap_radix_get(uintptr_t addr);
+/* Non-NULL entries in the whole map (walks every leaf; for the validator). */
+size_t heap_radix_count_locked(void);
+/* Granules [base, base + size) spans: size > 0. */
+static inline size_t heap_radix_granules(uintptr_t base, size_t size)
+{
+    return (size_t)(((base + size - 1) >> HEAP_EXTENT_SHIFT) - (base >> HEAP_EXTENT_SHIFT)) + 1;
+}
+
+/* ---------------------------------------------------------------- meta.c */
+size_t heap_meta_mapped_bytes(void);
+int heap_meta_validate(void);
+void heap_meta_lock(void);
+void heap_meta_unlock(void);
+
+/* ---------------------------------------------------------------- options.c */
+#define HEAP_DEFAULT_KEEP_FREE ((size_t)16 << 20)
+/* Defaults, then the environment (reports and ignores malformed values). */
+void heap_options_load(struct heap_options *out);
+/* "123", "64k", "16M", "2g": 0, or -1 (malformed, overflow).  No allocation. */
+int heap_options_parse_size(const char *s, size_t *out);
+/* "0" or "1": 0, or -1. */
+int heap_options_parse_bool(const char *s, bool *out);
+
+/* ---------------------------------------------------------------- fmt.c */
+#define HEAP_FMT_CAP 256
+struct heap_fmt {
+    char buf[HEAP_FMT_CAP];
+    size_t len; /* bytes used; text past the capacity is dropped */
+};
+void heap_fmt_str(struct heap_fmt *f, const char *s);
+void heap_fmt_dec(struct heap_fmt *f, uintmax_t v);
+void heap_fmt_hex(struct heap_fmt *f, uintmax_t v); /* "0x..." */
+/* Terminate the text with '\n' and write(2) it to stderr (errno preserved). */
+void heap_fmt_emit(struct heap_fmt *f);
+/* One line "slabcache: heap: <what> <a> <b>\n" (addresses in hex) to stderr with write(2). */
+void heap_report(const char *what, uintptr_t a, uintptr_t b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
