@@ -638,7 +638,7 @@ void heap_print_stats(FILE *out)
 /* ---------------------------------------------------------------- validation */
 
 struct totals {
-    size_t sbrk_bytes, mmap_bytes, free_bytes, live_granules;
+    size_t sbrk_bytes, mmap_bytes, free_bytes, live_granules, buddy_granules;
 };
 
 #define CHECK(cond, what, a, b)                                                                   \
@@ -667,11 +667,16 @@ static int validate_geometry_locked(const struct heap_extent *e)
     return 0;
 }
 
-/* Every granule of e maps to want (e itself when live, NULL when free). */
+/* Every granule of e maps to want (e itself when live, NULL when free), and its bit in the
+ * buddy granule map is set exactly when e is a live buddy extent. */
 static int validate_radix_locked(const struct heap_extent *e, const struct heap_extent *want)
 {
-    for (uintptr_t g = e->base; g - e->base < e->size; g += HEAP_EXTENT_SIZE)
+    bool buddy = want && want->kind == HEAP_KIND_BUDDY;
+    for (uintptr_t g = e->base; g - e->base < e->size; g += HEAP_EXTENT_SIZE) {
         CHECK(heap_radix_get(g) == want, "radix entry does not match the extent", e, g);
+        CHECK(heap_is_buddy_granule((const void *)g) == buddy,
+              "buddy granule bit does not match the extent", e, g);
+    }
     return 0;
 }
 
@@ -693,8 +698,11 @@ static int validate_list_locked(const struct heap_extent *head, uint32_t magic, 
             t->sbrk_bytes += e->map_size;
         else
             t->mmap_bytes += e->map_size;
-        if (magic == HEAP_EXTENT_MAGIC)
+        if (magic == HEAP_EXTENT_MAGIC) {
             t->live_granules += heap_radix_granules(e->base, e->size);
+            if (e->kind == HEAP_KIND_BUDDY)
+                t->buddy_granules += heap_radix_granules(e->base, e->size);
+        }
         else
             t->free_bytes += e->size;
     }
@@ -721,7 +729,7 @@ static int validate_overlaps_locked(void)
 
 static int validate_locked(void)
 {
-    struct totals t = {0, 0, 0, 0};
+    struct totals t = {0};
     if (validate_list_locked(heap.live, HEAP_EXTENT_MAGIC, heap.st.extents, &t) ||
         validate_list_locked(heap.free, EXT_FREE_MAGIC, heap.st.free_extents, &t) ||
         validate_overlaps_locked())
@@ -735,6 +743,9 @@ static int validate_locked(void)
     size_t entries = heap_radix_count_locked();
     CHECK(entries == t.live_granules, "radix entries do not match the live extents", entries,
           t.live_granules);
+    size_t buddy_bits = heap_radix_buddy_bits_locked();
+    CHECK(buddy_bits == t.buddy_granules, "buddy granule bits do not match the buddy extents",
+          buddy_bits, t.buddy_granules);
     for (const struct heap_extent *s = heap.spare; s; s = s->next)
         CHECK(s->magic == EXT_SPARE_MAGIC, "spare descriptor has a magic", s, s->magic);
     return 0;

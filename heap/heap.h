@@ -133,6 +133,20 @@ static inline struct heap_extent *heap_extent_lookup(const void *addr)
         return NULL;
     return e;
 }
+/* One bit per granule: set while the granule belongs to a live extent of kind
+ * HEAP_KIND_BUDDY.  heap_is_buddy_granule() is the one-load ownership test of the free fast
+ * paths (a buddy extent is fully mapped, so any address in it may be read). */
+#define HEAP_BUDDY_GRANULE_WORDS (((size_t)1 << HEAP_RADIX_BITS) / 64)
+extern uint64_t heap_buddy_granules[HEAP_BUDDY_GRANULE_WORDS];
+
+static inline bool heap_is_buddy_granule(const void *addr)
+{
+    uintptr_t key = (uintptr_t)addr >> HEAP_EXTENT_SHIFT;
+    if (key >> HEAP_RADIX_BITS)
+        return false;
+    return (__atomic_load_n(&heap_buddy_granules[key / 64], __ATOMIC_ACQUIRE) >> (key % 64)) & 1;
+}
+
 /* madvise(MADV_DONTNEED) a page-aligned range inside a live extent: the pages read back as
  * zero and stop counting in RSS.  0, or -1 with errno. */
 int heap_purge(void *addr, size_t len);

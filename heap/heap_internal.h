@@ -44,6 +44,8 @@ void heap_os_install_locked(const struct heap_os_ops *ops); /* caller holds HEAP
 int heap_radix_prepare_locked(uintptr_t base, size_t size);
 /* Point every granule of [base, base + size) at e (NULL to clear); leaves must exist. */
 void heap_radix_set_locked(uintptr_t base, size_t size, struct heap_extent *e);
+/* Bits set in heap_buddy_granules (for heap_validate). */
+size_t heap_radix_buddy_bits_locked(void);
 /* The entry of the granule holding addr (no range check), for the validator. */
 struct heap_extent *heap_radix_get(uintptr_t addr);
 /* Non-NULL entries in the whole map (walks every leaf; for the validator). */

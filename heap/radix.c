@@ -54,11 +54,20 @@ int heap_radix_prepare_locked(uintptr_t base, size_t size)
     return 0;
 }
 
+uint64_t heap_buddy_granules[HEAP_BUDDY_GRANULE_WORDS];
+
 void heap_radix_set_locked(uintptr_t base, size_t size, struct heap_extent *e)
 {
     uintptr_t last = radix_key(base + size - 1);
-    for (uintptr_t key = radix_key(base); key <= last; key++)
+    bool buddy = e && e->kind == HEAP_KIND_BUDDY;
+    for (uintptr_t key = radix_key(base); key <= last; key++) {
         __atomic_store_n(radix_slot(key), e, __ATOMIC_RELEASE);
+        uint64_t bit = (uint64_t)1 << (key % 64);
+        if (buddy)
+            __atomic_fetch_or(&heap_buddy_granules[key / 64], bit, __ATOMIC_RELEASE);
+        else
+            __atomic_fetch_and(&heap_buddy_granules[key / 64], ~bit, __ATOMIC_RELEASE);
+    }
 }
 
 struct heap_extent *heap_radix_get(uintptr_t addr)
@@ -77,6 +86,22 @@ size_t heap_radix_count_locked(void)
         struct heap_extent **leaf = heap_radix_root[l1];
         for (size_t i = 0; leaf && i < HEAP_RADIX_L2_COUNT; i++)
             n += leaf[i] != NULL;
+    }
+    return n;
+}
+
+/* Set bits in the buddy granule map.  Bits can only be set where a leaf exists (an extent was
+ * entered there), so only those stretches of the map are counted. */
+size_t heap_radix_buddy_bits_locked(void)
+{
+    size_t n = 0;
+    const size_t words_per_leaf = HEAP_RADIX_L2_COUNT / 64;
+    for (size_t l1 = 0; l1 < HEAP_RADIX_L1_COUNT; l1++) {
+        if (!heap_radix_root[l1])
+            continue;
+        for (size_t w = l1 * words_per_leaf; w < (l1 + 1) * words_per_leaf; w++)
+            n += (size_t)__builtin_popcountll(
+                __atomic_load_n(&heap_buddy_granules[w], __ATOMIC_RELAXED));
     }
     return n;
 }

@@ -99,14 +99,13 @@ static void magazine_delete(struct magazine *m)
         heap_meta_free(m, sizeof *m + (size_t)m->size * sizeof(void *));
 }
 
-/* Return a magazine's objects to the slabs; it is left empty. */
+/* Return a magazine's objects to the slabs; it is left empty (count zeroed under the cache
+ * lock, so a fork sees the objects either in the magazine or in the slabs, never both). */
 static void magazine_empty_to_slabs(struct kmem_cache *c, struct magazine *m)
 {
     uint32_t n = TC_LOAD(m->count);
-    if (n) {
-        slab_free_batch(c, m->objs, n);
-        TC_STORE(m->count, 0);
-    }
+    if (n)
+        slab_free_batch_published(c, m->objs, n, &m->count);
 }
 
 /* ---------------------------------------------------------------- depot (depot_lock) */
@@ -157,24 +156,20 @@ static void depot_put(struct kmem_cache *c, struct magazine *m)
     pthread_mutex_unlock(&c->depot_lock);
 }
 
+/* Empty the depot: every magazine's objects back to the slabs, the magazines freed.  The
+ * whole drain runs under depot_lock (lock order: depot, then cache), so no magazine holding
+ * objects is ever only in a local variable when another thread forks. */
 void slab_depot_drain(struct kmem_cache *c)
 {
     pthread_mutex_lock(&c->depot_lock);
-    struct magazine *full = c->depot_full, *empty = c->depot_empty;
-    c->depot_full = c->depot_empty = NULL;
-    c->nr_depot_full = c->nr_depot_empty = 0;
+    while (c->depot_full) {
+        struct magazine *m = depot_pop_locked(&c->depot_full, &c->nr_depot_full);
+        magazine_empty_to_slabs(c, m);
+        magazine_delete(m);
+    }
+    while (c->depot_empty)
+        magazine_delete(depot_pop_locked(&c->depot_empty, &c->nr_depot_empty));
     pthread_mutex_unlock(&c->depot_lock);
-    while (full) {
-        struct magazine *next = full->next;
-        magazine_empty_to_slabs(c, full);
-        magazine_delete(full);
-        full = next;
-    }
-    while (empty) {
-        struct magazine *next = empty->next;
-        magazine_delete(empty);
-        empty = next;
-    }
 }
 
 /* ---------------------------------------------------------------- per-thread tables */
@@ -347,68 +342,66 @@ static void *alloc_failed(struct kmem_cache *c)
     return NULL;
 }
 
+/* Exchanges keep one invariant for fork (slab_internal.h): a magazine that holds objects is
+ * always reachable from the entry or the depot.  A swap therefore stores the pointer to the
+ * magazine with objects first, and depot exchanges update the entry under depot_lock (which
+ * the fork prepare handler takes).  At worst a fork loses an *empty* magazine. */
+
 /* Refill e->loaded: swap with previous, else a full magazine from the depot, else half a
  * magazine from the slabs.  Returns false when nothing could be had. */
 static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
 {
     struct magazine *l = e->loaded, *p = e->previous;
     if (TC_LOAD(p->count)) {
-        TC_STORE(e->loaded, p);
+        TC_STORE(e->loaded, p); /* p has the objects: store it first */
         TC_STORE(e->previous, l);
         return true;
     }
     pthread_mutex_lock(&c->depot_lock);
     struct magazine *full = depot_pop_locked(&c->depot_full, &c->nr_depot_full);
-    if (full)
-        depot_push_locked(&c->depot_empty, &c->nr_depot_empty, p);
-    pthread_mutex_unlock(&c->depot_lock);
     if (full) {
-        TC_STORE(e->previous, l);
+        depot_push_locked(&c->depot_empty, &c->nr_depot_empty, p);
         TC_STORE(e->loaded, full);
-        return true;
+        TC_STORE(e->previous, l);
     }
+    pthread_mutex_unlock(&c->depot_lock);
+    if (full)
+        return true;
     uint32_t want = l->size / 2 ? l->size / 2 : 1;
-    size_t got = slab_alloc_batch(c, l->objs, want);
-    TC_STORE(l->count, (uint32_t)got);
-    return got != 0;
+    return slab_alloc_batch_published(c, l->objs, want, &l->count) != 0;
 }
 
 /* Make room in e->loaded: swap with an empty previous, else trade the full previous for an
- * empty magazine from the depot, else (depot at its bound) return previous's objects to
- * the slabs and swap. */
+ * empty magazine from the depot (or a new one), else (depot at its bound) return previous's
+ * objects to the slabs and swap. */
 static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
 {
     struct magazine *l = e->loaded, *p = e->previous;
     if (TC_LOAD(p->count) == 0) {
+        TC_STORE(e->previous, l); /* l is full: store it first */
         TC_STORE(e->loaded, p);
-        TC_STORE(e->previous, l);
         return;
     }
-    struct magazine *empty = NULL;
     pthread_mutex_lock(&c->depot_lock);
     bool room = c->nr_depot_full < c->depot_max_full;
-    if (room) {
-        empty = depot_pop_locked(&c->depot_empty, &c->nr_depot_empty);
-        if (empty)
-            depot_push_locked(&c->depot_full, &c->nr_depot_full, p);
-    }
+    struct magazine *empty = room ? depot_pop_locked(&c->depot_empty, &c->nr_depot_empty) : NULL;
     pthread_mutex_unlock(&c->depot_lock);
-    if (!empty && room && (empty = magazine_new(c->mag_size)) != NULL) {
+    if (!empty && room)
+        empty = magazine_new(c->mag_size);
+    if (empty) {
         pthread_mutex_lock(&c->depot_lock);
         depot_push_locked(&c->depot_full, &c->nr_depot_full, p);
-        pthread_mutex_unlock(&c->depot_lock);
-    }
-    if (empty) {
         TC_STORE(e->previous, l);
         TC_STORE(e->loaded, empty);
+        pthread_mutex_unlock(&c->depot_lock);
         return;
     }
     magazine_empty_to_slabs(c, p);
-    TC_STORE(e->loaded, p);
     TC_STORE(e->previous, l);
+    TC_STORE(e->loaded, p);
 }
 
-static void *cache_alloc_slow(struct kmem_cache *c, unsigned int flags)
+__attribute__((noinline)) static void *cache_alloc_slow(struct kmem_cache *c, unsigned int flags)
 {
     if (!c || c->magic != KMEM_CACHE_MAGIC) {
         if (c) {
@@ -439,10 +432,33 @@ static void *cache_alloc_slow(struct kmem_cache *c, unsigned int flags)
     return obj;
 }
 
-static void cache_free_slow(struct kmem_cache *c, void *obj)
+/* Report a double free caught on the magazine (see kmem_cache_free). */
+__attribute__((noinline, cold)) static void double_free_report(struct kmem_cache *c, void *obj)
+{
+    __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
+    slab_report("kmem_cache_free: double free of %p in cache %s (object is already free)",
+                obj, c->name);
+    slab_misuse();
+}
+
+/* The most common double free, cheaply: the object is already on top of this thread's
+ * magazine (glibc's "fasttop" check).  An object deeper in a magazine keeps its slab bit set,
+ * so the complete check needs SLAB_CONSISTENCY_CHECKS (no magazines: every free checks the
+ * bitmap). */
+static inline bool on_top(const struct magazine *m, uint32_t n, const void *obj)
+{
+    return n != 0 && m->objs[n - 1] == obj;
+}
+
+/* Free of a validated object when the fast path could not push it. */
+__attribute__((noinline)) static void cache_free_slow(struct kmem_cache *c, void *obj)
 {
     struct slab_tc_entry *e = entry_for(c);
     if (e) {
+        if (on_top(e->loaded, e->loaded->count, obj)) {
+            double_free_report(c, obj);
+            return;
+        }
         if (TC_LOAD(e->loaded->count) == e->loaded->size)
             entry_make_room(c, e);
         struct magazine *m = e->loaded;
@@ -453,6 +469,19 @@ static void cache_free_slow(struct kmem_cache *c, void *obj)
     }
     slab_free_batch(c, &obj, 1);
     __atomic_fetch_add(&c->frees, 1, __ATOMIC_RELAXED);
+}
+
+/* kmem_cache_free when the inline check failed: report, or free if the pointer is valid
+ * after all (the fast check only decides the common case). */
+__attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache *c, void *obj)
+{
+    if (!c) {
+        slab_report("kmem_cache_free: invalid free of %p to a NULL cache", obj);
+        slab_misuse();
+        return;
+    }
+    if (slab_check_free_slow(c, obj, "kmem_cache_free"))
+        cache_free_slow(c, obj);
 }
 
 /* ---------------------------------------------------------------- public fast paths */
@@ -494,38 +523,19 @@ void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
     return kmem_cache_alloc(c, flags | KM_ZERO);
 }
 
-/* Catch the most common double free cheaply: freeing the object that is already on top of
- * this thread's magazine (glibc's "fasttop" check).  The complete check for objects sitting
- * in magazines needs SLAB_CONSISTENCY_CHECKS (no magazines; every free checks the bitmap). */
-static bool double_free_on_top(struct kmem_cache *c, const struct magazine *m, void *obj)
-{
-    if (SLAB_LIKELY(m->count == 0 || m->objs[m->count - 1] != obj))
-        return false;
-    __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
-    slab_report("kmem_cache_free: double free of %p in cache %s (object is already free)",
-                obj, c->name);
-    slab_misuse();
-    return true;
-}
-
 void kmem_cache_free(struct kmem_cache *c, void *obj)
 {
     if (SLAB_UNLIKELY(!obj))
         return;
-    if (SLAB_UNLIKELY(!c)) {
-        slab_report("kmem_cache_free: invalid free of %p to a NULL cache", obj);
-        slab_misuse();
+    if (SLAB_UNLIKELY(!c || !slab_check_free_fast(c, obj))) {
+        cache_free_checked(c, obj);
         return;
     }
-    if (SLAB_UNLIKELY(!slab_check_free(c, obj, "kmem_cache_free")))
-        return;
     struct slab_tc_entry *e = entry_fast(c);
     if (SLAB_LIKELY(e != NULL)) {
         struct magazine *m = e->loaded;
         uint32_t n = m->count;
-        if (SLAB_UNLIKELY(double_free_on_top(c, m, obj)))
-            return;
-        if (SLAB_LIKELY(n < m->size)) {
+        if (SLAB_LIKELY(n < m->size && !on_top(m, n, obj))) {
             m->objs[n] = obj;
             TC_STORE(m->count, n + 1);
             count_op(&e->frees);

@@ -74,24 +74,6 @@ static inline bool cache_is_live(const struct kmem_cache *c)
     return c && __atomic_load_n(&c->magic, __ATOMIC_RELAXED) == KMEM_CACHE_MAGIC;
 }
 
-static inline struct slab *slab_of(const struct kmem_cache *c, const void *obj)
-{
-    return (struct slab *)((uintptr_t)obj & c->slab_mask);
-}
-
-/* Slot index of obj in s, or UINT32_MAX if obj is not exactly a slot start. */
-static inline uint32_t slot_index(const struct kmem_cache *c, const struct slab *s,
-                                  const void *obj)
-{
-    uintptr_t off = (uintptr_t)obj - (uintptr_t)s->objs;
-    if (off >= (uintptr_t)c->objs_per_slab * c->slot_size)
-        return UINT32_MAX;
-    uint32_t idx = (uint32_t)((off * c->recip) >> SLAB_RECIP_SHIFT);
-    if ((uintptr_t)idx * c->slot_size != off)
-        return UINT32_MAX;
-    return idx;
-}
-
 /* ---------------------------------------------------------------- geometry */
 
 /* Slots of `slot` bytes (aligned to align) that fit in a slab of `bytes` after the header. */
@@ -139,6 +121,7 @@ static int cache_compute_geometry(struct kmem_cache *c)
     size_t leftover = bytes - c->objs_offset - n * slot;
     c->colour_max = (uint32_t)(leftover / c->colour_step * c->colour_step);
     c->recip = (((uint64_t)1 << SLAB_RECIP_SHIFT) / slot) + 1;
+    c->objs_span = (uintptr_t)n * slot;
     return 0;
 }
 
@@ -328,6 +311,12 @@ size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n)
 
 size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n)
 {
+    return slab_alloc_batch_published(c, objs, n, NULL);
+}
+
+size_t slab_alloc_batch_published(struct kmem_cache *c, void **objs, size_t n,
+                                  uint32_t *published)
+{
     size_t got = 0;
     pthread_mutex_lock(&c->lock);
     for (;;) {
@@ -341,6 +330,8 @@ size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n)
             break;
         size_t took = slab_alloc_batch_locked(c, objs + got, want);
         got += took;
+        if (published)
+            __atomic_store_n(published, (uint32_t)got, __ATOMIC_RELAXED);
         if (c->max_objects)
             c->live_capped += took;
         if (took == want)
@@ -366,7 +357,7 @@ size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n)
 static void slab_put_locked(struct kmem_cache *c, void *obj)
 {
     struct slab *s = slab_of(c, obj);
-    uint32_t idx = slot_index(c, s, obj);
+    uint32_t idx = slab_slot_index(c, s, obj);
     uint32_t w = idx / 64;
     __atomic_store_n(&s->bitmap[w], s->bitmap[w] & ~((uint64_t)1 << (idx % 64)), __ATOMIC_RELAXED);
     if (w < s->free_word)
@@ -386,9 +377,17 @@ void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
 
 void slab_free_batch(struct kmem_cache *c, void *const *objs, size_t n)
 {
+    slab_free_batch_published(c, objs, n, NULL);
+}
+
+void slab_free_batch_published(struct kmem_cache *c, void *const *objs, size_t n,
+                               uint32_t *published)
+{
     size_t dtors = 0;
     pthread_mutex_lock(&c->lock);
     slab_free_batch_locked(c, objs, n);
+    if (published)
+        __atomic_store_n(published, 0, __ATOMIC_RELAXED);
     struct slab *chain = slab_take_excess_empty_locked(c, c->max_empty, &dtors);
     c->dtor_calls += dtors;
     pthread_mutex_unlock(&c->lock);
@@ -421,37 +420,31 @@ static const char *slab_diagnose(struct kmem_cache *c, const void *obj, struct k
     *owner = oc;
     if (oc != c)
         return "wrong cache";
-    if (slot_index(c, s, obj) == UINT32_MAX)
+    if (slab_slot_index(c, s, obj) == UINT32_MAX)
         return "invalid free (not the start of an object)";
     return NULL;
 }
 
-bool slab_check_free(struct kmem_cache *c, const void *obj, const char *op)
+/* The reporting half of slab_check_free (slab_internal.h): find out what is wrong with obj,
+ * say so, and refuse.  Also reached when the fast check cannot decide (a pointer into another
+ * cache's slab of a different size): then it may find obj valid after all. */
+__attribute__((noinline, cold)) bool slab_check_free_slow(struct kmem_cache *c, const void *obj,
+                                                          const char *op)
 {
-    /* Fast checks first: the address is in one of our buddy extents, the slab header at the
-     * masked address is a live slab of this cache, and obj is exactly a slot start. */
-    struct heap_extent *e = heap_extent_lookup(obj);
-    if (SLAB_LIKELY(e && e->kind == HEAP_KIND_BUDDY)) {
-        struct slab *s = slab_of(c, obj);
-        if (SLAB_LIKELY((uintptr_t)s >= e->base && s->magic == SLAB_MAGIC &&
-                        __atomic_load_n(&s->cache, __ATOMIC_RELAXED) == c)) {
-            uint32_t idx = slot_index(c, s, obj);
-            if (SLAB_LIKELY(idx != UINT32_MAX)) {
-                uint64_t word = __atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED);
-                if (SLAB_LIKELY(word & ((uint64_t)1 << (idx % 64))))
-                    return true;
-                count_invalid(c);
-                slab_report("%s: double free of %p in cache %s (object is already free)", op,
-                            obj, c->name);
-                slab_misuse();
-                return false;
-            }
-        }
-    }
     struct kmem_cache *owner;
     const char *why = slab_diagnose(c, obj, &owner);
-    if (!why) /* header check raced with nothing wrong: treat as valid only if bit set */
-        why = "invalid free (inconsistent slab)";
+    if (!why) {
+        struct slab *s = slab_of(c, obj);
+        uint32_t idx = slab_slot_index(c, s, obj);
+        uint64_t word = __atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED);
+        if (word & ((uint64_t)1 << (idx % 64)))
+            return true;
+        count_invalid(c);
+        slab_report("%s: double free of %p in cache %s (object is already free)", op, obj,
+                    c->name);
+        slab_misuse();
+        return false;
+    }
     count_invalid(c);
     if (owner && owner != c)
         slab_report("%s: %s: %p belongs to cache %s, freed to cache %s", op, why, obj,
@@ -784,7 +777,7 @@ int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj)
     struct slab *s = slab_of(c, obj);
     if (s->magic != SLAB_MAGIC || s->cache != c)
         VFAIL("validate %s: magazine holds %p, not in a slab of this cache", c->name, obj);
-    uint32_t idx = slot_index(c, s, obj);
+    uint32_t idx = slab_slot_index(c, s, obj);
     if (idx == UINT32_MAX)
         VFAIL("validate %s: magazine holds %p, not a slot start", c->name, obj);
     if (!(s->bitmap[idx / 64] & ((uint64_t)1 << (idx % 64))))

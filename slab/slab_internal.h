@@ -109,6 +109,7 @@ struct kmem_cache {
     uint32_t colour_step;
     uint32_t mag_size;         /* objects per magazine; 0 = no magazines */
     uint64_t recip;            /* ceil-ish reciprocal of slot_size, see SLAB_RECIP_SHIFT */
+    uintptr_t objs_span;       /* objs_per_slab * slot_size */
     uintptr_t slab_mask;       /* ~(slab_bytes - 1) */
     size_t slab_bytes;
     unsigned int flags;
@@ -164,12 +165,73 @@ size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n);
 /* Return n objects to their slabs (cache->lock taken inside). Objects were validated. */
 void slab_free_batch(struct kmem_cache *c, void *const *objs, size_t n);
 size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n);
+/* The same, publishing the count taken so far into *published under cache->lock (a
+ * magazine's count), so a fork never sees objects taken from the slabs but not counted. */
+size_t slab_alloc_batch_published(struct kmem_cache *c, void **objs, size_t n,
+                                  uint32_t *published);
+/* slab_free_batch that zeroes *published under cache->lock (a magazine's count). */
+void slab_free_batch_published(struct kmem_cache *c, void *const *objs, size_t n,
+                               uint32_t *published);
 void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n);
 /* Release empty slabs beyond `keep` (cache->lock taken inside). */
 void slab_release_empty(struct kmem_cache *c, size_t keep);
 /* Check that obj is a slot of cache c currently in use; on failure report ("double free",
- * "invalid free", "wrong cache") unless quiet, and return false. */
-bool slab_check_free(struct kmem_cache *c, const void *obj, const char *op);
+ * "invalid free", "wrong cache") and return false.  slab_check_free_slow is the reporting
+ * half, out of line; the fast half is inline below. */
+bool slab_check_free_slow(struct kmem_cache *c, const void *obj, const char *op);
+
+static inline struct slab *slab_of(const struct kmem_cache *c, const void *obj)
+{
+    return (struct slab *)((uintptr_t)obj & c->slab_mask);
+}
+
+/* Slot index of obj in s, or UINT32_MAX if obj is not exactly a slot start. */
+static inline uint32_t slab_slot_index(const struct kmem_cache *c, const struct slab *s,
+                                       const void *obj)
+{
+    uintptr_t off = (uintptr_t)obj - (uintptr_t)s->objs;
+    if (off >= c->objs_span)
+        return UINT32_MAX;
+    uint32_t idx = (uint32_t)((off * c->recip) >> SLAB_RECIP_SHIFT);
+    if ((uintptr_t)idx * c->slot_size != off)
+        return UINT32_MAX;
+    return idx;
+}
+
+/* The always-on free check, fast half: obj lies in one of our buddy extents, the header at
+ * the masked address is a live slab of c, obj is exactly a slot start and its bit is set.
+ * Reads only memory known to be ours: the extent map first, and the slab block lies inside
+ * the extent because extents and slabs are both naturally aligned. */
+static inline bool slab_check_free_fast(struct kmem_cache *c, const void *obj)
+{
+    if (SLAB_LIKELY(heap_is_buddy_granule(obj))) {
+        struct slab *s = slab_of(c, obj);
+        if (SLAB_LIKELY(s->magic == SLAB_MAGIC &&
+                        __atomic_load_n(&s->cache, __ATOMIC_RELAXED) == c)) {
+            uint32_t idx = slab_slot_index(c, s, obj);
+            return SLAB_LIKELY(idx != UINT32_MAX &&
+                               (__atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED) &
+                                ((uint64_t)1 << (idx % 64))));
+        }
+    }
+    return false;
+}
+
+static inline bool slab_check_free(struct kmem_cache *c, const void *obj, const char *op)
+{
+    if (SLAB_LIKELY(heap_is_buddy_granule(obj))) {
+        struct slab *s = slab_of(c, obj);
+        if (SLAB_LIKELY(s->magic == SLAB_MAGIC &&
+                        __atomic_load_n(&s->cache, __ATOMIC_RELAXED) == c)) {
+            uint32_t idx = slab_slot_index(c, s, obj);
+            if (SLAB_LIKELY(idx != UINT32_MAX &&
+                            (__atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED) &
+                             ((uint64_t)1 << (idx % 64)))))
+                return true;
+        }
+    }
+    return slab_check_free_slow(c, obj, op);
+}
 /* The cache owning the slab whose buddy block starts at head (NULL if not a live slab). */
 struct kmem_cache *slab_block_cache(const void *head);
 /* Validation pieces (cache->lock held; magazine.c adds the depot and the thread tables). */

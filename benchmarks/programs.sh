@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# benchmarks/programs.sh - real programs under glibc, jemalloc, tcmalloc, mimalloc and
+# slabcache (LD_PRELOAD), in one run: wall time and peak RSS from /usr/bin/time -f "%e %M".
+#
+#   bash benchmarks/programs.sh [--quick] [--reps N] [--so PATH] [--only a,b] [--out FILE]
+#
+# The workloads are those of tests/programs (tests/programs/programs.sh), same input for every
+# allocator; each run's output is checked against glibc's (a mismatch is marked "!").  Each
+# (program, allocator) pair runs --reps times (default 3, --quick: 1), interleaved across
+# allocators, and the median wall time and median peak RSS are kept.  Peak RSS is the largest
+# of the process tree (wait4 rusage).  Also measured: "malloc16", a C program holding 4M live
+# 16-byte mallocs (reports RSS growth / live bytes, the density goal).
+# Writes a markdown report (default docs/benchmarks-programs.md) with ratios to glibc and to
+# the best peer, the geometric means, and the goals checked.
+# Peers: Debian packages libjemalloc2, libtcmalloc-minimal4, libmimalloc2.0 (installed
+# quietly if missing); time from the `time` package.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+quick=0 reps="" so="" only="" out=$repo/docs/benchmarks-programs.md
+while (($#)); do
+    case "$1" in
+        --quick) quick=1 ;;
+        --reps) reps=$2; shift ;;
+        --so) so=$2; shift ;;
+        --only) only=$2; shift ;;
+        --out) out=$2; shift ;;
+        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) echo "programs.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+[[ -n $reps ]] || { ((quick)) && reps=1 || reps=3; }
+
+if [[ -z $so ]]; then
+    (cd "$repo" && bazel build -c opt //slab:libslabcache.so >&2) || exit 1
+    so=$repo/bazel-bin/slab/libslabcache.so
+fi
+so=$(readlink -f "$so")
+
+# shellcheck source=tests/programs/programs.sh
+source "$repo/tests/programs/programs.sh"
+programs_install
+libdir=/usr/lib/x86_64-linux-gnu
+pkgs=()
+[[ -e $libdir/libjemalloc.so.2 ]] || pkgs+=(libjemalloc2)
+[[ -e $libdir/libtcmalloc_minimal.so.4 ]] || pkgs+=(libtcmalloc-minimal4)
+[[ -e $libdir/libmimalloc.so.2 ]] || pkgs+=(libmimalloc2.0)
+[[ -x /usr/bin/time ]] || pkgs+=(time)
+if ((${#pkgs[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null 2>&1 ||
+        echo "programs.sh: could not install ${pkgs[*]}" >&2
+fi
+
+allocs=(glibc jemalloc tcmalloc mimalloc slabcache)
+declare -A lib=([glibc]="" [jemalloc]=$libdir/libjemalloc.so.2
+    [tcmalloc]=$libdir/libtcmalloc_minimal.so.4 [mimalloc]=$libdir/libmimalloc.so.2
+    [slabcache]=$so)
+for a in "${allocs[@]}"; do
+    if [[ -n ${lib[$a]} && ! -e ${lib[$a]} ]]; then
+        echo "programs.sh: $a missing (${lib[$a]}), dropped" >&2
+        allocs=("${allocs[@]/$a/}")
+    fi
+done
+read -r -a allocs <<<"${allocs[*]}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/slabcache-progbench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+programs_setup "$work" "$quick"
+
+# malloc16: hold N live 16-byte blocks; print (RSS growth) / (N * 16) as the output.
+cat >"$work/malloc16.c" <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static long rss_kib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, res = 0;
+    if (f) { if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0; fclose(f); }
+    return res * 4;
+}
+int main(void) {
+    const size_t n = 4u << 20;
+    void **v = malloc(n * sizeof *v);
+    if (!v) return 1;
+    for (size_t i = 0; i < n * sizeof *v; i += 4096) /* resident before the first reading */
+        ((volatile char *)v)[i] = 1;
+    long before = rss_kib();
+    for (size_t i = 0; i < n; i++) { v[i] = malloc(16); memset(v[i], 1, 16); }
+    long after = rss_kib();
+    printf("%.3f\n", (double)(after - before) * 1024.0 / (double)(n * 16));
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+    return 0;
+}
+EOF
+gcc -O2 "$work/malloc16.c" -o "$work/malloc16" || exit 1
+prog_malloc16() { "$WORKDIR/malloc16"; }
+export WORKDIR=$work
+export -f prog_malloc16
+
+progs=()
+for p in "${PROGRAMS[@]}"; do
+    [[ -n $only && ",$only," != *",$p,"* ]] && continue
+    command -v "${PROGRAM_TOOL[$p]}" >/dev/null 2>&1 || { echo "skip $p" >&2; continue; }
+    progs+=("$p")
+done
+
+declare -A T R OK D16
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+for p in "${progs[@]}" malloc16; do
+    for a in "${allocs[@]}"; do : >"$work/$p.$a.t" && : >"$work/$p.$a.r"; done
+    for ((rep = 1; rep <= reps; rep++)); do
+        for a in "${allocs[@]}"; do
+            d=$work/run/$p.$a.$rep
+            mkdir -p "$d"
+            (cd "$d" && LD_PRELOAD=${lib[$a]} /usr/bin/time -f "%e %M" -o "$d.time" \
+                bash -c "prog_$p" >"$d.out" 2>"$d.err")
+            read -r t r <"$d.time"
+            echo "$t" >>"$work/$p.$a.t"
+            echo "$r" >>"$work/$p.$a.r"
+            if [[ $p == malloc16 ]]; then
+                D16[$a]=$(cat "$d.out")
+            elif [[ $a != glibc ]] && ! cmp -s "$d.out" "$work/run/$p.glibc.$rep.out"; then
+                OK[$p.$a]="!"
+            fi
+            echo "$p $a rep $rep: ${t}s ${r} KiB" >&2
+        done
+    done
+    for a in "${allocs[@]}"; do
+        T[$p.$a]=$(median <"$work/$p.$a.t")
+        R[$p.$a]=$(median <"$work/$p.$a.r")
+    done
+done
+
+# ---------------------------------------------------------------- report
+{
+    echo "# Real programs under five allocators"
+    echo
+    echo "Generated by \`bash benchmarks/programs.sh$( ((quick)) && echo " --quick")\` on $(date -u +%Y-%m-%d)"
+    echo "($(nproc) cores, $(uname -r), glibc $(ldd --version | head -1 | awk '{ print $NF }'));"
+    echo "median of $reps run(s) per cell, interleaved.  Wall time in seconds and peak RSS in MiB"
+    echo "(\`/usr/bin/time -f \"%e %M\"\`, largest process of the tree).  Ratios are slabcache / glibc"
+    echo "and slabcache / best peer (the fastest, or smallest, of jemalloc, tcmalloc, mimalloc)."
+    echo "\"!\" marks output that differed from glibc's.  Workloads: tests/programs/programs.sh"
+    echo "($( ((quick)) && echo "--quick sizes" || echo "full sizes"))."
+    echo
+    printf '| program |'
+    for a in "${allocs[@]}"; do printf ' %s s |' "$a"; done
+    printf ' vs glibc | vs best peer |'
+    for a in "${allocs[@]}"; do printf ' %s MiB |' "$a"; done
+    printf ' RSS vs glibc |\n|---|'
+    for _ in "${allocs[@]}" x x "${allocs[@]}" x; do printf -- '---:|'; done
+    echo
+    for p in "${progs[@]}"; do
+        printf '| %s |' "$p"
+        for a in "${allocs[@]}"; do printf ' %s%s |' "${T[$p.$a]}" "${OK[$p.$a]:-}"; done
+        awk -v s="${T[$p.slabcache]}" -v g="${T[$p.glibc]}" -v j="${T[$p.jemalloc]:-}" \
+            -v t="${T[$p.tcmalloc]:-}" -v m="${T[$p.mimalloc]:-}" 'BEGIN {
+            b = 0; if (j != "") b = j; if (t != "" && (b == 0 || t < b)) b = t; if (m != "" && (b == 0 || m < b)) b = m;
+            printf " %.2fx | %s |", (g > 0 ? s / g : 0), (b > 0 ? sprintf("%.2fx", s / b) : "-") }'
+        for a in "${allocs[@]}"; do awk -v r="${R[$p.$a]}" 'BEGIN { printf " %.1f |", r / 1024 }'; done
+        awk -v s="${R[$p.slabcache]}" -v g="${R[$p.glibc]}" 'BEGIN { printf " %.2fx |\n", s / g }'
+    done
+    # geometric means
+    printf '| **geomean** |'
+    for a in "${allocs[@]}"; do
+        for p in "${progs[@]}"; do echo "${T[$p.$a]}"; done |
+            awk '{ if ($1 > 0) { s += log($1); n++ } } END { printf " %.2f |", n ? exp(s / n) : 0 }'
+    done
+    for p in "${progs[@]}"; do echo "${T[$p.slabcache]} ${T[$p.glibc]} ${T[$p.jemalloc]:-0} ${T[$p.tcmalloc]:-0} ${T[$p.mimalloc]:-0}"; done |
+        awk '{ s = $1; if (s <= 0 || $2 <= 0) next; gl += log(s / $2); b = 0;
+               for (i = 3; i <= 5; i++) if ($i > 0 && (b == 0 || $i < b)) b = $i;
+               if (b > 0) { bp += log(s / b); nb++ } n++ }
+             END { printf " **%.3fx** | **%s** |", exp(gl / n), nb ? sprintf("%.3fx", exp(bp / nb)) : "-" }'
+    for a in "${allocs[@]}"; do
+        for p in "${progs[@]}"; do echo "${R[$p.$a]}"; done |
+            awk '{ if ($1 > 0) { s += log($1 / 1024); n++ } } END { printf " %.1f |", n ? exp(s / n) : 0 }'
+    done
+    for p in "${progs[@]}"; do echo "${R[$p.slabcache]} ${R[$p.glibc]}"; done |
+        awk '{ s += log($1 / $2); n++ } END { printf " **%.3fx** |\n", exp(s / n) }'
+    echo
+    echo "16-byte mallocs (malloc16: 4M live blocks, RSS growth / live bytes):"
+    for a in "${allocs[@]}"; do printf ' %s %s;' "$a" "${D16[$a]:-?}"; done
+    echo
+    echo
+    echo "## Goals"
+    echo
+    for p in "${progs[@]}"; do echo "$p ${T[$p.slabcache]} ${T[$p.glibc]} ${T[$p.jemalloc]:-0} ${T[$p.tcmalloc]:-0} ${T[$p.mimalloc]:-0} ${R[$p.slabcache]} ${R[$p.glibc]}"; done |
+        awk -v d16="${D16[slabcache]:-99}" '
+        { n++; gl += log($2 / $3); b = 0; for (i = 4; i <= 6; i++) if ($i > 0 && (b == 0 || $i < b)) b = $i;
+          if (b > 0) { bp += log($2 / b); nb++ }
+          if ($2 / $3 > worst) { worst = $2 / $3; wp = $1 }
+          if ($7 / $8 > rworst) { rworst = $7 / $8; rp = $1 } }
+        END {
+          g = exp(gl / n); pb = nb ? exp(bp / nb) : 0;
+          printf "| goal | target | measured | met |\n|---|---|---|---|\n";
+          printf "| geomean time vs glibc | <= 0.95x | %.3fx | %s |\n", g, g <= 0.95 ? "yes" : "**no**";
+          printf "| geomean time vs best peer | <= 1.0x | %.3fx | %s |\n", pb, pb <= 1.0 ? "yes" : "**no**";
+          printf "| worst program vs glibc | <= 1.3x | %.2fx (%s) | %s |\n", worst, wp, worst <= 1.3 ? "yes" : "**no**";
+          printf "| worst peak RSS vs glibc | <= 1.1x | %.2fx (%s) | %s |\n", rworst, rp, rworst <= 1.1 ? "yes" : "**no**";
+          printf "| 16-byte mallocs, bytes per live byte | <= 1.01x | %.3fx | %s |\n", d16, d16 <= 1.01 ? "yes" : "**no**" }'
+} >"$out"
+cat "$out"

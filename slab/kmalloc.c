@@ -1,0 +1,439 @@
+/* slab/kmalloc.c - general-purpose allocation over slabcache size classes.
+ *
+ * SIZE CLASSES (KMALLOC_NR_CLASSES = 80 kmem_caches named "kmalloc-<size>")
+ *   8 .. 128 in 8-byte steps (16 classes), then 8 classes per power of two: (2^k, 2^(k+1)]
+ *   in steps of 2^(k-3), up to KMALLOC_MAX_CACHE_SIZE (32 KiB).  Above 128 bytes a request
+ *   of s bytes gets a class c with c - s < c / 8, so internal waste stays under 12.5%.
+ *   Every class is created with the alignment lowbit(c) (capped at a page): a class whose
+ *   size is a multiple of 2^j hands out 2^j-aligned objects, so 16-multiples are 16-aligned
+ *   (malloc rounds requests to 16 and uses only those) and power-of-two classes are naturally
+ *   aligned (kmalloc_aligned uses class(roundup(size, align)), which always has lowbit >= align).
+ *   Lookup is O(1): a byte table indexed by (size + 7) / 8 up to 1 KiB, then clz arithmetic.
+ *
+ * LARGE OBJECTS
+ *   32 KiB < size <= 4 MiB: a buddy block of the smallest order that holds it, tagged
+ *   BUDDY_TAG_LARGE (the whole block is the object).  Larger: a dedicated extent
+ *   (buddy_alloc_bytes), unmapped when freed.  Alignments above a page come from buddy blocks
+ *   (naturally aligned up to 4 MiB); above 4 MiB from an over-sized dedicated extent whose
+ *   first bytes record the offset of the aligned object (struct kmalloc_huge_hdr).
+ *   A freed buddy block of KMALLOC_PURGE_MIN_BYTES or more is purged (MADV_DONTNEED) except
+ *   its first page before buddy_free, as glibc unmaps its mmap'd chunks: peak RSS of programs
+ *   that grow big buffers by realloc stays near glibc's.
+ *
+ * FREE
+ *   buddy_lookup(p) reads the page map: tag SLAB -> slab_block_cache(head) -> kmem_cache_free
+ *   (which validates and reports double or invalid frees); tag LARGE -> the block must start
+ *   at p (or be an aligned huge block with a matching header) -> buddy_free.  Anything else
+ *   is reported ("slabcache: free: invalid free of 0x... (...)") and slab_misuse() decides.
+ *
+ * REALLOC
+ *   In place while the new size fits the usable size and is more than half of it (small
+ *   blocks always stay).  When a block must move to grow, it asks for at least 1.25 x the old
+ *   usable size (FastMM's rule), so a run of small growths moves O(log n) times.  Buddy
+ *   blocks are powers of two, which leaves the same headroom; they do not grow into a free
+ *   neighbouring buddy (the buddy layer has no such call yet), and dedicated extents move
+ *   (no mremap): both copy.
+ *
+ * INITIALISATION
+ *   The caches are created eagerly by the first allocation (or the constructor in malloc.c).
+ *   Until then the class table is all NULL, so the fast path needs no "initialised?" test:
+ *   a NULL cache sends it to kmalloc_slow().  Allocations made *during* initialisation by the
+ *   initialising thread (pthread_atfork may call malloc) are served as whole buddy pages,
+ *   which kfree handles like any large block; other threads wait for the first to finish.
+ */
+#include "slab/kmalloc.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "buddy/buddy.h"
+#include "heap/heap.h"
+#include "slab/kmalloc_internal.h"
+#include "slab/slab_internal.h"
+
+#define KMALLOC_SMALL_STEP_MAX 128u     /* 8-byte steps up to here */
+#define KMALLOC_TABLE_MAX 1024u         /* byte-table lookup up to here */
+#define KMALLOC_SUBCLASS_SHIFT 3        /* 2^3 = 8 classes per power of two */
+#define KMALLOC_SMALL_CLASSES 16u
+#define KMALLOC_MAX_EMPTY_SLABS 1
+#define KMALLOC_PURGE_MIN_BYTES ((size_t)128 << 10) /* glibc's default mmap threshold */
+#define KMALLOC_HUGE_MAGIC 0x4b4d484755474531ull /* "KMHUGE1" */
+
+static const size_t kmalloc_largest_order_bytes = BUDDY_PAGE_SIZE << BUDDY_MAX_ORDER;
+
+struct kmem_cache *kmalloc_caches[KMALLOC_NR_CLASSES];
+static uint32_t class_size[KMALLOC_NR_CLASSES];
+static uint8_t size_index[KMALLOC_TABLE_MAX / 8 + 1]; /* (size + 7) / 8 -> class */
+
+/* Header at the base of a huge block whose object was moved up to honour an alignment
+ * above the extent alignment.  Only written when the object does not start at the base. */
+struct kmalloc_huge_hdr {
+    uint64_t magic;  /* KMALLOC_HUGE_MAGIC ^ base address */
+    uint64_t offset; /* object - base */
+};
+
+/* 0 = not started, 1 = running, 2 = done. */
+static int kmalloc_state;
+static __thread int tls_in_init __attribute__((tls_model("initial-exec")));
+
+/* ---------------------------------------------------------------- classes */
+
+static inline unsigned log2_floor(size_t x)
+{
+    return (unsigned)(sizeof(unsigned long long) * 8 - 1) - (unsigned)__builtin_clzll(x);
+}
+
+/* Class index by arithmetic, for 1 <= size <= KMALLOC_MAX_CACHE_SIZE. */
+static unsigned class_index_compute(size_t size)
+{
+    if (size <= KMALLOC_SMALL_STEP_MAX)
+        return (unsigned)((size + 7) / 8) - 1;
+    unsigned k = log2_floor(size - 1); /* size in (2^k, 2^(k+1)] */
+    unsigned step_shift = k - KMALLOC_SUBCLASS_SHIFT;
+    return KMALLOC_SMALL_CLASSES + (k - 7) * 8 + (unsigned)((size - 1) >> step_shift) - 8;
+}
+
+unsigned kmalloc_class_index(size_t size)
+{
+    if (size == 0)
+        size = 1;
+    if (size <= KMALLOC_TABLE_MAX)
+        return size_index[(size + 7) / 8];
+    return class_index_compute(size);
+}
+
+size_t kmalloc_class_size(unsigned index)
+{
+    return index < KMALLOC_NR_CLASSES ? class_size[index] : 0;
+}
+
+static size_t lowbit(size_t x)
+{
+    return x & (~x + 1);
+}
+
+static void class_tables_init(void)
+{
+    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
+        if (i < KMALLOC_SMALL_CLASSES) {
+            class_size[i] = (i + 1) * 8;
+        } else {
+            unsigned j = i - KMALLOC_SMALL_CLASSES;
+            unsigned k = 7 + j / 8;
+            class_size[i] = (uint32_t)(((size_t)1 << k) + ((size_t)(j % 8 + 1) << (k - 3)));
+        }
+    }
+    for (size_t q = 0; q <= KMALLOC_TABLE_MAX / 8; q++)
+        size_index[q] = (uint8_t)class_index_compute(q ? q * 8 : 1);
+}
+
+/* ---------------------------------------------------------------- init */
+
+static void kmalloc_create_caches(void)
+{
+    class_tables_init();
+    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
+        char name[KMEM_CACHE_NAME_MAX];
+        slab_format(name, sizeof name, "kmalloc-%u", class_size[i]);
+        size_t align = lowbit(class_size[i]);
+        if (align > BUDDY_PAGE_SIZE)
+            align = BUDDY_PAGE_SIZE;
+        /* No constructor, magazines on: the fast path.  One empty slab kept per class (the
+         * magazines and the depot already cache freed objects; more empty slabs only hold
+         * RSS).  Failure leaves the slot NULL and that class is served by the large path. */
+        struct kmem_cache_args args = {0};
+        args.align = align;
+        args.max_empty_slabs = KMALLOC_MAX_EMPTY_SLABS;
+        struct kmem_cache *c = kmem_cache_create_args(name, class_size[i], &args, 0);
+        __atomic_store_n(&kmalloc_caches[i], c, __ATOMIC_RELEASE);
+    }
+}
+
+void kmalloc_init(void)
+{
+    if (SLAB_LIKELY(__atomic_load_n(&kmalloc_state, __ATOMIC_ACQUIRE) == 2))
+        return;
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&kmalloc_state, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        tls_in_init = 1;
+        slab_init_once(); /* pthread_atfork inside may re-enter malloc: see kmalloc_slow */
+        kmalloc_create_caches();
+        tls_in_init = 0;
+        __atomic_store_n(&kmalloc_state, 2, __ATOMIC_RELEASE);
+        return;
+    }
+    if (tls_in_init)
+        return; /* re-entered from our own initialisation */
+    while (__atomic_load_n(&kmalloc_state, __ATOMIC_ACQUIRE) != 2)
+        sched_yield();
+}
+
+bool kmalloc_ready(void)
+{
+    return __atomic_load_n(&kmalloc_state, __ATOMIC_ACQUIRE) == 2;
+}
+
+/* ---------------------------------------------------------------- large blocks */
+
+static inline bool is_pow2(size_t x)
+{
+    return x && !(x & (x - 1));
+}
+
+/* A block of at least size bytes aligned to align (a power of two, may be 0), from the buddy
+ * layer.  Zeroed when flags has KM_ZERO. */
+static void *large_alloc(size_t size, size_t align, unsigned int flags)
+{
+    if (size == 0)
+        size = 1;
+    void *p;
+    if (size <= kmalloc_largest_order_bytes && align <= kmalloc_largest_order_bytes) {
+        int order = buddy_order_for_size(size);
+        int aorder = align > BUDDY_PAGE_SIZE ? buddy_order_for_size(align) : 0;
+        if (aorder > order)
+            order = aorder;
+        p = buddy_alloc((unsigned)order, BUDDY_TAG_LARGE);
+        if (!p) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (flags & KM_ZERO) /* the requested bytes: the rest of the block stays untouched */
+            memset(p, 0, size);
+        return p;
+    }
+    /* Dedicated extents: fresh mappings (heap.h), so already zero; 4 MiB aligned. */
+    if (align <= HEAP_EXTENT_SIZE) {
+        p = buddy_alloc_bytes(size, BUDDY_TAG_LARGE);
+        if (!p)
+            errno = ENOMEM;
+        return p;
+    }
+    size_t total;
+    if (__builtin_add_overflow(size, align, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *base = buddy_alloc_bytes(total, BUDDY_TAG_LARGE);
+    if (!base) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t obj = ((uintptr_t)base + align - 1) & ~(uintptr_t)(align - 1);
+    if (obj != (uintptr_t)base) {
+        struct kmalloc_huge_hdr *h = (struct kmalloc_huge_hdr *)base;
+        h->magic = KMALLOC_HUGE_MAGIC ^ (uint64_t)(uintptr_t)base;
+        h->offset = obj - (uintptr_t)base;
+    }
+    return (void *)obj;
+}
+
+/* Offset of p in the LARGE block described by info, or SIZE_MAX when p is not a valid
+ * object start (interior pointer). */
+static size_t large_offset(const void *p, const struct buddy_block_info *info)
+{
+    if (info->head == p)
+        return 0;
+    if (info->order != BUDDY_ORDER_HUGE)
+        return SIZE_MAX;
+    const struct kmalloc_huge_hdr *h = info->head;
+    size_t off = (size_t)((uintptr_t)p - (uintptr_t)info->head);
+    if (h->magic == (KMALLOC_HUGE_MAGIC ^ (uint64_t)(uintptr_t)info->head) && h->offset == off)
+        return off;
+    return SIZE_MAX;
+}
+
+/* ---------------------------------------------------------------- allocation */
+
+void *kmalloc_slow(size_t size, size_t align, unsigned int flags)
+{
+    kmalloc_init();
+    if (size <= KMALLOC_MAX_CACHE_SIZE && align <= BUDDY_PAGE_SIZE) {
+        size_t s = size ? size : 1;
+        if (align > 1)
+            s = (s + align - 1) & ~(align - 1);
+        if (s <= KMALLOC_MAX_CACHE_SIZE) {
+            struct kmem_cache *c =
+                __atomic_load_n(&kmalloc_caches[kmalloc_class_index(s)], __ATOMIC_ACQUIRE);
+            if (c)
+                return kmem_cache_alloc(c, flags);
+        }
+    }
+    /* Large, or a class without a cache (during initialisation, or creation failed). */
+    return large_alloc(size, align, flags);
+}
+
+void *kmalloc(size_t size, unsigned int flags)
+{
+    if (SLAB_LIKELY(size <= KMALLOC_MAX_CACHE_SIZE)) {
+        struct kmem_cache *c = kmalloc_caches[kmalloc_class_index(size)];
+        if (SLAB_LIKELY(c != NULL))
+            return kmem_cache_alloc(c, flags);
+    }
+    return kmalloc_slow(size, 0, flags);
+}
+
+void *kzalloc(size_t size, unsigned int flags)
+{
+    return kmalloc(size, flags | KM_ZERO);
+}
+
+void *kcalloc(size_t n, size_t size, unsigned int flags)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return kmalloc(bytes, flags | KM_ZERO);
+}
+
+void *kmalloc_aligned(size_t align, size_t size, unsigned int flags)
+{
+    if (!is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align <= 8)
+        return kmalloc(size, flags);
+    return kmalloc_slow(size, align, flags);
+}
+
+/* ---------------------------------------------------------------- free and size */
+
+static void report_bad_pointer(const char *op, const void *p)
+{
+    struct heap_extent *e = heap_extent_lookup(p);
+    if (!e)
+        slab_report("%s: invalid free of %p (pointer not from slabcache)", op, p);
+    else
+        slab_report("%s: invalid free of %p (not the start of an allocated block: double "
+                    "free or interior pointer)",
+                    op, p);
+    slab_misuse();
+}
+
+void kmalloc_free_op(void *p, const char *op)
+{
+    if (!p)
+        return;
+    struct buddy_block_info info;
+    if (SLAB_LIKELY(buddy_lookup(p, &info))) {
+        if (SLAB_LIKELY(info.tag == BUDDY_TAG_SLAB)) {
+            struct kmem_cache *c = slab_block_cache(info.head);
+            if (SLAB_LIKELY(c != NULL)) {
+                kmem_cache_free(c, p); /* validates: double, interior, wrong cache */
+                return;
+            }
+        } else if (info.tag == BUDDY_TAG_LARGE) {
+            size_t off = large_offset(p, &info);
+            if (SLAB_LIKELY(off != SIZE_MAX)) {
+                /* Large buddy blocks give their pages back to the OS as glibc does by
+                 * unmapping its mmap'd chunks: all but the first page, which the buddy
+                 * layer writes its free-list links into.  (Dedicated extents are unmapped
+                 * by buddy_free itself.) */
+                if (info.order != BUDDY_ORDER_HUGE && info.size >= KMALLOC_PURGE_MIN_BYTES)
+                    heap_purge((char *)info.head + BUDDY_PAGE_SIZE, info.size - BUDDY_PAGE_SIZE);
+                buddy_free(info.head);
+                return;
+            }
+        }
+    }
+    report_bad_pointer(op, p);
+}
+
+void kfree(void *p)
+{
+    kmalloc_free_op(p, "free");
+}
+
+size_t kmalloc_usable_size_op(const void *p, const char *op)
+{
+    if (!p)
+        return 0;
+    struct buddy_block_info info;
+    if (SLAB_LIKELY(buddy_lookup(p, &info))) {
+        if (SLAB_LIKELY(info.tag == BUDDY_TAG_SLAB)) {
+            struct kmem_cache *c = slab_block_cache(info.head);
+            if (SLAB_LIKELY(c != NULL))
+                return c->object_size;
+        } else if (info.tag == BUDDY_TAG_LARGE) {
+            size_t off = large_offset(p, &info);
+            if (off != SIZE_MAX)
+                return info.size - off;
+        }
+    }
+    slab_report("%s: %p is not an allocated block from slabcache", op, p);
+    slab_misuse();
+    return 0;
+}
+
+size_t ksize(const void *p)
+{
+    return kmalloc_usable_size_op(p, "ksize");
+}
+
+/* ---------------------------------------------------------------- realloc */
+
+void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_classes)
+{
+    if (!p)
+        return malloc_classes ? kmalloc_malloc(size, flags) : kmalloc(size, flags);
+    if (size == 0) { /* glibc: realloc(p, 0) frees p and returns NULL */
+        kmalloc_free_op(p, "realloc");
+        return NULL;
+    }
+    size_t old = kmalloc_usable_size_op(p, "realloc");
+    if (old == 0)
+        return NULL; /* reported (misuse) */
+    /* In place when it fits and does not waste more than half (small blocks always). */
+    if (size <= old && (size > old / 2 || old <= KMALLOC_SMALL_STEP_MAX))
+        return p;
+    size_t want = size;
+    if (size > old) {
+        size_t grown = old + old / 4;
+        if (grown > want && grown > old)
+            want = grown;
+    }
+    void *n = malloc_classes ? kmalloc_malloc(want, 0) : kmalloc(want, flags & ~KM_ZERO);
+    if (!n && want != size)
+        n = malloc_classes ? kmalloc_malloc(size, 0) : kmalloc(size, flags & ~KM_ZERO);
+    if (!n)
+        return NULL; /* p untouched, errno ENOMEM */
+    memcpy(n, p, size < old ? size : old);
+    if ((flags & KM_ZERO) && size > old)
+        memset((char *)n + old, 0, size - old);
+    kmalloc_free_op(p, "realloc");
+    return n;
+}
+
+void *krealloc(void *p, size_t size, unsigned int flags)
+{
+    return kmalloc_realloc(p, size, flags, false);
+}
+
+/* ---------------------------------------------------------------- malloc classes */
+
+void *kmalloc_malloc(size_t size, unsigned int flags)
+{
+    if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX)) {
+        /* 16-byte multiples only: their classes hand out 16-aligned objects. */
+        size_t s = size ? (size + 15) & ~(size_t)15 : 16;
+        struct kmem_cache *c = kmalloc_caches[size_index[s / 8]];
+        if (SLAB_LIKELY(c != NULL))
+            return kmem_cache_alloc(c, flags);
+        return kmalloc_slow(s, 16, flags);
+    }
+    /* Above 128 bytes every class size is a multiple of 16. */
+    return kmalloc(size, flags);
+}
+
+void *kmalloc_malloc_aligned(size_t align, size_t size)
+{
+    if (align <= 16)
+        return kmalloc_malloc(size, 0);
+    return kmalloc_slow(size, align, 0);
+}

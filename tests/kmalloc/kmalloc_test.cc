@@ -1,0 +1,639 @@
+// tests/kmalloc/kmalloc_test.cc - kmalloc, kzalloc, kcalloc, krealloc, kmalloc_aligned,
+// kfree, ksize (slab/kmalloc.h), linked statically with the library, without the malloc
+// override (the test's own malloc stays glibc's).
+//
+// Strategy:
+//   1. Geometry: every size 0..32 KiB maps in O(1) to the smallest class that holds it, with
+//      the waste bound of the header (8-byte steps, then < 12.5%); caches are named
+//      "kmalloc-<size>", have no constructor and use magazines.
+//   2. Every function at its edges: sizes 0, 1, every size up to 4 KiB, every class boundary
+//      (+-1), buddy orders, dedicated extents, SIZE_MAX; every power-of-two alignment up to
+//      8 MiB; realloc across every class boundary both ways, in place and moving.
+//   3. A random operation sequence against a model (std::map of live blocks with a content
+//      pattern) with slabcache_validate() every few hundred operations, and the same with
+//      threads freeing each other's blocks; fork with live blocks.
+//   4. Misuse: frees of foreign, interior and already-freed pointers are reported with the
+//      documented message (SLABCACHE_ON_ERROR=report) and abort by default (death tests).
+#include <gtest/gtest.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "buddy/buddy.h"
+#include "slab/kmalloc.h"
+#include "slab/kmalloc_internal.h"
+#include "slab/slab.h"
+
+// slab/report.c (declared in the C-only slab_internal.h): re-read SLABCACHE_ON_ERROR.
+extern "C" void slab_report_reset_options(void);
+
+namespace {
+
+constexpr size_t kMaxClass = KMALLOC_MAX_CACHE_SIZE;
+
+size_t LowBit(uintptr_t x) { return x & (~x + 1); }
+
+bool Aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+
+// Fill / check a block with a pattern derived from its address and a seed.
+void Fill(void *p, size_t n, uint32_t seed) {
+    unsigned char *b = static_cast<unsigned char *>(p);
+    for (size_t i = 0; i < n; i++) b[i] = (unsigned char)((i * 131u + seed) >> 3 ^ seed);
+}
+bool Check(const void *p, size_t n, uint32_t seed) {
+    const unsigned char *b = static_cast<const unsigned char *>(p);
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != (unsigned char)((i * 131u + seed) >> 3 ^ seed)) return false;
+    return true;
+}
+
+struct kmem_cache *FindCache(const std::string &name) {
+    struct Ctx {
+        std::string name;
+        struct kmem_cache *found;
+    } ctx{name, nullptr};
+    kmem_cache_for_each(
+        [](struct kmem_cache *c, void *arg) {
+            Ctx *x = static_cast<Ctx *>(arg);
+            if (x->name == kmem_cache_name(c)) x->found = c;
+        },
+        &ctx);
+    return ctx.found;
+}
+
+class KmallocTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        void *p = kmalloc(1, 0);  // initialise
+        kfree(p);
+    }
+    void TearDown() override { EXPECT_EQ(slabcache_validate(), 0); }
+};
+
+// ---------------------------------------------------------------- geometry
+
+TEST_F(KmallocTest, ClassesCoverEverySizeWithBoundedWaste) {
+    size_t prev = 0;
+    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
+        size_t c = kmalloc_class_size(i);
+        ASSERT_GT(c, prev) << "class " << i;
+        ASSERT_EQ(c % 8, 0u);
+        ASSERT_EQ(kmalloc_class_index(c), i) << c;
+        prev = c;
+    }
+    ASSERT_EQ(prev, kMaxClass);
+    for (size_t s = 1; s <= kMaxClass; s++) {
+        unsigned i = kmalloc_class_index(s);
+        size_t c = kmalloc_class_size(i);
+        ASSERT_GE(c, s);
+        if (i > 0) {
+            ASSERT_LT(kmalloc_class_size(i - 1), s) << "not the smallest class for " << s;
+        }
+        if (s <= 128)
+            ASSERT_LT(c - s, 8u) << s;
+        else
+            ASSERT_LE((double)(c - s) / (double)c, 0.125) << s;
+    }
+    EXPECT_EQ(kmalloc_class_index(0), 0u);
+}
+
+TEST_F(KmallocTest, CachesNamedLikeTheKernelWithoutConstructorsWithMagazines) {
+    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
+        std::string name = "kmalloc-" + std::to_string(kmalloc_class_size(i));
+        struct kmem_cache *c = FindCache(name);
+        ASSERT_NE(c, nullptr) << name;
+        ASSERT_EQ(c, kmalloc_caches[i]);
+        struct kmem_cache_stats st;
+        ASSERT_EQ(kmem_cache_get_stats(c, &st), 0);
+        EXPECT_EQ(st.object_size, kmalloc_class_size(i));
+        EXPECT_EQ(st.ctor_calls, 0u);
+        EXPECT_GT(st.magazine_size, 0u) << name;
+        EXPECT_EQ(st.flags & SLAB_NO_MAGAZINE, 0u);
+        // Natural alignment of the class (capped at a page).
+        size_t want = LowBit(kmalloc_class_size(i));
+        EXPECT_EQ(st.align, want > 4096 ? 4096 : want) << name;
+    }
+}
+
+// ---------------------------------------------------------------- kmalloc / ksize / kfree
+
+TEST_F(KmallocTest, EverySmallSizeUsableAlignedAndDistinct) {
+    std::vector<void *> ptrs;
+    for (size_t s = 0; s <= 4096; s++) {
+        void *p = kmalloc(s, 0);
+        ASSERT_NE(p, nullptr) << s;
+        size_t us = ksize(p);
+        size_t cls = kmalloc_class_size(kmalloc_class_index(s));
+        ASSERT_EQ(us, cls) << s;
+        ASSERT_TRUE(Aligned(p, 8)) << s;
+        ASSERT_TRUE(Aligned(p, LowBit(cls) > 4096 ? 4096 : LowBit(cls))) << s;
+        if ((s > 0 && s % 16 == 0) || s > 128) {
+            ASSERT_TRUE(Aligned(p, 16)) << s;
+        }
+        Fill(p, us, (uint32_t)s);
+        ptrs.push_back(p);
+    }
+    for (size_t s = 0; s < ptrs.size(); s++) {
+        ASSERT_TRUE(Check(ptrs[s], ksize(ptrs[s]), (uint32_t)s)) << "overlap at size " << s;
+        kfree(ptrs[s]);
+    }
+}
+
+TEST_F(KmallocTest, ZeroSizeGivesUniqueFreeablePointers) {
+    void *a = kmalloc(0, 0), *b = kmalloc(0, 0);
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    EXPECT_NE(a, b);
+    EXPECT_GE(ksize(a), 1u);
+    kfree(a);
+    kfree(b);
+}
+
+TEST_F(KmallocTest, ClassBoundariesAndLargeBlocks) {
+    std::vector<size_t> sizes;
+    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
+        size_t c = kmalloc_class_size(i);
+        sizes.push_back(c - 1);
+        sizes.push_back(c);
+        sizes.push_back(c + 1);
+    }
+    for (unsigned o = 3; o <= BUDDY_MAX_ORDER; o++) {
+        size_t b = BUDDY_PAGE_SIZE << o;
+        sizes.push_back(b - 1);
+        sizes.push_back(b);
+        sizes.push_back(b + 1);
+    }
+    for (size_t s : sizes) {
+        void *p = kmalloc(s, 0);
+        ASSERT_NE(p, nullptr) << s;
+        size_t us = ksize(p);
+        ASSERT_GE(us, s);
+        if (s > kMaxClass && s <= BUDDY_PAGE_SIZE << BUDDY_MAX_ORDER) {
+            // A whole buddy block: the smallest power-of-two number of pages.
+            ASSERT_EQ(us, BUDDY_PAGE_SIZE << buddy_order_for_size(s)) << s;
+            ASSERT_TRUE(Aligned(p, us)) << "buddy blocks are naturally aligned";
+            struct buddy_block_info info;
+            ASSERT_TRUE(buddy_lookup(p, &info));
+            EXPECT_EQ(info.tag, BUDDY_TAG_LARGE);
+            EXPECT_EQ(info.head, p);
+        } else if (s > BUDDY_PAGE_SIZE << BUDDY_MAX_ORDER) {
+            ASSERT_EQ(us, (s + 4095) / 4096 * 4096);
+        } else {
+            ASSERT_EQ(us, kmalloc_class_size(kmalloc_class_index(s)));
+        }
+        Fill(p, us, 7);
+        ASSERT_TRUE(Check(p, us, 7));
+        kfree(p);
+    }
+}
+
+TEST_F(KmallocTest, HugeBlocksGoBackToTheOs) {
+    struct buddy_stats before, during, after;
+    buddy_get_stats(&before);
+    size_t sz = (size_t)9 << 20;
+    void *p = kmalloc(sz, 0);
+    ASSERT_NE(p, nullptr);
+    EXPECT_GE(ksize(p), sz);
+    memset(p, 0x5a, sz);
+    buddy_get_stats(&during);
+    EXPECT_EQ(during.huge_blocks, before.huge_blocks + 1);
+    kfree(p);
+    buddy_get_stats(&after);
+    EXPECT_EQ(after.huge_blocks, before.huge_blocks);
+    EXPECT_EQ(after.huge_bytes, before.huge_bytes);
+}
+
+TEST_F(KmallocTest, ImpossibleSizesFailWithEnomem) {
+    for (size_t s : {SIZE_MAX, SIZE_MAX - 4095, SIZE_MAX / 2, (size_t)1 << 62}) {
+        errno = 0;
+        EXPECT_EQ(kmalloc(s, 0), nullptr) << s;
+        EXPECT_EQ(errno, ENOMEM) << s;
+        errno = 0;
+        EXPECT_EQ(kzalloc(s, 0), nullptr);
+        EXPECT_EQ(errno, ENOMEM);
+        errno = 0;
+        EXPECT_EQ(kmalloc_aligned(64, s, 0), nullptr);
+        EXPECT_EQ(errno, ENOMEM);
+    }
+}
+
+TEST_F(KmallocTest, NullIsHarmless) {
+    kfree(nullptr);
+    EXPECT_EQ(ksize(nullptr), 0u);
+}
+
+// ---------------------------------------------------------------- kzalloc / kcalloc
+
+TEST_F(KmallocTest, KzallocZeroesRecycledMemory) {
+    for (size_t s : {1ul, 16ul, 100ul, 4000ul, 30000ul, 100000ul, (size_t)5 << 20}) {
+        // Dirty memory of this class, free it, then kzalloc: the same slot is likely reused.
+        for (int i = 0; i < 3; i++) {
+            void *d = kmalloc(s, 0);
+            ASSERT_NE(d, nullptr);
+            memset(d, 0xee, ksize(d));
+            kfree(d);
+        }
+        unsigned char *p = static_cast<unsigned char *>(kzalloc(s, 0));
+        ASSERT_NE(p, nullptr);
+        for (size_t i = 0; i < s; i++) ASSERT_EQ(p[i], 0) << s << " byte " << i;
+        kfree(p);
+    }
+}
+
+TEST_F(KmallocTest, KcallocZeroesAndRejectsOverflow) {
+    unsigned char *p = static_cast<unsigned char *>(kcalloc(37, 41, 0));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < 37 * 41; i++) ASSERT_EQ(p[i], 0);
+    kfree(p);
+    errno = 0;
+    EXPECT_EQ(kcalloc(SIZE_MAX / 2 + 1, 2, 0), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    errno = 0;
+    EXPECT_EQ(kcalloc((size_t)1 << 33, (size_t)1 << 31, 0), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    void *z = kcalloc(0, 100, 0);
+    EXPECT_NE(z, nullptr);
+    kfree(z);
+}
+
+// ---------------------------------------------------------------- krealloc
+
+TEST_F(KmallocTest, KreallocAcrossEveryClassBoundaryKeepsContents) {
+    std::vector<size_t> sizes = {1};
+    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) sizes.push_back(kmalloc_class_size(i) + 1);
+    for (unsigned o = 4; o <= BUDDY_MAX_ORDER + 1; o++) sizes.push_back((BUDDY_PAGE_SIZE << o) + 1);
+    // Grow through every boundary.
+    void *p = kmalloc(1, 0);
+    Fill(p, 1, 3);
+    size_t have = 1;
+    for (size_t s : sizes) {
+        void *q = krealloc(p, s, 0);
+        ASSERT_NE(q, nullptr) << s;
+        ASSERT_TRUE(Check(q, have < s ? have : s, 3)) << "grow to " << s;
+        ASSERT_GE(ksize(q), s);
+        Fill(q, s, 3);
+        have = s;
+        p = q;
+    }
+    // Shrink back through every boundary.
+    for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) {
+        void *q = krealloc(p, *it, 0);
+        ASSERT_NE(q, nullptr);
+        ASSERT_TRUE(Check(q, *it, 3)) << "shrink to " << *it;
+        ASSERT_GE(ksize(q), *it);
+        p = q;
+    }
+    kfree(p);
+}
+
+TEST_F(KmallocTest, KreallocInPlaceAndHeadroom) {
+    void *p = kmalloc(100, 0);  // class 104
+    ASSERT_EQ(ksize(p), 104u);
+    EXPECT_EQ(krealloc(p, 104, 0), p) << "fits the class: in place";
+    EXPECT_EQ(krealloc(p, 60, 0), p) << "small blocks shrink in place";
+    void *q = krealloc(p, 1000, 0);
+    ASSERT_NE(q, nullptr);
+    ASSERT_EQ(ksize(q), 1024u);
+    EXPECT_EQ(krealloc(q, 1001, 0), q) << "fits the class: in place";
+    q = krealloc(q, 1025, 0);  // grows past its class (1024): moves with 1.25x headroom
+    ASSERT_NE(q, nullptr);
+    EXPECT_GE(ksize(q), 1280u);
+    void *r = krealloc(q, 1250, 0);
+    EXPECT_EQ(r, q) << "the headroom absorbs the next growth";
+    // A large block shrunk below half moves to a smaller block (memory goes back).
+    void *big = kmalloc(1 << 20, 0);
+    memset(big, 1, 1 << 20);
+    void *small = krealloc(big, 1000, 0);
+    ASSERT_NE(small, nullptr);
+    EXPECT_LT(ksize(small), 4096u);
+    kfree(r);
+    kfree(small);
+}
+
+TEST_F(KmallocTest, KreallocNullAndZero) {
+    void *p = krealloc(nullptr, 50, 0);
+    ASSERT_NE(p, nullptr);
+    EXPECT_GE(ksize(p), 50u);
+    struct kmem_cache_stats before, after;
+    struct kmem_cache *c = kmalloc_caches[kmalloc_class_index(50)];
+    ASSERT_EQ(kmem_cache_get_stats(c, &before), 0);
+    EXPECT_EQ(krealloc(p, 0, 0), nullptr);  // frees p (glibc realloc semantics)
+    ASSERT_EQ(kmem_cache_get_stats(c, &after), 0);
+    EXPECT_EQ(after.frees, before.frees + 1);
+}
+
+TEST_F(KmallocTest, KreallocFailureLeavesTheBlock) {
+    void *p = kmalloc(200, 0);
+    Fill(p, 200, 9);
+    errno = 0;
+    EXPECT_EQ(krealloc(p, SIZE_MAX / 2, 0), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    EXPECT_TRUE(Check(p, 200, 9));
+    kfree(p);
+}
+
+TEST_F(KmallocTest, KreallocZeroFlagZeroesTheNewTail) {
+    void *p = kmalloc(64, 0);
+    memset(p, 0xff, 64);
+    unsigned char *q = static_cast<unsigned char *>(krealloc(p, 5000, KM_ZERO));
+    ASSERT_NE(q, nullptr);
+    for (size_t i = 0; i < 64; i++) ASSERT_EQ(q[i], 0xff);
+    for (size_t i = 64; i < 5000; i++) ASSERT_EQ(q[i], 0) << i;
+    kfree(q);
+}
+
+// ---------------------------------------------------------------- alignment
+
+TEST_F(KmallocTest, EveryPowerOfTwoAlignmentUpTo8MiB) {
+    for (size_t a = 1; a <= ((size_t)8 << 20); a <<= 1) {
+        for (size_t s : {(size_t)0, (size_t)1, (size_t)24, (size_t)100, a, a + 1, 3 * a + 5,
+                         (size_t)40000, (size_t)5 << 20}) {
+            if (s > ((size_t)24 << 20)) continue;
+            void *p = kmalloc_aligned(a, s, 0);
+            ASSERT_NE(p, nullptr) << "align " << a << " size " << s;
+            ASSERT_TRUE(Aligned(p, a)) << "align " << a << " size " << s << " got " << p;
+            ASSERT_GE(ksize(p), s);
+            size_t n = ksize(p);
+            Fill(p, n, (uint32_t)a);
+            ASSERT_TRUE(Check(p, n, (uint32_t)a));
+            kfree(p);
+        }
+    }
+}
+
+TEST_F(KmallocTest, AlignmentMustBeAPowerOfTwo) {
+    for (size_t a : {(size_t)0, (size_t)3, (size_t)24, (size_t)100, (size_t)4097}) {
+        errno = 0;
+        EXPECT_EQ(kmalloc_aligned(a, 10, 0), nullptr) << a;
+        EXPECT_EQ(errno, EINVAL) << a;
+    }
+}
+
+// ---------------------------------------------------------------- 16-byte density
+
+TEST_F(KmallocTest, SixteenByteObjectsCostAtMostOnePercent) {
+    struct kmem_cache *c = kmalloc_caches[kmalloc_class_index(16)];
+    ASSERT_EQ(kmem_cache_shrink(c), 0);
+    struct kmem_cache_stats st0;
+    ASSERT_EQ(kmem_cache_get_stats(c, &st0), 0);
+    const size_t n = 1 << 20;
+    std::vector<void *> v(n);
+    for (size_t i = 0; i < n; i++) v[i] = kmalloc(16, 0);
+    struct kmem_cache_stats st;
+    ASSERT_EQ(kmem_cache_get_stats(c, &st), 0);
+    // Steady state: a full slab holds objects worth at least 1/1.01 of its bytes ...
+    double per_slab = (double)st.pages_per_slab * 4096;
+    EXPECT_LE(per_slab / (double)(st.objects_per_slab * 16), 1.01);
+    // ... and n objects take no more than that plus the one partly filled slab.
+    double slab_bytes = (double)(st.total_slabs - st0.total_slabs) * per_slab;
+    EXPECT_LE(slab_bytes - per_slab, 1.01 * (double)(n * 16));
+    for (void *p : v) kfree(p);
+}
+
+// ---------------------------------------------------------------- random model
+
+struct Block {
+    size_t size;
+    uint32_t seed;
+};
+
+void CheckNoOverlap(const std::map<uintptr_t, Block> &live, void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p;
+    auto it = live.lower_bound(a);
+    if (it != live.end()) {
+        ASSERT_GE(it->first, a + n) << "overlaps the next block";
+    }
+    if (it != live.begin()) {
+        --it;
+        ASSERT_LE(it->first + it->second.size, a) << "overlaps the previous block";
+    }
+}
+
+size_t RandomSize(std::mt19937_64 &rng) {
+    unsigned r = rng() % 1000;
+    if (r < 700) return rng() % 257;
+    if (r < 950) return rng() % 8193;
+    if (r < 995) return rng() % (1 << 20);
+    return (rng() % (12 << 20));
+}
+
+void RandomOps(uint64_t seed, int ops, bool validate) {
+    std::mt19937_64 rng(seed);
+    std::map<uintptr_t, Block> live;
+    for (int i = 0; i < ops; i++) {
+        unsigned op = rng() % 10;
+        if (op < 5 || live.empty()) {
+            size_t s = RandomSize(rng);
+            size_t align = 0;
+            void *p;
+            if (rng() % 8 == 0) {
+                align = (size_t)1 << (rng() % 21);
+                p = kmalloc_aligned(align, s, 0);
+            } else if (rng() % 4 == 0) {
+                p = kzalloc(s, 0);
+                for (size_t k = 0; p && k < s; k++) {
+                    ASSERT_EQ(static_cast<unsigned char *>(p)[k], 0);
+                }
+            } else {
+                p = kmalloc(s, 0);
+            }
+            ASSERT_NE(p, nullptr);
+            if (align) {
+                ASSERT_TRUE(Aligned(p, align));
+            }
+            ASSERT_GE(ksize(p), s);
+            CheckNoOverlap(live, p, s ? s : 1);
+            uint32_t sd = (uint32_t)rng();
+            Fill(p, s, sd);
+            live[(uintptr_t)p] = Block{s ? s : 1, sd};
+            if (s == 0) live[(uintptr_t)p].size = 1, Fill(p, 1, sd);
+        } else {
+            auto it = live.begin();
+            std::advance(it, rng() % live.size());
+            void *p = (void *)it->first;
+            Block b = it->second;
+            ASSERT_TRUE(Check(p, b.size, b.seed)) << "block " << p << " corrupted";
+            live.erase(it);
+            if (op < 8) {
+                kfree(p);
+            } else {
+                size_t s = RandomSize(rng);
+                if (s == 0) s = 1;
+                void *q = krealloc(p, s, 0);
+                ASSERT_NE(q, nullptr);
+                ASSERT_TRUE(Check(q, b.size < s ? b.size : s, b.seed)) << "realloc lost data";
+                CheckNoOverlap(live, q, s);
+                Fill(q, s, b.seed);
+                live[(uintptr_t)q] = Block{s, b.seed};
+            }
+        }
+        if (validate && i % 500 == 0) {
+            ASSERT_EQ(slabcache_validate(), 0) << "op " << i;
+        }
+    }
+    for (auto &kv : live) {
+        ASSERT_TRUE(Check((void *)kv.first, kv.second.size, kv.second.seed));
+        kfree((void *)kv.first);
+    }
+}
+
+TEST_F(KmallocTest, RandomOperationsAgainstAModel) {
+    for (uint64_t seed : {1u, 2u, 3u}) {
+        RandomOps(seed, 20000, true);
+        if (HasFatalFailure()) return;
+    }
+}
+
+TEST_F(KmallocTest, ThreadsFreeingEachOthersBlocks) {
+    const int kThreads = 4, kRounds = 200, kBatch = 256;
+    std::vector<std::vector<void *>> handoff(kThreads);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, nullptr, kThreads);
+    std::vector<std::thread> ts;
+    std::vector<int> errors(kThreads, 0);
+    for (int t = 0; t < kThreads; t++) {
+        ts.emplace_back([&, t] {
+            std::mt19937_64 rng(t + 100);
+            for (int r = 0; r < kRounds; r++) {
+                std::vector<void *> mine;
+                for (int i = 0; i < kBatch; i++) {
+                    size_t s = 1 + rng() % 2000;
+                    unsigned char *p = static_cast<unsigned char *>(kmalloc(s, 0));
+                    if (!p) { errors[t]++; continue; }
+                    p[0] = (unsigned char)t;
+                    p[s - 1] = (unsigned char)t;
+                    mine.push_back(p);
+                }
+                handoff[t] = std::move(mine);
+                pthread_barrier_wait(&bar);
+                // Free the blocks of the next thread.
+                for (void *p : handoff[(t + 1) % kThreads]) {
+                    if (static_cast<unsigned char *>(p)[0] != (unsigned char)((t + 1) % kThreads))
+                        errors[t]++;
+                    kfree(p);
+                }
+                pthread_barrier_wait(&bar);
+            }
+            kmem_cache_thread_flush();
+        });
+    }
+    for (auto &th : ts) th.join();
+    pthread_barrier_destroy(&bar);
+    for (int t = 0; t < kThreads; t++) EXPECT_EQ(errors[t], 0) << t;
+}
+
+TEST_F(KmallocTest, ForkWithLiveBlocksAndOtherThreads) {
+#if defined(__SANITIZE_THREAD__)
+    // fork_prepare holds every cache's two locks (160 with the kmalloc caches): past TSan's
+    // deadlock detector limit of 64 held mutexes, which aborts the process.
+    GTEST_SKIP() << "TSan cannot hold more than 64 mutexes across fork";
+#endif
+    std::vector<void *> keep;
+    for (int i = 0; i < 1000; i++) {
+        void *p = kmalloc(1 + i % 3000, 0);
+        Fill(p, 1 + i % 3000, i);
+        keep.push_back(p);
+    }
+    std::atomic<bool> stop{false};
+    std::thread busy([&] {
+        while (!stop.load()) kfree(kmalloc(64, 0));
+    });
+    for (int f = 0; f < 5; f++) {
+        pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            int bad = 0;
+            for (int i = 0; i < 1000; i++) bad += !Check(keep[i], 1 + i % 3000, i);
+            RandomOps(77, 3000, false);
+            for (void *p : keep) kfree(p);
+            bad += slabcache_validate() != 0;
+            _exit(bad ? 1 : 0);
+        }
+        int status = 0;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child " << f;
+    }
+    stop = true;
+    busy.join();
+    for (void *p : keep) kfree(p);
+}
+
+// ---------------------------------------------------------------- misuse
+
+class KmallocMisuseTest : public KmallocTest {
+  protected:
+    void SetUp() override {
+        KmallocTest::SetUp();
+        setenv("SLABCACHE_ON_ERROR", "report", 1);
+        slab_report_reset_options();
+    }
+    void TearDown() override {
+        unsetenv("SLABCACHE_ON_ERROR");
+        slab_report_reset_options();
+        KmallocTest::TearDown();
+    }
+};
+
+TEST_F(KmallocMisuseTest, ForeignPointerIsReported) {
+    int on_stack = 0;
+    ::testing::internal::CaptureStderr();
+    kfree(&on_stack);
+    std::string err = ::testing::internal::GetCapturedStderr();
+    char want[128];
+    snprintf(want, sizeof want, "slabcache: free: invalid free of %p (pointer not from slabcache)",
+             (void *)&on_stack);
+    EXPECT_NE(err.find(want), std::string::npos) << err;
+    void *glibc = malloc(10);  // the test's malloc is glibc's
+    ::testing::internal::CaptureStderr();
+    kfree(glibc);
+    err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("(pointer not from slabcache)"), std::string::npos) << err;
+    free(glibc);
+}
+
+TEST_F(KmallocMisuseTest, InteriorAndDoubleFreesOfLargeBlocksAreReported) {
+    char *p = static_cast<char *>(kmalloc(100000, 0));
+    ::testing::internal::CaptureStderr();
+    kfree(p + 4096);
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("invalid free of"), std::string::npos) << err;
+    EXPECT_EQ(ksize(p), 131072u) << "the block survived the refused free";
+    kfree(p);
+    ::testing::internal::CaptureStderr();
+    kfree(p);
+    err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("invalid free of"), std::string::npos) << err;
+}
+
+TEST_F(KmallocMisuseTest, InteriorAndDoubleFreesOfSmallObjectsAreReported) {
+    char *p = static_cast<char *>(kmalloc(100, 0));
+    ::testing::internal::CaptureStderr();
+    kfree(p + 8);
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("invalid free"), std::string::npos) << err;
+    kfree(p);
+    ::testing::internal::CaptureStderr();
+    kfree(p);  // still on top of this thread's magazine: the cheap check catches it
+    err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("double free"), std::string::npos) << err;
+}
+
+TEST(KmallocDeathTest, ForeignFreeAbortsByDefault) {
+    ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+    static int x;
+    EXPECT_DEATH(kfree(&x), "free: invalid free of 0x[0-9a-f]+ \\(pointer not from slabcache\\)");
+}
+
+}  // namespace
