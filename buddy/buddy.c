@@ -44,9 +44,10 @@
  *
  * RETURNING MEMORY
  *   When a free block of order BUDDY_MAX_ORDER (a whole extent) appears on free, at most
- *   BUDDY_SPARE_EXTENTS such extents stay on the top list as spares (so an alloc/free pair of
- *   a large order does not go to the heap every time); further ones go back with
- *   heap_extent_free() at once.  buddy_trim(keep) returns spares beyond `keep` and madvises
+ *   spare_limit() such extents (BUDDY_SPARE_EXTENTS_DEFAULT = 64, i.e. 256 MiB, or
+ *   SLABCACHE_SPARE_EXTENTS) stay on the top list as spares, so a program that frees a large
+ *   working set and builds it again does not fault every page in twice; further ones go back
+ *   with heap_extent_free() at once.  buddy_trim(keep) returns spares beyond `keep` and madvises
  *   free blocks of order >= BUDDY_PURGE_MIN_ORDER except their first page (which holds the list
  *   node).  A per-extent bitmap remembers which free heads are purged: splitting a purged
  *   block yields purged halves, allocating or merging clears the bit, so a second trim with
@@ -438,6 +439,8 @@ static void *block_alloc_locked(unsigned order, uint16_t tag)
     return page_addr(ext, idx);
 }
 
+static size_t spare_limit(void);
+
 /* Free the allocated block whose head is page idx: merge while the buddy is free. */
 static void block_free_locked(struct buddy_extent *ext, size_t idx)
 {
@@ -452,7 +455,7 @@ static void block_free_locked(struct buddy_extent *ext, size_t idx)
         order++;
         buddy.st.merges++;
     }
-    if (order == BUDDY_MAX_ORDER && buddy.st.free_blocks[order] >= BUDDY_SPARE_EXTENTS) {
+    if (order == BUDDY_MAX_ORDER && buddy.st.free_blocks[order] >= spare_limit()) {
         extent_release_locked(ext);
         return;
     }
@@ -663,6 +666,52 @@ static size_t trim_purge_locked(void)
         }
     }
     return bytes;
+}
+
+/* ---------------------------------------------------------------- spares */
+
+/* 0 = not read yet; otherwise the limit (buddy lock for writes; relaxed reads). */
+static size_t spare_extents;
+
+/* SLABCACHE_SPARE_EXTENTS, parsed without allocating; 0 when absent or malformed. */
+static size_t spare_from_env(void)
+{
+    const char *v = getenv("SLABCACHE_SPARE_EXTENTS");
+    size_t n = 0;
+    if (!v || !*v)
+        return 0;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        if (n > (SIZE_MAX - 9) / 10)
+            return 0;
+        n = n * 10 + (size_t)(*v - '0');
+    }
+    return *v ? 0 : n;
+}
+
+static size_t spare_limit(void)
+{
+    size_t n = __atomic_load_n(&spare_extents, __ATOMIC_RELAXED);
+    if (__builtin_expect(n == 0, 0)) {
+        n = spare_from_env();
+        if (n == 0)
+            n = BUDDY_SPARE_EXTENTS_DEFAULT;
+        if (n < BUDDY_SPARE_EXTENTS_MIN)
+            n = BUDDY_SPARE_EXTENTS_MIN;
+        __atomic_store_n(&spare_extents, n, __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
+size_t buddy_set_spare_extents(size_t n)
+{
+    if (n < BUDDY_SPARE_EXTENTS_MIN)
+        n = BUDDY_SPARE_EXTENTS_MIN;
+    buddy_lock();
+    size_t old = spare_limit();
+    __atomic_store_n(&spare_extents, n, __ATOMIC_RELAXED);
+    trim_extents_locked(n);
+    buddy_unlock();
+    return old;
 }
 
 size_t buddy_trim(size_t keep_extents)
@@ -892,9 +941,9 @@ static int validate_locked(void)
     if (alloc_bytes + buddy.st.huge_bytes != buddy.st.alloc_bytes)
         return validate_fail("alloc_bytes", NULL, alloc_bytes + buddy.st.huge_bytes,
                              buddy.st.alloc_bytes);
-    if (buddy.st.free_blocks[BUDDY_MAX_ORDER] > BUDDY_SPARE_EXTENTS)
+    if (buddy.st.free_blocks[BUDDY_MAX_ORDER] > spare_limit())
         return validate_fail("more whole free extents than spares", NULL,
-                             buddy.st.free_blocks[BUDDY_MAX_ORDER], BUDDY_SPARE_EXTENTS);
+                             buddy.st.free_blocks[BUDDY_MAX_ORDER], spare_limit());
     return 0;
 }
 

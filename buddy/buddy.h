@@ -81,6 +81,33 @@ struct buddy_block_info {
  * inside an allocated block and returns true; false for free pages and foreign addresses. */
 bool buddy_lookup(const void *ptr, struct buddy_block_info *out);
 
+/* Inline fast path of buddy_lookup for addresses in buddy extents (not huge blocks): the
+ * head and tag of the allocated block holding p.  Lock-free like buddy_lookup; false for
+ * free pages and foreign addresses.  Relies on the heap extent's `owner` pointing at the
+ * extent's page map (struct buddy_page[BUDDY_PAGES_PER_EXTENT], first member of buddy.c's
+ * per-extent record). */
+static inline bool buddy_block_of(const void *p, void **head, uint16_t *tag)
+{
+    if (!heap_is_buddy_granule(p))
+        return false;
+    struct heap_extent *he = heap_extent_lookup(p);
+    if (!he)
+        return false;
+    const struct buddy_page *pages = (const struct buddy_page *)__atomic_load_n(
+        &he->owner, __ATOMIC_RELAXED);
+    uintptr_t base = __atomic_load_n(&he->base, __ATOMIC_RELAXED);
+    if (!pages)
+        return false;
+    struct buddy_page pg;
+    __atomic_load(&pages[((uintptr_t)p - base) >> BUDDY_PAGE_SHIFT], &pg, __ATOMIC_RELAXED);
+    if ((pg.state != BUDDY_PAGE_ALLOC_HEAD && pg.state != BUDDY_PAGE_ALLOC_TAIL) ||
+        pg.order > BUDDY_MAX_ORDER)
+        return false;
+    *head = (void *)((uintptr_t)p & ~((BUDDY_PAGE_SIZE << pg.order) - 1));
+    *tag = pg.tag;
+    return true;
+}
+
 /* Return free memory: whole free extents beyond `keep_extents` go back to the heap (which
  * trims or purges them); free blocks of order >= BUDDY_PURGE_MIN_ORDER inside extents are
  * madvise'd (all but their first page, which holds the free-list links).  Returns bytes
@@ -88,8 +115,16 @@ bool buddy_lookup(const void *ptr, struct buddy_block_info *out);
 #define BUDDY_PURGE_MIN_ORDER 4
 size_t buddy_trim(size_t keep_extents);
 /* Whole free extents kept as spares when freeing; a further one that becomes wholly free goes
- * back to the heap at once (so at most this many order-BUDDY_MAX_ORDER blocks are ever free). */
-#define BUDDY_SPARE_EXTENTS 1
+ * back to the heap at once (so at most this many order-BUDDY_MAX_ORDER blocks are ever free).
+ * Retaining freed memory, as jemalloc and mimalloc do, keeps a program that frees and then
+ * re-allocates a large working set from paying the page faults twice; buddy_trim() (and so
+ * kmem_cache_shrink) gives the spares back.  Default BUDDY_SPARE_EXTENTS_DEFAULT (256 MiB),
+ * or SLABCACHE_SPARE_EXTENTS from the environment; at least BUDDY_SPARE_EXTENTS_MIN. */
+#define BUDDY_SPARE_EXTENTS_MIN 1
+#define BUDDY_SPARE_EXTENTS_DEFAULT 64
+/* Set the spare limit (at least BUDDY_SPARE_EXTENTS_MIN); returns the previous one.  Spares
+ * beyond a lowered limit are returned at once. */
+size_t buddy_set_spare_extents(size_t n);
 
 /* ---------------------------------------------------------------- stats, checks */
 struct buddy_stats {

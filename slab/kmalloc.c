@@ -316,10 +316,9 @@ static void report_bad_pointer(const char *op, const void *p)
     slab_misuse();
 }
 
-void kmalloc_free_op(void *p, const char *op)
+/* kmalloc_free_op without the common case: large blocks, and pointers to report. */
+__attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op)
 {
-    if (!p)
-        return;
     struct buddy_block_info info;
     if (SLAB_LIKELY(buddy_lookup(p, &info))) {
         if (SLAB_LIKELY(info.tag == BUDDY_TAG_SLAB)) {
@@ -343,6 +342,25 @@ void kmalloc_free_op(void *p, const char *op)
         }
     }
     report_bad_pointer(op, p);
+}
+
+/* The common case inline: the page map says p is in a slab; its header names the cache and
+ * kmem_cache_free validates p against it (double, interior, wrong-cache frees). */
+void kmalloc_free_op(void *p, const char *op)
+{
+    if (SLAB_UNLIKELY(!p))
+        return;
+    void *head;
+    uint16_t tag;
+    if (SLAB_LIKELY(buddy_block_of(p, &head, &tag) && tag == BUDDY_TAG_SLAB)) {
+        const struct slab *s = head;
+        struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
+        if (SLAB_LIKELY(s->magic == SLAB_MAGIC && c != NULL)) {
+            kmem_cache_free(c, p);
+            return;
+        }
+    }
+    kmalloc_free_slow(p, op);
 }
 
 void kfree(void *p)

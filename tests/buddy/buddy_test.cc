@@ -36,6 +36,7 @@ namespace {
 constexpr size_t kPage = BUDDY_PAGE_SIZE;
 constexpr unsigned kMax = BUDDY_MAX_ORDER;
 constexpr size_t kExtent = HEAP_EXTENT_SIZE;
+constexpr size_t kSpare = BUDDY_SPARE_EXTENTS_MIN;
 
 size_t OrderBytes(unsigned k) { return kPage << k; }
 uintptr_t ExtentOf(const void *p) { return (uintptr_t)p & ~(uintptr_t)(kExtent - 1); }
@@ -106,13 +107,17 @@ void ExpectCountsMatch(const Live &live)
     struct buddy_stats st;
     buddy_get_stats(&st);
     want[kMax] = st.extents - busy.size();
-    EXPECT_LE(want[kMax], (size_t)BUDDY_SPARE_EXTENTS);
+    EXPECT_LE(want[kMax], kSpare);
     EXPECT_EQ(want, got);
 }
 
 class BuddyTest : public ::testing::Test {
 protected:
-    void SetUp() override { buddy_reset_for_tests(); }
+    void SetUp() override
+    {
+        buddy_reset_for_tests();
+        buddy_set_spare_extents(kSpare); // the tests count extents with one spare
+    }
     void TearDown() override
     {
         EXPECT_EQ(0, buddy_validate());
@@ -355,7 +360,7 @@ void RandomRun(uint64_t seed, int ops)
     ASSERT_VALID();
     buddy_get_stats(&st);
     EXPECT_EQ(0u, st.alloc_bytes);
-    EXPECT_LE(st.extents, (size_t)BUDDY_SPARE_EXTENTS) << "wholly free extents are returned";
+    EXPECT_LE(st.extents, kSpare) << "wholly free extents are returned";
 }
 
 TEST_F(BuddyTest, RandomSequenceSeed1) { RandomRun(1, 200000); }
@@ -591,8 +596,8 @@ TEST_F(BuddyTest, WhollyFreeExtentsBeyondTheSpareGoBackAtOnce)
         ASSERT_VALID();
     }
     buddy_get_stats(&st);
-    EXPECT_EQ((size_t)BUDDY_SPARE_EXTENTS, st.extents);
-    EXPECT_EQ((size_t)BUDDY_SPARE_EXTENTS, Buddyinfo()[kMax]);
+    EXPECT_EQ(kSpare, st.extents);
+    EXPECT_EQ(kSpare, Buddyinfo()[kMax]);
     EXPECT_EQ(kExtent, buddy_trim(0));
     buddy_get_stats(&st);
     EXPECT_EQ(0u, st.extents);
@@ -739,7 +744,48 @@ TEST_F(BuddyTest, FourThreadStress)
     EXPECT_EQ(st.allocs, st.frees);
     EXPECT_EQ(0u, st.alloc_bytes);
     EXPECT_EQ(0u, st.invalid_frees);
-    EXPECT_LE(st.extents, (size_t)BUDDY_SPARE_EXTENTS);
+    EXPECT_LE(st.extents, kSpare);
+}
+
+} // namespace
+
+namespace {
+
+// The spare policy: whole free extents are kept up to the limit (freed memory is retained for
+// reuse without page faults), beyond it they go back to the heap, and lowering the limit or
+// buddy_trim(0) gives the spares back.
+TEST_F(BuddyTest, SpareExtentsAreRetainedUpToTheLimit)
+{
+    buddy_set_spare_extents(3);
+    std::vector<void *> blocks;
+    for (int i = 0; i < 6; i++) {
+        void *p = buddy_alloc(kMax, BUDDY_TAG_USER);
+        ASSERT_NE(nullptr, p);
+        blocks.push_back(p);
+    }
+    for (void *p : blocks)
+        ASSERT_EQ(0, buddy_free(p));
+    buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(3u, st.extents) << "three spares kept, three returned";
+    EXPECT_EQ(3u, st.free_blocks[kMax]);
+    ASSERT_EQ(0, buddy_validate());
+    // Reuse of a spare needs no new extent.
+    void *again = buddy_alloc(kMax, BUDDY_TAG_USER);
+    buddy_get_stats(&st);
+    EXPECT_EQ(3u, st.extents);
+    ASSERT_EQ(0, buddy_free(again));
+    EXPECT_EQ(3u, buddy_set_spare_extents(1));
+    buddy_get_stats(&st);
+    EXPECT_EQ(1u, st.extents) << "lowering the limit returns the spares beyond it";
+    buddy_set_spare_extents(2);
+    EXPECT_GT(buddy_trim(0), 0u);
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.extents);
+    ASSERT_EQ(0, buddy_validate());
+    EXPECT_EQ(2u, buddy_set_spare_extents(0)) << "0 is raised to the minimum";
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.extents);
 }
 
 } // namespace
