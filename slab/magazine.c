@@ -401,7 +401,8 @@ static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
     TC_STORE(e->loaded, p);
 }
 
-__attribute__((noinline)) static void *cache_alloc_slow(struct kmem_cache *c, unsigned int flags)
+__attribute__((noinline)) static void *cache_alloc_slow(struct kmem_cache *c, unsigned int flags,
+                                                        const void *caller)
 {
     if (!c || c->magic != KMEM_CACHE_MAGIC) {
         if (c) {
@@ -423,7 +424,7 @@ __attribute__((noinline)) static void *cache_alloc_slow(struct kmem_cache *c, un
         TC_STORE(m->count, n);
         count_op(&e->allocs);
     } else {
-        if (slab_alloc_batch(c, &obj, 1) != 1)
+        if (slab_alloc_batch_from(c, &obj, 1, caller) != 1)
             return alloc_failed(c);
         __atomic_fetch_add(&c->allocs, 1, __ATOMIC_RELAXED);
     }
@@ -450,8 +451,10 @@ static inline bool on_top(const struct magazine *m, uint32_t n, const void *obj)
     return n != 0 && m->objs[n - 1] == obj;
 }
 
-/* Free of a validated object when the fast path could not push it. */
-__attribute__((noinline)) static void cache_free_slow(struct kmem_cache *c, void *obj)
+/* Free of a validated object when the fast path could not push it.  caller: the return
+ * address in the program, for debug caches (which have no magazines). */
+__attribute__((noinline)) static void cache_free_slow(struct kmem_cache *c, void *obj,
+                                                      const void *caller)
 {
     struct slab_tc_entry *e = entry_for(c);
     if (e) {
@@ -467,13 +470,14 @@ __attribute__((noinline)) static void cache_free_slow(struct kmem_cache *c, void
         count_op(&e->frees);
         return;
     }
-    slab_free_batch(c, &obj, 1);
-    __atomic_fetch_add(&c->frees, 1, __ATOMIC_RELAXED);
+    if (slab_free_one_from(c, obj, caller))
+        __atomic_fetch_add(&c->frees, 1, __ATOMIC_RELAXED);
 }
 
 /* kmem_cache_free when the inline check failed: report, or free if the pointer is valid
  * after all (the fast check only decides the common case). */
-__attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache *c, void *obj)
+__attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache *c, void *obj,
+                                                               const void *caller)
 {
     if (!c) {
         slab_report("kmem_cache_free: invalid free of %p to a NULL cache", obj);
@@ -481,7 +485,7 @@ __attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache
         return;
     }
     if (slab_check_free_slow(c, obj, "kmem_cache_free"))
-        cache_free_slow(c, obj);
+        cache_free_slow(c, obj, caller);
 }
 
 /* ---------------------------------------------------------------- public fast paths */
@@ -515,7 +519,7 @@ void *kmem_cache_alloc(struct kmem_cache *c, unsigned int flags)
             return obj;
         }
     }
-    return cache_alloc_slow(c, flags);
+    return cache_alloc_slow(c, flags, __builtin_return_address(0));
 }
 
 void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
@@ -528,7 +532,7 @@ void kmem_cache_free(struct kmem_cache *c, void *obj)
     if (SLAB_UNLIKELY(!obj))
         return;
     if (SLAB_UNLIKELY(!c || !slab_check_free_fast(c, obj))) {
-        cache_free_checked(c, obj);
+        cache_free_checked(c, obj, __builtin_return_address(0));
         return;
     }
     struct slab_tc_entry *e = entry_fast(c);
@@ -542,7 +546,7 @@ void kmem_cache_free(struct kmem_cache *c, void *obj)
             return;
         }
     }
-    cache_free_slow(c, obj);
+    cache_free_slow(c, obj, __builtin_return_address(0));
 }
 
 /* ---------------------------------------------------------------- bulk */
@@ -564,7 +568,7 @@ size_t kmem_cache_alloc_bulk(struct kmem_cache *c, unsigned int flags, size_t nr
         TC_STORE(e->allocs, TC_LOAD(e->allocs) + got);
     }
     if (got < nr) {
-        size_t more = slab_alloc_batch(c, objs + got, nr - got);
+        size_t more = slab_alloc_batch_from(c, objs + got, nr - got, __builtin_return_address(0));
         if (e)
             TC_STORE(e->allocs, TC_LOAD(e->allocs) + more);
         else
@@ -587,8 +591,49 @@ void kmem_cache_free_bulk(struct kmem_cache *c, size_t nr, void **objs)
 {
     if (!objs)
         return;
+    if (c && c->magic == KMEM_CACHE_MAGIC && !c->mag_size) {
+        /* Magazine-less (debug) caches: keep the program's call site for the reports. */
+        const void *caller = __builtin_return_address(0);
+        for (size_t i = 0; i < nr; i++) {
+            if (!objs[i])
+                continue;
+            if (slab_check_free_fast(c, objs[i]))
+                cache_free_slow(c, objs[i], caller);
+            else
+                cache_free_checked(c, objs[i], caller);
+        }
+        return;
+    }
     for (size_t i = 0; i < nr; i++)
         kmem_cache_free(c, objs[i]);
+}
+
+size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&slab_tcache_lock);
+    pthread_mutex_lock(&c->depot_lock);
+    if (c->id < SLAB_MAX_CACHES) {
+        for (struct slab_tcache *tc = tcache_list; tc; tc = tc->next) {
+            struct slab_tc_entry *e = &tc->ent[c->id];
+            if (TC_LOAD(e->cache) != c)
+                continue;
+            struct magazine *mags[2] = {TC_LOAD(e->loaded), TC_LOAD(e->previous)};
+            for (int k = 0; k < 2; k++) {
+                uint32_t cnt = mags[k] ? TC_LOAD(mags[k]->count) : 0;
+                for (uint32_t i = 0; i < cnt; i++, n++)
+                    if (n < max)
+                        out[n] = mags[k]->objs[i];
+            }
+        }
+    }
+    for (struct magazine *m = c->depot_full; m; m = m->next)
+        for (uint32_t i = 0; i < m->count; i++, n++)
+            if (n < max)
+                out[n] = m->objs[i];
+    pthread_mutex_unlock(&c->depot_lock);
+    pthread_mutex_unlock(&slab_tcache_lock);
+    return n;
 }
 
 /* ---------------------------------------------------------------- validation */

@@ -47,6 +47,11 @@
 #include "slab/slab_internal.h"
 
 #define SLAB_EFFICIENCY_SLACK 0.001
+#if defined(__SANITIZE_ADDRESS__)
+#define SLAB_ASAN_BUILD 1
+#else
+#define SLAB_ASAN_BUILD 0
+#endif
 #define SLAB_REPORT_LEAK_ADDRS 8
 
 pthread_mutex_t slab_caches_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -211,6 +216,8 @@ static struct slab *slab_create(struct kmem_cache *c)
                 c->ctor_simple(obj);
         }
     }
+    if (c->debug)
+        slab_debug_init_slab(c, s);
     return s;
 }
 
@@ -220,10 +227,15 @@ static void slab_destroy(struct kmem_cache *c, struct slab *s)
 {
     if (c->dtor) {
         for (uint32_t i = 0; i < c->objs_per_slab; i++) {
-            if (!(s->bitmap[i / 64] & ((uint64_t)1 << (i % 64))))
+            if (!(s->bitmap[i / 64] & ((uint64_t)1 << (i % 64)))) {
+                if (c->debug)
+                    slab_debug_mark_dtor(c, s->objs + (size_t)i * c->slot_size);
                 c->dtor(s->objs + (size_t)i * c->slot_size, c->ctor_arg);
+            }
         }
     }
+    if (c->debug)
+        slab_debug_mark_slab_release(c, s);
     s->magic = 0;
     s->cache = NULL;
     buddy_free(s);
@@ -314,11 +326,41 @@ size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n)
     return slab_alloc_batch_published(c, objs, n, NULL);
 }
 
-size_t slab_alloc_batch_published(struct kmem_cache *c, void **objs, size_t n,
-                                  uint32_t *published)
+static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t list,
+                                size_t *inuse_sum, bool deep);
+
+/* Debug caches (c->debug != 0): fault injection, then the hooks of debug.c on every object
+ * taken (cache->lock held).  The first problem found goes to *pb. */
+static size_t debug_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t got,
+                                       const void *caller, struct slab_debug_problem *pb)
+{
+    for (size_t i = 0; i < got; i++) {
+        slab_debug_alloc_locked(c, objs[i], caller, pb);
+        if (c->debug & SLAB_DBG_CHECKS) {
+            struct slab *s = slab_of(c, objs[i]);
+            size_t sum = 0;
+            if (validate_slab_locked(c, s, s->list, &sum, false) && pb->kind == SLAB_DBG_OK) {
+                pb->kind = SLAB_DBG_SLAB_BAD;
+                pb->obj = objs[i];
+                pb->caller = caller;
+                pb->op = "alloc";
+            }
+        }
+    }
+    return got;
+}
+
+static size_t alloc_batch_impl(struct kmem_cache *c, void **objs, size_t n, uint32_t *published,
+                               const void *caller)
 {
     size_t got = 0;
+    bool injected = false;
+    struct slab_debug_problem pb = {0};
     pthread_mutex_lock(&c->lock);
+    if (SLAB_UNLIKELY(c->debug & SLAB_DBG_FAIL) && n && slab_debug_should_fail_locked(c)) {
+        injected = true; /* SLABCACHE_FAIL: this allocation fails */
+        n = 0;
+    }
     for (;;) {
         size_t want = n - got;
         if (c->max_objects) {
@@ -347,10 +389,34 @@ size_t slab_alloc_batch_published(struct kmem_cache *c, void **objs, size_t n,
             c->ctor_calls += c->objs_per_slab;
         list_add_locked(c, s, SLAB_LIST_EMPTY);
     }
+    if (SLAB_UNLIKELY(c->debug) && got)
+        debug_alloc_batch_locked(c, objs, got, caller, &pb);
     pthread_mutex_unlock(&c->lock);
+    if (SLAB_UNLIKELY(c->debug)) {
+        if (pb.kind != SLAB_DBG_OK)
+            slab_debug_report(c, &pb);
+        if (c->debug & SLAB_DBG_TRACE)
+            for (size_t i = 0; i < got; i++)
+                slab_debug_trace(c, "alloc", objs[i], caller);
+        if (injected) {
+            errno = ENOMEM;
+            return 0;
+        }
+    }
     if (got < n)
         errno = ENOMEM;
     return got;
+}
+
+size_t slab_alloc_batch_published(struct kmem_cache *c, void **objs, size_t n,
+                                  uint32_t *published)
+{
+    return alloc_batch_impl(c, objs, n, published, NULL);
+}
+
+size_t slab_alloc_batch_from(struct kmem_cache *c, void **objs, size_t n, const void *caller)
+{
+    return alloc_batch_impl(c, objs, n, NULL, caller);
 }
 
 /* Give one in-use slot back to its slab (cache->lock held; obj already validated). */
@@ -392,6 +458,43 @@ void slab_free_batch_published(struct kmem_cache *c, void *const *objs, size_t n
     c->dtor_calls += dtors;
     pthread_mutex_unlock(&c->lock);
     slab_destroy_chain(c, chain);
+}
+
+/* One free from a magazine-less path that knows its caller; false when a debug check refused
+ * it (reported). */
+bool slab_free_one_from(struct kmem_cache *c, void *obj, const void *caller)
+{
+    if (SLAB_LIKELY(!c->debug)) {
+        slab_free_batch(c, &obj, 1);
+        return true;
+    }
+    struct slab_debug_problem pb = {0};
+    size_t dtors = 0;
+    struct slab *chain = NULL;
+    pthread_mutex_lock(&c->lock);
+    bool ok = slab_debug_free_locked(c, obj, caller, &pb);
+    if (ok) {
+        slab_free_batch_locked(c, &obj, 1);
+        if (c->debug & SLAB_DBG_CHECKS) {
+            struct slab *s = slab_of(c, obj);
+            size_t sum = 0;
+            if (validate_slab_locked(c, s, s->list, &sum, false) && pb.kind == SLAB_DBG_OK) {
+                pb.kind = SLAB_DBG_SLAB_BAD;
+                pb.obj = obj;
+                pb.caller = caller;
+                pb.op = "free";
+            }
+        }
+        chain = slab_take_excess_empty_locked(c, c->max_empty, &dtors);
+        c->dtor_calls += dtors;
+    }
+    pthread_mutex_unlock(&c->lock);
+    slab_destroy_chain(c, chain);
+    if (ok && (c->debug & SLAB_DBG_TRACE))
+        slab_debug_trace(c, "free", obj, caller);
+    if (pb.kind != SLAB_DBG_OK)
+        slab_debug_report(c, &pb);
+    return ok;
 }
 
 /* ---------------------------------------------------------------- free-time checks */
@@ -442,6 +545,8 @@ __attribute__((noinline, cold)) bool slab_check_free_slow(struct kmem_cache *c, 
         count_invalid(c);
         slab_report("%s: double free of %p in cache %s (object is already free)", op, obj,
                     c->name);
+        if (c->debug)
+            slab_debug_report_track(c, obj);
         slab_misuse();
         return false;
     }
@@ -535,6 +640,7 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     c->align = (uint32_t)align;
     c->slot_size = (uint32_t)align_up(size, align);
     c->flags = flags;
+    slab_debug_setup_cache(c, flags, args->ctor || ctor_simple); /* may grow slot_size */
     c->ctor = args->ctor;
     c->dtor = args->dtor;
     c->ctor_arg = args->arg;
@@ -546,7 +652,8 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
         return create_fail(name, flags, EINVAL);
     }
     /* Exact live caps and SLAB_NO_MAGAZINE bypass the magazines. */
-    bool magazines = !(flags & (SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)) && !c->max_objects;
+    bool magazines = !(flags & (SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)) && !c->max_objects &&
+                     !c->debug;
     c->mag_size = magazines ? (args->magazine_size ? args->magazine_size
                                                    : magazine_size_for(c->slot_size))
                             : 0;
@@ -558,6 +665,8 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     pthread_mutex_lock(&slab_caches_lock);
     if (c->mag_size && (c->id = cache_id_alloc_locked()) == SLAB_NO_ID)
         c->mag_size = 0; /* out of ids: this cache works without magazines */
+    if (!c->mag_size && SLAB_ASAN_BUILD)
+        c->debug |= SLAB_DBG_ASAN; /* every op reaches the slabs: poison free slots */
     c->next_cache = slab_caches;
     c->prev_cache = NULL;
     if (slab_caches)
@@ -705,8 +814,9 @@ const char *kmem_cache_name(struct kmem_cache *c)
         return -1;                                                                          \
     } while (0)
 
+/* deep: also every slot's red zone and poison (debug caches). */
 static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t list,
-                                size_t *inuse_sum)
+                                size_t *inuse_sum, bool deep)
 {
     if ((uintptr_t)s & ~c->slab_mask)
         VFAIL("validate %s: slab %p not aligned to %zu", c->name, (void *)s, c->slab_bytes);
@@ -745,6 +855,13 @@ static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t li
     if (list_for_inuse(c, s->inuse) != list)
         VFAIL("validate %s: slab %p with %u in use is on the wrong list", c->name, (void *)s,
               s->inuse);
+    if (deep && (c->debug & (SLAB_DBG_REDZONE | SLAB_DBG_POISON))) {
+        for (uint32_t i = 0; i < c->objs_per_slab; i++) {
+            bool used = (s->bitmap[i / 64] >> (i % 64)) & 1;
+            if (slab_debug_validate_slot_locked(c, s->objs + (size_t)i * c->slot_size, used))
+                return -1;
+        }
+    }
     *inuse_sum += s->inuse;
     return 0;
 }
@@ -757,7 +874,7 @@ static int validate_list_locked(struct kmem_cache *c, struct slab_list_head *h, 
     for (struct slab *s = h->first; s; prev = s, s = s->next) {
         if (s->prev != prev)
             VFAIL("validate %s: slab %p back link broken", c->name, (void *)s);
-        if (validate_slab_locked(c, s, list, inuse_sum))
+        if (validate_slab_locked(c, s, list, inuse_sum, true))
             return -1;
         if (++n > h->count)
             break;

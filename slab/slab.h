@@ -140,6 +140,32 @@ int kmem_cache_validate(struct kmem_cache *cache);
 /* Every cache, then the buddy and heap layers. */
 int slabcache_validate(void);
 
+/* ---------------------------------------------------------------- debugging
+ * Long form, with real reports and how to read them: docs/debugging.md.  Environment:
+ *   SLABCACHE_DEBUG=FZPUT[,cache,...]  per-cache debug options (slub_debug syntax)
+ *   SLABCACHE_FAIL=every=N|prob=P[,seed=S][,cache=NAME]  fault injection
+ *   SLABCACHE_LEAKS=1|exit             leak report at exit (exit: status 23, or
+ *                                      SLABCACHE_LEAK_EXIT_CODE, when leaks were found)
+ *   SLABCACHE_ON_ERROR=report          continue after a misuse report instead of abort() */
+
+/* Report the objects still allocated in every cache on stderr, grouped by allocation site
+ * (caches with SLAB_STORE_USER / U) or by cache, with counts, bytes and first addresses.
+ * Objects cached in magazines and registered expected leaks are not counted.  Prints nothing
+ * when there is nothing to report.  Returns the number of leaked objects. */
+size_t slabcache_leak_report(void);
+/* Keep p (an object start) out of leak reports (FastMM's RegisterExpectedMemoryLeak).
+ * Up to SLABCACHE_EXPECTED_LEAKS_MAX pointers; past that the call is reported and ignored. */
+void slabcache_register_expected_leak(const void *p);
+void slabcache_unregister_expected_leak(const void *p);
+#define SLABCACHE_EXPECTED_LEAKS_MAX 4096
+
+/* A map of the heap (FastMM's GetMemoryMap): every extent, buddy block and slab with its
+ * cache and use, as text; as an SVG picture with one cell per 4 KiB page coloured by use
+ * (free, slab of a cache, large block, metadata); hex + ASCII dump of len bytes at p. */
+void slabcache_heap_map(FILE *out);
+void slabcache_heap_map_svg(FILE *out);
+void slabcache_dump(FILE *out, const void *p, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "buddy/buddy.h"
+#include "slab/debug_internal.h"
 #include "slab/slab.h"
 
 #if defined(__GNUC__)
@@ -140,7 +141,23 @@ struct kmem_cache {
     size_t alloc_failures;     /* relaxed atomics */
     size_t invalid_frees;      /* relaxed atomics */
     size_t live_capped;        /* objects held by callers when max_objects is set */
+
+    /* debugging (debug.c; set at create, read-only after) */
+    uint32_t debug;            /* SLAB_DBG_* bits; nonzero: no magazines */
+    uint32_t rz_off, rz_len;   /* red zone [rz_off, rz_off + rz_len) of a slot (Z) */
+    uint32_t track_off;        /* struct slab_track of a slot (U) */
+    /* fault injection (SLABCACHE_FAIL; cache->lock) */
+    uint64_t fail_every;       /* fail every Nth allocation; 0 = off */
+    uint64_t fail_threshold;   /* fail when rand32 < threshold; 0 = off */
+    uint64_t fail_count;       /* allocations seen */
+    uint64_t fail_rng;         /* xorshift64 state */
 };
+
+/* The track record of a slot (SLAB_DBG_USER caches only). */
+static inline struct slab_track *slab_debug_track(const struct kmem_cache *c, const void *obj)
+{
+    return (struct slab_track *)((uintptr_t)obj + c->track_off);
+}
 
 /* ---------------------------------------------------------------- per-thread caches */
 struct slab_tc_entry {
@@ -173,6 +190,10 @@ size_t slab_alloc_batch_published(struct kmem_cache *c, void **objs, size_t n,
 void slab_free_batch_published(struct kmem_cache *c, void *const *objs, size_t n,
                                uint32_t *published);
 void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n);
+/* Magazine-less paths that know the caller (debug hooks, fault injection, tracing):
+ * slab_alloc_batch / one free with the caller's return address. */
+size_t slab_alloc_batch_from(struct kmem_cache *c, void **objs, size_t n, const void *caller);
+bool slab_free_one_from(struct kmem_cache *c, void *obj, const void *caller);
 /* Release empty slabs beyond `keep` (cache->lock taken inside). */
 void slab_release_empty(struct kmem_cache *c, size_t keep);
 /* Check that obj is a slot of cache c currently in use; on failure report ("double free",
@@ -245,6 +266,10 @@ void slab_tcache_flush_self(struct kmem_cache *c);
 /* Sum of per-thread counters for c (slab_tcache_lock taken inside). */
 void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, size_t *cached);
 void slab_magazine_init(void);
+/* Up to max pointers held in magazines and the depot of c (locks taken inside; racy against
+ * threads that are running, exact when they are not); returns the total count, which may
+ * exceed max. */
+size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max);
 
 /* ---------------------------------------------------------------- report.c */
 /* One line on stderr with write(2): "slabcache: " + the formatted text + "\n".

@@ -18,6 +18,8 @@ SLABCACHE_PACKAGES=(
     gnuplot-nox             # benchmark plots
     python3                 # benchmark and report scripts
     valgrind                # memcheck runs, see docs/debugging.md
+    clang-14                # libFuzzer target (tests/fuzz), see docs/debugging.md
+    libclang-rt-14-dev      # its fuzzer and ASan runtimes
 )
 # shellcheck disable=SC2206
 SLABCACHE_PACKAGES+=(${SLABCACHE_EXTRA_PACKAGES:-})
