@@ -98,6 +98,14 @@ static uint64_t parse_u64(const char *s, size_t len, bool *ok)
     return v;
 }
 
+/* SLABCACHE_VALGRIND=0 keeps the normal (magazine) paths under valgrind, for profiling with
+ * callgrind or cachegrind rather than checking with memcheck. */
+static bool valgrind_opted_out(void)
+{
+    const char *v = getenv("SLABCACHE_VALGRIND"); /* getenv never allocates */
+    return v && v[0] == '0' && v[1] == '\0';
+}
+
 /* A probability "0.01", "1", "1e-3" is not accepted: digits, an optional fraction.  Returns
  * it scaled to 2^32. */
 static uint64_t parse_prob(const char *s, size_t len, bool *ok)
@@ -233,7 +241,7 @@ void slab_debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_c
 
     if (has_ctor) /* objects keep their constructed state while free: no poison (SLUB) */
         bits &= ~SLAB_DBG_POISON;
-    if (SLAB_HAVE_VALGRIND && RUNNING_ON_VALGRIND)
+    if (SLAB_HAVE_VALGRIND && RUNNING_ON_VALGRIND && !valgrind_opted_out())
         bits |= SLAB_DBG_VALGRIND;
     c->debug = bits;
 

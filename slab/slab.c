@@ -177,7 +177,7 @@ static uint8_t list_for_inuse(const struct kmem_cache *c, uint32_t inuse)
     return inuse == c->objs_per_slab ? SLAB_LIST_FULL : SLAB_LIST_PARTIAL;
 }
 
-static void slab_relist_locked(struct kmem_cache *c, struct slab *s)
+static inline void slab_relist_locked(struct kmem_cache *c, struct slab *s)
 {
     uint8_t want = list_for_inuse(c, s->inuse);
     if (want != s->list) {
@@ -428,9 +428,11 @@ static void slab_put_locked(struct kmem_cache *c, void *obj)
     __atomic_store_n(&s->bitmap[w], s->bitmap[w] & ~((uint64_t)1 << (idx % 64)), __ATOMIC_RELAXED);
     if (w < s->free_word)
         s->free_word = w;
-    s->inuse--;
+    uint32_t inuse = --s->inuse;
     c->inuse_total--;
-    slab_relist_locked(c, s);
+    /* Only the full -> partial and partial -> empty transitions move the slab. */
+    if (SLAB_UNLIKELY(inuse == 0 || inuse + 1 == c->objs_per_slab))
+        slab_relist_locked(c, s);
 }
 
 void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
