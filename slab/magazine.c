@@ -193,6 +193,39 @@ static struct slab_tcache *tcache_create(void)
     return tc;
 }
 
+static inline void entry_add_in(struct slab_tc_entry *e, size_t n)
+{
+    TC_STORE(e->net_in, TC_LOAD(e->net_in) + n);
+}
+
+static inline void entry_add_out(struct slab_tc_entry *e, size_t n)
+{
+    TC_STORE(e->net_in, TC_LOAD(e->net_in) - n);
+}
+
+static inline size_t magazine_count(const struct magazine *m)
+{
+    return m ? TC_LOAD(m->count) : 0;
+}
+
+/* Allocations this entry served (see struct slab_tc_entry). */
+static size_t entry_allocs(const struct slab_tc_entry *e)
+{
+    return TC_LOAD(e->frees) + TC_LOAD(e->net_in) - magazine_count(TC_LOAD(e->loaded)) -
+           magazine_count(TC_LOAD(e->previous));
+}
+
+/* Return a magazine's objects to the slabs on behalf of entry e. */
+static void entry_magazine_to_slabs(struct kmem_cache *c, struct slab_tc_entry *e,
+                                    struct magazine *m)
+{
+    size_t n = magazine_count(m);
+    if (n) {
+        magazine_empty_to_slabs(c, m);
+        entry_add_out(e, n);
+    }
+}
+
 /* Detach one entry: objects back to the slabs, magazines to the depot, counters folded into
  * the cache.  slab_tcache_lock held (stats readers must see the counters exactly once). */
 static void entry_retire_locked(struct slab_tc_entry *e, bool keep_magazines)
@@ -201,13 +234,13 @@ static void entry_retire_locked(struct slab_tc_entry *e, bool keep_magazines)
     if (!c)
         return;
     struct magazine *l = TC_LOAD(e->loaded), *p = TC_LOAD(e->previous);
-    magazine_empty_to_slabs(c, l);
-    magazine_empty_to_slabs(c, p);
+    entry_magazine_to_slabs(c, e, l);
+    entry_magazine_to_slabs(c, e, p);
     if (keep_magazines)
         return;
-    __atomic_fetch_add(&c->allocs, TC_LOAD(e->allocs), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->allocs, entry_allocs(e), __ATOMIC_RELAXED);
     __atomic_fetch_add(&c->frees, TC_LOAD(e->frees), __ATOMIC_RELAXED);
-    TC_STORE(e->allocs, 0);
+    TC_STORE(e->net_in, 0);
     TC_STORE(e->frees, 0);
     TC_STORE(e->loaded, NULL);
     TC_STORE(e->previous, NULL);
@@ -281,7 +314,7 @@ void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, siz
             struct slab_tc_entry *e = &tc->ent[c->id];
             if (TC_LOAD(e->cache) != c)
                 continue;
-            a += TC_LOAD(e->allocs);
+            a += entry_allocs(e);
             f += TC_LOAD(e->frees);
             struct magazine *l = TC_LOAD(e->loaded), *p = TC_LOAD(e->previous);
             n += (l ? TC_LOAD(l->count) : 0) + (p ? TC_LOAD(p->count) : 0);
@@ -321,7 +354,7 @@ static struct slab_tc_entry *entry_for(struct kmem_cache *c)
     pthread_mutex_lock(&slab_tcache_lock); /* stats readers walk entries under it */
     TC_STORE(e->loaded, l);
     TC_STORE(e->previous, p);
-    TC_STORE(e->allocs, 0);
+    TC_STORE(e->net_in, 0);
     TC_STORE(e->frees, 0);
     TC_STORE(e->cache, c);
     pthread_mutex_unlock(&slab_tcache_lock);
@@ -363,12 +396,15 @@ static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
         depot_push_locked(&c->depot_empty, &c->nr_depot_empty, p);
         TC_STORE(e->loaded, full);
         TC_STORE(e->previous, l);
+        entry_add_in(e, TC_LOAD(full->count));
     }
     pthread_mutex_unlock(&c->depot_lock);
     if (full)
         return true;
     uint32_t want = l->size / 2 ? l->size / 2 : 1;
-    return slab_alloc_batch_published(c, l->objs, want, &l->count) != 0;
+    size_t got = slab_alloc_batch_published(c, l->objs, want, &l->count);
+    entry_add_in(e, got);
+    return got != 0;
 }
 
 /* Make room in e->loaded: swap with an empty previous, else trade the full previous for an
@@ -393,10 +429,11 @@ static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
         depot_push_locked(&c->depot_full, &c->nr_depot_full, p);
         TC_STORE(e->previous, l);
         TC_STORE(e->loaded, empty);
+        entry_add_out(e, TC_LOAD(p->count));
         pthread_mutex_unlock(&c->depot_lock);
         return;
     }
-    magazine_empty_to_slabs(c, p);
+    entry_magazine_to_slabs(c, e, p);
     TC_STORE(e->previous, l);
     TC_STORE(e->loaded, p);
 }
@@ -421,8 +458,7 @@ __attribute__((noinline)) static void *cache_alloc_slow(struct kmem_cache *c, un
         m = e->loaded;
         uint32_t n = TC_LOAD(m->count) - 1;
         obj = m->objs[n];
-        TC_STORE(m->count, n);
-        count_op(&e->allocs);
+        TC_STORE(m->count, n); /* no counter: allocs are derived (struct slab_tc_entry) */
     } else {
         if (slab_alloc_batch_from(c, &obj, 1, caller) != 1)
             return alloc_failed(c);
@@ -490,16 +526,15 @@ __attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache
 
 /* ---------------------------------------------------------------- public fast paths */
 
+/* The calling thread's entry for c if it is set up; caches without magazines have their
+ * tc_off at the sentinel entry, whose cache is always NULL. */
 static inline struct slab_tc_entry *entry_fast(struct kmem_cache *c)
 {
     struct slab_tcache *tc = tls_tcache;
     if (SLAB_LIKELY(tc != NULL && c != NULL)) {
-        uint32_t id = c->id;
-        if (SLAB_LIKELY(id < SLAB_MAX_CACHES)) {
-            struct slab_tc_entry *e = &tc->ent[id];
-            if (SLAB_LIKELY(TC_LOAD(e->cache) == c))
-                return e;
-        }
+        struct slab_tc_entry *e = (struct slab_tc_entry *)((char *)tc + c->tc_off);
+        if (SLAB_LIKELY(TC_LOAD(e->cache) == c))
+            return e;
     }
     return NULL;
 }
@@ -512,8 +547,7 @@ void *kmem_cache_alloc(struct kmem_cache *c, unsigned int flags)
         uint32_t n = m->count;
         if (SLAB_LIKELY(n != 0)) {
             void *obj = m->objs[n - 1];
-            TC_STORE(m->count, n - 1);
-            count_op(&e->allocs);
+            TC_STORE(m->count, n - 1); /* no counter: allocs are derived */
             if (SLAB_UNLIKELY(flags & KM_ZERO))
                 memset(obj, 0, c->object_size);
             return obj;
@@ -564,15 +598,11 @@ size_t kmem_cache_alloc_bulk(struct kmem_cache *c, unsigned int flags, size_t nr
         uint32_t n = TC_LOAD(m->count);
         while (got < nr && n)
             objs[got++] = m->objs[--n];
-        TC_STORE(m->count, n);
-        TC_STORE(e->allocs, TC_LOAD(e->allocs) + got);
+        TC_STORE(m->count, n); /* allocs from the magazine are derived */
     }
     if (got < nr) {
         size_t more = slab_alloc_batch_from(c, objs + got, nr - got, __builtin_return_address(0));
-        if (e)
-            TC_STORE(e->allocs, TC_LOAD(e->allocs) + more);
-        else
-            __atomic_fetch_add(&c->allocs, more, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&c->allocs, more, __ATOMIC_RELAXED);
         got += more;
         if (got < nr) { /* all or nothing */
             kmem_cache_free_bulk(c, got, objs);

@@ -667,6 +667,8 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     pthread_mutex_lock(&slab_caches_lock);
     if (c->mag_size && (c->id = cache_id_alloc_locked()) == SLAB_NO_ID)
         c->mag_size = 0; /* out of ids: this cache works without magazines */
+    c->tc_off = (uint32_t)(offsetof(struct slab_tcache, ent) +
+                           (c->mag_size ? c->id : SLAB_MAX_CACHES) * sizeof(struct slab_tc_entry));
     if (!c->mag_size && SLAB_ASAN_BUILD)
         c->debug |= SLAB_DBG_ASAN; /* every op reaches the slabs: poison free slots */
     c->next_cache = slab_caches;

@@ -109,6 +109,7 @@ struct kmem_cache {
     uint32_t colour_max;       /* largest colour offset (multiple of colour_step) */
     uint32_t colour_step;
     uint32_t mag_size;         /* objects per magazine; 0 = no magazines */
+    uint32_t tc_off;           /* byte offset of this cache's entry in struct slab_tcache */
     uint64_t recip;            /* ceil-ish reciprocal of slot_size, see SLAB_RECIP_SHIFT */
     uintptr_t objs_span;       /* objs_per_slab * slot_size */
     uintptr_t slab_mask;       /* ~(slab_bytes - 1) */
@@ -160,15 +161,24 @@ static inline struct slab_track *slab_debug_track(const struct kmem_cache *c, co
 }
 
 /* ---------------------------------------------------------------- per-thread caches */
+/* Counting without a counter on the allocation fast path: objects enter a thread's two
+ * magazines by frees (counted in `frees`) and by refills from the depot or the slabs, and
+ * leave them by allocations and by returns to the depot or the slabs.  The slow paths keep
+ * `net_in` = refilled - returned, so
+ *     allocs = frees + net_in - (loaded->count + previous->count)
+ * (all modulo 2^64).  Relaxed atomics: only the owning thread writes; stats read them. */
 struct slab_tc_entry {
     struct kmem_cache *cache;  /* owner of these magazines, NULL if unused */
     struct magazine *loaded, *previous;
-    size_t allocs, frees;      /* by this thread, relaxed atomics (stats read them) */
+    size_t frees;              /* frees by this thread */
+    size_t net_in;             /* objects moved into the magazines minus moved out */
 };
 struct slab_tcache {
     struct slab_tcache *next, *prev; /* registry (slab_tcache_lock) */
     pthread_t thread;
-    struct slab_tc_entry ent[SLAB_MAX_CACHES];
+    /* ent[SLAB_MAX_CACHES] is a sentinel that is never assigned: caches without magazines
+     * point their tc_off at it, so the fast path needs no range check. */
+    struct slab_tc_entry ent[SLAB_MAX_CACHES + 1];
 };
 
 /* ---------------------------------------------------------------- cross-file (slab.c) */
