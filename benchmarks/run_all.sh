@@ -18,7 +18,7 @@ quick=()
 cache_args=()
 while (($#)); do
     case "$1" in
-        --quick) quick=(--quick); cache_args+=(--quick) ;;
+        --quick) quick=(--quick); cache_args+=(--quick); check_reps=5 ;;
         --reps) cache_args+=(--reps "$2"); shift ;;
         -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
@@ -35,6 +35,7 @@ start=$(date -u '+%Y-%m-%d %H:%M UTC')
 # Results go to docs/ only once both runs have finished.
 "$bin/benchmarks/cache_bench" "${cache_args[@]}" --json "$tmp/cache.json" >"$tmp/cache.md"
 "$bin/benchmarks/mem_bench" "${quick[@]}" --json "$tmp/mem.json" >"$tmp/mem.md"
+bash benchmarks/check_cost.sh "${check_reps:-7}" "${quick[@]}" >"$tmp/check.md"
 cp "$tmp/cache.json" docs/bench_cache.json
 cp "$tmp/mem.json" docs/bench_mem.json
 plots=$(bash benchmarks/plot.sh docs/bench_cache.json docs/bench_mem.json docs 2>&1) || {
@@ -121,6 +122,17 @@ HEADER
     cat "$tmp/cache.md"
     echo
     cat "$tmp/mem.md"
+    echo
+    echo "## What the always-on free checks cost"
+    echo
+    echo "\`bash benchmarks/check_cost.sh\`: the same kmem_cache workloads (117 B) against the"
+    echo "shipped library and against one built with the free-time pointer checks and the"
+    echo "magazine-top double-free check compiled out (\`//slab:slab_unchecked_for_benchmarks\`),"
+    echo "run alternately; median ns per alloc+free. The target is <= 1.10x."
+    echo
+    cat "$tmp/check.md"
+    echo
+    echo "Whole programs under \`LD_PRELOAD\`: [benchmarks-programs.md](benchmarks-programs.md)."
     echo
     echo "## Plots"
     echo
