@@ -789,6 +789,9 @@ int kmem_cache_shrink(struct kmem_cache *c)
         slab_depot_drain(c);
     }
     slab_release_empty(c, 0);
+    /* The slabs went to the buddy layer; whole free extents go on to the heap (which trims or
+     * purges them), so a shrink after freeing everything gives the memory back to the OS. */
+    buddy_trim(0);
     return 0;
 }
 

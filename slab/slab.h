@@ -85,7 +85,8 @@ size_t kmem_cache_alloc_bulk(struct kmem_cache *cache, unsigned int flags, size_
 void kmem_cache_free_bulk(struct kmem_cache *cache, size_t nr, void **objs);
 
 /* Drain the depot and the calling thread's magazines, return every empty slab to the buddy
- * layer.  0 on success, -1 with errno EINVAL for a NULL cache. */
+ * layer, and let the buddy layer give wholly free extents back to the OS (buddy_trim).
+ * 0 on success, -1 with errno EINVAL for a NULL cache. */
 int kmem_cache_shrink(struct kmem_cache *cache);
 /* Flush the calling thread's magazines of every cache (MDX's uncacheThread); call it before
  * a thread exits if it cannot wait for the pthread key destructor. */
