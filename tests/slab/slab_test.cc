@@ -707,3 +707,26 @@ TEST(SlabModel, RandomOperationsAgainstAModel) {
 }
 
 }  // namespace
+
+namespace {
+
+// kmem_cache_shrink hands wholly free extents back: freed memory does not stay parked in the
+// buddy layer's spares after an explicit shrink.
+TEST(SlabShrink, ShrinkReturnsFreeExtentsToTheOS) {
+    kmem_cache *c = kmem_cache_create("shrink-os", 1000, 0, 0, nullptr);
+    std::vector<void *> v;
+    for (int i = 0; i < 40000; i++) v.push_back(kmem_cache_alloc(c, 0));  // ~40 MiB
+    buddy_stats before;
+    buddy_get_stats(&before);
+    ASSERT_GE(before.extents, 8u);
+    for (void *p : v) kmem_cache_free(c, p);
+    ASSERT_EQ(0, kmem_cache_shrink(c));
+    buddy_stats after;
+    buddy_get_stats(&after);
+    EXPECT_EQ(0u, after.free_blocks[BUDDY_MAX_ORDER]) << "no whole free extent kept";
+    EXPECT_LT(after.extents, before.extents);
+    EXPECT_EQ(0, slabcache_validate());
+    kmem_cache_destroy(c);
+}
+
+}  // namespace
