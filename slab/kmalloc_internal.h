@@ -18,12 +18,16 @@ extern "C" {
 #define KMALLOC_NR_CLASSES 80u                    /* kmalloc-8 .. kmalloc-32768 */
 #define KMALLOC_MAX_CACHE_SIZE ((size_t)32768)    /* largest size served by a class */
 
-/* The class caches, NULL until kmalloc_init() has created them. */
+/* The class caches, each NULL until its class is first used (kmalloc_class_cache). */
 extern struct kmem_cache *kmalloc_caches[KMALLOC_NR_CLASSES];
 
-/* Create the class caches (idempotent, thread-safe, re-entrant from its own thread). */
+/* Build the class tables (idempotent, thread-safe, re-entrant from its own thread).  The
+ * caches themselves are created lazily, by the first allocation of each class. */
 void kmalloc_init(void);
 bool kmalloc_ready(void);
+/* The cache of class `index`, created now if needed (NULL before kmalloc_init has finished,
+ * or when creation failed: the class is then served as large blocks). */
+struct kmem_cache *kmalloc_class_cache(unsigned index);
 /* Class index for 0 <= size <= KMALLOC_MAX_CACHE_SIZE, and the size of a class. */
 unsigned kmalloc_class_index(size_t size);
 size_t kmalloc_class_size(unsigned index);

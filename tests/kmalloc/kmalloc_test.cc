@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "buddy/buddy.h"
+#include "heap/heap.h"
 #include "slab/kmalloc.h"
 #include "slab/kmalloc_internal.h"
 #include "slab/slab.h"
@@ -112,8 +113,10 @@ TEST_F(KmallocTest, ClassesCoverEverySizeWithBoundedWaste) {
 TEST_F(KmallocTest, CachesNamedLikeTheKernelWithoutConstructorsWithMagazines) {
     for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
         std::string name = "kmalloc-" + std::to_string(kmalloc_class_size(i));
+        struct kmem_cache *made = kmalloc_class_cache(i);  // created lazily: now
         struct kmem_cache *c = FindCache(name);
         ASSERT_NE(c, nullptr) << name;
+        ASSERT_EQ(c, made);
         ASSERT_EQ(c, kmalloc_caches[i]);
         struct kmem_cache_stats st;
         ASSERT_EQ(kmem_cache_get_stats(c, &st), 0);
@@ -125,6 +128,72 @@ TEST_F(KmallocTest, CachesNamedLikeTheKernelWithoutConstructorsWithMagazines) {
         size_t want = LowBit(kmalloc_class_size(i));
         EXPECT_EQ(st.align, want > 4096 ? 4096 : want) << name;
     }
+}
+
+// A fresh process (threadsafe death-test style re-executes this binary for the statement):
+// initialisation creates no cache, and the first allocation of a class creates that class's
+// cache only, the one its object comes from.  Exit code 0 = as documented, else the step
+// that failed.
+int LazyCreationSteps() {
+    kmalloc_init();
+    if (!kmalloc_ready()) return 1;
+    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++)
+        if (__atomic_load_n(&kmalloc_caches[i], __ATOMIC_ACQUIRE) != nullptr) return 2;
+    const unsigned want = kmalloc_class_index(20000);
+    void *p = kmalloc(20000, 0);
+    if (!p) return 3;
+    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
+        bool made = kmalloc_caches[i] != nullptr;
+        if (made != (i == want)) return 4;
+    }
+    if (ksize(p) != kmalloc_class_size(want)) return 5;
+    std::string name = "kmalloc-" + std::to_string(kmalloc_class_size(want));
+    if (FindCache(name) != kmalloc_caches[want]) return 6;
+    struct kmem_cache_stats st;
+    if (kmem_cache_get_stats(kmalloc_caches[want], &st) != 0 || st.active_objects != 1) return 7;
+    kfree(p);
+    if (kmalloc_class_cache(want) != kmalloc_caches[want]) return 8;  // idempotent
+    return 0;
+}
+
+TEST(KmallocLazyTest, CachesAreCreatedByTheFirstAllocationOfTheirClass) {
+    ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+    EXPECT_EXIT(_exit(LazyCreationSteps()), ::testing::ExitedWithCode(0), "");
+}
+
+// Threads racing to create one class's cache all end up with the same, single cache.
+int RacingCreationSteps() {
+    kmalloc_init();
+    std::vector<std::thread> ts;
+    std::vector<void *> got(8);
+    std::atomic<bool> go{false};
+    for (size_t t = 0; t < got.size(); t++)
+        ts.emplace_back([&go, &got, t] {
+            while (!go.load()) {
+            }
+            got[t] = kmalloc(3000, 0);
+        });
+    go = true;
+    for (auto &th : ts) th.join();
+    unsigned want = kmalloc_class_index(3000);
+    int bad = 0;
+    for (void *p : got) {
+        if (!p || ksize(p) != kmalloc_class_size(want)) bad = 1;
+        kfree(p);
+    }
+    std::pair<std::string, int> ctx("kmalloc-" + std::to_string(kmalloc_class_size(want)), 0);
+    kmem_cache_for_each(
+        [](struct kmem_cache *c, void *arg) {
+            auto *x = static_cast<std::pair<std::string, int> *>(arg);
+            if (x->first == kmem_cache_name(c)) x->second++;
+        },
+        &ctx);
+    return bad ? 1 : ctx.second == 1 ? 0 : 2;
+}
+
+TEST(KmallocLazyTest, RacingFirstAllocationsShareOneCache) {
+    ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+    EXPECT_EXIT(_exit(RacingCreationSteps()), ::testing::ExitedWithCode(0), "");
 }
 
 // ---------------------------------------------------------------- kmalloc / ksize / kfree
@@ -213,6 +282,29 @@ TEST_F(KmallocTest, HugeBlocksGoBackToTheOs) {
     buddy_get_stats(&after);
     EXPECT_EQ(after.huge_blocks, before.huge_blocks);
     EXPECT_EQ(after.huge_bytes, before.huge_bytes);
+}
+
+// Purge policy: a freed buddy block of 128 KiB or more gives all but its first page back to
+// the OS (heap returned_bytes grows by exactly that), every time it is freed; a smaller one
+// stays resident.
+TEST_F(KmallocTest, FreedLargeBlocksArePurgedFromTheirThreshold) {
+    for (int round = 0; round < 3; round++) {
+        for (size_t size : {(size_t)64 << 10, (size_t)128 << 10, (size_t)1 << 20}) {
+            void *p = kmalloc(size, 0);
+            ASSERT_NE(p, nullptr);
+            ASSERT_EQ(ksize(p), size);
+            memset(p, 1, size);
+            struct heap_stats before, after;
+            heap_get_stats(&before);
+            kfree(p);
+            heap_get_stats(&after);
+            size_t purged = after.returned_bytes - before.returned_bytes;
+            if (size >= ((size_t)128 << 10))
+                EXPECT_GE(purged, size - 4096) << size << " round " << round;
+            else
+                EXPECT_EQ(purged, 0u) << size << " round " << round;
+        }
+    }
 }
 
 TEST_F(KmallocTest, ImpossibleSizesFailWithEnomem) {
@@ -327,7 +419,8 @@ TEST_F(KmallocTest, KreallocNullAndZero) {
     ASSERT_NE(p, nullptr);
     EXPECT_GE(ksize(p), 50u);
     struct kmem_cache_stats before, after;
-    struct kmem_cache *c = kmalloc_caches[kmalloc_class_index(50)];
+    struct kmem_cache *c = kmalloc_caches[kmalloc_class_index(50)];  // made by krealloc above
+    ASSERT_NE(c, nullptr);
     ASSERT_EQ(kmem_cache_get_stats(c, &before), 0);
     EXPECT_EQ(krealloc(p, 0, 0), nullptr);  // frees p (glibc realloc semantics)
     ASSERT_EQ(kmem_cache_get_stats(c, &after), 0);
@@ -384,7 +477,8 @@ TEST_F(KmallocTest, AlignmentMustBeAPowerOfTwo) {
 // ---------------------------------------------------------------- 16-byte density
 
 TEST_F(KmallocTest, SixteenByteObjectsCostAtMostOnePercent) {
-    struct kmem_cache *c = kmalloc_caches[kmalloc_class_index(16)];
+    struct kmem_cache *c = kmalloc_class_cache(kmalloc_class_index(16));
+    ASSERT_NE(c, nullptr);
     ASSERT_EQ(kmem_cache_shrink(c), 0);
     struct kmem_cache_stats st0;
     ASSERT_EQ(kmem_cache_get_stats(c, &st0), 0);

@@ -537,6 +537,22 @@ TEST_F(MallocTest, StatsAtExitWhenAsked) {
     EXPECT_EQ(out.find("slabinfo"), std::string::npos) << out;
 }
 
+TEST_F(MallocTest, ClassCachesAreCreatedOnlyForClassesInUse) {
+    // A short-lived process pays only for the size classes it allocates from: this binary
+    // starting up and running no test lists kmalloc-16 but far fewer than all 80 classes
+    // (it allocates nothing between 16 and 32 KiB in most classes, e.g. kmalloc-28672).
+    std::string self = SelfExe() + " --gtest_filter=NoSuchTest";
+    std::string out = RunPreloaded("SLABCACHE_STATS=1", self);
+    ASSERT_NE(out.find("kmalloc-16 "), std::string::npos) << out;
+    size_t classes = 0;
+    for (size_t at = out.find("\nkmalloc-"); at != std::string::npos;
+         at = out.find("\nkmalloc-", at + 1))
+        classes++;
+    EXPECT_GE(classes, 1u) << out;
+    EXPECT_LT(classes, 40u) << out;
+    EXPECT_EQ(out.find("\nkmalloc-28672 "), std::string::npos) << out;
+}
+
 TEST_F(MallocTest, PreloadedSortMatchesGlibc) {
     // A small real program, preloaded: identical output.
     std::string cmd = "sh -c 'seq 1 20000 | sort -r | md5sum'";
