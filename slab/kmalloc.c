@@ -274,7 +274,7 @@ static size_t large_offset(const void *p, const struct buddy_block_info *info)
 
 /* ---------------------------------------------------------------- allocation */
 
-void *kmalloc_slow(size_t size, size_t align, unsigned int flags)
+void *kmalloc_slow(size_t size, size_t align, unsigned int flags, const void *caller)
 {
     kmalloc_init();
     if (size <= KMALLOC_MAX_CACHE_SIZE && align <= BUDDY_PAGE_SIZE) {
@@ -284,26 +284,34 @@ void *kmalloc_slow(size_t size, size_t align, unsigned int flags)
         if (s <= KMALLOC_MAX_CACHE_SIZE) {
             struct kmem_cache *c = kmalloc_class_cache(kmalloc_class_index(s));
             if (c)
-                return kmem_cache_alloc(c, flags);
+                return slab_cache_alloc_from(c, flags, caller);
         }
     }
     /* Large, or a class without a cache (during initialisation, or creation failed). */
     return large_alloc(size, align, flags);
 }
 
-void *kmalloc(size_t size, unsigned int flags)
+/* Every entry point passes its own return address down: debug caches (SLAB_STORE_USER)
+ * record the program's call site, not one inside this file. */
+static inline __attribute__((always_inline)) void *kmalloc_from(size_t size, unsigned int flags,
+                                                                const void *caller)
 {
     if (SLAB_LIKELY(size <= KMALLOC_MAX_CACHE_SIZE)) {
         struct kmem_cache *c = kmalloc_caches[kmalloc_class_index(size)];
         if (SLAB_LIKELY(c != NULL))
-            return kmem_cache_alloc(c, flags);
+            return slab_cache_alloc_from(c, flags, caller);
     }
-    return kmalloc_slow(size, 0, flags);
+    return kmalloc_slow(size, 0, flags, caller);
+}
+
+void *kmalloc(size_t size, unsigned int flags)
+{
+    return kmalloc_from(size, flags, SLAB_CALLER);
 }
 
 void *kzalloc(size_t size, unsigned int flags)
 {
-    return kmalloc(size, flags | KM_ZERO);
+    return kmalloc_from(size, flags | KM_ZERO, SLAB_CALLER);
 }
 
 void *kcalloc(size_t n, size_t size, unsigned int flags)
@@ -313,7 +321,7 @@ void *kcalloc(size_t n, size_t size, unsigned int flags)
         errno = ENOMEM;
         return NULL;
     }
-    return kmalloc(bytes, flags | KM_ZERO);
+    return kmalloc_from(bytes, flags | KM_ZERO, SLAB_CALLER);
 }
 
 void *kmalloc_aligned(size_t align, size_t size, unsigned int flags)
@@ -323,8 +331,8 @@ void *kmalloc_aligned(size_t align, size_t size, unsigned int flags)
         return NULL;
     }
     if (align <= 8)
-        return kmalloc(size, flags);
-    return kmalloc_slow(size, align, flags);
+        return kmalloc_from(size, flags, SLAB_CALLER);
+    return kmalloc_slow(size, align, flags, SLAB_CALLER);
 }
 
 /* ---------------------------------------------------------------- free and size */
@@ -342,14 +350,15 @@ static void report_bad_pointer(const char *op, const void *p)
 }
 
 /* kmalloc_free_op without the common case: large blocks, and pointers to report. */
-__attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op)
+__attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
+                                                        const void *caller)
 {
     struct buddy_block_info info;
     if (SLAB_LIKELY(buddy_lookup(p, &info))) {
         if (SLAB_LIKELY(info.tag == BUDDY_TAG_SLAB)) {
             struct kmem_cache *c = slab_block_cache(info.head);
             if (SLAB_LIKELY(c != NULL)) {
-                kmem_cache_free(c, p); /* validates: double, interior, wrong cache */
+                slab_cache_free_from(c, p, caller); /* validates: double, interior, wrong cache */
                 return;
             }
         } else if (info.tag == BUDDY_TAG_LARGE) {
@@ -371,7 +380,7 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op)
 
 /* The common case inline: the page map says p is in a slab; its header names the cache and
  * kmem_cache_free validates p against it (double, interior, wrong-cache frees). */
-void kmalloc_free_op(void *p, const char *op)
+void kmalloc_free_op(void *p, const char *op, const void *caller)
 {
     if (SLAB_UNLIKELY(!p))
         return;
@@ -381,16 +390,16 @@ void kmalloc_free_op(void *p, const char *op)
         const struct slab *s = head;
         struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
         if (SLAB_LIKELY(s->magic == SLAB_MAGIC && c != NULL)) {
-            kmem_cache_free(c, p);
+            slab_cache_free_from(c, p, caller);
             return;
         }
     }
-    kmalloc_free_slow(p, op);
+    kmalloc_free_slow(p, op, caller);
 }
 
 void kfree(void *p)
 {
-    kmalloc_free_op(p, "free");
+    kmalloc_free_op(p, "free", SLAB_CALLER);
 }
 
 size_t kmalloc_usable_size_op(const void *p, const char *op)
@@ -421,12 +430,14 @@ size_t ksize(const void *p)
 
 /* ---------------------------------------------------------------- realloc */
 
-void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_classes)
+void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_classes,
+                      const void *caller)
 {
     if (!p)
-        return malloc_classes ? kmalloc_malloc(size, flags) : kmalloc(size, flags);
+        return malloc_classes ? kmalloc_malloc(size, flags, caller)
+                              : kmalloc_from(size, flags, caller);
     if (size == 0) { /* glibc: realloc(p, 0) frees p and returns NULL */
-        kmalloc_free_op(p, "realloc");
+        kmalloc_free_op(p, "realloc", caller);
         return NULL;
     }
     size_t old = kmalloc_usable_size_op(p, "realloc");
@@ -441,42 +452,44 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
         if (grown > want && grown > old)
             want = grown;
     }
-    void *n = malloc_classes ? kmalloc_malloc(want, 0) : kmalloc(want, flags & ~KM_ZERO);
+    void *n = malloc_classes ? kmalloc_malloc(want, 0, caller)
+                             : kmalloc_from(want, flags & ~KM_ZERO, caller);
     if (!n && want != size)
-        n = malloc_classes ? kmalloc_malloc(size, 0) : kmalloc(size, flags & ~KM_ZERO);
+        n = malloc_classes ? kmalloc_malloc(size, 0, caller)
+                           : kmalloc_from(size, flags & ~KM_ZERO, caller);
     if (!n)
         return NULL; /* p untouched, errno ENOMEM */
     memcpy(n, p, size < old ? size : old);
     if ((flags & KM_ZERO) && size > old)
         memset((char *)n + old, 0, size - old);
-    kmalloc_free_op(p, "realloc");
+    kmalloc_free_op(p, "realloc", caller);
     return n;
 }
 
 void *krealloc(void *p, size_t size, unsigned int flags)
 {
-    return kmalloc_realloc(p, size, flags, false);
+    return kmalloc_realloc(p, size, flags, false, SLAB_CALLER);
 }
 
 /* ---------------------------------------------------------------- malloc classes */
 
-void *kmalloc_malloc(size_t size, unsigned int flags)
+void *kmalloc_malloc(size_t size, unsigned int flags, const void *caller)
 {
     if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX)) {
         /* 16-byte multiples only: their classes hand out 16-aligned objects. */
         size_t s = size ? (size + 15) & ~(size_t)15 : 16;
         struct kmem_cache *c = kmalloc_caches[size_index[s / 8]];
         if (SLAB_LIKELY(c != NULL))
-            return kmem_cache_alloc(c, flags);
-        return kmalloc_slow(s, 16, flags);
+            return slab_cache_alloc_from(c, flags, caller);
+        return kmalloc_slow(s, 16, flags, caller);
     }
     /* Above 128 bytes every class size is a multiple of 16. */
-    return kmalloc(size, flags);
+    return kmalloc_from(size, flags, caller);
 }
 
-void *kmalloc_malloc_aligned(size_t align, size_t size)
+void *kmalloc_malloc_aligned(size_t align, size_t size, const void *caller)
 {
     if (align <= 16)
-        return kmalloc_malloc(size, 0);
-    return kmalloc_slow(size, align, 0);
+        return kmalloc_malloc(size, 0, caller);
+    return kmalloc_slow(size, align, 0, caller);
 }

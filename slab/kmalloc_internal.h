@@ -15,6 +15,9 @@
 extern "C" {
 #endif
 
+/* `caller` arguments: the program's call site, recorded by debug caches (SLAB_STORE_USER);
+ * entry points pass __builtin_return_address(0). */
+
 #define KMALLOC_NR_CLASSES 80u                    /* kmalloc-8 .. kmalloc-32768 */
 #define KMALLOC_MAX_CACHE_SIZE ((size_t)32768)    /* largest size served by a class */
 
@@ -33,15 +36,16 @@ unsigned kmalloc_class_index(size_t size);
 size_t kmalloc_class_size(unsigned index);
 
 /* Everything off the fast path: init, alignment > 8, large blocks. */
-void *kmalloc_slow(size_t size, size_t align, unsigned int flags);
+void *kmalloc_slow(size_t size, size_t align, unsigned int flags, const void *caller);
 /* kfree / malloc_usable_size with the operation named in reports. */
-void kmalloc_free_op(void *p, const char *op);
+void kmalloc_free_op(void *p, const char *op, const void *caller);
 size_t kmalloc_usable_size_op(const void *p, const char *op);
 /* realloc core; malloc_classes = true keeps results 16-byte aligned (malloc semantics). */
-void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_classes);
+void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_classes,
+                      const void *caller);
 /* malloc semantics: 16-byte aligned results, malloc(0) = a unique 16-byte block. */
-void *kmalloc_malloc(size_t size, unsigned int flags);
-void *kmalloc_malloc_aligned(size_t align, size_t size);
+void *kmalloc_malloc(size_t size, unsigned int flags, const void *caller);
+void *kmalloc_malloc_aligned(size_t align, size_t size, const void *caller);
 
 #ifdef __cplusplus
 }

@@ -545,7 +545,14 @@ static inline struct slab_tc_entry *entry_fast(struct kmem_cache *c)
     return NULL;
 }
 
-void *kmem_cache_alloc(struct kmem_cache *c, unsigned int flags)
+/* KM_ZERO out of line, so the fast path needs no stack frame. */
+__attribute__((noinline)) static void *zero_object(struct kmem_cache *c, void *obj)
+{
+    return memset(obj, 0, c->object_size);
+}
+
+static inline __attribute__((always_inline)) void *
+cache_alloc(struct kmem_cache *c, unsigned int flags, const void *caller)
 {
     struct slab_tc_entry *e = entry_fast(c);
     if (SLAB_LIKELY(e != NULL)) {
@@ -555,11 +562,21 @@ void *kmem_cache_alloc(struct kmem_cache *c, unsigned int flags)
             void *obj = m->objs[n - 1];
             TC_STORE(m->count, n - 1); /* no counter: allocs are derived */
             if (SLAB_UNLIKELY(flags & KM_ZERO))
-                memset(obj, 0, c->object_size);
+                return zero_object(c, obj);
             return obj;
         }
     }
-    return cache_alloc_slow(c, flags, __builtin_return_address(0));
+    return cache_alloc_slow(c, flags, caller);
+}
+
+void *kmem_cache_alloc(struct kmem_cache *c, unsigned int flags)
+{
+    return cache_alloc(c, flags, __builtin_return_address(0));
+}
+
+void *slab_cache_alloc_from(struct kmem_cache *c, unsigned int flags, const void *caller)
+{
+    return cache_alloc(c, flags, caller);
 }
 
 void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
@@ -567,12 +584,13 @@ void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
     return kmem_cache_alloc(c, flags | KM_ZERO);
 }
 
-void kmem_cache_free(struct kmem_cache *c, void *obj)
+static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
+                                                             const void *caller)
 {
     if (SLAB_UNLIKELY(!obj))
         return;
     if (SLAB_UNLIKELY(!c || !slab_check_free_fast(c, obj))) {
-        cache_free_checked(c, obj, __builtin_return_address(0));
+        cache_free_checked(c, obj, caller);
         return;
     }
     struct slab_tc_entry *e = entry_fast(c);
@@ -586,7 +604,17 @@ void kmem_cache_free(struct kmem_cache *c, void *obj)
             return;
         }
     }
-    cache_free_slow(c, obj, __builtin_return_address(0));
+    cache_free_slow(c, obj, caller);
+}
+
+void kmem_cache_free(struct kmem_cache *c, void *obj)
+{
+    cache_free(c, obj, __builtin_return_address(0));
+}
+
+void slab_cache_free_from(struct kmem_cache *c, void *obj, const void *caller)
+{
+    cache_free(c, obj, caller);
 }
 
 /* ---------------------------------------------------------------- bulk */

@@ -59,12 +59,12 @@ static inline bool is_pow2(size_t x)
 
 void *malloc(size_t size)
 {
-    return kmalloc_malloc(size, 0);
+    return kmalloc_malloc(size, 0, __builtin_return_address(0));
 }
 
 void free(void *p)
 {
-    kmalloc_free_op(p, "free");
+    kmalloc_free_op(p, "free", __builtin_return_address(0));
 }
 
 void *calloc(size_t n, size_t size)
@@ -74,12 +74,12 @@ void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return kmalloc_malloc(bytes, KM_ZERO);
+    return kmalloc_malloc(bytes, KM_ZERO, __builtin_return_address(0));
 }
 
 void *realloc(void *p, size_t size)
 {
-    return kmalloc_realloc(p, size, 0, true);
+    return kmalloc_realloc(p, size, 0, true, __builtin_return_address(0));
 }
 
 void *reallocarray(void *p, size_t n, size_t size)
@@ -89,7 +89,7 @@ void *reallocarray(void *p, size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return kmalloc_realloc(p, bytes, 0, true);
+    return kmalloc_realloc(p, bytes, 0, true, __builtin_return_address(0));
 }
 
 int posix_memalign(void **out, size_t align, size_t size)
@@ -97,7 +97,7 @@ int posix_memalign(void **out, size_t align, size_t size)
     if (!is_pow2(align) || align % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = kmalloc_malloc_aligned(align, size);
+    void *p = kmalloc_malloc_aligned(align, size, __builtin_return_address(0));
     if (!p) {
         errno = saved;
         return ENOMEM;
@@ -112,13 +112,13 @@ void *aligned_alloc(size_t align, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    return kmalloc_malloc_aligned(align, size);
+    return kmalloc_malloc_aligned(align, size, __builtin_return_address(0));
 }
 
 void *memalign(size_t align, size_t size)
 {
     if (align <= MALLOC_ALIGNMENT)
-        return kmalloc_malloc(size, 0);
+        return kmalloc_malloc(size, 0, __builtin_return_address(0));
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return NULL;
@@ -129,12 +129,12 @@ void *memalign(size_t align, size_t size)
             a <<= 1;
         align = a;
     }
-    return kmalloc_malloc_aligned(align, size);
+    return kmalloc_malloc_aligned(align, size, __builtin_return_address(0));
 }
 
 void *valloc(size_t size)
 {
-    return kmalloc_malloc_aligned(HEAP_PAGE_SIZE, size);
+    return kmalloc_malloc_aligned(HEAP_PAGE_SIZE, size, __builtin_return_address(0));
 }
 
 void *pvalloc(size_t size)
@@ -145,7 +145,8 @@ void *pvalloc(size_t size)
         return NULL;
     }
     rounded &= ~(HEAP_PAGE_SIZE - 1);
-    return kmalloc_malloc_aligned(HEAP_PAGE_SIZE, rounded ? rounded : HEAP_PAGE_SIZE);
+    return kmalloc_malloc_aligned(HEAP_PAGE_SIZE, rounded ? rounded : HEAP_PAGE_SIZE,
+                                  __builtin_return_address(0));
 }
 
 size_t malloc_usable_size(void *p)

@@ -287,6 +287,12 @@ void slab_magazine_init(void);
  * exceed max. */
 size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max);
 
+/* kmem_cache_alloc / kmem_cache_free on behalf of a caller elsewhere (kmalloc, malloc):
+ * `caller` is what debug caches record and report as the call site (SLAB_STORE_USER). */
+void *slab_cache_alloc_from(struct kmem_cache *c, unsigned int flags, const void *caller);
+void slab_cache_free_from(struct kmem_cache *c, void *obj, const void *caller);
+#define SLAB_CALLER __builtin_return_address(0)
+
 /* ---------------------------------------------------------------- report.c */
 /* One line on stderr with write(2): "slabcache: " + the formatted text + "\n".
  * Formats: %s, %zu, %u, %d, %p only.  Never allocates. */
