@@ -565,4 +565,21 @@ TEST_F(MallocTest, PreloadedSortMatchesGlibc) {
     EXPECT_EQ(with, std::string(buf, n));
 }
 
+TEST_F(MallocTest, LeakReportNamesTheProgramsCallSite) {
+    // malloc passes its caller down, so with U the leak report groups the five leaks under
+    // leaky_allocate() in leaky_program, not under a site inside libslabcache.so; and
+    // SLABCACHE_LEAKS=exit turns leaks into exit status 23 for CI.
+    std::string prog = "tests/malloc/leaky_program";
+    std::string cmd = "sh -c '" + prog + "; echo status=$?'";
+    std::string out = RunPreloaded("SLABCACHE_DEBUG=U SLABCACHE_LEAKS=exit", cmd);
+    EXPECT_NE(out.find("slabcache: leak report: 5 objects"), std::string::npos) << out;
+    EXPECT_NE(out.find("allocated by 0x"), std::string::npos) << out;
+    EXPECT_NE(out.find("leaky_program+0x"), std::string::npos) << out;
+    EXPECT_EQ(out.find("libslabcache.so+0x"), std::string::npos) << out;
+    EXPECT_NE(out.find("status=23"), std::string::npos) << out;
+    // Without SLABCACHE_LEAKS: silent and status 0.
+    out = RunPreloaded("SLABCACHE_DEBUG=U", cmd);
+    EXPECT_EQ(out, "status=0\n");
+}
+
 }  // namespace
