@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
+#include <string>
 #include <random>
 #include <thread>
 #include <vector>
@@ -357,6 +359,31 @@ TEST(MagazineSize, ChosenBySlotSizeAndOverridable) {
     c = kmem_cache_create("nomag", 64, 0, SLAB_NO_MAGAZINE, nullptr);
     EXPECT_EQ(0u, Stats(c).magazine_size);
     kmem_cache_destroy(c);
+}
+
+}  // namespace
+
+namespace {
+
+void TagCtor(void *obj) { memset(obj, 0x5c, 16); }
+
+// Metadata lives out of the objects: neither free nor the magazines write into a freed
+// object, so an object freed in its constructed state comes back in it (Bonwick), and a
+// constructor-less object keeps whatever its user left in it.
+TEST(MagazineObjects, FreeNeverWritesIntoObjects) {
+    for (void (*ctor)(void *) : {TagCtor, static_cast<void (*)(void *)>(nullptr)}) {
+        kmem_cache *c = kmem_cache_create("no-writes", 64, 0, 0, ctor);
+        std::vector<void *> v;
+        for (int i = 0; i < 1000; i++) {
+            void *p = kmem_cache_alloc(c, 0);
+            if (!ctor) memset(p, 0x5c, 16);
+            v.push_back(p);
+        }
+        for (void *p : v) kmem_cache_free(c, p);  // magazines, depot and slabs
+        for (void *p : v)
+            for (int b = 0; b < 16; b++) ASSERT_EQ(0x5c, static_cast<unsigned char *>(p)[b]);
+        kmem_cache_destroy(c);
+    }
 }
 
 }  // namespace
