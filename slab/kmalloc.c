@@ -297,7 +297,8 @@ static inline __attribute__((always_inline)) void *kmalloc_from(size_t size, uns
                                                                 const void *caller)
 {
     if (SLAB_LIKELY(size <= KMALLOC_MAX_CACHE_SIZE)) {
-        struct kmem_cache *c = kmalloc_caches[kmalloc_class_index(size)];
+        struct kmem_cache *c =
+            __atomic_load_n(&kmalloc_caches[kmalloc_class_index(size)], __ATOMIC_ACQUIRE);
         if (SLAB_LIKELY(c != NULL))
             return slab_cache_alloc_from(c, flags, caller);
     }
@@ -378,21 +379,65 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
     report_bad_pointer(op, p);
 }
 
-/* The common case inline: the page map says p is in a slab; its header names the cache and
- * kmem_cache_free validates p against it (double, interior, wrong-cache frees). */
-void kmalloc_free_op(void *p, const char *op, const void *caller)
+/* Per-thread hints for free: the last slab freed into for each of KFREE_HINTS address
+ * buckets (p >> 16).  A hit names the cache without the page-map walk, so the magazine push
+ * does not wait for five dependent loads.  The hint is only a guess: slab_check_free_fast
+ * validates p against the hinted cache (the complete always-on check), and a slab released
+ * and reused since fails it and takes the full path. */
+#define KFREE_HINTS 16
+struct kfree_hint {
+    uintptr_t slab;          /* slab base, or 0 */
+    struct kmem_cache *cache;
+};
+static __thread struct kfree_hint kfree_hints[KFREE_HINTS]
+    __attribute__((tls_model("initial-exec")));
+
+static inline struct kfree_hint *kfree_hint_for(const void *p)
 {
-    if (SLAB_UNLIKELY(!p))
-        return;
+    return &kfree_hints[((uintptr_t)p >> 16) % KFREE_HINTS];
+}
+
+/* The page-map walk: the slab's cache, or NULL. */
+static inline struct kmem_cache *kfree_lookup(void *p)
+{
     void *head;
     uint16_t tag;
     if (SLAB_LIKELY(buddy_block_of(p, &head, &tag) && tag == BUDDY_TAG_SLAB)) {
         const struct slab *s = head;
         struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
         if (SLAB_LIKELY(s->magic == SLAB_MAGIC && c != NULL)) {
-            slab_cache_free_from(c, p, caller);
-            return;
+            /* Only the size-class caches are hinted: they are never destroyed, so a stale
+             * hint always names a live cache. */
+            if (c->object_size <= KMALLOC_MAX_CACHE_SIZE &&
+                __atomic_load_n(&kmalloc_caches[kmalloc_class_index(c->object_size)],
+                                __ATOMIC_RELAXED) == c) {
+                struct kfree_hint *h = kfree_hint_for(p);
+                h->slab = (uintptr_t)head;
+                h->cache = c;
+            }
+            return c;
         }
+    }
+    return NULL;
+}
+
+/* The common case inline: the slab's header names the cache and kmem_cache_free validates p
+ * against it (double, interior, wrong-cache frees). */
+void kmalloc_free_op(void *p, const char *op, const void *caller)
+{
+    if (SLAB_UNLIKELY(!p))
+        return;
+    const struct kfree_hint *h = kfree_hint_for(p);
+    struct kmem_cache *c = h->cache;
+    if (SLAB_LIKELY(c != NULL && ((uintptr_t)p & c->slab_mask) == h->slab &&
+                    slab_check_free_fast(c, p))) {
+        slab_cache_free_valid(c, p, caller);
+        return;
+    }
+    c = kfree_lookup(p);
+    if (SLAB_LIKELY(c != NULL)) {
+        slab_cache_free_from(c, p, caller);
+        return;
     }
     kmalloc_free_slow(p, op, caller);
 }
@@ -478,7 +523,8 @@ void *kmalloc_malloc(size_t size, unsigned int flags, const void *caller)
     if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX)) {
         /* 16-byte multiples only: their classes hand out 16-aligned objects. */
         size_t s = size ? (size + 15) & ~(size_t)15 : 16;
-        struct kmem_cache *c = kmalloc_caches[size_index[s / 8]];
+        struct kmem_cache *c =
+            __atomic_load_n(&kmalloc_caches[size_index[s / 8]], __ATOMIC_ACQUIRE);
         if (SLAB_LIKELY(c != NULL))
             return slab_cache_alloc_from(c, flags, caller);
         return kmalloc_slow(s, 16, flags, caller);

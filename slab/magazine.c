@@ -584,15 +584,10 @@ void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
     return kmem_cache_alloc(c, flags | KM_ZERO);
 }
 
-static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
-                                                             const void *caller)
+/* The free of an object that passed slab_check_free_fast(c, obj). */
+static inline __attribute__((always_inline)) void cache_free_valid(struct kmem_cache *c, void *obj,
+                                                                   const void *caller)
 {
-    if (SLAB_UNLIKELY(!obj))
-        return;
-    if (SLAB_UNLIKELY(!c || !slab_check_free_fast(c, obj))) {
-        cache_free_checked(c, obj, caller);
-        return;
-    }
     struct slab_tc_entry *e = entry_fast(c);
     if (SLAB_LIKELY(e != NULL)) {
         struct magazine *m = e->loaded;
@@ -605,6 +600,23 @@ static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *
         }
     }
     cache_free_slow(c, obj, caller);
+}
+
+static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
+                                                             const void *caller)
+{
+    if (SLAB_UNLIKELY(!obj))
+        return;
+    if (SLAB_UNLIKELY(!c || !slab_check_free_fast(c, obj))) {
+        cache_free_checked(c, obj, caller);
+        return;
+    }
+    cache_free_valid(c, obj, caller);
+}
+
+void slab_cache_free_valid(struct kmem_cache *c, void *obj, const void *caller)
+{
+    cache_free_valid(c, obj, caller);
 }
 
 void kmem_cache_free(struct kmem_cache *c, void *obj)

@@ -291,6 +291,8 @@ size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max);
  * `caller` is what debug caches record and report as the call site (SLAB_STORE_USER). */
 void *slab_cache_alloc_from(struct kmem_cache *c, unsigned int flags, const void *caller);
 void slab_cache_free_from(struct kmem_cache *c, void *obj, const void *caller);
+/* The same for an object the caller has just passed through slab_check_free_fast(c, obj). */
+void slab_cache_free_valid(struct kmem_cache *c, void *obj, const void *caller);
 #define SLAB_CALLER __builtin_return_address(0)
 
 /* ---------------------------------------------------------------- report.c */

@@ -731,3 +731,46 @@ TEST(KmallocDeathTest, ForeignFreeAbortsByDefault) {
 }
 
 }  // namespace
+
+namespace {
+
+// kfree's per-thread slab hints are guesses checked against the slab: objects of many classes
+// (and of a user cache) freed interleaved, from slabs that come and go, always reach their
+// own cache.
+TEST(KfreeHints, InterleavedClassesAndSlabTurnoverGoToTheRightCache) {
+    kmem_cache *user = kmem_cache_create("hint-user", 96, 0, 0, nullptr);
+    std::vector<void *> objs;
+    const size_t sizes[] = {16, 24, 96, 100, 512, 4000};
+    std::map<size_t, size_t> invalid_before;  // earlier tests' deliberate misuse
+    for (size_t s : sizes) kfree(kmalloc(s, 0));
+    for (size_t s : sizes) {
+        kmem_cache_stats st;
+        ASSERT_EQ(0, kmem_cache_get_stats(kmalloc_caches[kmalloc_class_index(s)], &st));
+        invalid_before[s] = st.invalid_frees;
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 6000; i++) {
+            objs.push_back(kmalloc(sizes[i % 6], 0));
+            if (i % 7 == 0) objs.push_back(kmem_cache_alloc(user, 0));
+        }
+        // Free in an order that alternates buckets and classes.
+        for (size_t i = 0; i < objs.size(); i += 2) kfree(objs[i]);
+        for (size_t i = 1; i < objs.size(); i += 2) kfree(objs[i]);
+        objs.clear();
+        ASSERT_EQ(0, slabcache_validate());
+        kmem_cache_stats st;
+        ASSERT_EQ(0, kmem_cache_get_stats(user, &st));
+        EXPECT_EQ(0u, st.active_objects);
+        EXPECT_EQ(st.allocs, st.frees);
+        for (size_t s : sizes) {
+            kmem_cache *c = kmalloc_caches[kmalloc_class_index(s)];
+            ASSERT_NE(nullptr, c);
+            ASSERT_EQ(0, kmem_cache_get_stats(c, &st));
+            EXPECT_EQ(invalid_before[s], st.invalid_frees) << s;
+        }
+        ASSERT_EQ(0, kmem_cache_shrink(user));  // its slabs go away: stale hints must miss
+    }
+    kmem_cache_destroy(user);
+}
+
+}  // namespace
