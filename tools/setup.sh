@@ -20,6 +20,15 @@ SLABCACHE_PACKAGES=(
     valgrind                # memcheck runs, see docs/debugging.md
     clang-14                # libFuzzer target (tests/fuzz), see docs/debugging.md
     libclang-rt-14-dev      # its fuzzer and ASan runtimes
+    redis-server            # real programs under the drop-in malloc (tests/programs)
+    redis-tools
+    sqlite3
+    lua5.4
+    gawk
+    xz-utils
+    zstd
+    git
+    time                    # /usr/bin/time for benchmarks/programs.sh
 )
 # shellcheck disable=SC2206
 SLABCACHE_PACKAGES+=(${SLABCACHE_EXTRA_PACKAGES:-})

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/programs/run.sh - real, unmodified programs under LD_PRELOAD=libslabcache.so.
 #
-#   bash tests/programs/run.sh [--quick] [--so PATH] [--only a,b,...] [--keep]
+#   bash tests/programs/run.sh [--quick] [--strict] [--so PATH] [--only a,b,...] [--keep]
 #   bazel test //tests/programs:programs_test          (the --quick run; tagged manual)
 #
 # Each program runs twice on the same deterministic input, once with glibc's malloc and once
@@ -17,7 +17,8 @@
 #   gawk    gawk: associative arrays over a generated text
 #   xz      xz -T2 compress + decompress (md5 of the compressed stream)
 #   zstd    zstd -T2 compress + decompress (md5 of the compressed stream)
-# Missing programs are installed with apt-get (quietly) when possible, else skipped (SKIP).
+# Missing programs are installed with apt-get (quietly) when possible, else skipped (SKIP);
+# --strict (what the Bazel test passes) counts a skipped program as a failure.
 # Exit status: 0 when nothing failed.  --quick keeps the whole run under 3 minutes.
 set -uo pipefail
 
@@ -25,12 +26,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 quick=0
 keep=0
+strict=0
 so=""
 only=""
 while (($#)); do
     case "$1" in
         --quick) quick=1 ;;
         --keep) keep=1 ;;
+        --strict) strict=1 ;;
         --so) so=$2; shift ;;
         --only) only=$2; shift ;;
         -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
@@ -99,4 +102,4 @@ for p in "${PROGRAMS[@]}"; do
 done
 echo "programs: $pass passed, $fail failed, $skip skipped"
 ((keep)) && echo "outputs kept in $work"
-((fail == 0))
+((fail == 0)) && ! ((strict && skip))
