@@ -342,9 +342,7 @@ static void free_list_push_locked(struct buddy_extent *ext, size_t idx, unsigned
     if (n->next)
         n->next->prev = n;
     buddy.free[order] = n;
-    /* Relaxed atomic stores: buddy_has_free_block() reads the counts without the lock. */
-    __atomic_store_n(&buddy.st.free_blocks[order], buddy.st.free_blocks[order] + 1,
-                     __ATOMIC_RELAXED);
+    buddy.st.free_blocks[order]++;
     buddy.st.free_bytes += order_bytes(order);
 }
 
@@ -360,8 +358,7 @@ static bool free_list_remove_locked(struct buddy_extent *ext, size_t idx, unsign
         buddy.free[order] = n->next;
     if (n->next)
         n->next->prev = n->prev;
-    __atomic_store_n(&buddy.st.free_blocks[order], buddy.st.free_blocks[order] - 1,
-                     __ATOMIC_RELAXED);
+    buddy.st.free_blocks[order]--;
     buddy.st.free_bytes -= order_bytes(order);
     bool purged = purged_get(ext, idx);
     purged_set(ext, idx, false);
@@ -703,14 +700,6 @@ static size_t spare_limit(void)
         __atomic_store_n(&spare_extents, n, __ATOMIC_RELAXED);
     }
     return n;
-}
-
-bool buddy_has_free_block(unsigned order)
-{
-    for (unsigned k = order; k <= BUDDY_MAX_ORDER; k++)
-        if (__atomic_load_n(&buddy.st.free_blocks[k], __ATOMIC_RELAXED))
-            return true;
-    return false;
 }
 
 size_t buddy_set_spare_extents(size_t n)

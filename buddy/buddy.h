@@ -108,10 +108,6 @@ static inline bool buddy_block_of(const void *p, void **head, uint16_t *tag)
     return true;
 }
 
-/* Whether a block of `order` can be had without growing: some free list of order >= `order`
- * is non-empty.  A racy hint (no lock), for callers deciding whether to free memory first. */
-bool buddy_has_free_block(unsigned order);
-
 /* Return free memory: whole free extents beyond `keep_extents` go back to the heap (which
  * trims or purges them); free blocks of order >= BUDDY_PURGE_MIN_ORDER inside extents are
  * madvise'd (all but their first page, which holds the free-list links).  Returns bytes

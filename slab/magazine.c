@@ -128,23 +128,6 @@ static void depot_push_locked(struct magazine **list, size_t *count, struct maga
     (*count)++;
 }
 
-/* Bytes of objects held in full magazines in every cache's depot (slab_reclaim_depots). */
-size_t slab_depot_bytes;
-
-static void depot_push_full_locked(struct kmem_cache *c, struct magazine *m)
-{
-    depot_push_locked(&c->depot_full, &c->nr_depot_full, m);
-    __atomic_fetch_add(&slab_depot_bytes, (size_t)m->count * c->slot_size, __ATOMIC_RELAXED);
-}
-
-static struct magazine *depot_pop_full_locked(struct kmem_cache *c)
-{
-    struct magazine *m = depot_pop_locked(&c->depot_full, &c->nr_depot_full);
-    if (m)
-        __atomic_fetch_sub(&slab_depot_bytes, (size_t)m->count * c->slot_size, __ATOMIC_RELAXED);
-    return m;
-}
-
 /* An empty magazine of c's size: from the depot, else new.  NULL when out of memory. */
 static struct magazine *depot_get_empty(struct kmem_cache *c)
 {
@@ -167,7 +150,7 @@ static void depot_put(struct kmem_cache *c, struct magazine *m)
         pthread_mutex_lock(&c->depot_lock);
     }
     if (TC_LOAD(m->count))
-        depot_push_full_locked(c, m);
+        depot_push_locked(&c->depot_full, &c->nr_depot_full, m);
     else
         depot_push_locked(&c->depot_empty, &c->nr_depot_empty, m);
     pthread_mutex_unlock(&c->depot_lock);
@@ -180,34 +163,13 @@ void slab_depot_drain(struct kmem_cache *c)
 {
     pthread_mutex_lock(&c->depot_lock);
     while (c->depot_full) {
-        struct magazine *m = depot_pop_full_locked(c);
+        struct magazine *m = depot_pop_locked(&c->depot_full, &c->nr_depot_full);
         magazine_empty_to_slabs(c, m);
         magazine_delete(m);
     }
     while (c->depot_empty)
         magazine_delete(depot_pop_locked(&c->depot_empty, &c->nr_depot_empty));
     pthread_mutex_unlock(&c->depot_lock);
-}
-
-/* Memory pressure: the buddy layer is about to grow the heap for a slab of `except` while the
- * depots hold objects of other caches.  Return those objects to their slabs (empty slabs then
- * go back to the buddy layer), so one cache's freed memory serves another before the heap
- * grows.  Called with no lock held (lock order: caches, then each depot and cache lock). */
-void slab_reclaim_depots(struct kmem_cache *except)
-{
-    pthread_mutex_lock(&slab_caches_lock);
-    for (struct kmem_cache *c = slab_caches; c; c = c->next_cache) {
-        if (c == except || !c->mag_size)
-            continue;
-        pthread_mutex_lock(&c->depot_lock);
-        while (c->depot_full) {
-            struct magazine *m = depot_pop_full_locked(c);
-            magazine_empty_to_slabs(c, m);
-            depot_push_locked(&c->depot_empty, &c->nr_depot_empty, m);
-        }
-        pthread_mutex_unlock(&c->depot_lock);
-    }
-    pthread_mutex_unlock(&slab_caches_lock);
 }
 
 /* ---------------------------------------------------------------- per-thread tables */
@@ -429,7 +391,7 @@ static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
         return true;
     }
     pthread_mutex_lock(&c->depot_lock);
-    struct magazine *full = depot_pop_full_locked(c);
+    struct magazine *full = depot_pop_locked(&c->depot_full, &c->nr_depot_full);
     if (full) {
         depot_push_locked(&c->depot_empty, &c->nr_depot_empty, p);
         TC_STORE(e->loaded, full);
@@ -464,7 +426,7 @@ static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
         empty = magazine_new(c->mag_size);
     if (empty) {
         pthread_mutex_lock(&c->depot_lock);
-        depot_push_full_locked(c, p);
+        depot_push_locked(&c->depot_full, &c->nr_depot_full, p);
         TC_STORE(e->previous, l);
         TC_STORE(e->loaded, empty);
         entry_add_out(e, TC_LOAD(p->count));

@@ -191,11 +191,6 @@ static inline void slab_relist_locked(struct kmem_cache *c, struct slab *s)
 /* A new slab, constructed, on no list.  No lock held.  NULL with errno ENOMEM. */
 static struct slab *slab_create(struct kmem_cache *c)
 {
-    /* Depots may hold a large working set of freed objects (the depot bound is in bytes, not
-     * magazines); before the buddy layer grows the heap for this slab, give it theirs. */
-    if (__atomic_load_n(&slab_depot_bytes, __ATOMIC_RELAXED) > SLAB_DEPOT_RECLAIM_MIN &&
-        !buddy_has_free_block(c->slab_order))
-        slab_reclaim_depots(c);
     struct slab *s = buddy_alloc(c->slab_order, BUDDY_TAG_SLAB);
     if (!s)
         return NULL;
@@ -664,7 +659,7 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     c->mag_size = magazines ? (args->magazine_size ? args->magazine_size
                                                    : magazine_size_for(c->slot_size))
                             : 0;
-    c->depot_max_full = 8 + SLAB_DEPOT_MAX_BYTES / ((size_t)c->slot_size * (c->mag_size + 1));
+    c->depot_max_full = 8 + (size_t)(1u << 20) / ((size_t)c->slot_size * (c->mag_size + 1));
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->depot_lock, NULL);
     c->id = SLAB_NO_ID;

@@ -278,12 +278,6 @@ int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj);
 /* ---------------------------------------------------------------- cross-file (magazine.c) */
 void slab_tcache_flush_cache_all_threads(struct kmem_cache *c); /* destroy */
 void slab_depot_drain(struct kmem_cache *c);
-/* Bytes of objects in all depots' full magazines, and the reclaim that empties them into their
- * slabs when a slab of `except` would otherwise make the heap grow (see slab_create). */
-extern size_t slab_depot_bytes;
-void slab_reclaim_depots(struct kmem_cache *except);
-#define SLAB_DEPOT_RECLAIM_MIN ((size_t)4 << 20) /* reclaim only past 4 MiB held in depots */
-#define SLAB_DEPOT_MAX_BYTES ((size_t)256 << 20) /* one cache's depot holds at most this */
 void slab_tcache_flush_self(struct kmem_cache *c);
 /* Sum of per-thread counters for c (slab_tcache_lock taken inside). */
 void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, size_t *cached);

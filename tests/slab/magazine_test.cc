@@ -387,33 +387,3 @@ TEST(MagazineObjects, FreeNeverWritesIntoObjects) {
 }
 
 }  // namespace
-
-namespace {
-
-// The depot keeps a freed working set in magazines (bounded in bytes, not magazines), and
-// gives it up when another cache would otherwise make the buddy layer grow the heap.
-TEST(MagazineDepot, FreedWorkingSetOfOneCacheServesAnother) {
-    kmem_cache *a = kmem_cache_create("depot-a", 1000, 0, 0, nullptr);
-    kmem_cache *b = kmem_cache_create("depot-b", 2000, 0, 0, nullptr);
-    std::vector<void *> v;
-    for (int i = 0; i < 50000; i++) v.push_back(kmem_cache_alloc(a, 0));  // ~50 MB
-    for (void *p : v) kmem_cache_free(a, p);
-    v.clear();
-    kmem_cache_stats st = Stats(a);
-    EXPECT_GE(st.cached_objects, 45000u) << "the freed working set stays in the depot";
-    EXPECT_EQ(0u, st.active_objects);
-    ASSERT_EQ(0, kmem_cache_validate(a));
-    buddy_stats before;
-    buddy_get_stats(&before);
-    for (int i = 0; i < 24000; i++) v.push_back(kmem_cache_alloc(b, 0));  // ~48 MB
-    buddy_stats after;
-    buddy_get_stats(&after);
-    EXPECT_LE(after.extents, before.extents + 2) << "b reused a's memory instead of growing";
-    EXPECT_LT(Stats(a).cached_objects, 1000u) << "a's depot was reclaimed";
-    ASSERT_EQ(0, slabcache_validate());
-    for (void *p : v) kmem_cache_free(b, p);
-    kmem_cache_destroy(a);
-    kmem_cache_destroy(b);
-}
-
-}  // namespace
