@@ -309,7 +309,7 @@ static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs
     return got;
 }
 
-size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n)
+static size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n)
 {
     size_t got = 0;
     while (got < n) {
@@ -319,11 +319,6 @@ size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n)
         got += slab_take_locked(c, s, objs + got, n - got);
     }
     return got;
-}
-
-size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n)
-{
-    return slab_alloc_batch_published(c, objs, n, NULL);
 }
 
 static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t list,
@@ -435,7 +430,7 @@ static void slab_put_locked(struct kmem_cache *c, void *obj)
         slab_relist_locked(c, s);
 }
 
-void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
+static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         slab_put_locked(c, objs[i]);
@@ -530,7 +525,7 @@ static const char *slab_diagnose(struct kmem_cache *c, const void *obj, struct k
     return NULL;
 }
 
-/* The reporting half of slab_check_free (slab_internal.h): find out what is wrong with obj,
+/* The reporting half of slab_check_free_fast (slab_internal.h): find out what is wrong with obj,
  * say so, and refuse.  Also reached when the fast check cannot decide (a pointer into another
  * cache's slab of a different size): then it may find obj valid after all. */
 __attribute__((noinline, cold)) bool slab_check_free_slow(struct kmem_cache *c, const void *obj,

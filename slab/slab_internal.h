@@ -187,19 +187,16 @@ extern pthread_mutex_t slab_tcache_lock;
 extern struct kmem_cache *slab_caches;
 
 void slab_init_once(void);
-/* Take up to n objects from the slabs into objs (cache->lock taken inside); returns count. */
-size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n);
 /* Return n objects to their slabs (cache->lock taken inside). Objects were validated. */
 void slab_free_batch(struct kmem_cache *c, void *const *objs, size_t n);
-size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n);
-/* The same, publishing the count taken so far into *published under cache->lock (a
- * magazine's count), so a fork never sees objects taken from the slabs but not counted. */
+/* Take up to n objects from the slabs into objs (cache->lock taken inside), publishing the
+ * count taken so far into *published (a magazine's count; may be NULL) under cache->lock,
+ * so a fork never sees objects taken from the slabs but not counted. */
 size_t slab_alloc_batch_published(struct kmem_cache *c, void **objs, size_t n,
                                   uint32_t *published);
 /* slab_free_batch that zeroes *published under cache->lock (a magazine's count). */
 void slab_free_batch_published(struct kmem_cache *c, void *const *objs, size_t n,
                                uint32_t *published);
-void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n);
 /* Magazine-less paths that know the caller (debug hooks, fault injection, tracing):
  * slab_alloc_batch / one free with the caller's return address. */
 size_t slab_alloc_batch_from(struct kmem_cache *c, void **objs, size_t n, const void *caller);
@@ -207,8 +204,8 @@ bool slab_free_one_from(struct kmem_cache *c, void *obj, const void *caller);
 /* Release empty slabs beyond `keep` (cache->lock taken inside). */
 void slab_release_empty(struct kmem_cache *c, size_t keep);
 /* Check that obj is a slot of cache c currently in use; on failure report ("double free",
- * "invalid free", "wrong cache") and return false.  slab_check_free_slow is the reporting
- * half, out of line; the fast half is inline below. */
+ * "invalid free", "wrong cache") and return false.  The out-of-line half, called when the
+ * inline slab_check_free_fast (below) says no. */
 bool slab_check_free_slow(struct kmem_cache *c, const void *obj, const char *op);
 
 static inline struct slab *slab_of(const struct kmem_cache *c, const void *obj)
@@ -252,22 +249,6 @@ static inline bool slab_check_free_fast(struct kmem_cache *c, const void *obj)
         }
     }
     return false;
-}
-
-static inline bool slab_check_free(struct kmem_cache *c, const void *obj, const char *op)
-{
-    if (SLAB_LIKELY(heap_is_buddy_granule(obj))) {
-        struct slab *s = slab_of(c, obj);
-        if (SLAB_LIKELY(s->magic == SLAB_MAGIC &&
-                        __atomic_load_n(&s->cache, __ATOMIC_RELAXED) == c)) {
-            uint32_t idx = slab_slot_index(c, s, obj);
-            if (SLAB_LIKELY(idx != UINT32_MAX &&
-                            (__atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED) &
-                             ((uint64_t)1 << (idx % 64)))))
-                return true;
-        }
-    }
-    return slab_check_free_slow(c, obj, op);
 }
 /* The cache owning the slab whose buddy block starts at head (NULL if not a live slab). */
 struct kmem_cache *slab_block_cache(const void *head);
