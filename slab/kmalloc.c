@@ -58,7 +58,6 @@
 #include "slab/slab_internal.h"
 
 #define KMALLOC_SMALL_STEP_MAX 128u     /* 8-byte steps up to here */
-#define KMALLOC_TABLE_MAX 1024u         /* byte-table lookup up to here */
 #define KMALLOC_SUBCLASS_SHIFT 3        /* 2^3 = 8 classes per power of two */
 #define KMALLOC_SMALL_CLASSES 16u
 #define KMALLOC_MAX_EMPTY_SLABS 1
@@ -70,6 +69,22 @@ static const size_t kmalloc_largest_order_bytes = BUDDY_PAGE_SIZE << BUDDY_MAX_O
 struct kmem_cache *kmalloc_caches[KMALLOC_NR_CLASSES];
 static uint32_t class_size[KMALLOC_NR_CLASSES];
 static uint8_t size_index[KMALLOC_TABLE_MAX / 8 + 1]; /* (size + 7) / 8 -> class */
+
+/* class_index_compute(s) for a 16-byte multiple 16 <= s <= KMALLOC_TABLE_MAX, as a constant
+ * expression (s - 1 lies in (2^k, 2^(k+1)] for k = 7, 8 or 9 above 128); kmalloc_test checks
+ * every entry against kmalloc_class_index. */
+#define KMI_K(s) ((s) - 1 < 256 ? 7 : (s) - 1 < 512 ? 8 : 9)
+#define KMI_CLASS(s)                                                                        \
+    ((s) <= KMALLOC_SMALL_STEP_MAX                                                          \
+         ? ((s) + 7) / 8 - 1                                                                \
+         : KMALLOC_SMALL_CLASSES + (KMI_K(s) - 7) * 8 +                                     \
+               (((s) - 1) >> (KMI_K(s) - KMALLOC_SUBCLASS_SHIFT)) - 8)
+#define KMI(q) KMI_CLASS((q) ? 16 * (q) : 16)
+#define KMI4(q) KMI(q), KMI(q + 1), KMI(q + 2), KMI(q + 3)
+#define KMI16(q) KMI4(q), KMI4(q + 4), KMI4(q + 8), KMI4(q + 12)
+_Static_assert(KMALLOC_TABLE_MAX / 16 + 1 == 65, "kmalloc_malloc_index lists 65 entries");
+const uint8_t kmalloc_malloc_index[KMALLOC_TABLE_MAX / 16 + 1] = {KMI16(0), KMI16(16), KMI16(32),
+                                                                  KMI16(48), KMI(64)};
 
 /* Header at the base of a huge block whose object was moved up to honour an alignment
  * above the extent alignment.  Only written when the object does not start at the base. */
@@ -299,8 +314,10 @@ static inline __attribute__((always_inline)) void *kmalloc_from(size_t size, uns
     if (SLAB_LIKELY(size <= KMALLOC_MAX_CACHE_SIZE)) {
         struct kmem_cache *c =
             __atomic_load_n(&kmalloc_caches[kmalloc_class_index(size)], __ATOMIC_ACQUIRE);
-        if (SLAB_LIKELY(c != NULL))
-            return slab_cache_alloc_from(c, flags, caller);
+        if (SLAB_LIKELY(c != NULL)) {
+            void *obj = flags & KM_ZERO ? NULL : slab_magazine_pop(c);
+            return SLAB_LIKELY(obj != NULL) ? obj : slab_cache_alloc_from(c, flags, caller);
+        }
     }
     return kmalloc_slow(size, 0, flags, caller);
 }
@@ -379,23 +396,8 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
     report_bad_pointer(op, p);
 }
 
-/* Per-thread hints for free: the last slab freed into for each of KFREE_HINTS address
- * buckets (p >> 16).  A hit names the cache without the page-map walk, so the magazine push
- * does not wait for five dependent loads.  The hint is only a guess: slab_check_free_fast
- * validates p against the hinted cache (the complete always-on check), and a slab released
- * and reused since fails it and takes the full path. */
-#define KFREE_HINTS 16
-struct kfree_hint {
-    uintptr_t slab;          /* slab base, or 0 */
-    struct kmem_cache *cache;
-};
-static __thread struct kfree_hint kfree_hints[KFREE_HINTS]
+__thread struct kfree_hint kmalloc_kfree_hints[KFREE_HINTS]
     __attribute__((tls_model("initial-exec")));
-
-static inline struct kfree_hint *kfree_hint_for(const void *p)
-{
-    return &kfree_hints[((uintptr_t)p >> 16) % KFREE_HINTS];
-}
 
 /* The page-map walk: the slab's cache, or NULL. */
 static inline struct kmem_cache *kfree_lookup(void *p)
@@ -421,20 +423,13 @@ static inline struct kmem_cache *kfree_lookup(void *p)
     return NULL;
 }
 
-/* The common case inline: the slab's header names the cache and kmem_cache_free validates p
- * against it (double, interior, wrong-cache frees). */
-void kmalloc_free_op(void *p, const char *op, const void *caller)
+/* After the hint missed (kmalloc_free_inline): the slab's header names the cache and
+ * kmem_cache_free validates p against it (double, interior, wrong-cache frees). */
+__attribute__((noinline)) void kmalloc_free_lookup(void *p, const char *op, const void *caller)
 {
     if (SLAB_UNLIKELY(!p))
         return;
-    const struct kfree_hint *h = kfree_hint_for(p);
-    struct kmem_cache *c = h->cache;
-    if (SLAB_LIKELY(c != NULL && ((uintptr_t)p & c->slab_mask) == h->slab &&
-                    slab_check_free_fast(c, p))) {
-        slab_cache_free_valid(c, p, caller);
-        return;
-    }
-    c = kfree_lookup(p);
+    struct kmem_cache *c = kfree_lookup(p);
     if (SLAB_LIKELY(c != NULL)) {
         slab_cache_free_from(c, p, caller);
         return;
@@ -442,9 +437,14 @@ void kmalloc_free_op(void *p, const char *op, const void *caller)
     kmalloc_free_slow(p, op, caller);
 }
 
+void kmalloc_free_op(void *p, const char *op, const void *caller)
+{
+    kmalloc_free_inline(p, op, caller);
+}
+
 void kfree(void *p)
 {
-    kmalloc_free_op(p, "free", SLAB_CALLER);
+    kmalloc_free_inline(p, "free", SLAB_CALLER);
 }
 
 size_t kmalloc_usable_size_op(const void *p, const char *op)
@@ -522,11 +522,11 @@ void *kmalloc_malloc(size_t size, unsigned int flags, const void *caller)
 {
     if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX)) {
         /* 16-byte multiples only: their classes hand out 16-aligned objects. */
-        size_t s = size ? (size + 15) & ~(size_t)15 : 16;
-        struct kmem_cache *c =
-            __atomic_load_n(&kmalloc_caches[size_index[s / 8]], __ATOMIC_ACQUIRE);
+        struct kmem_cache *c = __atomic_load_n(
+            &kmalloc_caches[kmalloc_malloc_index[(size + 15) / 16]], __ATOMIC_ACQUIRE);
         if (SLAB_LIKELY(c != NULL))
             return slab_cache_alloc_from(c, flags, caller);
+        size_t s = size ? (size + 15) & ~(size_t)15 : 16;
         return kmalloc_slow(s, 16, flags, caller);
     }
     /* Above 128 bytes every class size is a multiple of 16. */

@@ -8,8 +8,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "slab/kmalloc.h"
+#include "slab/slab_internal.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -20,6 +22,7 @@ extern "C" {
 
 #define KMALLOC_NR_CLASSES 80u                    /* kmalloc-8 .. kmalloc-32768 */
 #define KMALLOC_MAX_CACHE_SIZE ((size_t)32768)    /* largest size served by a class */
+#define KMALLOC_TABLE_MAX 1024u                   /* byte-table class lookup up to here */
 
 /* The class caches, each NULL until its class is first used (kmalloc_class_cache). */
 extern struct kmem_cache *kmalloc_caches[KMALLOC_NR_CLASSES];
@@ -46,6 +49,68 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
 /* malloc semantics: 16-byte aligned results, malloc(0) = a unique 16-byte block. */
 void *kmalloc_malloc(size_t size, unsigned int flags, const void *caller);
 void *kmalloc_malloc_aligned(size_t align, size_t size, const void *caller);
+
+/* ---------------------------------------------------------------- inline fast paths
+ * malloc and free inline these: one class-table load and the magazine pop, or the hinted
+ * cache, the always-on check and the magazine push, with no call in between. */
+
+/* malloc's class for 0 <= size <= KMALLOC_TABLE_MAX: kmalloc_malloc_index[(size + 15) / 16],
+ * the class of the size rounded up to 16 (16 for size 0).  A constant table, so it is right
+ * before initialisation too (kmalloc_caches[] is NULL until then). */
+extern const uint8_t kmalloc_malloc_index[KMALLOC_TABLE_MAX / 16 + 1];
+
+/* Per-thread hints for free: the last slab freed into for each of KFREE_HINTS address
+ * buckets (p >> 16).  A hit names the cache without the page-map walk.  The hint is only a
+ * guess: slab_check_free_fast validates p against the hinted cache (the complete always-on
+ * check), and a slab released and reused since fails it and takes the full path.  Only the
+ * size-class caches are hinted: they are never destroyed, so a stale hint names a live
+ * cache. */
+#define KFREE_HINTS 16
+struct kfree_hint {
+    uintptr_t slab; /* slab base, or 0 */
+    struct kmem_cache *cache;
+};
+extern __thread struct kfree_hint kmalloc_kfree_hints[KFREE_HINTS]
+    __attribute__((tls_model("initial-exec")));
+
+static inline struct kfree_hint *kfree_hint_for(const void *p)
+{
+    return &kmalloc_kfree_hints[((uintptr_t)p >> 16) % KFREE_HINTS];
+}
+
+/* malloc without the call: the 16-byte-multiple classes up to KMALLOC_TABLE_MAX. */
+static inline __attribute__((always_inline)) void *kmalloc_malloc_inline(size_t size,
+                                                                          const void *caller)
+{
+    if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX)) {
+        struct kmem_cache *c = __atomic_load_n(
+            &kmalloc_caches[kmalloc_malloc_index[(size + 15) / 16]], __ATOMIC_ACQUIRE);
+        if (SLAB_LIKELY(c != NULL)) {
+            void *obj = slab_magazine_pop(c);
+            if (SLAB_LIKELY(obj != NULL))
+                return obj;
+        }
+    }
+    return kmalloc_malloc(size, 0, caller);
+}
+
+/* kfree / free after the hint missed: NULL, the page-map walk, large blocks, reports. */
+void kmalloc_free_lookup(void *p, const char *op, const void *caller);
+
+/* kfree / free: the hinted cache, checked and pushed; everything else out of line. */
+static inline __attribute__((always_inline)) void kmalloc_free_inline(void *p, const char *op,
+                                                                      const void *caller)
+{
+    const struct kfree_hint *h = kfree_hint_for(p);
+    struct kmem_cache *c = h->cache;
+    if (SLAB_LIKELY(c != NULL && ((uintptr_t)p & c->slab_mask) == h->slab &&
+                    slab_check_free_fast(c, p))) {
+        if (SLAB_UNLIKELY(!slab_magazine_push(c, p)))
+            slab_cache_free_slow(c, p, caller);
+        return;
+    }
+    kmalloc_free_lookup(p, op, caller);
+}
 
 #ifdef __cplusplus
 }

@@ -52,7 +52,11 @@ static pthread_key_t tcache_key;
 static int tcache_key_ready;                 /* atomic */
 static int init_state;                       /* 0 none, 1 running, 2 done (atomic) */
 
-static __thread struct slab_tcache *tls_tcache __attribute__((tls_model("initial-exec")));
+/* Threads start on an all-empty table (no entry has a cache or a window), so the fast paths
+ * need no NULL test: every lookup misses and the slow path creates the thread's own table. */
+static struct slab_tcache tcache_empty;
+__thread struct slab_tcache *slab_tls_tcache __attribute__((tls_model("initial-exec"))) =
+    &tcache_empty;
 static __thread int tls_tcache_dead __attribute__((tls_model("initial-exec")));
 
 static void tcache_thread_exit(void *arg);
@@ -188,7 +192,7 @@ static struct slab_tcache *tcache_create(void)
         tcache_list->prev = tc;
     tcache_list = tc;
     pthread_mutex_unlock(&slab_tcache_lock);
-    tls_tcache = tc;
+    slab_tls_tcache = tc;
     pthread_setspecific(tcache_key, tc);
     return tc;
 }
@@ -208,11 +212,60 @@ static inline size_t magazine_count(const struct magazine *m)
     return m ? TC_LOAD(m->count) : 0;
 }
 
+/* Objects in e's loaded magazine l, read by any thread (struct slab_tc_entry): top - lo
+ * while the window describes l, l->count otherwise. */
+static inline uint32_t entry_loaded_count(const struct slab_tc_entry *e, const struct magazine *l)
+{
+    if (!l)
+        return 0;
+    void **lo = TC_LOAD(e->lo);
+    if (lo == l->objs)
+        return (uint32_t)(TC_LOAD(e->top) - lo);
+    return TC_LOAD(l->count);
+}
+
+/* e's previous magazine, or NULL when it is the loaded one too: a fork child can see an
+ * entry in the middle of a swap, after `loaded` was stored and before `previous` was. */
+static inline struct magazine *entry_previous(const struct slab_tc_entry *e)
+{
+    struct magazine *p = TC_LOAD(e->previous);
+    return p == TC_LOAD(e->loaded) ? NULL : p;
+}
+
+/* Objects in both of e's magazines. */
+static inline size_t entry_cached(const struct slab_tc_entry *e)
+{
+    return entry_loaded_count(e, TC_LOAD(e->loaded)) + magazine_count(entry_previous(e));
+}
+
 /* Allocations this entry served (see struct slab_tc_entry). */
 static size_t entry_allocs(const struct slab_tc_entry *e)
 {
-    return TC_LOAD(e->frees) + TC_LOAD(e->net_in) - magazine_count(TC_LOAD(e->loaded)) -
-           magazine_count(TC_LOAD(e->previous));
+    return TC_LOAD(e->frees) + TC_LOAD(e->net_in) - entry_cached(e);
+}
+
+/* The owning thread, before working on e's magazines: write the loaded count back and close
+ * the window (both fast paths then miss). */
+static inline void entry_window_close(struct slab_tc_entry *e)
+{
+    void **lo = e->lo;
+    if (lo) {
+        TC_STORE(e->loaded->count, (uint32_t)(e->top - lo));
+        TC_STORE(e->lo, NULL); /* first: from here readers use loaded->count */
+        TC_STORE(e->top, NULL);
+        TC_STORE(e->hi, NULL);
+    }
+}
+
+/* ... and after: open the window on the loaded magazine, lo last. */
+static inline void entry_window_open(struct slab_tc_entry *e)
+{
+    struct magazine *l = e->loaded;
+    if (l) {
+        TC_STORE(e->top, l->objs + TC_LOAD(l->count));
+        TC_STORE(e->hi, l->objs + l->size);
+        TC_STORE(e->lo, l->objs);
+    }
 }
 
 /* Return a magazine's objects to the slabs on behalf of entry e. */
@@ -233,11 +286,19 @@ static void entry_retire_locked(struct slab_tc_entry *e, bool keep_magazines)
     struct kmem_cache *c = TC_LOAD(e->cache);
     if (!c)
         return;
-    struct magazine *l = TC_LOAD(e->loaded), *p = TC_LOAD(e->previous);
+    struct magazine *l = TC_LOAD(e->loaded), *p = entry_previous(e);
+    if (l) { /* the window closed by hand: e may belong to another (stopped or gone) thread */
+        TC_STORE(l->count, entry_loaded_count(e, l));
+        TC_STORE(e->lo, NULL);
+        TC_STORE(e->top, NULL);
+        TC_STORE(e->hi, NULL);
+    }
     entry_magazine_to_slabs(c, e, l);
     entry_magazine_to_slabs(c, e, p);
-    if (keep_magazines)
+    if (keep_magazines) {
+        entry_window_open(e);
         return;
+    }
     __atomic_fetch_add(&c->allocs, entry_allocs(e), __ATOMIC_RELAXED);
     __atomic_fetch_add(&c->frees, TC_LOAD(e->frees), __ATOMIC_RELAXED);
     TC_STORE(e->net_in, 0);
@@ -267,7 +328,7 @@ static void tcache_retire(struct slab_tcache *tc)
 static void tcache_thread_exit(void *arg)
 {
     struct slab_tcache *tc = arg;
-    tls_tcache = NULL;
+    slab_tls_tcache = &tcache_empty;
     tls_tcache_dead = 1;
     if (tc)
         tcache_retire(tc);
@@ -275,8 +336,8 @@ static void tcache_thread_exit(void *arg)
 
 void kmem_cache_thread_flush(void)
 {
-    struct slab_tcache *tc = tls_tcache;
-    if (!tc)
+    struct slab_tcache *tc = slab_tls_tcache;
+    if (tc == &tcache_empty)
         return;
     pthread_mutex_lock(&slab_tcache_lock);
     for (size_t id = 0; id < SLAB_MAX_CACHES; id++)
@@ -286,8 +347,8 @@ void kmem_cache_thread_flush(void)
 
 void slab_tcache_flush_self(struct kmem_cache *c)
 {
-    struct slab_tcache *tc = tls_tcache;
-    if (!tc || c->id >= SLAB_MAX_CACHES || TC_LOAD(tc->ent[c->id].cache) != c)
+    struct slab_tcache *tc = slab_tls_tcache;
+    if (tc == &tcache_empty || c->id >= SLAB_MAX_CACHES || TC_LOAD(tc->ent[c->id].cache) != c)
         return;
     pthread_mutex_lock(&slab_tcache_lock);
     entry_retire_locked(&tc->ent[c->id], true);
@@ -316,8 +377,7 @@ void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, siz
                 continue;
             a += entry_allocs(e);
             f += TC_LOAD(e->frees);
-            struct magazine *l = TC_LOAD(e->loaded), *p = TC_LOAD(e->previous);
-            n += (l ? TC_LOAD(l->count) : 0) + (p ? TC_LOAD(p->count) : 0);
+            n += entry_cached(e);
         }
     }
     /* Folded counts and the depot are read under the same lock, so an exiting thread's
@@ -340,8 +400,8 @@ static struct slab_tc_entry *entry_for(struct kmem_cache *c)
 {
     if (!c->mag_size)
         return NULL;
-    struct slab_tcache *tc = tls_tcache;
-    if (!tc && !(tc = tcache_create()))
+    struct slab_tcache *tc = slab_tls_tcache;
+    if (tc == &tcache_empty && !(tc = tcache_create()))
         return NULL;
     struct slab_tc_entry *e = &tc->ent[c->id];
     if (TC_LOAD(e->cache) == c)
@@ -357,13 +417,9 @@ static struct slab_tc_entry *entry_for(struct kmem_cache *c)
     TC_STORE(e->net_in, 0);
     TC_STORE(e->frees, 0);
     TC_STORE(e->cache, c);
+    entry_window_open(e);
     pthread_mutex_unlock(&slab_tcache_lock);
     return e;
-}
-
-static inline void count_op(size_t *counter)
-{
-    TC_STORE(*counter, TC_LOAD(*counter) + 1);
 }
 
 /* ---------------------------------------------------------------- slow paths */
@@ -438,8 +494,8 @@ static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
     TC_STORE(e->loaded, p);
 }
 
-__attribute__((noinline)) static void *cache_alloc_slow(struct kmem_cache *c, unsigned int flags,
-                                                        const void *caller)
+__attribute__((noinline)) void *slab_cache_alloc_slow(struct kmem_cache *c, unsigned int flags,
+                                                      const void *caller)
 {
     if (!c || c->magic != KMEM_CACHE_MAGIC) {
         if (c) {
@@ -452,13 +508,17 @@ __attribute__((noinline)) static void *cache_alloc_slow(struct kmem_cache *c, un
     void *obj;
     struct slab_tc_entry *e = entry_for(c);
     if (e) {
+        entry_window_close(e);
         struct magazine *m = e->loaded;
-        if (!TC_LOAD(m->count) && !entry_refill(c, e))
+        if (!TC_LOAD(m->count) && !entry_refill(c, e)) {
+            entry_window_open(e);
             return alloc_failed(c);
+        }
         m = e->loaded;
         uint32_t n = TC_LOAD(m->count) - 1;
         obj = m->objs[n];
         TC_STORE(m->count, n); /* no counter: allocs are derived (struct slab_tc_entry) */
+        entry_window_open(e);
     } else {
         if (slab_alloc_batch_from(c, &obj, 1, caller) != 1)
             return alloc_failed(c);
@@ -478,38 +538,29 @@ __attribute__((noinline, cold)) static void double_free_report(struct kmem_cache
     slab_misuse();
 }
 
-/* The most common double free, cheaply: the object is already on top of this thread's
- * magazine (glibc's "fasttop" check).  An object deeper in a magazine keeps its slab bit set,
- * so the complete check needs SLAB_CONSISTENCY_CHECKS (no magazines: every free checks the
- * bitmap). */
-static inline bool on_top(const struct magazine *m, uint32_t n, const void *obj)
-{
-#if defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
-    (void)m;
-    (void)n;
-    (void)obj;
-    return false;
-#endif
-    return n != 0 && m->objs[n - 1] == obj;
-}
-
-/* Free of a validated object when the fast path could not push it.  caller: the return
- * address in the program, for debug caches (which have no magazines). */
-__attribute__((noinline)) static void cache_free_slow(struct kmem_cache *c, void *obj,
-                                                      const void *caller)
+/* Free of a validated object when the fast path could not push it (magazine full, entry not
+ * set up, or obj already on top: a double free).  caller: the return address in the
+ * program, for debug caches (which have no magazines). */
+__attribute__((noinline)) void slab_cache_free_slow(struct kmem_cache *c, void *obj,
+                                                   const void *caller)
 {
     struct slab_tc_entry *e = entry_for(c);
     if (e) {
-        if (on_top(e->loaded, e->loaded->count, obj)) {
+        entry_window_close(e);
+        struct magazine *m = e->loaded;
+        uint32_t n = TC_LOAD(m->count);
+        if (n != 0 && m->objs[n - 1] == obj) {
+            entry_window_open(e);
             double_free_report(c, obj);
             return;
         }
-        if (TC_LOAD(e->loaded->count) == e->loaded->size)
+        if (n == m->size)
             entry_make_room(c, e);
-        struct magazine *m = e->loaded;
+        m = e->loaded;
         m->objs[m->count] = obj;
         TC_STORE(m->count, m->count + 1);
-        count_op(&e->frees);
+        slab_count_op(&e->frees);
+        entry_window_open(e);
         return;
     }
     if (slab_free_one_from(c, obj, caller))
@@ -527,23 +578,10 @@ __attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache
         return;
     }
     if (slab_check_free_slow(c, obj, "kmem_cache_free"))
-        cache_free_slow(c, obj, caller);
+        slab_cache_free_slow(c, obj, caller);
 }
 
 /* ---------------------------------------------------------------- public fast paths */
-
-/* The calling thread's entry for c if it is set up; caches without magazines have their
- * tc_off at the sentinel entry, whose cache is always NULL. */
-static inline struct slab_tc_entry *entry_fast(struct kmem_cache *c)
-{
-    struct slab_tcache *tc = tls_tcache;
-    if (SLAB_LIKELY(tc != NULL && c != NULL)) {
-        struct slab_tc_entry *e = (struct slab_tc_entry *)((char *)tc + c->tc_off);
-        if (SLAB_LIKELY(TC_LOAD(e->cache) == c))
-            return e;
-    }
-    return NULL;
-}
 
 /* KM_ZERO out of line, so the fast path needs no stack frame. */
 __attribute__((noinline)) static void *zero_object(struct kmem_cache *c, void *obj)
@@ -554,19 +592,15 @@ __attribute__((noinline)) static void *zero_object(struct kmem_cache *c, void *o
 static inline __attribute__((always_inline)) void *
 cache_alloc(struct kmem_cache *c, unsigned int flags, const void *caller)
 {
-    struct slab_tc_entry *e = entry_fast(c);
-    if (SLAB_LIKELY(e != NULL)) {
-        struct magazine *m = e->loaded;
-        uint32_t n = m->count;
-        if (SLAB_LIKELY(n != 0)) {
-            void *obj = m->objs[n - 1];
-            TC_STORE(m->count, n - 1); /* no counter: allocs are derived */
+    if (SLAB_LIKELY(c != NULL)) {
+        void *obj = slab_magazine_pop(c);
+        if (SLAB_LIKELY(obj != NULL)) {
             if (SLAB_UNLIKELY(flags & KM_ZERO))
                 return zero_object(c, obj);
             return obj;
         }
     }
-    return cache_alloc_slow(c, flags, caller);
+    return slab_cache_alloc_slow(c, flags, caller);
 }
 
 void *kmem_cache_alloc(struct kmem_cache *c, unsigned int flags)
@@ -588,18 +622,8 @@ void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
 static inline __attribute__((always_inline)) void cache_free_valid(struct kmem_cache *c, void *obj,
                                                                    const void *caller)
 {
-    struct slab_tc_entry *e = entry_fast(c);
-    if (SLAB_LIKELY(e != NULL)) {
-        struct magazine *m = e->loaded;
-        uint32_t n = m->count;
-        if (SLAB_LIKELY(n < m->size && !on_top(m, n, obj))) {
-            m->objs[n] = obj;
-            TC_STORE(m->count, n + 1);
-            count_op(&e->frees);
-            return;
-        }
-    }
-    cache_free_slow(c, obj, caller);
+    if (SLAB_UNLIKELY(!slab_magazine_push(c, obj)))
+        slab_cache_free_slow(c, obj, caller);
 }
 
 static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
@@ -611,11 +635,6 @@ static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *
         cache_free_checked(c, obj, caller);
         return;
     }
-    cache_free_valid(c, obj, caller);
-}
-
-void slab_cache_free_valid(struct kmem_cache *c, void *obj, const void *caller)
-{
     cache_free_valid(c, obj, caller);
 }
 
@@ -640,11 +659,13 @@ size_t kmem_cache_alloc_bulk(struct kmem_cache *c, unsigned int flags, size_t nr
     size_t got = 0;
     struct slab_tc_entry *e = entry_for(c);
     if (e) {
+        entry_window_close(e);
         struct magazine *m = e->loaded;
         uint32_t n = TC_LOAD(m->count);
         while (got < nr && n)
             objs[got++] = m->objs[--n];
         TC_STORE(m->count, n); /* allocs from the magazine are derived */
+        entry_window_open(e);
     }
     if (got < nr) {
         size_t more = slab_alloc_batch_from(c, objs + got, nr - got, __builtin_return_address(0));
@@ -674,7 +695,7 @@ void kmem_cache_free_bulk(struct kmem_cache *c, size_t nr, void **objs)
             if (!objs[i])
                 continue;
             if (slab_check_free_fast(c, objs[i]))
-                cache_free_slow(c, objs[i], caller);
+                slab_cache_free_slow(c, objs[i], caller);
             else
                 cache_free_checked(c, objs[i], caller);
         }
@@ -694,9 +715,9 @@ size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max)
             struct slab_tc_entry *e = &tc->ent[c->id];
             if (TC_LOAD(e->cache) != c)
                 continue;
-            struct magazine *mags[2] = {TC_LOAD(e->loaded), TC_LOAD(e->previous)};
+            struct magazine *mags[2] = {TC_LOAD(e->loaded), entry_previous(e)};
             for (int k = 0; k < 2; k++) {
-                uint32_t cnt = mags[k] ? TC_LOAD(mags[k]->count) : 0;
+                uint32_t cnt = k ? magazine_count(mags[k]) : entry_loaded_count(e, mags[k]);
                 for (uint32_t i = 0; i < cnt; i++, n++)
                     if (n < max)
                         out[n] = mags[k]->objs[i];
@@ -714,9 +735,9 @@ size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max)
 
 /* ---------------------------------------------------------------- validation */
 
-static int validate_magazine_locked(struct kmem_cache *c, const struct magazine *m)
+/* m holds n objects (its count, or the window's for a loaded magazine). */
+static int validate_magazine_locked(struct kmem_cache *c, const struct magazine *m, uint32_t n)
 {
-    uint32_t n = TC_LOAD(m->count);
     if (n > m->size || m->size != c->mag_size) {
         slab_report("validate %s: magazine %p holds %u of %u (cache size %u)", c->name,
                     (const void *)m, n, m->size, c->mag_size);
@@ -742,7 +763,7 @@ int kmem_cache_validate(struct kmem_cache *c)
     rc = slab_validate_cache_locked(c);
     size_t nf = 0, ne = 0;
     for (struct magazine *m = c->depot_full; m && !rc; m = m->next, nf++) {
-        rc = validate_magazine_locked(c, m);
+        rc = validate_magazine_locked(c, m, m->count);
         cached += m->count;
     }
     for (struct magazine *m = c->depot_empty; m && !rc; m = m->next, ne++)
@@ -766,10 +787,20 @@ int kmem_cache_validate(struct kmem_cache *c)
                 rc = -1;
                 break;
             }
-            rc = validate_magazine_locked(c, l);
+            void **lo = TC_LOAD(e->lo), **top = TC_LOAD(e->top), **hi = TC_LOAD(e->hi);
+            if (lo ? (lo != l->objs || hi != l->objs + l->size || top < lo || top > hi)
+                   : (top || hi)) {
+                slab_report("validate %s: thread entry window [%p, %p, %p) does not match "
+                            "its loaded magazine %p",
+                            c->name, (void *)lo, (void *)top, (void *)hi, (void *)l);
+                rc = -1;
+                break;
+            }
+            uint32_t nl = entry_loaded_count(e, l);
+            rc = validate_magazine_locked(c, l, nl);
             if (!rc)
-                rc = validate_magazine_locked(c, p);
-            cached += TC_LOAD(l->count) + TC_LOAD(p->count);
+                rc = validate_magazine_locked(c, p, TC_LOAD(p->count));
+            cached += nl + TC_LOAD(p->count);
         }
     }
     if (!rc && cached > c->inuse_total) {
@@ -816,7 +847,7 @@ static void fork_child(void)
 {
     fork_unlock_all();
     /* Only the forking thread exists now: retire every other thread's table. */
-    struct slab_tcache *self = tls_tcache;
+    struct slab_tcache *self = slab_tls_tcache; /* &tcache_empty is never on the list */
     for (;;) {
         pthread_mutex_lock(&slab_tcache_lock);
         struct slab_tcache *tc = tcache_list;

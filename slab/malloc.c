@@ -59,12 +59,12 @@ static inline bool is_pow2(size_t x)
 
 void *malloc(size_t size)
 {
-    return kmalloc_malloc(size, 0, __builtin_return_address(0));
+    return kmalloc_malloc_inline(size, __builtin_return_address(0));
 }
 
 void free(void *p)
 {
-    kmalloc_free_op(p, "free", __builtin_return_address(0));
+    kmalloc_free_inline(p, "free", __builtin_return_address(0));
 }
 
 void *calloc(size_t n, size_t size)

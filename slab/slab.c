@@ -125,8 +125,11 @@ static int cache_compute_geometry(struct kmem_cache *c)
     c->colour_step = (uint32_t)(align > SLAB_CACHELINE ? align : SLAB_CACHELINE);
     size_t leftover = bytes - c->objs_offset - n * slot;
     c->colour_max = (uint32_t)(leftover / c->colour_step * c->colour_step);
-    c->recip = (((uint64_t)1 << SLAB_RECIP_SHIFT) / slot) + 1;
-    c->objs_span = (uintptr_t)n * slot;
+    /* ceil(2^64 / slot) (slot >= SLAB_DEFAULT_ALIGN, so it fits); exact quotients and
+     * divisibility for offsets below 2^32, and a slab is at most 4 MiB. */
+    _Static_assert((BUDDY_PAGE_SIZE << BUDDY_MAX_ORDER) <= ((size_t)1 << 32),
+                   "slab_slot_index needs slab offsets below 2^32");
+    c->recip = UINT64_MAX / slot + 1;
     return 0;
 }
 

@@ -64,7 +64,6 @@
 #define SLAB_KNOWN_FLAGS                                                                    \
     (SLAB_HWCACHE_ALIGN | SLAB_POISON | SLAB_RED_ZONE | SLAB_STORE_USER | SLAB_PANIC |      \
      SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)
-#define SLAB_RECIP_SHIFT 42             /* idx = (off * recip) >> 42, exact for off < 2^22 */
 
 enum slab_list { SLAB_LIST_NONE = 0, SLAB_LIST_FULL, SLAB_LIST_PARTIAL, SLAB_LIST_EMPTY };
 
@@ -110,8 +109,7 @@ struct kmem_cache {
     uint32_t colour_step;
     uint32_t mag_size;         /* objects per magazine; 0 = no magazines */
     uint32_t tc_off;           /* byte offset of this cache's entry in struct slab_tcache */
-    uint64_t recip;            /* ceil-ish reciprocal of slot_size, see SLAB_RECIP_SHIFT */
-    uintptr_t objs_span;       /* objs_per_slab * slot_size */
+    uint64_t recip;            /* ceil(2^64 / slot_size): see slab_slot_index */
     uintptr_t slab_mask;       /* ~(slab_bytes - 1) */
     size_t slab_bytes;
     unsigned int flags;
@@ -161,13 +159,27 @@ static inline struct slab_track *slab_debug_track(const struct kmem_cache *c, co
 }
 
 /* ---------------------------------------------------------------- per-thread caches */
-/* Counting without a counter on the allocation fast path: objects enter a thread's two
+/* The loaded magazine is used through a window in the entry: objects in [lo, top), room in
+ * [top, hi).  The fast paths touch only the entry (alloc: top == lo means empty; free:
+ * top == hi means full) and the slot at top, never the magazine header.  While a magazine
+ * is loaded its `count` field is stale; the truth is top - lo.  The slow paths close the
+ * window (entry_window_close: count written back, lo = top = hi = NULL, so both fast paths
+ * miss), work on magazine counts as before, and open it again (entry_window_open: top and hi
+ * stored before lo).  A reader on another thread (stats, destroy, a fork child) therefore
+ * takes the loaded magazine's count from top - lo only when lo == loaded->objs, and from
+ * loaded->count otherwise: every state the owner passes through reads consistently.
+ * An unused entry (and the sentinel) has a NULL window, so it misses on both fast paths.
+ *
+ * Counting without a counter on the allocation fast path: objects enter a thread's two
  * magazines by frees (counted in `frees`) and by refills from the depot or the slabs, and
  * leave them by allocations and by returns to the depot or the slabs.  The slow paths keep
  * `net_in` = refilled - returned, so
- *     allocs = frees + net_in - (loaded->count + previous->count)
+ *     allocs = frees + net_in - (loaded count + previous->count)
  * (all modulo 2^64).  Relaxed atomics: only the owning thread writes; stats read them. */
 struct slab_tc_entry {
+    void **top;                /* window on the loaded magazine (see above) */
+    void **lo;
+    void **hi;
     struct kmem_cache *cache;  /* owner of these magazines, NULL if unused */
     struct magazine *loaded, *previous;
     size_t frees;              /* frees by this thread */
@@ -180,6 +192,85 @@ struct slab_tcache {
      * point their tc_off at it, so the fast path needs no range check. */
     struct slab_tc_entry ent[SLAB_MAX_CACHES + 1];
 };
+
+/* ---------------------------------------------------------------- magazine fast paths
+ * Defined here so the kmalloc and malloc fronts inline them (no call between the front and
+ * the magazine); the slow paths are in magazine.c.  slab_tls_tcache is never NULL: threads
+ * start on an all-empty table whose entries miss on both paths. */
+extern __thread struct slab_tcache *slab_tls_tcache __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's entry for c (maybe unused: then its window is NULL).  Caches without
+ * magazines have their tc_off at the sentinel entry, which is never assigned. */
+static inline struct slab_tc_entry *slab_tc_entry_of(const struct kmem_cache *c)
+{
+    return (struct slab_tc_entry *)((char *)slab_tls_tcache + c->tc_off);
+}
+
+/* One more in a counter that only the owning thread writes and other threads only read.
+ * On x86-64 a single add to memory: its store is one aligned 8-byte write, so a reader sees
+ * the old or the new value (the kernel's this_cpu_inc).  Elsewhere, and under TSan (which
+ * must see every access), a relaxed load and store. */
+static inline void slab_count_op(size_t *counter)
+{
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !defined(SLABCACHE_PORTABLE_COUNTERS)
+    __asm__("addq $1, %0" : "+m"(*counter));
+#else
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+#endif
+}
+
+/* Pop from the window of the calling thread's magazine of c (c != NULL): no lock, no
+ * magazine header, no slab.  NULL when the slow path must serve (empty, no entry yet).  The
+ * cache test keeps a stale pointer to a destroyed cache (whose id may serve another cache
+ * now) off the fast path.  No counter: allocations are derived (struct slab_tc_entry). */
+static inline __attribute__((always_inline)) void *slab_magazine_pop(struct kmem_cache *c)
+{
+    struct slab_tc_entry *e = slab_tc_entry_of(c);
+    void **top = __atomic_load_n(&e->top, __ATOMIC_RELAXED);
+    if (SLAB_LIKELY(__atomic_load_n(&e->cache, __ATOMIC_RELAXED) == c &&
+                    top != __atomic_load_n(&e->lo, __ATOMIC_RELAXED))) {
+        __atomic_store_n(&e->top, top - 1, __ATOMIC_RELAXED);
+        return top[-1];
+    }
+    return NULL;
+}
+
+/* The word just below top: the object on top of the magazine or, when it is empty, the
+ * magazine's `next` link, which is never an object address.  Read through an integer so no
+ * pointer is formed before the array. */
+static inline const void *slab_window_top_obj(void **top)
+{
+#if defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
+    (void)top;
+    return NULL;
+#else
+    return *(void *const *)((uintptr_t)top - sizeof(void *));
+#endif
+}
+
+/* Push obj, which passed slab_check_free_fast(c, obj), onto the calling thread's magazine of
+ * c.  False when the slow path must take it: magazine full, no entry yet, or obj already on
+ * top (the most common double free, caught as cheaply as glibc's "fasttop" check; an object
+ * deeper in a magazine keeps its slab bit set, so the complete check needs
+ * SLAB_CONSISTENCY_CHECKS, which has no magazines). */
+static inline __attribute__((always_inline)) bool slab_magazine_push(struct kmem_cache *c,
+                                                                     void *obj)
+{
+    struct slab_tc_entry *e = slab_tc_entry_of(c);
+    void **top = __atomic_load_n(&e->top, __ATOMIC_RELAXED);
+    if (SLAB_LIKELY(top != __atomic_load_n(&e->hi, __ATOMIC_RELAXED) &&
+                    slab_window_top_obj(top) != obj)) {
+        *top = obj;
+        __atomic_store_n(&e->top, top + 1, __ATOMIC_RELAXED);
+        slab_count_op(&e->frees);
+        return true;
+    }
+    return false;
+}
+
+/* The slow halves (magazine.c): allocation, and the free of a validated object. */
+void *slab_cache_alloc_slow(struct kmem_cache *c, unsigned int flags, const void *caller);
+void slab_cache_free_slow(struct kmem_cache *c, void *obj, const void *caller);
 
 /* ---------------------------------------------------------------- cross-file (slab.c) */
 extern pthread_mutex_t slab_caches_lock;
@@ -213,17 +304,20 @@ static inline struct slab *slab_of(const struct kmem_cache *c, const void *obj)
     return (struct slab *)((uintptr_t)obj & c->slab_mask);
 }
 
-/* Slot index of obj in s, or UINT32_MAX if obj is not exactly a slot start. */
+/* Slot index of obj in s, or UINT32_MAX if obj is not exactly a slot start.  One 64x64->128
+ * multiply by c->recip = ceil(2^64 / slot_size) gives both answers (Lemire, Kaser & Kurz,
+ * "Faster remainder by direct computation", 2019): for off < 2^32 the high half is
+ * off / slot_size and the low half is below recip exactly when slot_size divides off.
+ * An obj below s->objs wraps off to >= 2^63, whose quotient is far past objs_per_slab. */
 static inline uint32_t slab_slot_index(const struct kmem_cache *c, const struct slab *s,
                                        const void *obj)
 {
-    uintptr_t off = (uintptr_t)obj - (uintptr_t)s->objs;
-    if (off >= c->objs_span)
+    uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)s->objs);
+    unsigned __int128 prod = (unsigned __int128)off * c->recip;
+    uint64_t idx = (uint64_t)(prod >> 64);
+    if (idx >= c->objs_per_slab || (uint64_t)prod >= c->recip)
         return UINT32_MAX;
-    uint32_t idx = (uint32_t)((off * c->recip) >> SLAB_RECIP_SHIFT);
-    if ((uintptr_t)idx * c->slot_size != off)
-        return UINT32_MAX;
-    return idx;
+    return (uint32_t)idx;
 }
 
 /* The always-on free check, fast half: obj lies in one of our buddy extents, the header at
@@ -272,8 +366,6 @@ size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max);
  * `caller` is what debug caches record and report as the call site (SLAB_STORE_USER). */
 void *slab_cache_alloc_from(struct kmem_cache *c, unsigned int flags, const void *caller);
 void slab_cache_free_from(struct kmem_cache *c, void *obj, const void *caller);
-/* The same for an object the caller has just passed through slab_check_free_fast(c, obj). */
-void slab_cache_free_valid(struct kmem_cache *c, void *obj, const void *caller);
 #define SLAB_CALLER __builtin_return_address(0)
 
 /* ---------------------------------------------------------------- report.c */

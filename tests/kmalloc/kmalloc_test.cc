@@ -34,11 +34,11 @@
 #include "buddy/buddy.h"
 #include "heap/heap.h"
 #include "slab/kmalloc.h"
-#include "slab/kmalloc_internal.h"
 #include "slab/slab.h"
-
-// slab/report.c (declared in the C-only slab_internal.h): re-read SLABCACHE_ON_ERROR.
-extern "C" void slab_report_reset_options(void);
+extern "C" {
+// Pulls in slab_internal.h (C only): slab_report_reset_options re-reads SLABCACHE_ON_ERROR.
+#include "slab/kmalloc_internal.h"
+}
 
 namespace {
 
@@ -108,6 +108,18 @@ TEST_F(KmallocTest, ClassesCoverEverySizeWithBoundedWaste) {
             ASSERT_LE((double)(c - s) / (double)c, 0.125) << s;
     }
     EXPECT_EQ(kmalloc_class_index(0), 0u);
+}
+
+// malloc's constant table (size -> class of the size rounded up to 16) agrees with the class
+// arithmetic for every size it covers, and every class it names is 16-aligned.
+TEST_F(KmallocTest, MallocIndexTableMatchesTheClasses) {
+    for (size_t size = 0; size <= KMALLOC_TABLE_MAX; size++) {
+        size_t s16 = size ? (size + 15) & ~(size_t)15 : 16;
+        unsigned i = kmalloc_malloc_index[(size + 15) / 16];
+        ASSERT_EQ(i, kmalloc_class_index(s16)) << size;
+        ASSERT_EQ(kmalloc_class_size(i) % 16, 0u) << size;
+        ASSERT_GE(kmalloc_class_size(i), size) << size;
+    }
 }
 
 TEST_F(KmallocTest, CachesNamedLikeTheKernelWithoutConstructorsWithMagazines) {
