@@ -598,6 +598,57 @@ int buddy_free(void *ptr)
     return rc;
 }
 
+/* buddy_resize with the lock held: 0, or an errno value with nothing changed. */
+static int resize_locked(void *head, unsigned new_order)
+{
+    buddy_assert_locked();
+    struct buddy_extent *ext = extent_of_addr(head);
+    if (!ext || new_order > BUDDY_MAX_ORDER || ((uintptr_t)head & (BUDDY_PAGE_SIZE - 1)))
+        return EINVAL;
+    size_t idx = page_index(ext, head);
+    struct buddy_page pg = page_get(&ext->pages[idx]);
+    if (pg.state != BUDDY_PAGE_ALLOC_HEAD)
+        return EINVAL;
+    unsigned order = pg.order;
+    if (new_order > order) {
+        /* Check every level first, so a refusal changes nothing. */
+        for (unsigned k = order; k < new_order; k++)
+            if ((idx & order_pages(k)) || buddy_of_if_free_locked(ext, idx, k) < 0)
+                return ENOMEM;
+        for (unsigned k = order; k < new_order; k++) {
+            free_list_remove_locked(ext, idx + order_pages(k), k);
+            buddy.st.merges++;
+        }
+        block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
+                          pg.tag);
+        buddy.st.alloc_bytes += order_bytes(new_order) - order_bytes(order);
+    } else if (new_order < order) {
+        /* The kept lower part first, then each upper half becomes a free block; its buddy is
+         * the (allocated) lower half, so none of them can merge. */
+        block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
+                          pg.tag);
+        for (unsigned k = order; k > new_order;) {
+            k--;
+            free_list_push_locked(ext, idx + order_pages(k), k, false);
+            buddy.st.splits++;
+        }
+        buddy.st.alloc_bytes -= order_bytes(order) - order_bytes(new_order);
+    }
+    return 0;
+}
+
+int buddy_resize(void *head, unsigned new_order)
+{
+    buddy_lock();
+    int err = resize_locked(head, new_order);
+    buddy_unlock();
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- lookup (lock-free) */
 
 bool buddy_lookup(const void *ptr, struct buddy_block_info *out)

@@ -70,6 +70,16 @@ int buddy_order_for_size(size_t bytes);
  * NULL is refused the same way.  Returns 0 on success. */
 int buddy_free(void *ptr);
 
+/* Resize the allocated block whose head is `head` to 2^new_order pages without moving it
+ * (realloc of large blocks).  Growing takes the free blocks above it: at each order k from
+ * the block's own up to new_order - 1 the block must be the lower half of its parent and its
+ * buddy a whole free block of order k (free blocks are always fully coalesced, so that is
+ * exactly "the next 2^k pages are free").  Shrinking frees the upper halves.  The tag and the
+ * contents of the kept pages are unchanged.  0 on success; -1 with nothing changed and errno
+ * ENOMEM (the neighbours are not free) or EINVAL (not the head of an allocated buddy block,
+ * a huge block, or new_order > BUDDY_MAX_ORDER). */
+int buddy_resize(void *head, unsigned new_order);
+
 /* Where an address lives: the allocated block holding it. */
 struct buddy_block_info {
     void *head;     /* first byte of the block */

@@ -28,11 +28,12 @@
  *
  * REALLOC
  *   In place while the new size fits the usable size and is more than half of it (small
- *   blocks always stay).  When a block must move to grow, it asks for at least 1.25 x the old
- *   usable size (FastMM's rule), so a run of small growths moves O(log n) times.  Buddy
- *   blocks are powers of two, which leaves the same headroom; they do not grow into a free
- *   neighbouring buddy (the buddy layer has no such call yet), and dedicated extents move
- *   (no mremap): both copy.
+ *   blocks always stay).  A large buddy block also stays when it can grow into the free
+ *   buddies above it, or shrink by freeing its upper halves (buddy_resize; a freed tail of
+ *   128 KiB or more is purged first).  When a block must move to grow, it asks for at least
+ *   1.25 x the old usable size (FastMM's rule), so a run of small growths moves O(log n)
+ *   times; buddy blocks are powers of two, which leaves the same headroom.  Dedicated extents
+ *   (above 4 MiB) move (no mremap): they copy.
  *
  * INITIALISATION
  *   The first allocation (or the constructor in malloc.c) builds the class tables; each class's
@@ -287,6 +288,33 @@ static size_t large_offset(const void *p, const struct buddy_block_info *info)
     return SIZE_MAX;
 }
 
+/* realloc of the large buddy block at p (usable size old) to size bytes in place: the block
+ * grows into free buddies above it or frees its upper halves (buddy_resize).  Before a
+ * shrink, a freed tail of KMALLOC_PURGE_MIN_BYTES or more is purged, as a free would.
+ * False (p unchanged) when p is not a whole buddy block or the neighbours are not free. */
+static bool large_resize_in_place(void *p, size_t old, size_t size)
+{
+    struct buddy_block_info info;
+    if (!buddy_lookup(p, &info) || info.tag != BUDDY_TAG_LARGE || info.head != p ||
+        info.order == BUDDY_ORDER_HUGE)
+        return false;
+    int order = buddy_order_for_size(size);
+    if (order < 0)
+        return false; /* past the largest order: a dedicated extent */
+    size_t bytes = BUDDY_PAGE_SIZE << order;
+    if (bytes < old && old - bytes >= KMALLOC_PURGE_MIN_BYTES)
+        heap_purge((char *)p + bytes, old - bytes);
+    return buddy_resize(p, (unsigned)order) == 0;
+}
+
+/* After an in-place realloc: krealloc with KM_ZERO zeroes the bytes it added. */
+static void *realloc_zero_tail(void *p, size_t old, size_t size, unsigned int flags)
+{
+    if ((flags & KM_ZERO) && size > old)
+        memset((char *)p + old, 0, size - old);
+    return p;
+}
+
 /* ---------------------------------------------------------------- allocation */
 
 void *kmalloc_slow(size_t size, size_t align, unsigned int flags, const void *caller)
@@ -491,6 +519,11 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
     /* In place when it fits and does not waste more than half (small blocks always). */
     if (size <= old && (size > old / 2 || old <= KMALLOC_SMALL_STEP_MAX))
         return p;
+    /* A large buddy block grows into the free blocks above it, or gives its upper halves
+     * back, without a copy. */
+    if (old > KMALLOC_MAX_CACHE_SIZE && size > KMALLOC_MAX_CACHE_SIZE &&
+        large_resize_in_place(p, old, size))
+        return realloc_zero_tail(p, old, size, flags);
     size_t want = size;
     if (size > old) {
         size_t grown = old + old / 4;

@@ -158,6 +158,91 @@ TEST_F(BuddyTest, EveryOrderSplitsFromOneExtentAndMergesBack)
     EXPECT_EQ(st.splits, st.merges);
 }
 
+// ------------------------------------------------------------------ resize in place
+
+TEST_F(BuddyTest, ResizeGrowsIntoFreeBuddiesAndShrinksBack)
+{
+    char *p = (char *)buddy_alloc(0, BUDDY_TAG_LARGE);
+    ASSERT_NE(nullptr, p);
+    ASSERT_EQ(0u, (uintptr_t)p % kExtent); // the lower half at every order
+    memset(p, 0x6b, kPage);
+    ASSERT_EQ(0, buddy_resize(p, 3));
+    ASSERT_VALID();
+    std::vector<size_t> want(kMax + 1);
+    for (unsigned j = 3; j < kMax; j++)
+        want[j] = 1;
+    EXPECT_EQ(want, Buddyinfo());
+    for (size_t i = 0; i < kPage; i++)
+        ASSERT_EQ(0x6b, (unsigned char)p[i]) << "contents kept";
+    struct buddy_block_info info;
+    ASSERT_TRUE(buddy_lookup(p + 7 * kPage + 5, &info));
+    EXPECT_EQ((void *)p, info.head);
+    EXPECT_EQ(3u, info.order);
+    EXPECT_EQ(BUDDY_TAG_LARGE, info.tag);
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(OrderBytes(3), st.alloc_bytes);
+    memset(p, 0x6c, OrderBytes(3));
+
+    ASSERT_EQ(0, buddy_resize(p, 1)); // frees the upper halves of orders 2 and 1
+    ASSERT_VALID();
+    want[1] = want[2] = 1;
+    EXPECT_EQ(want, Buddyinfo());
+    ASSERT_TRUE(buddy_lookup(p + kPage, &info));
+    EXPECT_EQ(1u, info.order);
+    EXPECT_FALSE(buddy_lookup(p + 2 * kPage, nullptr)) << "freed pages are not live";
+    buddy_get_stats(&st);
+    EXPECT_EQ(OrderBytes(1), st.alloc_bytes);
+    for (size_t i = 0; i < OrderBytes(1); i++)
+        ASSERT_EQ(0x6c, (unsigned char)p[i]);
+
+    ASSERT_EQ(0, buddy_resize(p, 1)) << "same order: nothing to do";
+    ASSERT_EQ(0, buddy_resize(p, kMax)) << "the whole extent is free around it";
+    ASSERT_VALID();
+    EXPECT_EQ(std::vector<size_t>(kMax + 1), Buddyinfo());
+    ASSERT_EQ(0, buddy_free(p));
+    ASSERT_VALID();
+}
+
+TEST_F(BuddyTest, ResizeRefusesBusyNeighboursUpperHalvesAndBadPointers)
+{
+    char *a = (char *)buddy_alloc(0, BUDDY_TAG_LARGE);
+    char *b = (char *)buddy_alloc(0, BUDDY_TAG_LARGE);
+    ASSERT_EQ(a + kPage, b);
+    std::vector<size_t> before = Buddyinfo();
+    errno = 0;
+    EXPECT_EQ(-1, buddy_resize(a, 1)) << "its buddy is allocated";
+    EXPECT_EQ(ENOMEM, errno);
+    errno = 0;
+    EXPECT_EQ(-1, buddy_resize(b, 1)) << "an upper half cannot grow in place";
+    EXPECT_EQ(ENOMEM, errno);
+    ASSERT_EQ(0, buddy_free(b));
+    char *c = (char *)buddy_alloc(1, BUDDY_TAG_USER); // pages 2-3
+    ASSERT_EQ(a + 2 * kPage, c);
+    EXPECT_EQ(-1, buddy_resize(a, 2)) << "order 0 is free but order 1 is not: nothing changes";
+    EXPECT_EQ(0u, buddy_lookup(a + kPage, nullptr));
+    for (void *bad : {(void *)(a + 1), (void *)(c + kPage), (void *)&before, (void *)nullptr}) {
+        errno = 0;
+        EXPECT_EQ(-1, buddy_resize(bad, 1)) << bad;
+        EXPECT_EQ(EINVAL, errno) << bad;
+    }
+    errno = 0;
+    EXPECT_EQ(-1, buddy_resize(a, kMax + 1));
+    EXPECT_EQ(EINVAL, errno);
+    errno = 0;
+    EXPECT_EQ(-1, buddy_resize(a + kPage, 0)) << "a free page is not a block";
+    EXPECT_EQ(EINVAL, errno);
+    void *huge = buddy_alloc_bytes(kExtent + 1, BUDDY_TAG_LARGE);
+    ASSERT_NE(nullptr, huge);
+    errno = 0;
+    EXPECT_EQ(-1, buddy_resize(huge, kMax));
+    EXPECT_EQ(EINVAL, errno);
+    ASSERT_VALID();
+    ASSERT_EQ(0, buddy_free(huge));
+    ASSERT_EQ(0, buddy_free(c));
+    ASSERT_EQ(0, buddy_free(a));
+}
+
 TEST_F(BuddyTest, LowerHalfIsKeptSoOrderZeroPagesAreConsecutive)
 {
     std::vector<char *> pages;

@@ -426,6 +426,36 @@ TEST_F(KmallocTest, KreallocInPlaceAndHeadroom) {
     kfree(small);
 }
 
+// A large block shrinks in place (its upper halves go back to the buddy layer) and grows
+// back into them without moving; with KM_ZERO the grown tail reads as zero.
+TEST_F(KmallocTest, KreallocLargeBlocksResizeInPlace) {
+    const size_t big = 2 << 20, small = 40000;
+    char *p = static_cast<char *>(kmalloc(big, 0));
+    ASSERT_NE(p, nullptr);
+    ASSERT_EQ(ksize(p), big);
+    Fill(p, small, 3);
+    struct buddy_stats before, after;
+    buddy_get_stats(&before);
+    ASSERT_EQ(krealloc(p, small, 0), p) << "shrinks in place";
+    EXPECT_EQ(ksize(p), (size_t)64 << 10);
+    buddy_get_stats(&after);
+    EXPECT_EQ(after.alloc_bytes + big - (64 << 10), before.alloc_bytes);
+    EXPECT_TRUE(Check(p, small, 3));
+    ASSERT_EQ(krealloc(p, 1 << 20, KM_ZERO), p) << "grows into the halves it gave back";
+    EXPECT_EQ(ksize(p), (size_t)1 << 20);
+    EXPECT_TRUE(Check(p, small, 3));
+    for (size_t i = (64 << 10); i < (1 << 20); i += 4093) ASSERT_EQ(p[i], 0) << i;
+    // A neighbour in the way: the block moves, contents kept.
+    char *q = static_cast<char *>(kmalloc(1 << 20, 0));  // likely the free upper half
+    ASSERT_NE(q, nullptr);
+    char *r = static_cast<char *>(krealloc(p, (2 << 20) + 1, 0));
+    ASSERT_NE(r, nullptr);
+    EXPECT_TRUE(Check(r, small, 3));
+    EXPECT_EQ(buddy_validate(), 0);
+    kfree(q);
+    kfree(r);
+}
+
 TEST_F(KmallocTest, KreallocNullAndZero) {
     void *p = krealloc(nullptr, 50, 0);
     ASSERT_NE(p, nullptr);
