@@ -513,8 +513,20 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
         kmalloc_free_op(p, "realloc", caller);
         return NULL;
     }
-    size_t old = kmalloc_usable_size_op(p, "realloc");
-    if (old == 0)
+    /* The usable size: the hinted cache when p passes its check (a live slot), else the
+     * page-map walk (which records the hint), else the general lookup (large blocks; it
+     * reports a bad pointer). */
+    size_t old;
+    const struct kfree_hint *h = kfree_hint_for(p);
+    struct kmem_cache *hc = h->cache;
+    if (SLAB_LIKELY(hc != NULL && ((uintptr_t)p & hc->slab_mask) == h->slab &&
+                    slab_check_free_fast(hc, p)))
+        old = hc->object_size;
+    else if ((hc = kfree_lookup(p)) != NULL) {
+        if (!slab_check_free_fast(hc, p) && !slab_check_free_slow(hc, p, "realloc"))
+            return NULL; /* reported: interior pointer, or freed back to its slab */
+        old = hc->object_size;
+    } else if ((old = kmalloc_usable_size_op(p, "realloc")) == 0)
         return NULL; /* reported (misuse) */
     /* In place when it fits and does not waste more than half (small blocks always). */
     if (size <= old && (size > old / 2 || old <= KMALLOC_SMALL_STEP_MAX))
