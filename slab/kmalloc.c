@@ -215,6 +215,26 @@ static inline bool is_pow2(size_t x)
     return x && !(x & (x - 1));
 }
 
+/* Zero the first size bytes of a buddy block of block_bytes that was just allocated.  From
+ * KMALLOC_PURGE_MIN_BYTES up (glibc's mmap threshold) the block is zeroed by purging it
+ * (MADV_DONTNEED: its pages read back as zero and are faulted in only when the program
+ * touches them), which is what glibc's calloc gets from a fresh mmap.  memset made every
+ * page resident: git calls calloc(512 KiB) for hash tables it fills sparsely, and each one
+ * cost 512 KiB of peak RSS (git rev-parse: 1 MiB over glibc).  Such blocks were purged when
+ * they were last freed anyway (large_free_purge), so the purge costs a system call that
+ * finds little to drop, and the faults glibc would take too.  The first page is cleared by
+ * hand: it holds the buddy free-list link, so it is resident already.  Smaller requests, and
+ * a purge that fails, use memset on the requested bytes (the rest stays untouched). */
+static void large_zero(void *p, size_t size, size_t block_bytes)
+{
+    if (block_bytes >= KMALLOC_PURGE_MIN_BYTES && size > BUDDY_PAGE_SIZE &&
+        heap_purge((char *)p + BUDDY_PAGE_SIZE, block_bytes - BUDDY_PAGE_SIZE) == 0) {
+        memset(p, 0, BUDDY_PAGE_SIZE);
+        return;
+    }
+    memset(p, 0, size);
+}
+
 /* A block of at least size bytes aligned to align (a power of two, may be 0), from the buddy
  * layer.  Zeroed when flags has KM_ZERO. */
 static void *large_alloc(size_t size, size_t align, unsigned int flags)
@@ -232,8 +252,8 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
             errno = ENOMEM;
             return NULL;
         }
-        if (flags & KM_ZERO) /* the requested bytes: the rest of the block stays untouched */
-            memset(p, 0, size);
+        if (flags & KM_ZERO)
+            large_zero(p, size, BUDDY_PAGE_SIZE << order);
         return p;
     }
     /* Dedicated extents: fresh mappings (heap.h), so already zero; 4 MiB aligned. */

@@ -1,7 +1,8 @@
 /* slab/magazine.c - per-thread magazines and the depot (Bonwick & Adams, USENIX 2001).
  *
  * Each thread has a table (struct slab_tcache) with one entry per cache id: a `loaded` and a
- * `previous` magazine (arrays of object pointers).  kmem_cache_alloc pops from `loaded`,
+ * `previous` magazine (arrays of object pointers; previous is no_magazine, a placeholder,
+ * until loaded first fills up).  kmem_cache_alloc pops from `loaded`,
  * kmem_cache_free pushes onto it: no lock, no atomic read-modify-write, and no touch of the
  * slab beyond the free-time validity check.  When `loaded` is empty (alloc) or full (free),
  * it is swapped with `previous` if that helps; otherwise the depot (cache->depot_lock)
@@ -48,6 +49,12 @@
 
 pthread_mutex_t slab_tcache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slab_tcache *tcache_list;      /* slab_tcache_lock */
+/* Tables of exited threads, for reuse (slab_tcache_lock; linked by `next`).  A table is 41 KiB
+ * of which a thread touches the entries of the caches it uses (a page or two); the retire
+ * leaves every entry zero, so reusing it needs no memset.  Freed to heap_meta_free, it came
+ * back zeroed by memset, which made all 11 pages resident for every thread after the first
+ * (git pack-objects starts a thread per core). */
+static struct slab_tcache *tcache_free;       /* slab_tcache_lock */
 static pthread_key_t tcache_key;
 static int tcache_key_ready;                 /* atomic */
 static int init_state;                       /* 0 none, 1 running, 2 done (atomic) */
@@ -88,6 +95,14 @@ void slab_init_once(void)
 }
 
 /* ---------------------------------------------------------------- magazines */
+
+/* The `previous` of an entry until a second magazine is needed: empty, capacity 0, never in
+ * a depot and never `loaded`.  A thread's entry starts with one real magazine, because a
+ * short-lived program touches a class a few times and never fills half a magazine: the
+ * second magazine only cost a metadata block per class and thread (git: ~37 classes, 6 of
+ * its 15 metadata pages).  entry_make_room replaces it by a real magazine the first time
+ * loaded fills up; entry_refill and depot_put never hand it to the depot. */
+static struct magazine no_magazine;
 
 static struct magazine *magazine_new(uint32_t size)
 {
@@ -145,7 +160,7 @@ static struct magazine *depot_get_empty(struct kmem_cache *c)
  * go back to the slabs first. */
 static void depot_put(struct kmem_cache *c, struct magazine *m)
 {
-    if (!m)
+    if (!m || m == &no_magazine)
         return;
     pthread_mutex_lock(&c->depot_lock);
     if (TC_LOAD(m->count) && c->nr_depot_full >= c->depot_max_full) {
@@ -182,11 +197,19 @@ static struct slab_tcache *tcache_create(void)
 {
     if (tls_tcache_dead || !__atomic_load_n(&tcache_key_ready, __ATOMIC_ACQUIRE))
         return NULL;
-    struct slab_tcache *tc = heap_meta_alloc(sizeof *tc);
-    if (!tc)
-        return NULL;
-    tc->thread = pthread_self();
     pthread_mutex_lock(&slab_tcache_lock);
+    struct slab_tcache *tc = tcache_free;
+    if (tc) {
+        tcache_free = tc->next;
+    } else {
+        pthread_mutex_unlock(&slab_tcache_lock);
+        tc = heap_meta_alloc(sizeof *tc); /* zeroed */
+        if (!tc)
+            return NULL;
+        pthread_mutex_lock(&slab_tcache_lock);
+    }
+    tc->thread = pthread_self();
+    tc->prev = NULL;
     tc->next = tcache_list;
     if (tcache_list)
         tcache_list->prev = tc;
@@ -321,8 +344,11 @@ static void tcache_retire(struct slab_tcache *tc)
         tcache_list = tc->next;
     if (tc->next)
         tc->next->prev = tc->prev;
+    /* Every entry is zero again (entry_retire_locked): keep the table for the next thread. */
+    tc->prev = NULL;
+    tc->next = tcache_free;
+    tcache_free = tc;
     pthread_mutex_unlock(&slab_tcache_lock);
-    heap_meta_free(tc, sizeof *tc);
 }
 
 static void tcache_thread_exit(void *arg)
@@ -394,8 +420,9 @@ void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, siz
     *cached = n;
 }
 
-/* The calling thread's entry for c, set up with two magazines; NULL when c has no
- * magazines or memory for them is short (the caller then uses the slabs directly). */
+/* The calling thread's entry for c, set up with a loaded magazine (previous is no_magazine
+ * until needed); NULL when c has no magazines or memory for one is short (the caller then
+ * uses the slabs directly). */
 static struct slab_tc_entry *entry_for(struct kmem_cache *c)
 {
     if (!c->mag_size)
@@ -406,11 +433,9 @@ static struct slab_tc_entry *entry_for(struct kmem_cache *c)
     struct slab_tc_entry *e = &tc->ent[c->id];
     if (TC_LOAD(e->cache) == c)
         return e;
-    struct magazine *l = depot_get_empty(c), *p = l ? depot_get_empty(c) : NULL;
-    if (!p) {
-        depot_put(c, l);
+    struct magazine *l = depot_get_empty(c), *p = &no_magazine;
+    if (!l)
         return NULL;
-    }
     pthread_mutex_lock(&slab_tcache_lock); /* stats readers walk entries under it */
     TC_STORE(e->loaded, l);
     TC_STORE(e->previous, p);
@@ -449,7 +474,8 @@ static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
     pthread_mutex_lock(&c->depot_lock);
     struct magazine *full = depot_pop_locked(&c->depot_full, &c->nr_depot_full);
     if (full) {
-        depot_push_locked(&c->depot_empty, &c->nr_depot_empty, p);
+        if (p != &no_magazine)
+            depot_push_locked(&c->depot_empty, &c->nr_depot_empty, p);
         TC_STORE(e->loaded, full);
         TC_STORE(e->previous, l);
         entry_add_in(e, TC_LOAD(full->count));
@@ -469,6 +495,17 @@ static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
 static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
 {
     struct magazine *l = e->loaded, *p = e->previous;
+    if (p == &no_magazine) {
+        /* The entry's second magazine, made now that the first is full. */
+        struct magazine *m = depot_get_empty(c);
+        if (m) {
+            TC_STORE(e->previous, l); /* l is full: store it first */
+            TC_STORE(e->loaded, m);
+        } else {
+            entry_magazine_to_slabs(c, e, l); /* out of memory: make room in l itself */
+        }
+        return;
+    }
     if (TC_LOAD(p->count) == 0) {
         TC_STORE(e->previous, l); /* l is full: store it first */
         TC_STORE(e->loaded, p);
@@ -787,6 +824,12 @@ int kmem_cache_validate(struct kmem_cache *c)
                 rc = -1;
                 break;
             }
+            if (l == &no_magazine || (p == &no_magazine && TC_LOAD(p->count) != 0)) {
+                slab_report("validate %s: thread entry with the placeholder magazine misused",
+                            c->name);
+                rc = -1;
+                break;
+            }
             void **lo = TC_LOAD(e->lo), **top = TC_LOAD(e->top), **hi = TC_LOAD(e->hi);
             if (lo ? (lo != l->objs || hi != l->objs + l->size || top < lo || top > hi)
                    : (top || hi)) {
@@ -798,7 +841,7 @@ int kmem_cache_validate(struct kmem_cache *c)
             }
             uint32_t nl = entry_loaded_count(e, l);
             rc = validate_magazine_locked(c, l, nl);
-            if (!rc)
+            if (!rc && p != &no_magazine)
                 rc = validate_magazine_locked(c, p, TC_LOAD(p->count));
             cached += nl + TC_LOAD(p->count);
         }

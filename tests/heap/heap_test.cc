@@ -855,6 +855,31 @@ TEST(HeapMetaTest, AlignedZeroedAndRecycled) {
     for (size_t i = 0; i < 256; i++)
         ASSERT_EQ(0, q[i]);
     heap_meta_free(q, 256);
+    // Classes are a quarter of a power of two apart above 256 bytes: 528 bytes (a magazine
+    // of 64 pointers) share the 640-byte class, and 641 bytes do not.
+    void *m = heap_meta_alloc(528);
+    ASSERT_NE(nullptr, m);
+    memset(m, 0xee, 528);
+    heap_meta_free(m, 528);
+    unsigned char *m2 = static_cast<unsigned char *>(heap_meta_alloc(640));
+    EXPECT_EQ(m, m2);
+    for (size_t i = 0; i < 640; i++)
+        ASSERT_EQ(0, m2[i]) << i;
+    heap_meta_free(m2, 640);
+    void *m3 = heap_meta_alloc(641);
+    EXPECT_NE(m, m3);
+    // A buddy extent's record (4,256 bytes) is in the 5,120-byte class, not 8 KiB.
+    void *e = heap_meta_alloc(4256);
+    ASSERT_NE(nullptr, e);
+    heap_meta_free(e, 4256);
+    void *e2 = heap_meta_alloc(5120);
+    EXPECT_EQ(e, e2);
+    heap_meta_free(e2, 5120);
+    void *e3 = heap_meta_alloc(5121);
+    EXPECT_NE(e, e3);
+    heap_meta_free(e3, 5121);
+    heap_meta_free(m3, 641);
+    EXPECT_EQ(0, heap_validate());
     size_t mapped = heap_meta_mapped_bytes();
     for (auto &b : blocks)
         heap_meta_free(b.first, b.second);

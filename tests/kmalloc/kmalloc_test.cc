@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -354,6 +355,49 @@ TEST_F(KmallocTest, KzallocZeroesRecycledMemory) {
         for (size_t i = 0; i < s; i++) ASSERT_EQ(p[i], 0) << s << " byte " << i;
         kfree(p);
     }
+}
+
+size_t ResidentPages(const void *p, size_t len) {
+    std::vector<unsigned char> v((len + 4095) / 4096);
+    EXPECT_EQ(0, mincore(const_cast<void *>(p), len, v.data()));
+    size_t n = 0;
+    for (unsigned char b : v) n += b & 1;
+    return n;
+}
+
+// From 128 KiB (glibc's mmap threshold) kzalloc zeroes a buddy block by purging it, as calloc
+// gets untouched zero pages from mmap under glibc: the block reads zero but only its first
+// page is resident until the program writes to it.  Dirty memory is zeroed either way: four
+// 64 KiB blocks (below the purge-on-free threshold, so they stay dirty) merge when freed into
+// the free space a 256 KiB kzalloc is carved from.
+TEST_F(KmallocTest, LargeKzallocZeroesByPurgingWithoutTouching) {
+    for (int round = 0; round < 3; round++) {
+        std::vector<void *> dirty;
+        for (int i = 0; i < 4; i++) {
+            void *d = kmalloc(64 << 10, 0);
+            ASSERT_NE(d, nullptr);
+            memset(d, 0xee, 64 << 10);
+            dirty.push_back(d);
+        }
+        for (void *d : dirty) kfree(d);
+        for (size_t size : {(size_t)256 << 10, (size_t)512 << 10, ((size_t)512 << 10) - 32}) {
+            struct heap_stats before, after;
+            heap_get_stats(&before);
+            unsigned char *p = static_cast<unsigned char *>(kzalloc(size, 0));
+            ASSERT_NE(p, nullptr);
+            heap_get_stats(&after);
+            EXPECT_GE(after.returned_bytes - before.returned_bytes, ksize(p) - 4096) << size;
+            EXPECT_LE(ResidentPages(p, ksize(p)), 1u) << size;
+            for (size_t i = 0; i < size; i++) ASSERT_EQ(p[i], 0) << size << " byte " << i;
+            memset(p, 0xdd, size);
+            kfree(p);
+        }
+    }
+    // Below the threshold kzalloc writes zeroes (and kcalloc too).
+    unsigned char *s = static_cast<unsigned char *>(kcalloc(1000, 100, 0));
+    ASSERT_NE(s, nullptr);
+    for (size_t i = 0; i < 100000; i++) ASSERT_EQ(s[i], 0) << i;
+    kfree(s);
 }
 
 TEST_F(KmallocTest, KcallocZeroesAndRejectsOverflow) {

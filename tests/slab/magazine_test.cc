@@ -337,6 +337,68 @@ TEST(MagazineStats, CachedPlusActiveEqualsSlotsInUse) {
     kmem_cache_destroy(c);
 }
 
+// A thread entry starts with one magazine (previous is a shared placeholder) and gets its
+// second when the first fills; the window of the loaded magazine stays consistent with the
+// magazine through every refill, swap and depot exchange (kmem_cache_validate checks it),
+// and the stats stay exact.
+TEST(MagazineWindow, FirstMagazineFillsThenSwapsAndExchangesStayConsistent) {
+    kmem_cache_args args = {};
+    args.magazine_size = 4;
+    kmem_cache *c = kmem_cache_create_args("window", 64, &args, 0);
+    std::vector<void *> v;
+    for (int i = 0; i < 64; i++) {
+        v.push_back(kmem_cache_alloc(c, 0));
+        ASSERT_EQ(0, kmem_cache_validate(c)) << "alloc " << i;
+    }
+    for (size_t n = 1; n <= v.size(); n++) {  // 1, 2, ... objects through the magazines
+        for (size_t i = 0; i < n; i++) {
+            kmem_cache_free(c, v[i]);
+            ASSERT_EQ(0, kmem_cache_validate(c)) << n << " free " << i;
+        }
+        kmem_cache_stats st = Stats(c);
+        ASSERT_EQ(v.size() - n, st.active_objects);
+        for (size_t i = 0; i < n; i++) {
+            v[i] = kmem_cache_alloc(c, 0);
+            ASSERT_NE(nullptr, v[i]);
+            ASSERT_EQ(0, kmem_cache_validate(c)) << n << " alloc " << i;
+        }
+        ASSERT_EQ(v.size(), Stats(c).active_objects);
+    }
+    for (void *p : v) kmem_cache_free(c, p);
+    kmem_cache_stats st = Stats(c);
+    EXPECT_EQ(0u, st.active_objects);
+    EXPECT_EQ(st.allocs, st.frees);
+    kmem_cache_destroy(c);
+}
+
+// Tables of exited threads are reused by the next threads: their entries come back empty (no
+// stale window, magazine or counter), so counts stay exact across generations of threads.
+TEST(MagazineThreadExit, ReusedThreadTablesStartEmpty) {
+    kmem_cache *a = kmem_cache_create("reuse-a", 48, 0, 0, nullptr);
+    kmem_cache *b = kmem_cache_create("reuse-b", 200, 0, 0, nullptr);
+    for (int gen = 0; gen < 20; gen++) {
+        std::thread t([&, gen] {
+            kmem_cache *c = gen % 2 ? a : b;  // alternate, so a reused entry may be unused
+            std::vector<void *> v;
+            for (int i = 0; i < 100 + gen; i++) v.push_back(kmem_cache_alloc(c, 0));
+            for (void *p : v) kmem_cache_free(c, p);
+            EXPECT_EQ(0, kmem_cache_validate(c));
+        });
+        t.join();
+        for (kmem_cache *c : {a, b}) {
+            ASSERT_EQ(0, kmem_cache_validate(c)) << gen;
+            kmem_cache_stats st = Stats(c);
+            EXPECT_EQ(0u, st.active_objects) << gen;
+            EXPECT_EQ(st.allocs, st.frees) << gen;
+        }
+    }
+    kmem_cache_stats sa = Stats(a), sb = Stats(b);
+    EXPECT_EQ(10u * 100 + (1 + 3 + 5 + 7 + 9 + 11 + 13 + 15 + 17 + 19), sa.allocs);
+    EXPECT_EQ(10u * 100 + (0 + 2 + 4 + 6 + 8 + 10 + 12 + 14 + 16 + 18), sb.allocs);
+    kmem_cache_destroy(a);
+    kmem_cache_destroy(b);
+}
+
 TEST(MagazineSize, ChosenBySlotSizeAndOverridable) {
     struct {
         size_t size;
@@ -382,6 +444,33 @@ TEST(MagazineObjects, FreeNeverWritesIntoObjects) {
         for (void *p : v) kmem_cache_free(c, p);  // magazines, depot and slabs
         for (void *p : v)
             for (int b = 0; b < 16; b++) ASSERT_EQ(0x5c, static_cast<unsigned char *>(p)[b]);
+        kmem_cache_destroy(c);
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// A refill takes half a magazine from the slabs in slot order and the magazine is popped from
+// its top, so the refill is stored reversed: a fresh cache hands out slot 0, 1, 2, ... in
+// ascending addresses, and a program using a few objects touches only the header's page.
+TEST(MagazineOrder, FreshCacheHandsOutLowestSlotsFirst) {
+    for (size_t size : {16, 128, 1000, 5000}) {
+        kmem_cache *c = kmem_cache_create("order", size, 0, 0, nullptr);
+        ASSERT_NE(nullptr, c);
+        const kmem_cache_stats st = Stats(c);
+        ASSERT_GT(st.magazine_size, 2u);
+        std::vector<uintptr_t> v;
+        for (size_t i = 0; i < st.magazine_size; i++)  // two refills
+            v.push_back(reinterpret_cast<uintptr_t>(kmem_cache_alloc(c, 0)));
+        uintptr_t slab = v[0] & c->slab_mask;
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(reinterpret_cast<struct slab *>(slab)->objs), v[0])
+            << size << ": the first object is slot 0";
+        for (size_t i = 1; i < v.size(); i++)
+            EXPECT_EQ(v[i - 1] + c->slot_size, v[i]) << size << " object " << i;
+        for (uintptr_t p : v) kmem_cache_free(c, reinterpret_cast<void *>(p));
+        ASSERT_EQ(0, kmem_cache_validate(c));
         kmem_cache_destroy(c);
     }
 }
