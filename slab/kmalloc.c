@@ -447,6 +447,20 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
 __thread struct kfree_hint kmalloc_kfree_hints[KFREE_HINTS]
     __attribute__((tls_model("initial-exec")));
 
+/* Remember that p's slab (at head) belongs to c, for the next free or usable-size query
+ * near p.  Only the size-class caches are hinted: they are never destroyed, so a stale hint
+ * always names a live cache. */
+static inline void kfree_hint_record(const void *p, const void *head, struct kmem_cache *c)
+{
+    if (c->object_size <= KMALLOC_MAX_CACHE_SIZE &&
+        __atomic_load_n(&kmalloc_caches[kmalloc_class_index(c->object_size)],
+                        __ATOMIC_RELAXED) == c) {
+        struct kfree_hint *h = kfree_hint_for(p);
+        h->slab = (uintptr_t)head;
+        h->cache = c;
+    }
+}
+
 /* The page-map walk: the slab's cache, or NULL. */
 static inline struct kmem_cache *kfree_lookup(void *p)
 {
@@ -456,15 +470,7 @@ static inline struct kmem_cache *kfree_lookup(void *p)
         const struct slab *s = head;
         struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
         if (SLAB_LIKELY(s->magic == SLAB_MAGIC && c != NULL)) {
-            /* Only the size-class caches are hinted: they are never destroyed, so a stale
-             * hint always names a live cache. */
-            if (c->object_size <= KMALLOC_MAX_CACHE_SIZE &&
-                __atomic_load_n(&kmalloc_caches[kmalloc_class_index(c->object_size)],
-                                __ATOMIC_RELAXED) == c) {
-                struct kfree_hint *h = kfree_hint_for(p);
-                h->slab = (uintptr_t)head;
-                h->cache = c;
-            }
+            kfree_hint_record(p, head, c);
             return c;
         }
     }
@@ -503,8 +509,10 @@ size_t kmalloc_usable_size_op(const void *p, const char *op)
     if (SLAB_LIKELY(buddy_lookup(p, &info))) {
         if (SLAB_LIKELY(info.tag == BUDDY_TAG_SLAB)) {
             struct kmem_cache *c = slab_block_cache(info.head);
-            if (SLAB_LIKELY(c != NULL))
+            if (SLAB_LIKELY(c != NULL)) {
+                kfree_hint_record(p, info.head, c);
                 return c->object_size;
+            }
         } else if (info.tag == BUDDY_TAG_LARGE) {
             size_t off = large_offset(p, &info);
             if (off != SIZE_MAX)
@@ -518,7 +526,7 @@ size_t kmalloc_usable_size_op(const void *p, const char *op)
 
 size_t ksize(const void *p)
 {
-    return kmalloc_usable_size_op(p, "ksize");
+    return kmalloc_usable_size_inline(p, "ksize");
 }
 
 /* ---------------------------------------------------------------- realloc */

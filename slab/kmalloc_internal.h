@@ -94,6 +94,19 @@ static inline __attribute__((always_inline)) void *kmalloc_malloc_inline(size_t 
     return kmalloc_malloc(size, 0, caller);
 }
 
+/* ksize / malloc_usable_size: the hinted cache's object size when p passes its check (a
+ * live slot; Redis asks for every block it allocates and frees), else the page-map walk,
+ * which records the hint, handles large blocks and reports bad pointers. */
+static inline size_t kmalloc_usable_size_inline(const void *p, const char *op)
+{
+    const struct kfree_hint *h = kfree_hint_for(p);
+    struct kmem_cache *c = h->cache;
+    if (SLAB_LIKELY(c != NULL && ((uintptr_t)p & c->slab_mask) == h->slab &&
+                    slab_check_free_fast(c, p)))
+        return c->object_size;
+    return kmalloc_usable_size_op(p, op);
+}
+
 /* kfree / free after the hint missed: NULL, the page-map walk, large blocks, reports. */
 void kmalloc_free_lookup(void *p, const char *op, const void *caller);
 

@@ -326,6 +326,7 @@ static void entry_retire_locked(struct slab_tc_entry *e, bool keep_magazines)
     __atomic_fetch_add(&c->frees, TC_LOAD(e->frees), __ATOMIC_RELAXED);
     TC_STORE(e->net_in, 0);
     TC_STORE(e->frees, 0);
+    TC_STORE(e->refill, 0);
     TC_STORE(e->loaded, NULL);
     TC_STORE(e->previous, NULL);
     TC_STORE(e->cache, NULL);
@@ -441,6 +442,7 @@ static struct slab_tc_entry *entry_for(struct kmem_cache *c)
     TC_STORE(e->previous, p);
     TC_STORE(e->net_in, 0);
     TC_STORE(e->frees, 0);
+    TC_STORE(e->refill, 0);
     TC_STORE(e->cache, c);
     entry_window_open(e);
     pthread_mutex_unlock(&slab_tcache_lock);
@@ -483,7 +485,15 @@ static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
     pthread_mutex_unlock(&c->depot_lock);
     if (full)
         return true;
-    uint32_t want = l->size / 2 ? l->size / 2 : 1;
+    /* From the slabs: a few objects at first, doubling per refill up to half a magazine.
+     * Objects in a magazine are reserved for its thread, so a thread that uses a class
+     * lightly should not push the class's other threads onto fresh pages (git pack-objects:
+     * three threads and ~40 classes).  A busy thread reaches full refills in three steps. */
+    uint32_t half = l->size / 2 ? l->size / 2 : 1;
+    uint32_t want = e->refill ? e->refill : SLAB_FIRST_REFILL;
+    if (want > half)
+        want = half;
+    TC_STORE(e->refill, want < half ? want * 2 : half);
     size_t got = slab_alloc_batch_published(c, l->objs, want, &l->count);
     entry_add_in(e, got);
     return got != 0;

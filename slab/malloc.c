@@ -153,5 +153,5 @@ void *pvalloc(size_t size)
 
 size_t malloc_usable_size(void *p)
 {
-    return kmalloc_usable_size_op(p, "malloc_usable_size");
+    return kmalloc_usable_size_inline(p, "malloc_usable_size");
 }

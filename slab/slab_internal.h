@@ -61,6 +61,7 @@
 #define SLAB_PREFERRED_MAX_ORDER 5      /* slabs up to 128 KiB unless objects need more */
 #define SLAB_MIN_OBJECTS 8              /* grow past the preferred order until this many fit */
 #define SLAB_DEFAULT_MAX_EMPTY 4        /* empty slabs kept per cache */
+#define SLAB_FIRST_REFILL 4             /* a thread's first refill from the slabs (doubles) */
 #define SLAB_KNOWN_FLAGS                                                                    \
     (SLAB_HWCACHE_ALIGN | SLAB_POISON | SLAB_RED_ZONE | SLAB_STORE_USER | SLAB_PANIC |      \
      SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)
@@ -184,6 +185,7 @@ struct slab_tc_entry {
     struct magazine *loaded, *previous;
     size_t frees;              /* frees by this thread */
     size_t net_in;             /* objects moved into the magazines minus moved out */
+    uint32_t refill;           /* objects the next refill from the slabs takes (0: first) */
 };
 struct slab_tcache {
     struct slab_tcache *next, *prev; /* registry (slab_tcache_lock) */

@@ -202,15 +202,32 @@ prog_zstd() {
 }
 
 prog_redis() {
-    local port=$((20000 + RANDOM % 20000))
-    local cli=(redis-cli -p "$port")
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$PWD" \
-        --dbfilename dump.rdb --enable-debug-command yes --daemonize no --logfile redis.log &
-    redis_pid=$!
-    for _ in $(seq 100); do "${cli[@]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    # A free port below the kernel's ephemeral range (32768 and up, where every outgoing
+    # connection takes one): a port in use makes the server exit ("bind: Address already in
+    # use"), and then redis-benchmark spins forever on refused connections.  So: up to five
+    # ports, each accepted only when our own server answers, and a time limit on the benchmark.
+    local port cli up=0
+    for _ in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 12000))
+        cli=(redis-cli -p "$port")
+        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$PWD" \
+            --dbfilename dump.rdb --enable-debug-command yes --daemonize no --logfile redis.log &
+        redis_pid=$!
+        for _ in $(seq 100); do
+            kill -0 "$redis_pid" 2>/dev/null || break
+            if "${cli[@]}" ping >/dev/null 2>&1 && kill -0 "$redis_pid" 2>/dev/null; then
+                up=1
+                break
+            fi
+            sleep 0.1
+        done
+        ((up)) && break
+        kill "$redis_pid" 2>/dev/null
+        wait "$redis_pid" 2>/dev/null
+    done
     "${cli[@]}" ping
-    redis-benchmark -p "$port" -q -n "$REDIS_N" -c 20 -r 10000 -t set,get,incr,lpush,rpop,sadd,hset,lrange_100 \
-        >bench.txt 2>&1
+    timeout 300 redis-benchmark -p "$port" -q -n "$REDIS_N" -c 20 -r 10000 \
+        -t set,get,incr,lpush,rpop,sadd,hset,lrange_100 >bench.txt 2>&1
     echo "benchmark status $?"
     "${cli[@]}" flushall
     "${cli[@]}" debug populate "$REDIS_KEYS" key 100
