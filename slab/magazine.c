@@ -7,8 +7,9 @@
  * slab beyond the free-time validity check.  When `loaded` is empty (alloc) or full (free),
  * it is swapped with `previous` if that helps; otherwise the depot (cache->depot_lock)
  * exchanges a whole magazine: a full one for allocation, an empty one for freeing.  Only when
- * the depot has no full magazine does an allocation go to the slab layer, taking half a
- * magazine of objects under one cache->lock acquisition.  A thread that frees objects
+ * the depot has no full magazine does an allocation go to the slab layer, taking up to half
+ * a magazine of objects (4 at first, doubling per refill) under one cache->lock
+ * acquisition.  A thread that frees objects
  * allocated by another (producer/consumer) fills magazines that reach the producer through
  * the depot, one lock round trip per magazine.
  *

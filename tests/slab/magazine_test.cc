@@ -399,6 +399,31 @@ TEST(MagazineThreadExit, ReusedThreadTablesStartEmpty) {
     kmem_cache_destroy(b);
 }
 
+// A thread's refills from the slabs start small and double up to half a magazine, so a
+// thread that uses a class lightly reserves few slots (cached_objects counts them).
+TEST(MagazineRefill, RefillsStartSmallAndDouble) {
+    kmem_cache *c = kmem_cache_create("refill", 64, 0, 0, nullptr);
+    ASSERT_EQ(64u, Stats(c).magazine_size);
+    std::thread t([c] {
+        std::vector<void *> v;
+        size_t expect[] = {SLAB_FIRST_REFILL, 2 * SLAB_FIRST_REFILL, 4 * SLAB_FIRST_REFILL,
+                           32, 32, 32};
+        for (size_t want : expect) {
+            v.push_back(kmem_cache_alloc(c, 0));  // the magazine is empty: one refill
+            EXPECT_EQ(want - 1, Stats(c).cached_objects) << "refill of " << want;
+            for (size_t i = 1; i < want; i++) v.push_back(kmem_cache_alloc(c, 0));
+            EXPECT_EQ(0u, Stats(c).cached_objects);
+        }
+        for (void *p : v) kmem_cache_free(c, p);
+        kmem_cache_thread_flush();
+    });
+    t.join();
+    kmem_cache_stats st = Stats(c);
+    EXPECT_EQ(0u, st.active_objects);
+    EXPECT_EQ(st.allocs, st.frees);
+    kmem_cache_destroy(c);
+}
+
 TEST(MagazineSize, ChosenBySlotSizeAndOverridable) {
     struct {
         size_t size;
