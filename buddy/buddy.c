@@ -51,7 +51,10 @@
  *   free blocks of order >= BUDDY_PURGE_MIN_ORDER except their first page (which holds the list
  *   node).  A per-extent bitmap remembers which free heads are purged: splitting a purged
  *   block yields purged halves, allocating or merging clears the bit, so a second trim with
- *   nothing changed makes no system calls.
+ *   nothing changed makes no system calls.  A fresh extent counts as purged (nothing of it is
+ *   resident).  The purge budget (buddy_set_purge_budget; kmalloc sets 1 MiB) runs that purge
+ *   from buddy_free once the estimate of resident free memory (bytes of order >= 4 blocks
+ *   freed since the last sweep, minus unpurged memory allocated again) exceeds it.
  *
  * HUGE BLOCKS
  *   Requests above 4 MiB (buddy_alloc_bytes) are dedicated heap extents of kind HEAP_KIND_HUGE
@@ -392,7 +395,9 @@ static int extent_grow_locked(void)
         ext->next->prev = ext;
     buddy.extents = ext;
     buddy.st.extents++;
-    free_list_push_locked(ext, 0, BUDDY_MAX_ORDER, false);
+    /* Marked purged: the heap hands out fresh or purged memory, nothing of it is resident
+     * (so the purge budget does not count it and trims skip it). */
+    free_list_push_locked(ext, 0, BUDDY_MAX_ORDER, true);
     return 0;
 }
 
@@ -413,6 +418,15 @@ static void extent_release_locked(struct buddy_extent *ext)
 
 /* ---------------------------------------------------------------- alloc, free */
 
+/* buddy.st.unpurged_bytes, an estimate of the free bytes that are still resident: blocks
+ * freed since the last purge sweep, minus unpurged free memory allocated again.  It drives
+ * the purge budget only; the sweep itself looks at every free block's purged bit. */
+static void resident_free_sub_locked(size_t bytes)
+{
+    size_t *u = &buddy.st.unpurged_bytes;
+    *u = *u > bytes ? *u - bytes : 0;
+}
+
 static void *block_alloc_locked(unsigned order, uint16_t tag)
 {
     buddy_assert_locked();
@@ -428,6 +442,8 @@ static void *block_alloc_locked(unsigned order, uint16_t tag)
     struct buddy_extent *ext = extent_of_node_locked(n);
     size_t idx = page_index(ext, n);
     bool purged = free_list_remove_locked(ext, idx, k);
+    if (!purged) /* reusing freed memory that may still be resident */
+        resident_free_sub_locked(order_bytes(order));
     while (k > order) { /* keep the lower half, free the upper half */
         k--;
         free_list_push_locked(ext, idx + order_pages(k), k, purged);
@@ -440,6 +456,11 @@ static void *block_alloc_locked(unsigned order, uint16_t tag)
 }
 
 static size_t spare_limit(void);
+static size_t trim_purge_locked(void);
+
+/* Unpurged free bytes above which a free purges every free block (buddy_set_purge_budget);
+ * buddy lock for writes. */
+static size_t purge_budget = SIZE_MAX;
 
 /* Free the allocated block whose head is page idx: merge while the buddy is free. */
 static void block_free_locked(struct buddy_extent *ext, size_t idx)
@@ -448,6 +469,8 @@ static void block_free_locked(struct buddy_extent *ext, size_t idx)
     unsigned order = ext->pages[idx].order;
     buddy.st.alloc_bytes -= order_bytes(order);
     buddy.st.frees++;
+    if (order >= BUDDY_PURGE_MIN_ORDER) /* smaller blocks are never purged by themselves */
+        buddy.st.unpurged_bytes += order_bytes(order);
     long b;
     while ((b = buddy_of_if_free_locked(ext, idx, order)) >= 0) {
         free_list_remove_locked(ext, (size_t)b, order);
@@ -460,6 +483,10 @@ static void block_free_locked(struct buddy_extent *ext, size_t idx)
         return;
     }
     free_list_push_locked(ext, idx, order, false);
+    if (buddy.st.unpurged_bytes > purge_budget) {
+        buddy.st.budget_purges++;
+        trim_purge_locked();
+    }
 }
 
 void *buddy_alloc(unsigned order, uint16_t tag)
@@ -616,7 +643,8 @@ static int resize_locked(void *head, unsigned new_order)
             if ((idx & order_pages(k)) || buddy_of_if_free_locked(ext, idx, k) < 0)
                 return ENOMEM;
         for (unsigned k = order; k < new_order; k++) {
-            free_list_remove_locked(ext, idx + order_pages(k), k);
+            if (!free_list_remove_locked(ext, idx + order_pages(k), k))
+                resident_free_sub_locked(order_bytes(k));
             buddy.st.merges++;
         }
         block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
@@ -633,6 +661,7 @@ static int resize_locked(void *head, unsigned new_order)
             buddy.st.splits++;
         }
         buddy.st.alloc_bytes -= order_bytes(order) - order_bytes(new_order);
+        buddy.st.unpurged_bytes += order_bytes(order) - order_bytes(new_order);
     }
     return 0;
 }
@@ -702,6 +731,7 @@ static size_t trim_extents_locked(size_t keep)
 static size_t trim_purge_locked(void)
 {
     buddy_assert_locked();
+    buddy.st.unpurged_bytes = 0; /* every free block of a purgeable order is purged below */
     size_t bytes = 0;
     for (unsigned k = BUDDY_PURGE_MIN_ORDER; k <= BUDDY_MAX_ORDER; k++) {
         for (struct buddy_node *n = buddy.free[k]; n; n = n->next) {
@@ -761,6 +791,19 @@ size_t buddy_set_spare_extents(size_t n)
     size_t old = spare_limit();
     __atomic_store_n(&spare_extents, n, __ATOMIC_RELAXED);
     trim_extents_locked(n);
+    buddy_unlock();
+    return old;
+}
+
+size_t buddy_set_purge_budget(size_t bytes)
+{
+    buddy_lock();
+    size_t old = purge_budget;
+    purge_budget = bytes;
+    if (buddy.st.unpurged_bytes > purge_budget) {
+        buddy.st.budget_purges++;
+        trim_purge_locked();
+    }
     buddy_unlock();
     return old;
 }
@@ -914,9 +957,14 @@ static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
     return 0;
 }
 
-/* One block's head page at idx; adds its bytes to *free_bytes / *alloc_bytes. */
-static int validate_block_locked(const struct buddy_extent *ext, size_t idx, size_t *nfree,
-                                 size_t *free_bytes, size_t *alloc_bytes)
+/* Byte totals the validator recomputes from the page maps. */
+struct validate_sums {
+    size_t nfree, free_bytes, alloc_bytes;
+};
+
+/* One block's head page at idx; adds its bytes to the sums. */
+static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
+                                 struct validate_sums *sum)
 {
     struct buddy_page pg = ext->pages[idx];
     void *at = page_addr(ext, idx);
@@ -933,7 +981,7 @@ static int validate_block_locked(const struct buddy_extent *ext, size_t idx, siz
             return validate_fail("allocated block with tag 0", at, pg.tag, 1);
         if (purged_get(ext, idx))
             return validate_fail("allocated block marked purged", at, 1, 0);
-        *alloc_bytes += order_bytes(pg.order);
+        sum->alloc_bytes += order_bytes(pg.order);
         return 0;
     }
     if (pg.tag != BUDDY_TAG_NONE)
@@ -941,13 +989,12 @@ static int validate_block_locked(const struct buddy_extent *ext, size_t idx, siz
     long b = buddy_of_if_free_locked(ext, idx, pg.order);
     if (b >= 0)
         return validate_fail("two free buddies left unmerged", at, (size_t)b, pg.order);
-    (*nfree)++;
-    *free_bytes += order_bytes(pg.order);
+    sum->nfree++;
+    sum->free_bytes += order_bytes(pg.order);
     return 0;
 }
 
-static int validate_extent_locked(const struct buddy_extent *ext, size_t *nfree,
-                                  size_t *free_bytes, size_t *alloc_bytes)
+static int validate_extent_locked(const struct buddy_extent *ext, struct validate_sums *sum)
 {
     const struct heap_extent *he = ext->heap;
     if (!he || he != heap_extent_lookup(ext->base) || he->owner != ext ||
@@ -955,7 +1002,7 @@ static int validate_extent_locked(const struct buddy_extent *ext, size_t *nfree,
         he->size < HEAP_EXTENT_SIZE)
         return validate_fail("extent record does not match its heap extent", ext->base, 0, 0);
     for (size_t i = 0; i < BUDDY_PAGES_PER_EXTENT;) {
-        if (validate_block_locked(ext, i, nfree, free_bytes, alloc_bytes))
+        if (validate_block_locked(ext, i, sum))
             return -1;
         i += order_pages(ext->pages[i].order);
     }
@@ -971,26 +1018,27 @@ static int validate_locked(void)
     buddy_assert_locked();
     if (validate_lists_locked())
         return -1;
-    size_t extents = 0, nfree = 0, free_bytes = 0, alloc_bytes = 0, listed = 0;
+    size_t extents = 0, listed = 0;
+    struct validate_sums sum = {0, 0, 0};
     for (const struct buddy_extent *ext = buddy.extents; ext; ext = ext->next) {
         if (++extents > buddy.st.extents)
             return validate_fail("more extents listed than counted", ext->base, extents,
                                  buddy.st.extents);
         if (ext->next && ext->next->prev != ext)
             return validate_fail("extent list prev link broken", ext->next->base, 0, 0);
-        if (validate_extent_locked(ext, &nfree, &free_bytes, &alloc_bytes))
+        if (validate_extent_locked(ext, &sum))
             return -1;
     }
     for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++)
         listed += buddy.st.free_blocks[k];
     if (extents != buddy.st.extents)
         return validate_fail("extent count", NULL, extents, buddy.st.extents);
-    if (nfree != listed) /* with the list checks: FREE_HEAD pages <-> list nodes, 1:1 */
-        return validate_fail("FREE_HEAD pages != free list nodes", NULL, nfree, listed);
-    if (free_bytes != buddy.st.free_bytes)
-        return validate_fail("free_bytes", NULL, free_bytes, buddy.st.free_bytes);
-    if (alloc_bytes + buddy.st.huge_bytes != buddy.st.alloc_bytes)
-        return validate_fail("alloc_bytes", NULL, alloc_bytes + buddy.st.huge_bytes,
+    if (sum.nfree != listed) /* with the list checks: FREE_HEAD pages <-> list nodes, 1:1 */
+        return validate_fail("FREE_HEAD pages != free list nodes", NULL, sum.nfree, listed);
+    if (sum.free_bytes != buddy.st.free_bytes)
+        return validate_fail("free_bytes", NULL, sum.free_bytes, buddy.st.free_bytes);
+    if (sum.alloc_bytes + buddy.st.huge_bytes != buddy.st.alloc_bytes)
+        return validate_fail("alloc_bytes", NULL, sum.alloc_bytes + buddy.st.huge_bytes,
                              buddy.st.alloc_bytes);
     if (buddy.st.free_blocks[BUDDY_MAX_ORDER] > spare_limit())
         return validate_fail("more whole free extents than spares", NULL,

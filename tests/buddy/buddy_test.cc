@@ -204,6 +204,34 @@ TEST_F(BuddyTest, ResizeGrowsIntoFreeBuddiesAndShrinksBack)
     ASSERT_VALID();
 }
 
+TEST_F(BuddyTest, PurgeBudgetSweepsFreeBlocksOnceExceeded)
+{
+    char *a = (char *)buddy_alloc(5, BUDDY_TAG_USER); // 128 KiB
+    char *b = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    char *c = (char *)buddy_alloc(0, BUDDY_TAG_USER); // keeps a and b from merging upwards
+    memset(a, 7, OrderBytes(5));
+    memset(b, 7, OrderBytes(5));
+    struct buddy_stats st0, st1;
+    buddy_get_stats(&st0);
+    EXPECT_EQ(0u, st0.unpurged_bytes) << "nothing freed yet";
+    ASSERT_EQ(SIZE_MAX, buddy_set_purge_budget(OrderBytes(5))) << "default: never";
+    ASSERT_EQ(0, buddy_free(a)); // 128 KiB maybe resident: not above the 128 KiB budget
+    buddy_get_stats(&st1);
+    EXPECT_EQ(OrderBytes(5), st1.unpurged_bytes);
+    EXPECT_EQ(st0.budget_purges, st1.budget_purges);
+    EXPECT_EQ(7, a[kPage]) << "still resident";
+    ASSERT_VALID();
+    ASSERT_EQ(0, buddy_free(b)); // 256 KiB: over the budget, one sweep
+    buddy_get_stats(&st1);
+    EXPECT_EQ(st0.budget_purges + 1, st1.budget_purges);
+    EXPECT_EQ(0u, st1.unpurged_bytes);
+    EXPECT_EQ(0, a[kPage]) << "purged pages read as zero";
+    ASSERT_VALID();
+    ASSERT_EQ(0, buddy_free(c));
+    EXPECT_EQ(OrderBytes(5), buddy_set_purge_budget(SIZE_MAX));
+    ASSERT_VALID();
+}
+
 TEST_F(BuddyTest, ResizeRefusesBusyNeighboursUpperHalvesAndBadPointers)
 {
     char *a = (char *)buddy_alloc(0, BUDDY_TAG_LARGE);

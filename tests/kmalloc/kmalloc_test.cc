@@ -300,24 +300,41 @@ TEST_F(KmallocTest, HugeBlocksGoBackToTheOs) {
 // Purge policy: a freed buddy block of 128 KiB or more gives all but its first page back to
 // the OS (heap returned_bytes grows by exactly that), every time it is freed; a smaller one
 // stays resident.
-TEST_F(KmallocTest, FreedLargeBlocksArePurgedFromTheirThreshold) {
-    for (int round = 0; round < 3; round++) {
-        for (size_t size : {(size_t)64 << 10, (size_t)128 << 10, (size_t)1 << 20}) {
-            void *p = kmalloc(size, 0);
-            ASSERT_NE(p, nullptr);
-            ASSERT_EQ(ksize(p), size);
-            memset(p, 1, size);
-            struct heap_stats before, after;
-            heap_get_stats(&before);
-            kfree(p);
-            heap_get_stats(&after);
-            size_t purged = after.returned_bytes - before.returned_bytes;
-            if (size >= ((size_t)128 << 10))
-                EXPECT_GE(purged, size - 4096) << size << " round " << round;
-            else
-                EXPECT_EQ(purged, 0u) << size << " round " << round;
-        }
+// Freed large blocks stay resident (a block freed and allocated again costs no page faults)
+// until more than the purge budget of free memory is unpurged; then one sweep purges them all.
+TEST_F(KmallocTest, FreedLargeBlocksStayResidentUpToThePurgeBudget) {
+    const size_t budget = buddy_set_purge_budget(0);  // sweep now: nothing unpurged
+    ASSERT_EQ(budget, (size_t)1 << 20) << "kmalloc_init sets the budget";
+    ASSERT_EQ(buddy_set_purge_budget(budget), 0u);
+    const size_t size = 256 << 10;
+    struct heap_stats h0, h1;
+    struct buddy_stats b0, b1;
+    void *p = kmalloc(size, 0);
+    memset(p, 1, size);
+    heap_get_stats(&h0);
+    kfree(p);
+    heap_get_stats(&h1);
+    buddy_get_stats(&b1);
+    EXPECT_EQ(h1.returned_bytes, h0.returned_bytes) << "under budget: stays resident";
+    EXPECT_GE(b1.unpurged_bytes, size - 4096);
+    void *q = kmalloc(size, 0);
+    EXPECT_EQ(q, p) << "the resident block is reused";
+    kfree(q);
+    // 8 x 256 KiB freed: 2 MiB > the budget, so at least one sweep gives memory back.
+    std::vector<void *> v;
+    for (int i = 0; i < 8; i++) {
+        v.push_back(kmalloc(size, 0));
+        memset(v.back(), 2, size);
     }
+    buddy_get_stats(&b0);
+    heap_get_stats(&h0);
+    for (void *x : v) kfree(x);
+    buddy_get_stats(&b1);
+    heap_get_stats(&h1);
+    EXPECT_GT(b1.budget_purges, b0.budget_purges);
+    EXPECT_GE(h1.returned_bytes - h0.returned_bytes, (size_t)1 << 20);
+    EXPECT_LE(b1.unpurged_bytes, budget);
+    EXPECT_EQ(buddy_validate(), 0);
 }
 
 TEST_F(KmallocTest, ImpossibleSizesFailWithEnomem) {
