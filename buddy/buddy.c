@@ -52,9 +52,10 @@
  *   node).  A per-extent bitmap remembers which free heads are purged: splitting a purged
  *   block yields purged halves, allocating or merging clears the bit, so a second trim with
  *   nothing changed makes no system calls.  A fresh extent counts as purged (nothing of it is
- *   resident).  The purge budget (buddy_set_purge_budget; kmalloc sets 1 MiB) runs that purge
- *   from buddy_free once the estimate of resident free memory (bytes of order >= 4 blocks
- *   freed since the last sweep, minus unpurged memory allocated again) exceeds it.
+ *   resident).  The purge budget (buddy_set_purge_budget; kmalloc sets 1 MiB for its large
+ *   blocks) runs that purge from buddy_free once the estimate of resident free memory (bytes
+ *   of order >= 4 blocks of the budget's tag freed since the last sweep, minus unpurged
+ *   memory allocated again) exceeds it.
  *
  * HUGE BLOCKS
  *   Requests above 4 MiB (buddy_alloc_bytes) are dedicated heap extents of kind HEAP_KIND_HUGE
@@ -461,6 +462,7 @@ static size_t trim_purge_locked(void);
 /* Unpurged free bytes above which a free purges every free block (buddy_set_purge_budget);
  * buddy lock for writes. */
 static size_t purge_budget = SIZE_MAX;
+static uint16_t purge_budget_tag; /* frees of blocks with this tag count toward it */
 
 /* Free the allocated block whose head is page idx: merge while the buddy is free. */
 static void block_free_locked(struct buddy_extent *ext, size_t idx)
@@ -469,7 +471,9 @@ static void block_free_locked(struct buddy_extent *ext, size_t idx)
     unsigned order = ext->pages[idx].order;
     buddy.st.alloc_bytes -= order_bytes(order);
     buddy.st.frees++;
-    if (order >= BUDDY_PURGE_MIN_ORDER) /* smaller blocks are never purged by themselves */
+    /* Only the budget's tag counts (kmalloc: large objects): a cache that releases empty
+     * slabs keeps their memory resident for its next slabs, as it did before budgets. */
+    if (order >= BUDDY_PURGE_MIN_ORDER && ext->pages[idx].tag == purge_budget_tag)
         buddy.st.unpurged_bytes += order_bytes(order);
     long b;
     while ((b = buddy_of_if_free_locked(ext, idx, order)) >= 0) {
@@ -795,11 +799,12 @@ size_t buddy_set_spare_extents(size_t n)
     return old;
 }
 
-size_t buddy_set_purge_budget(size_t bytes)
+size_t buddy_set_purge_budget(size_t bytes, uint16_t tag)
 {
     buddy_lock();
     size_t old = purge_budget;
     purge_budget = bytes;
+    purge_budget_tag = tag;
     if (buddy.st.unpurged_bytes > purge_budget) {
         buddy.st.budget_purges++;
         trim_purge_locked();

@@ -124,13 +124,14 @@ static inline bool buddy_block_of(const void *p, void **head, uint16_t *tag)
  * given back. */
 #define BUDDY_PURGE_MIN_ORDER 4
 size_t buddy_trim(size_t keep_extents);
-/* Purge budget: when a free leaves more than `bytes` of free memory that may still be
- * resident (buddy_stats.unpurged_bytes), every free block of order >= BUDDY_PURGE_MIN_ORDER
- * not purged yet is purged as buddy_trim does (spare extents stay).  Freed memory stays resident, for the next
+/* Purge budget: when frees of blocks tagged `tag` leave more than `bytes` of free memory
+ * that may still be resident (buddy_stats.unpurged_bytes), every free block of order >=
+ * BUDDY_PURGE_MIN_ORDER not purged yet is purged as buddy_trim does (spare extents stay).
+ * Other tags' frees do not count (released slabs stay resident for the next ones).  Freed memory stays resident, for the next
  * allocation to reuse without page faults, up to the budget; past it, it goes back to the OS
  * in one sweep (glibc gives each freed mmap chunk back at once, mimalloc and jemalloc purge
  * on a timer).  Default SIZE_MAX (never); returns the previous budget. */
-size_t buddy_set_purge_budget(size_t bytes);
+size_t buddy_set_purge_budget(size_t bytes, uint16_t tag);
 /* Whole free extents kept as spares when freeing; a further one that becomes wholly free goes
  * back to the heap at once (so at most this many order-BUDDY_MAX_ORDER blocks are ever free).
  * Retaining freed memory, as jemalloc and mimalloc do, keeps a program that frees and then
@@ -150,8 +151,9 @@ struct buddy_stats {
     size_t free_blocks[BUDDY_MAX_ORDER + 1]; /* blocks on each free list */
     size_t free_bytes;                       /* bytes on all free lists */
     size_t unpurged_bytes;                   /* estimate of free bytes still resident:
-                                                freed since the last purge sweep, minus
-                                                such memory allocated again */
+                                                blocks of the purge budget's tag freed
+                                                since the last sweep, minus such memory
+                                                allocated again */
     size_t budget_purges;                    /* purges started by buddy_set_purge_budget's
                                                 budget (cumulative) */
     size_t alloc_bytes;                      /* bytes in allocated blocks (incl. huge) */

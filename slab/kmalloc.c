@@ -194,7 +194,7 @@ void kmalloc_init(void)
                                     __ATOMIC_ACQUIRE)) {
         tls_in_init = 1;
         class_tables_init();
-        buddy_set_purge_budget(KMALLOC_PURGE_BUDGET);
+        buddy_set_purge_budget(KMALLOC_PURGE_BUDGET, BUDDY_TAG_LARGE);
         slab_init_once(); /* pthread_atfork inside may re-enter malloc: see kmalloc_slow */
         tls_in_init = 0;
         __atomic_store_n(&kmalloc_state, 2, __ATOMIC_RELEASE);

@@ -2,16 +2,18 @@
  *
  * Each thread has a table (struct slab_tcache) with one entry per cache id: a `loaded` and a
  * `previous` magazine (arrays of object pointers; previous is no_magazine, a placeholder,
- * until loaded first fills up).  kmem_cache_alloc pops from `loaded`,
- * kmem_cache_free pushes onto it: no lock, no atomic read-modify-write, and no touch of the
- * slab beyond the free-time validity check.  When `loaded` is empty (alloc) or full (free),
+ * until loaded first fills up).  kmem_cache_alloc pops from `loaded`, kmem_cache_free
+ * pushes onto it, both through the entry's window on it (struct slab_tc_entry; the inline
+ * fast paths are in slab_internal.h): no lock, no atomic read-modify-write, no touch of the
+ * magazine header, and no touch of the slab beyond the free-time validity check.  Every slow
+ * path closes the window first and opens it again last.  When `loaded` is empty (alloc) or
+ * full (free),
  * it is swapped with `previous` if that helps; otherwise the depot (cache->depot_lock)
  * exchanges a whole magazine: a full one for allocation, an empty one for freeing.  Only when
  * the depot has no full magazine does an allocation go to the slab layer, taking up to half
  * a magazine of objects (4 at first, doubling per refill) under one cache->lock
- * acquisition.  A thread that frees objects
- * allocated by another (producer/consumer) fills magazines that reach the producer through
- * the depot, one lock round trip per magazine.
+ * acquisition.  A thread that frees objects allocated by another (producer/consumer) fills
+ * magazines that reach the producer through the depot, one lock round trip per magazine.
  *
  * Magazine size by slot size: <= 256 B: 64, <= 1 KiB: 32, <= 4 KiB: 16, else 8 objects
  * (kmem_cache_args.magazine_size overrides).  The depot keeps at most depot_max_full full

@@ -214,7 +214,12 @@ TEST_F(BuddyTest, PurgeBudgetSweepsFreeBlocksOnceExceeded)
     struct buddy_stats st0, st1;
     buddy_get_stats(&st0);
     EXPECT_EQ(0u, st0.unpurged_bytes) << "nothing freed yet";
-    ASSERT_EQ(SIZE_MAX, buddy_set_purge_budget(OrderBytes(5))) << "default: never";
+    ASSERT_EQ(SIZE_MAX, buddy_set_purge_budget(OrderBytes(5), BUDDY_TAG_USER)) << "default: never";
+    void *slab = buddy_alloc(5, BUDDY_TAG_SLAB);
+    ASSERT_NE(nullptr, slab);
+    ASSERT_EQ(0, buddy_free(slab));
+    buddy_get_stats(&st1);
+    EXPECT_EQ(0u, st1.unpurged_bytes) << "only the budget's tag counts";
     ASSERT_EQ(0, buddy_free(a)); // 128 KiB maybe resident: not above the 128 KiB budget
     buddy_get_stats(&st1);
     EXPECT_EQ(OrderBytes(5), st1.unpurged_bytes);
@@ -228,7 +233,7 @@ TEST_F(BuddyTest, PurgeBudgetSweepsFreeBlocksOnceExceeded)
     EXPECT_EQ(0, a[kPage]) << "purged pages read as zero";
     ASSERT_VALID();
     ASSERT_EQ(0, buddy_free(c));
-    EXPECT_EQ(OrderBytes(5), buddy_set_purge_budget(SIZE_MAX));
+    EXPECT_EQ(OrderBytes(5), buddy_set_purge_budget(SIZE_MAX, BUDDY_TAG_NONE));
     ASSERT_VALID();
 }
 

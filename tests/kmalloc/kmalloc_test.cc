@@ -303,9 +303,9 @@ TEST_F(KmallocTest, HugeBlocksGoBackToTheOs) {
 // Freed large blocks stay resident (a block freed and allocated again costs no page faults)
 // until more than the purge budget of free memory is unpurged; then one sweep purges them all.
 TEST_F(KmallocTest, FreedLargeBlocksStayResidentUpToThePurgeBudget) {
-    const size_t budget = buddy_set_purge_budget(0);  // sweep now: nothing unpurged
+    const size_t budget = buddy_set_purge_budget(0, BUDDY_TAG_LARGE);  // sweep now: nothing unpurged
     ASSERT_EQ(budget, (size_t)1 << 20) << "kmalloc_init sets the budget";
-    ASSERT_EQ(buddy_set_purge_budget(budget), 0u);
+    ASSERT_EQ(buddy_set_purge_budget(budget, BUDDY_TAG_LARGE), 0u);
     const size_t size = 256 << 10;
     struct heap_stats h0, h1;
     struct buddy_stats b0, b1;
