@@ -548,10 +548,8 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
      * page-map walk (which records the hint), else the general lookup (large blocks; it
      * reports a bad pointer). */
     size_t old;
-    const struct kfree_hint *h = kfree_hint_for(p);
-    struct kmem_cache *hc = h->cache;
-    if (SLAB_LIKELY(hc != NULL && ((uintptr_t)p & hc->slab_mask) == h->slab &&
-                    slab_check_free_fast(hc, p)))
+    struct kmem_cache *hc = kfree_hint_check(p);
+    if (SLAB_LIKELY(hc != NULL))
         old = hc->object_size;
     else if ((hc = kfree_lookup(p)) != NULL) {
         if (!slab_check_free_fast(hc, p) && !slab_check_free_slow(hc, p, "realloc"))

@@ -78,6 +78,18 @@ static inline struct kfree_hint *kfree_hint_for(const void *p)
     return &kmalloc_kfree_hints[((uintptr_t)p >> 16) % KFREE_HINTS];
 }
 
+/* The hinted cache of p when p is a live slot of it (the complete always-on check), else
+ * NULL. */
+static inline __attribute__((always_inline)) struct kmem_cache *kfree_hint_check(const void *p)
+{
+    const struct kfree_hint *h = kfree_hint_for(p);
+    struct kmem_cache *c = h->cache;
+    if (SLAB_LIKELY(c != NULL && ((uintptr_t)p & c->slab_mask) == h->slab &&
+                    slab_check_free_fast(c, p)))
+        return c;
+    return NULL;
+}
+
 /* malloc without the call: the 16-byte-multiple classes up to KMALLOC_TABLE_MAX. */
 static inline __attribute__((always_inline)) void *kmalloc_malloc_inline(size_t size,
                                                                           const void *caller)
@@ -99,12 +111,8 @@ static inline __attribute__((always_inline)) void *kmalloc_malloc_inline(size_t 
  * which records the hint, handles large blocks and reports bad pointers. */
 static inline size_t kmalloc_usable_size_inline(const void *p, const char *op)
 {
-    const struct kfree_hint *h = kfree_hint_for(p);
-    struct kmem_cache *c = h->cache;
-    if (SLAB_LIKELY(c != NULL && ((uintptr_t)p & c->slab_mask) == h->slab &&
-                    slab_check_free_fast(c, p)))
-        return c->object_size;
-    return kmalloc_usable_size_op(p, op);
+    struct kmem_cache *c = kfree_hint_check(p);
+    return SLAB_LIKELY(c != NULL) ? c->object_size : kmalloc_usable_size_op(p, op);
 }
 
 /* kfree / free after the hint missed: NULL, the page-map walk, large blocks, reports. */
@@ -114,10 +122,8 @@ void kmalloc_free_lookup(void *p, const char *op, const void *caller);
 static inline __attribute__((always_inline)) void kmalloc_free_inline(void *p, const char *op,
                                                                       const void *caller)
 {
-    const struct kfree_hint *h = kfree_hint_for(p);
-    struct kmem_cache *c = h->cache;
-    if (SLAB_LIKELY(c != NULL && ((uintptr_t)p & c->slab_mask) == h->slab &&
-                    slab_check_free_fast(c, p))) {
+    struct kmem_cache *c = kfree_hint_check(p);
+    if (SLAB_LIKELY(c != NULL)) {
         if (SLAB_UNLIKELY(!slab_magazine_push(c, p)))
             slab_cache_free_slow(c, p, caller);
         return;
