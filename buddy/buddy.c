@@ -464,17 +464,30 @@ static size_t trim_purge_locked(void);
 static size_t purge_budget = SIZE_MAX;
 static uint16_t purge_budget_tag; /* frees of blocks with this tag count toward it */
 
+/* `bytes` of a block tagged `tag` became free (maybe still resident): count them toward the
+ * purge budget, and sweep once it is exceeded.  Only the budget's tag counts (kmalloc: large
+ * objects): a cache that releases empty slabs keeps their memory resident for its next
+ * slabs.  Blocks below BUDDY_PURGE_MIN_ORDER are never purged by themselves. */
+static void resident_free_add_locked(size_t bytes, uint16_t tag)
+{
+    if (tag != purge_budget_tag || bytes < order_bytes(BUDDY_PURGE_MIN_ORDER))
+        return;
+    buddy.st.unpurged_bytes += bytes;
+    if (buddy.st.unpurged_bytes > purge_budget) {
+        buddy.st.budget_purges++;
+        trim_purge_locked();
+    }
+}
+
 /* Free the allocated block whose head is page idx: merge while the buddy is free. */
 static void block_free_locked(struct buddy_extent *ext, size_t idx)
 {
     buddy_assert_locked();
     unsigned order = ext->pages[idx].order;
-    buddy.st.alloc_bytes -= order_bytes(order);
+    const uint16_t tag = ext->pages[idx].tag;
+    const size_t freed = order_bytes(order);
+    buddy.st.alloc_bytes -= freed;
     buddy.st.frees++;
-    /* Only the budget's tag counts (kmalloc: large objects): a cache that releases empty
-     * slabs keeps their memory resident for its next slabs, as it did before budgets. */
-    if (order >= BUDDY_PURGE_MIN_ORDER && ext->pages[idx].tag == purge_budget_tag)
-        buddy.st.unpurged_bytes += order_bytes(order);
     long b;
     while ((b = buddy_of_if_free_locked(ext, idx, order)) >= 0) {
         free_list_remove_locked(ext, (size_t)b, order);
@@ -487,10 +500,7 @@ static void block_free_locked(struct buddy_extent *ext, size_t idx)
         return;
     }
     free_list_push_locked(ext, idx, order, false);
-    if (buddy.st.unpurged_bytes > purge_budget) {
-        buddy.st.budget_purges++;
-        trim_purge_locked();
-    }
+    resident_free_add_locked(freed, tag); /* after the push: a sweep may purge it too */
 }
 
 void *buddy_alloc(unsigned order, uint16_t tag)
@@ -665,7 +675,7 @@ static int resize_locked(void *head, unsigned new_order)
             buddy.st.splits++;
         }
         buddy.st.alloc_bytes -= order_bytes(order) - order_bytes(new_order);
-        buddy.st.unpurged_bytes += order_bytes(order) - order_bytes(new_order);
+        resident_free_add_locked(order_bytes(order) - order_bytes(new_order), pg.tag);
     }
     return 0;
 }

@@ -30,8 +30,8 @@
  * REALLOC
  *   In place while the new size fits the usable size and is more than half of it (small
  *   blocks always stay).  A large buddy block also stays when it can grow into the free
- *   buddies above it, or shrink by freeing its upper halves (buddy_resize; a freed tail of
- *   128 KiB or more is purged first).  When a block must move to grow, it asks for at least
+ *   buddies above it, or shrink by freeing its upper halves (buddy_resize; the freed tail
+ *   counts toward the purge budget).  When a block must move to grow, it asks for at least
  *   1.25 x the old usable size (FastMM's rule), so a run of small growths moves O(log n)
  *   times; buddy blocks are powers of two, which leaves the same headroom.  Dedicated extents
  *   (above 4 MiB) move (no mremap): they copy.
@@ -315,11 +315,11 @@ static size_t large_offset(const void *p, const struct buddy_block_info *info)
     return SIZE_MAX;
 }
 
-/* realloc of the large buddy block at p (usable size old) to size bytes in place: the block
- * grows into free buddies above it or frees its upper halves (buddy_resize).  Before a
- * shrink, a freed tail of KMALLOC_PURGE_MIN_BYTES or more is purged, as a free would.
- * False (p unchanged) when p is not a whole buddy block or the neighbours are not free. */
-static bool large_resize_in_place(void *p, size_t old, size_t size)
+/* realloc of the large buddy block at p to size bytes in place: the block grows into free
+ * buddies above it or frees its upper halves (buddy_resize; a freed tail counts toward the
+ * purge budget like any freed large block).  False (p unchanged) when p is not a whole buddy
+ * block or the neighbours are not free. */
+static bool large_resize_in_place(void *p, size_t size)
 {
     struct buddy_block_info info;
     if (!buddy_lookup(p, &info) || info.tag != BUDDY_TAG_LARGE || info.head != p ||
@@ -328,9 +328,6 @@ static bool large_resize_in_place(void *p, size_t old, size_t size)
     int order = buddy_order_for_size(size);
     if (order < 0)
         return false; /* past the largest order: a dedicated extent */
-    size_t bytes = BUDDY_PAGE_SIZE << order;
-    if (bytes < old && old - bytes >= KMALLOC_PURGE_MIN_BYTES)
-        heap_purge((char *)p + bytes, old - bytes);
     return buddy_resize(p, (unsigned)order) == 0;
 }
 
@@ -563,7 +560,7 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
     /* A large buddy block grows into the free blocks above it, or gives its upper halves
      * back, without a copy. */
     if (old > KMALLOC_MAX_CACHE_SIZE && size > KMALLOC_MAX_CACHE_SIZE &&
-        large_resize_in_place(p, old, size))
+        large_resize_in_place(p, size))
         return realloc_zero_tail(p, old, size, flags);
     size_t want = size;
     if (size > old) {

@@ -270,13 +270,15 @@ static size_t entry_allocs(const struct slab_tc_entry *e)
     return TC_LOAD(e->frees) + TC_LOAD(e->net_in) - entry_cached(e);
 }
 
-/* The owning thread, before working on e's magazines: write the loaded count back and close
- * the window (both fast paths then miss). */
+/* Before working on e's magazines: write the loaded count back and close the window (both
+ * fast paths then miss).  The owning thread calls it, and so does a retire of another
+ * (stopped or gone) thread's entry, which may be caught mid-swap: hence entry_loaded_count
+ * rather than top - lo. */
 static inline void entry_window_close(struct slab_tc_entry *e)
 {
-    void **lo = e->lo;
-    if (lo) {
-        TC_STORE(e->loaded->count, (uint32_t)(e->top - lo));
+    struct magazine *l = TC_LOAD(e->loaded);
+    if (l && TC_LOAD(e->lo)) {
+        TC_STORE(l->count, entry_loaded_count(e, l));
         TC_STORE(e->lo, NULL); /* first: from here readers use loaded->count */
         TC_STORE(e->top, NULL);
         TC_STORE(e->hi, NULL);
@@ -313,12 +315,7 @@ static void entry_retire_locked(struct slab_tc_entry *e, bool keep_magazines)
     if (!c)
         return;
     struct magazine *l = TC_LOAD(e->loaded), *p = entry_previous(e);
-    if (l) { /* the window closed by hand: e may belong to another (stopped or gone) thread */
-        TC_STORE(l->count, entry_loaded_count(e, l));
-        TC_STORE(e->lo, NULL);
-        TC_STORE(e->top, NULL);
-        TC_STORE(e->hi, NULL);
-    }
+    entry_window_close(e);
     entry_magazine_to_slabs(c, e, l);
     entry_magazine_to_slabs(c, e, p);
     if (keep_magazines) {

@@ -232,6 +232,14 @@ TEST_F(BuddyTest, PurgeBudgetSweepsFreeBlocksOnceExceeded)
     EXPECT_EQ(0u, st1.unpurged_bytes);
     EXPECT_EQ(0, a[kPage]) << "purged pages read as zero";
     ASSERT_VALID();
+    char *d = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    ASSERT_NE(nullptr, d);
+    buddy_get_stats(&st0);
+    ASSERT_EQ(0, buddy_resize(d, 0)); // a shrink frees its tail: it counts like a free
+    buddy_get_stats(&st1);
+    EXPECT_EQ(st0.unpurged_bytes + OrderBytes(5) - OrderBytes(0), st1.unpurged_bytes);
+    ASSERT_VALID();
+    ASSERT_EQ(0, buddy_free(d));
     ASSERT_EQ(0, buddy_free(c));
     EXPECT_EQ(OrderBytes(5), buddy_set_purge_budget(SIZE_MAX, BUDDY_TAG_NONE));
     ASSERT_VALID();
