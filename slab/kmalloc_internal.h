@@ -118,10 +118,16 @@ static inline size_t kmalloc_usable_size_inline(const void *p, const char *op)
 /* kfree / free after the hint missed: NULL, the page-map walk, large blocks, reports. */
 void kmalloc_free_lookup(void *p, const char *op, const void *caller);
 
-/* kfree / free: the hinted cache, checked and pushed; everything else out of line. */
+/* kfree / free: the hinted cache's popped run, else the hinted cache checked and pushed;
+ * everything else out of line. */
 static inline __attribute__((always_inline)) void kmalloc_free_inline(void *p, const char *op,
                                                                       const void *caller)
 {
+    /* The block this thread allocated last from the hinted class (a LIFO free) needs no
+     * check: slab_magazine_push_popped. */
+    struct kmem_cache *hc = kfree_hint_for(p)->cache;
+    if (SLAB_LIKELY(p != NULL && hc != NULL) && SLAB_LIKELY(slab_magazine_push_popped(hc, p)))
+        return;
     struct kmem_cache *c = kfree_hint_check(p);
     if (SLAB_LIKELY(c != NULL)) {
         if (SLAB_UNLIKELY(!slab_magazine_push(c, p)))

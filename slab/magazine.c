@@ -109,7 +109,9 @@ static struct magazine no_magazine;
 
 static struct magazine *magazine_new(uint32_t size)
 {
-    struct magazine *m = heap_meta_alloc(sizeof *m + (size_t)size * sizeof(void *));
+    /* One word more than `size`: the end of the popped run when the magazine is nearly full
+     * (slab_magazine_push writes NULL at top[1], and top can be hi - 1). */
+    struct magazine *m = heap_meta_alloc(sizeof *m + ((size_t)size + 1) * sizeof(void *));
     if (m)
         m->size = size;
     return m;
@@ -118,7 +120,7 @@ static struct magazine *magazine_new(uint32_t size)
 static void magazine_delete(struct magazine *m)
 {
     if (m)
-        heap_meta_free(m, sizeof *m + (size_t)m->size * sizeof(void *));
+        heap_meta_free(m, sizeof *m + ((size_t)m->size + 1) * sizeof(void *));
 }
 
 /* Return a magazine's objects to the slabs; it is left empty (count zeroed under the cache
@@ -285,12 +287,17 @@ static inline void entry_window_close(struct slab_tc_entry *e)
     }
 }
 
-/* ... and after: open the window on the loaded magazine, lo last. */
-static inline void entry_window_open(struct slab_tc_entry *e)
+/* ... and after: open the window on the loaded magazine, lo last, with an empty popped run
+ * (slab_internal.h) that trusts the returns to the slabs seen so far.  Only the owning
+ * thread opens a window (a retire of another thread's entry leaves it closed). */
+static inline void entry_window_open(struct kmem_cache *c, struct slab_tc_entry *e)
 {
     struct magazine *l = e->loaded;
     if (l) {
-        TC_STORE(e->top, l->objs + TC_LOAD(l->count));
+        void **top = l->objs + TC_LOAD(l->count);
+        *top = NULL; /* objs[size] exists: never out of bounds */
+        TC_STORE(e->returns_seen, __atomic_load_n(&c->returns, __ATOMIC_RELAXED));
+        TC_STORE(e->top, top);
         TC_STORE(e->hi, l->objs + l->size);
         TC_STORE(e->lo, l->objs);
     }
@@ -319,7 +326,7 @@ static void entry_retire_locked(struct slab_tc_entry *e, bool keep_magazines)
     entry_magazine_to_slabs(c, e, l);
     entry_magazine_to_slabs(c, e, p);
     if (keep_magazines) {
-        entry_window_open(e);
+        entry_window_open(c, e);
         return;
     }
     __atomic_fetch_add(&c->allocs, entry_allocs(e), __ATOMIC_RELAXED);
@@ -444,7 +451,7 @@ static struct slab_tc_entry *entry_for(struct kmem_cache *c)
     TC_STORE(e->frees, 0);
     TC_STORE(e->refill, 0);
     TC_STORE(e->cache, c);
-    entry_window_open(e);
+    entry_window_open(c, e);
     pthread_mutex_unlock(&slab_tcache_lock);
     return e;
 }
@@ -558,14 +565,16 @@ __attribute__((noinline)) void *slab_cache_alloc_slow(struct kmem_cache *c, unsi
         entry_window_close(e);
         struct magazine *m = e->loaded;
         if (!TC_LOAD(m->count) && !entry_refill(c, e)) {
-            entry_window_open(e);
+            entry_window_open(c, e);
             return alloc_failed(c);
         }
         m = e->loaded;
         uint32_t n = TC_LOAD(m->count) - 1;
         obj = m->objs[n];
         TC_STORE(m->count, n); /* no counter: allocs are derived (struct slab_tc_entry) */
-        entry_window_open(e);
+        entry_window_open(c, e);
+        m->objs[n] = obj; /* as if popped from the open window: the popped run is obj */
+        m->objs[n + 1] = NULL; /* n < size: objs[size] is the spare word */
     } else {
         if (slab_alloc_batch_from(c, &obj, 1, caller) != 1)
             return alloc_failed(c);
@@ -597,7 +606,7 @@ __attribute__((noinline)) void slab_cache_free_slow(struct kmem_cache *c, void *
         struct magazine *m = e->loaded;
         uint32_t n = TC_LOAD(m->count);
         if (n != 0 && m->objs[n - 1] == obj) {
-            entry_window_open(e);
+            entry_window_open(c, e);
             double_free_report(c, obj);
             return;
         }
@@ -607,7 +616,7 @@ __attribute__((noinline)) void slab_cache_free_slow(struct kmem_cache *c, void *
         m->objs[m->count] = obj;
         TC_STORE(m->count, m->count + 1);
         slab_count_op(&e->frees);
-        entry_window_open(e);
+        entry_window_open(c, e);
         return;
     }
     if (slab_free_one_from(c, obj, caller))
@@ -673,16 +682,28 @@ static inline __attribute__((always_inline)) void cache_free_valid(struct kmem_c
         slab_cache_free_slow(c, obj, caller);
 }
 
-static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
-                                                             const void *caller)
+/* The free of anything but the popped run's first object: the always-on check, then the
+ * push.  Out of line, so the LIFO free needs no stack frame (the check's registers made GCC
+ * save one on entry to kmem_cache_free). */
+__attribute__((noinline)) static void cache_free_check(struct kmem_cache *c, void *obj,
+                                                       const void *caller)
 {
-    if (SLAB_UNLIKELY(!obj))
-        return;
     if (SLAB_UNLIKELY(!c || !slab_check_free_fast(c, obj))) {
         cache_free_checked(c, obj, caller);
         return;
     }
     cache_free_valid(c, obj, caller);
+}
+
+static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
+                                                             const void *caller)
+{
+    if (SLAB_UNLIKELY(!obj))
+        return;
+    /* The object this thread popped last (a LIFO free): valid without the check. */
+    if (SLAB_LIKELY(c != NULL) && SLAB_LIKELY(slab_magazine_push_popped(c, obj)))
+        return;
+    cache_free_check(c, obj, caller);
 }
 
 void kmem_cache_free(struct kmem_cache *c, void *obj)
@@ -712,7 +733,7 @@ size_t kmem_cache_alloc_bulk(struct kmem_cache *c, unsigned int flags, size_t nr
         while (got < nr && n)
             objs[got++] = m->objs[--n];
         TC_STORE(m->count, n); /* allocs from the magazine are derived */
-        entry_window_open(e);
+        entry_window_open(c, e);
     }
     if (got < nr) {
         size_t more = slab_alloc_batch_from(c, objs + got, nr - got, __builtin_return_address(0));
@@ -791,8 +812,42 @@ static int validate_magazine_locked(struct kmem_cache *c, const struct magazine 
         return -1;
     }
     for (uint32_t i = 0; i < n; i++)
-        if (slab_validate_cached_obj_locked(c, m->objs[i]))
+        if (slab_validate_cached_obj_locked(c, m->objs[i], "magazine"))
             return -1;
+    return 0;
+}
+
+static bool magazine_holds(const struct magazine *m, uint32_t n, const void *obj)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (m->objs[i] == obj)
+            return true;
+    return false;
+}
+
+/* The calling thread's popped run on its loaded magazine l (slab_internal.h), while trusted:
+ * distinct in-use slots of c, none of them cached in the entry's own magazines.  Only the
+ * owner's entry: another running thread writes its run without a lock. */
+static int validate_popped_run_locked(struct kmem_cache *c, const struct slab_tc_entry *e,
+                                      const struct magazine *l, const struct magazine *p)
+{
+    if (TC_LOAD(e->returns_seen) != TC_LOAD(c->returns))
+        return 0; /* a return to the slabs since the window opened: the run is not used */
+    void **top = e->top, **hi = e->hi;
+    uint32_t nl = (uint32_t)(top - e->lo);
+    for (void **r = top; r < hi && *r; r++) {
+        if (slab_validate_cached_obj_locked(c, *r, "popped run"))
+            return -1;
+        bool dup = false;
+        for (void **q = top; q < r; q++)
+            dup |= *q == *r;
+        if (dup || magazine_holds(l, nl, *r) ||
+            (p != &no_magazine && magazine_holds(p, TC_LOAD(p->count), *r))) {
+            slab_report("validate %s: popped run holds %p, which is %s", c->name, *r,
+                        dup ? "in the run twice" : "cached in the thread's magazines");
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -853,6 +908,8 @@ int kmem_cache_validate(struct kmem_cache *c)
             rc = validate_magazine_locked(c, l, nl);
             if (!rc && p != &no_magazine)
                 rc = validate_magazine_locked(c, p, TC_LOAD(p->count));
+            if (!rc && tc == slab_tls_tcache && lo)
+                rc = validate_popped_run_locked(c, e, l, p);
             cached += nl + TC_LOAD(p->count);
         }
     }

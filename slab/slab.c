@@ -452,6 +452,9 @@ static void slab_put_locked(struct kmem_cache *c, void *obj)
 
 static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
 {
+    /* Before any bit is cleared: every popped run recorded before this stops being trusted
+     * (slab_magazine_push_popped). */
+    __atomic_store_n(&c->returns, c->returns + 1, __ATOMIC_RELAXED);
     for (size_t i = 0; i < n; i++)
         slab_put_locked(c, objs[i]);
     if (c->max_objects)
@@ -908,19 +911,19 @@ static int validate_list_locked(struct kmem_cache *c, struct slab_list_head *h, 
 }
 
 /* An object held in a magazine must be an in-use slot of c (cache->lock held). */
-int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj)
+int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj, const char *where)
 {
     struct heap_extent *e = heap_extent_lookup(obj);
     if (!e || e->kind != HEAP_KIND_BUDDY)
-        VFAIL("validate %s: magazine holds %p, not a slabcache address", c->name, obj);
+        VFAIL("validate %s: %s holds %p, not a slabcache address", c->name, where, obj);
     struct slab *s = slab_of(c, obj);
     if (s->magic != SLAB_MAGIC || s->cache != c)
-        VFAIL("validate %s: magazine holds %p, not in a slab of this cache", c->name, obj);
+        VFAIL("validate %s: %s holds %p, not in a slab of this cache", c->name, where, obj);
     uint32_t idx = slab_slot_index(c, s, obj);
     if (idx == UINT32_MAX)
-        VFAIL("validate %s: magazine holds %p, not a slot start", c->name, obj);
+        VFAIL("validate %s: %s holds %p, not a slot start", c->name, where, obj);
     if (!(s->bitmap[idx / 64] & ((uint64_t)1 << (idx % 64))))
-        VFAIL("validate %s: magazine holds %p but its slot is free", c->name, obj);
+        VFAIL("validate %s: %s holds %p but its slot is free", c->name, where, obj);
     return 0;
 }
 

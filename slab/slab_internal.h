@@ -91,7 +91,7 @@ struct magazine {
     uint32_t count;            /* objects in objs[0..count) (relaxed atomics: stats read it) */
     uint32_t size;             /* capacity */
     struct magazine *next;     /* on a depot list */
-    void *objs[];
+    void *objs[];              /* size + 1 entries: objs[size] ends the popped run (below) */
 };
 
 /* ---------------------------------------------------------------- cache */
@@ -151,6 +151,11 @@ struct kmem_cache {
     uint64_t fail_threshold;   /* fail when rand32 < threshold; 0 = off */
     uint64_t fail_count;       /* allocations seen */
     uint64_t fail_rng;         /* xorshift64 state */
+
+    /* Returns of objects to the slabs: one more per slab_free_batch_locked (under lock; read
+     * relaxed by the free fast path, see "the popped run" below).  A line of its own, so a
+     * return on one thread does not evict the read-mostly geometry from the others. */
+    uint32_t returns __attribute__((aligned(SLAB_CACHELINE)));
 };
 
 /* The track record of a slot (SLAB_DBG_USER caches only). */
@@ -186,6 +191,7 @@ struct slab_tc_entry {
     size_t frees;              /* frees by this thread */
     size_t net_in;             /* objects moved into the magazines minus moved out */
     uint32_t refill;           /* objects the next refill from the slabs takes (0: first) */
+    uint32_t returns_seen;     /* cache->returns when the window opened (the popped run) */
 };
 struct slab_tcache {
     struct slab_tcache *next, *prev; /* registry (slab_tcache_lock) */
@@ -250,11 +256,51 @@ static inline const void *slab_window_top_obj(void **top)
 #endif
 }
 
+/* The popped run.  An alloc pops top[-1] and leaves the pointer where it was, so the words
+ * at and above top hold the objects this thread popped, most recent first.  The run is
+ * top[0], top[1], ... up to the first NULL (or hi), and every word in it is an object of c
+ * that this thread popped since the window opened and has not freed since.  Kept so:
+ *   - a pop lengthens the run by the object it returns;
+ *   - a free of top[0] (slab_magazine_push_popped) just moves top up: the run shrinks by it;
+ *   - any other push writes obj at top[0] and NULL at top[1] (objs has a spare word for
+ *     top == hi - 1), so the run becomes empty;
+ *   - opening the window writes NULL at top[0].
+ * So `*top == obj` proves that obj is an in-use slot of c, exactly what the always-on check
+ * (slab_check_free_fast) establishes, unless another thread freed obj meanwhile and it went
+ * back to its slab (where its bit is cleared and the slab may be released).  Every return to
+ * the slabs increments cache->returns; the window records it when it opens, and the run is
+ * trusted only while the two are equal.  An object freed by another thread that is still in
+ * a magazine keeps its bit set and passes the full check too, so the run accepts nothing
+ * the full check would refuse.  LIFO frees (a temporary freed before the next allocation of
+ * its cache) then cost a compare instead of the check's ~30 instructions.  obj != NULL (the
+ * run ends at a NULL). */
+static inline __attribute__((always_inline)) bool slab_magazine_push_popped(struct kmem_cache *c,
+                                                                            const void *obj)
+{
+#if defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
+    /* //slab:slab_unchecked_for_benchmarks: no check to skip; measure the push alone. */
+    (void)c;
+    (void)obj;
+    return false;
+#else
+    struct slab_tc_entry *e = slab_tc_entry_of(c);
+    void **top = __atomic_load_n(&e->top, __ATOMIC_RELAXED);
+    if (SLAB_LIKELY(top != __atomic_load_n(&e->hi, __ATOMIC_RELAXED) && *top == obj &&
+                    __atomic_load_n(&e->returns_seen, __ATOMIC_RELAXED) ==
+                        __atomic_load_n(&c->returns, __ATOMIC_RELAXED))) {
+        __atomic_store_n(&e->top, top + 1, __ATOMIC_RELAXED);
+        slab_count_op(&e->frees);
+        return true;
+    }
+    return false;
+#endif
+}
+
 /* Push obj, which passed slab_check_free_fast(c, obj), onto the calling thread's magazine of
- * c.  False when the slow path must take it: magazine full, no entry yet, or obj already on
- * top (the most common double free, caught as cheaply as glibc's "fasttop" check; an object
- * deeper in a magazine keeps its slab bit set, so the complete check needs
- * SLAB_CONSISTENCY_CHECKS, which has no magazines). */
+ * c, ending the popped run.  False when the slow path must take it: magazine full, no entry
+ * yet, or obj already on top (the most common double free, caught as cheaply as glibc's
+ * "fasttop" check; an object deeper in a magazine keeps its slab bit set, so the complete
+ * check needs SLAB_CONSISTENCY_CHECKS, which has no magazines). */
 static inline __attribute__((always_inline)) bool slab_magazine_push(struct kmem_cache *c,
                                                                      void *obj)
 {
@@ -262,7 +308,8 @@ static inline __attribute__((always_inline)) bool slab_magazine_push(struct kmem
     void **top = __atomic_load_n(&e->top, __ATOMIC_RELAXED);
     if (SLAB_LIKELY(top != __atomic_load_n(&e->hi, __ATOMIC_RELAXED) &&
                     slab_window_top_obj(top) != obj)) {
-        *top = obj;
+        top[0] = obj;
+        top[1] = NULL;
         __atomic_store_n(&e->top, top + 1, __ATOMIC_RELAXED);
         slab_count_op(&e->frees);
         return true;
@@ -350,7 +397,8 @@ static inline bool slab_check_free_fast(struct kmem_cache *c, const void *obj)
 struct kmem_cache *slab_block_cache(const void *head);
 /* Validation pieces (cache->lock held; magazine.c adds the depot and the thread tables). */
 int slab_validate_cache_locked(struct kmem_cache *c);
-int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj);
+/* obj, found in `where` (a magazine, a popped run), is an in-use slot of c. */
+int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj, const char *where);
 
 /* ---------------------------------------------------------------- cross-file (magazine.c) */
 void slab_tcache_flush_cache_all_threads(struct kmem_cache *c); /* destroy */

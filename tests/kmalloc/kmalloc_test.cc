@@ -827,6 +827,31 @@ TEST_F(KmallocMisuseTest, InteriorAndDoubleFreesOfSmallObjectsAreReported) {
     EXPECT_NE(err.find("double free"), std::string::npos) << err;
 }
 
+// kfree of the block this thread allocated last takes the popped run of the hinted class;
+// once another thread freed that block and returned it to its slab, the run no longer
+// vouches for it and the second kfree is reported.
+TEST_F(KmallocMisuseTest, DoubleFreeAfterAnotherThreadReturnedItIsReported) {
+    for (int i = 0; i < 4; i++) kfree(kmalloc(100, 0));  // hint and run of the class set up
+    void *keep = kmalloc(100, 0);
+    void *x = kmalloc(100, 0);
+    ASSERT_NE(nullptr, kfree_hint_for(x)->cache) << "the run would not be tried";
+    std::thread t([x] {
+        kfree(x);
+        kmem_cache_thread_flush();
+    });
+    t.join();
+    ::testing::internal::CaptureStderr();
+    kfree(x);
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("double free"), std::string::npos) << err;
+    EXPECT_EQ(0, slabcache_validate());
+    void *r1 = kmalloc(100, 0), *r2 = kmalloc(100, 0);
+    EXPECT_NE(r1, r2);
+    kfree(r1);
+    kfree(r2);
+    kfree(keep);
+}
+
 TEST(KmallocDeathTest, ForeignFreeAbortsByDefault) {
     ::testing::FLAGS_gtest_death_test_style = "threadsafe";
     static int x;

@@ -371,6 +371,81 @@ TEST(MagazineWindow, FirstMagazineFillsThenSwapsAndExchangesStayConsistent) {
     kmem_cache_destroy(c);
 }
 
+// The popped run (slab_internal.h): a free of the object this thread allocated last skips
+// the always-on check.  A free of anything else ends the run, so an object freed out of LIFO
+// order and still cached never stays in it: the validator checks the run after every step
+// (distinct in-use slots, none cached in the thread's magazines).
+TEST(MagazinePoppedRun, FreesOutOfOrderEndTheRun) {
+    kmem_cache_args args = {};
+    args.magazine_size = 8;
+    kmem_cache *c = kmem_cache_create_args("run", 64, &args, 0);
+    std::mt19937_64 rng(7);
+    std::vector<void *> held;
+    std::set<void *> handed;
+    for (int step = 0; step < 4000; step++) {
+        if (held.empty() || (held.size() < 40 && rng() % 2)) {
+            void *p = kmem_cache_alloc(c, 0);
+            ASSERT_NE(nullptr, p);
+            ASSERT_TRUE(handed.insert(p).second) << "handed out twice at step " << step;
+            held.push_back(p);
+        } else {
+            // Mostly LIFO (the run's case), sometimes from deeper down (ends the run).
+            size_t i = rng() % 3 ? held.size() - 1 : rng() % held.size();
+            void *p = held[i];
+            held.erase(held.begin() + static_cast<long>(i));
+            handed.erase(p);
+            kmem_cache_free(c, p);
+        }
+        ASSERT_EQ(0, kmem_cache_validate(c)) << step;
+    }
+    // The sequence of the proof: A, B, C popped; A freed (ends the run at B's word); C freed
+    // (pushed where B was popped); the word above must not still say A.
+    for (void *p : held) kmem_cache_free(c, p);
+    held.clear();
+    void *a = kmem_cache_alloc(c, 0), *b = kmem_cache_alloc(c, 0), *cc = kmem_cache_alloc(c, 0);
+    kmem_cache_free(c, a);
+    ASSERT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_free(c, cc);
+    ASSERT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_free(c, b);
+    ASSERT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_stats st = Stats(c);
+    EXPECT_EQ(0u, st.active_objects);
+    EXPECT_EQ(st.allocs, st.frees);
+    kmem_cache_destroy(c);
+}
+
+// An object this thread allocated last, freed by another thread and returned to its slab
+// there, then freed again here: the run must not vouch for it (cache->returns moved), so the
+// full check reports the double free and the object is not handed out twice.
+TEST(MagazinePoppedRun, DoubleFreeAfterAnotherThreadReturnedItIsReported) {
+    setenv("SLABCACHE_ON_ERROR", "report", 1);
+    slab_report_reset_options();
+    kmem_cache *c = kmem_cache_create("run-xthread", 64, 0, 0, nullptr);
+    void *keep = kmem_cache_alloc(c, 0);  // keeps the slab alive
+    void *x = kmem_cache_alloc(c, 0);     // the run now starts at x
+    std::thread t([c, x] {
+        kmem_cache_free(c, x);
+        kmem_cache_thread_flush();  // x goes back to its slab: its bit is cleared
+    });
+    t.join();
+    testing::internal::CaptureStderr();
+    kmem_cache_free(c, x);
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(std::string::npos, err.find("double free")) << err;
+    EXPECT_EQ(1u, Stats(c).invalid_frees);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    void *r1 = kmem_cache_alloc(c, 0), *r2 = kmem_cache_alloc(c, 0);
+    EXPECT_NE(r1, r2);
+    kmem_cache_free(c, r1);
+    kmem_cache_free(c, r2);
+    kmem_cache_free(c, keep);
+    EXPECT_EQ(0u, Stats(c).active_objects);
+    kmem_cache_destroy(c);
+    unsetenv("SLABCACHE_ON_ERROR");
+    slab_report_reset_options();
+}
+
 // Tables of exited threads are reused by the next threads: their entries come back empty (no
 // stale window, magazine or counter), so counts stay exact across generations of threads.
 TEST(MagazineThreadExit, ReusedThreadTablesStartEmpty) {

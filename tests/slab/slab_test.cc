@@ -635,6 +635,7 @@ TEST(SlabModel, RandomOperationsAgainstAModel) {
     };
     std::vector<kmem_cache *> caches;
     std::map<void *, Live> live;
+    std::vector<void *> recent;  // single allocations, most recent last (may be freed already)
     const size_t sizes[] = {8, 24, 117, 256, 1000, 5000};
     for (int step = 0; step < 60000; step++) {
         unsigned op = rng() % 100;
@@ -680,8 +681,15 @@ TEST(SlabModel, RandomOperationsAgainstAModel) {
             uint32_t seed = static_cast<uint32_t>(rng());
             Fill(p, c->object_size, seed);
             ASSERT_TRUE(live.emplace(p, Live{c, c->object_size, seed}).second) << "handed out twice";
+            recent.push_back(p);
         } else if (!live.empty()) {
-            auto it = live.lower_bound(reinterpret_cast<void *>(rng()));
+            // Half the frees are LIFO (the popped run's case), the rest anywhere.
+            auto it = live.end();
+            while (it == live.end() && !recent.empty() && rng() % 2) {
+                it = live.find(recent.back());
+                recent.pop_back();
+            }
+            if (it == live.end()) it = live.lower_bound(reinterpret_cast<void *>(rng()));
             if (it == live.end()) it = live.begin();
             ASSERT_TRUE(Check(it->first, it->second.size, it->second.seed));
             kmem_cache_free(it->second.cache, it->first);
