@@ -3,8 +3,10 @@
  * Every workload runs on 117-byte objects (the tree on ~200-byte inode-like structs), touches
  * the first and last byte of each object it allocates, and reports nanoseconds per object,
  * where one "object" is one allocation plus its free.  kmem_cache gets a fresh cache per run
- * (kmem_cache_create("bench117", 117, 0, 0, NULL)); kmalloc (slabcache's general-purpose
- * size classes) and the peers are called through their malloc/free.
+ * (kmem_cache_create("bench117", 117, 0, 0, NULL)) and is called as its users call it,
+ * kmem_cache_alloc(cache, 0) / kmem_cache_free(cache, p); kmalloc (slabcache's
+ * general-purpose size classes) and the peers are called through their malloc/free.  Each
+ * is one indirect call per operation (bench_alloc_one, BENCH_SPECIALISE).
  *
  *   lifo      alloc+free pairs, the same object over and over
  *   batch     N allocs then N frees; cold = first round after setup, warm = second round
@@ -57,6 +59,15 @@ static int alloc_failed(const struct bench_alloc *a, const char *where)
     return -1;
 }
 
+/* Every workload's body takes `typed` (bench_alloc_one) and is compiled twice, with typed a
+ * constant 0 or 1, so neither kind of allocator pays a test per operation. */
+#define INLINE static inline __attribute__((always_inline))
+#define BENCH_SPECIALISE(wl)                                                                \
+    static int wl(const struct bench_alloc *a, const struct bench_workload *w, double *v)   \
+    {                                                                                      \
+        return a->cache_alloc != NULL ? wl##_body(a, w, v, 1) : wl##_body(a, w, v, 0);     \
+    }
+
 static double ns_per(uint64_t t0, uint64_t t1, size_t n)
 {
     return (double)(t1 - t0) / (double)n;
@@ -64,7 +75,8 @@ static double ns_per(uint64_t t0, uint64_t t1, size_t n)
 
 /* ---------------------------------------------------------------- a) lifo */
 
-static int wl_lifo(const struct bench_alloc *a, const struct bench_workload *w, double *v)
+INLINE int wl_lifo_body(const struct bench_alloc *a, const struct bench_workload *w, double *v,
+                 int typed)
 {
     size_t size = w->object_size, n = w->n;
     if (setup(a, size, NULL) != 0)
@@ -72,43 +84,46 @@ static int wl_lifo(const struct bench_alloc *a, const struct bench_workload *w, 
     int rc = 0;
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < n; i++) {
-        void *p = a->alloc(size);
+        void *p = bench_alloc_one(a, typed, size);
         if (p == NULL) {
             rc = alloc_failed(a, "lifo");
             break;
         }
         bench_touch(p, size, (unsigned char)i);
-        a->free(p);
+        bench_free_one(a, typed, p);
     }
     uint64_t t1 = bench_now_ns();
     v[0] = ns_per(t0, t1, n);
     teardown(a);
     return rc;
 }
+BENCH_SPECIALISE(wl_lifo)
 
 /* ---------------------------------------------------------------- b) batch */
 
 /* Allocate all, free all in allocation order; ns per object, or -1 on failure. */
-static double batch_round(const struct bench_alloc *a, void **objs, size_t n, size_t size)
+INLINE double batch_round(const struct bench_alloc *a, void **objs, size_t n, size_t size,
+                          int typed)
 {
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < n; i++) {
-        void *p = a->alloc(size);
+        void *p = bench_alloc_one(a, typed, size);
         if (p == NULL) {
             for (size_t j = 0; j < i; j++)
-                a->free(objs[j]);
+                bench_free_one(a, typed, objs[j]);
             return -1;
         }
         bench_touch(p, size, (unsigned char)i);
         objs[i] = p;
     }
     for (size_t i = 0; i < n; i++)
-        a->free(objs[i]);
+        bench_free_one(a, typed, objs[i]);
     uint64_t t1 = bench_now_ns();
     return ns_per(t0, t1, n);
 }
 
-static int wl_batch(const struct bench_alloc *a, const struct bench_workload *w, double *v)
+INLINE int wl_batch_body(const struct bench_alloc *a, const struct bench_workload *w, double *v,
+                 int typed)
 {
     size_t size = w->object_size, n = w->live;
     void **objs = pointer_array(n);
@@ -117,14 +132,15 @@ static int wl_batch(const struct bench_alloc *a, const struct bench_workload *w,
         return -1;
     }
     int rc = 0;
-    v[0] = batch_round(a, objs, n, size);
-    v[1] = v[0] < 0 ? -1 : batch_round(a, objs, n, size);
+    v[0] = batch_round(a, objs, n, size, typed);
+    v[1] = v[0] < 0 ? -1 : batch_round(a, objs, n, size, typed);
     if (v[0] < 0 || v[1] < 0)
         rc = alloc_failed(a, "batch");
     teardown(a);
     free(objs);
     return rc;
 }
+BENCH_SPECIALISE(wl_batch)
 
 /* ---------------------------------------------------------------- c) random free */
 
@@ -139,7 +155,8 @@ static void shuffle(void **v, size_t n, uint64_t seed)
     }
 }
 
-static int wl_random(const struct bench_alloc *a, const struct bench_workload *w, double *v)
+INLINE int wl_random_body(const struct bench_alloc *a, const struct bench_workload *w, double *v,
+                 int typed)
 {
     size_t size = w->object_size, n = w->live;
     void **objs = pointer_array(n);
@@ -150,7 +167,7 @@ static int wl_random(const struct bench_alloc *a, const struct bench_workload *w
     int rc = 0;
     size_t got = 0;
     for (; got < n; got++) {
-        objs[got] = a->alloc(size);
+        objs[got] = bench_alloc_one(a, typed, size);
         if (objs[got] == NULL)
             break;
         bench_touch(objs[got], size, 1);
@@ -162,9 +179,9 @@ static int wl_random(const struct bench_alloc *a, const struct bench_workload *w
     shuffle(objs, n, 42);
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < n; i++)
-        a->free(objs[i]);
+        bench_free_one(a, typed, objs[i]);
     for (got = 0; got < n; got++) {
-        objs[got] = a->alloc(size);
+        objs[got] = bench_alloc_one(a, typed, size);
         if (objs[got] == NULL)
             break;
         bench_touch(objs[got], size, 2);
@@ -176,15 +193,17 @@ static int wl_random(const struct bench_alloc *a, const struct bench_workload *w
         v[0] = ns_per(t0, t1, n);
 out:
     for (size_t i = 0; i < got; i++)
-        a->free(objs[i]);
+        bench_free_one(a, typed, objs[i]);
     teardown(a);
     free(objs);
     return rc;
 }
+BENCH_SPECIALISE(wl_random)
 
 /* ---------------------------------------------------------------- d) mixed */
 
-static int wl_mixed(const struct bench_alloc *a, const struct bench_workload *w, double *v)
+INLINE int wl_mixed_body(const struct bench_alloc *a, const struct bench_workload *w, double *v,
+                 int typed)
 {
     size_t size = w->object_size, live = w->live, n = w->n;
     void **objs = pointer_array(live);
@@ -195,7 +214,7 @@ static int wl_mixed(const struct bench_alloc *a, const struct bench_workload *w,
     int rc = 0;
     size_t got = 0;
     for (; got < live; got++) {
-        objs[got] = a->alloc(size);
+        objs[got] = bench_alloc_one(a, typed, size);
         if (objs[got] == NULL)
             break;
         bench_touch(objs[got], size, 1);
@@ -208,8 +227,8 @@ static int wl_mixed(const struct bench_alloc *a, const struct bench_workload *w,
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < n; i++) {
         size_t k = (size_t)(bench_rand(&s) % live);
-        a->free(objs[k]);
-        objs[k] = a->alloc(size);
+        bench_free_one(a, typed, objs[k]);
+        objs[k] = bench_alloc_one(a, typed, size);
         if (objs[k] == NULL) {
             objs[k] = objs[--got];
             rc = alloc_failed(a, "mixed");
@@ -221,11 +240,12 @@ static int wl_mixed(const struct bench_alloc *a, const struct bench_workload *w,
     v[0] = ns_per(t0, t1, n);
 out:
     for (size_t i = 0; i < got; i++)
-        a->free(objs[i]);
+        bench_free_one(a, typed, objs[i]);
     teardown(a);
     free(objs);
     return rc;
 }
+BENCH_SPECIALISE(wl_mixed)
 
 /* ---------------------------------------------------------------- e) spsc */
 
@@ -262,14 +282,13 @@ static void wait_go(_Atomic int *go)
         spin_pause(&spins);
 }
 
-static void *spsc_producer(void *arg)
+INLINE void *spsc_producer_body(struct spsc *r, int typed)
 {
-    struct spsc *r = arg;
     const struct bench_alloc *a = r->a;
     size_t tail_seen = 0, head = 0;
     wait_go(&r->go);
     for (size_t i = 0; i < r->n; i++) {
-        void *p = a->alloc(r->size);
+        void *p = bench_alloc_one(a, typed, r->size);
         if (p == NULL) {
             atomic_store_explicit(&r->failed, 1, memory_order_release);
             break;
@@ -289,9 +308,14 @@ static void *spsc_producer(void *arg)
     return NULL;
 }
 
-static void *spsc_consumer(void *arg)
+static void *spsc_producer(void *arg)
 {
     struct spsc *r = arg;
+    return r->a->cache_alloc != NULL ? spsc_producer_body(r, 1) : spsc_producer_body(r, 0);
+}
+
+INLINE void *spsc_consumer_body(struct spsc *r, int typed)
+{
     const struct bench_alloc *a = r->a;
     size_t head_seen = 0, tail = 0;
     unsigned int sum = 0;
@@ -313,7 +337,7 @@ static void *spsc_consumer(void *arg)
         unsigned char *p = r->slots[tail & (RING_SLOTS - 1)];
         sum += p[0];
         p[r->size - 1] = 0;
-        a->free(p);
+        bench_free_one(a, typed, p);
         atomic_store_explicit(&r->tail, ++tail, memory_order_release);
     }
 done:
@@ -322,6 +346,12 @@ done:
     if (a->thread_exit)
         a->thread_exit();
     return NULL;
+}
+
+static void *spsc_consumer(void *arg)
+{
+    struct spsc *r = arg;
+    return r->a->cache_alloc != NULL ? spsc_consumer_body(r, 1) : spsc_consumer_body(r, 0);
 }
 
 static int wl_spsc(const struct bench_alloc *a, const struct bench_workload *w, double *v)
@@ -371,7 +401,8 @@ out:
 
 #define BULK 64
 
-static int wl_bulk(const struct bench_alloc *a, const struct bench_workload *w, double *v)
+INLINE int wl_bulk_body(const struct bench_alloc *a, const struct bench_workload *w, double *v,
+                 int typed)
 {
     size_t size = w->object_size, rounds = w->n / BULK;
     void *objs[BULK];
@@ -391,7 +422,7 @@ static int wl_bulk(const struct bench_alloc *a, const struct bench_workload *w, 
         } else {
             size_t i;
             for (i = 0; i < BULK; i++) {
-                objs[i] = a->alloc(size);
+                objs[i] = bench_alloc_one(a, typed, size);
                 if (objs[i] == NULL)
                     break;
                 bench_touch(objs[i], size, (unsigned char)i);
@@ -399,7 +430,7 @@ static int wl_bulk(const struct bench_alloc *a, const struct bench_workload *w, 
             if (i < BULK)
                 rc = alloc_failed(a, "bulk");
             for (size_t j = 0; j < i; j++)
-                a->free(objs[j]);
+                bench_free_one(a, typed, objs[j]);
         }
     }
     uint64_t t1 = bench_now_ns();
@@ -407,6 +438,7 @@ static int wl_bulk(const struct bench_alloc *a, const struct bench_workload *w, 
     teardown(a);
     return rc;
 }
+BENCH_SPECIALISE(wl_bulk)
 
 /* ---------------------------------------------------------------- g) scale */
 
@@ -427,32 +459,37 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void *scale_worker(void *arg)
+INLINE void *scale_worker_body(struct scale_arg *s, int typed)
 {
-    struct scale_arg *s = arg;
     const struct bench_alloc *a = s->a;
     void *stack[SCALE_DEPTH];
     wait_go(s->go);
     uint64_t c0 = thread_cpu_ns();
     for (size_t r = 0; r < s->n / SCALE_DEPTH; r++) {
         for (size_t i = 0; i < SCALE_DEPTH; i++) {
-            stack[i] = a->alloc(s->size);
+            stack[i] = bench_alloc_one(a, typed, s->size);
             if (stack[i] == NULL) {
                 s->failed = 1;
                 for (size_t j = 0; j < i; j++)
-                    a->free(stack[j]);
+                    bench_free_one(a, typed, stack[j]);
                 goto out;
             }
             bench_touch(stack[i], s->size, (unsigned char)i);
         }
         for (size_t i = SCALE_DEPTH; i-- > 0;)
-            a->free(stack[i]);
+            bench_free_one(a, typed, stack[i]);
     }
 out:
     s->cpu_ns = thread_cpu_ns() - c0;
     if (a->thread_exit)
         a->thread_exit();
     return NULL;
+}
+
+static void *scale_worker(void *arg)
+{
+    struct scale_arg *s = arg;
+    return s->a->cache_alloc != NULL ? scale_worker_body(s, 1) : scale_worker_body(s, 0);
 }
 
 /* Wall-clock ns per object with `threads` workers doing n objects each; <0 on failure.
@@ -540,6 +577,7 @@ static void inode_ctor(void *obj)
 
 struct tree_ctx {
     const struct bench_alloc *a;
+    int typed; /* a->cache_alloc != NULL: recursive, so a test per node (~100 ns each) */
     int ctor_by_allocator;
     int failed;
 };
@@ -549,7 +587,7 @@ static struct bench_inode *tree_build(struct tree_ctx *c, uint64_t lo, uint64_t 
     if (lo >= hi || c->failed)
         return NULL;
     uint64_t mid = lo + (hi - lo) / 2;
-    struct bench_inode *n = c->a->alloc(sizeof *n);
+    struct bench_inode *n = bench_alloc_one(c->a, c->typed, sizeof *n);
     if (n == NULL) {
         c->failed = 1;
         return NULL;
@@ -587,12 +625,12 @@ static uint64_t tree_walk(const struct bench_inode *n, uint64_t *bad)
     return sum;
 }
 
-static void tree_free(const struct bench_alloc *a, struct bench_inode *n)
+static void tree_free(const struct bench_alloc *a, int typed, struct bench_inode *n)
 {
     while (n != NULL) {
         struct bench_inode *r = n->right;
-        tree_free(a, n->left);
-        a->free(n);
+        tree_free(a, typed, n->left);
+        bench_free_one(a, typed, n);
         n = r;
     }
 }
@@ -601,12 +639,13 @@ static int wl_tree(const struct bench_alloc *a, const struct bench_workload *w, 
 {
     if (setup(a, sizeof(struct bench_inode), inode_ctor) != 0)
         return -1;
-    struct tree_ctx c = {.a = a, .ctor_by_allocator = a->runs_ctor, .failed = 0};
+    int typed = a->cache_alloc != NULL;
+    struct tree_ctx c = {.a = a, .typed = typed, .ctor_by_allocator = a->runs_ctor, .failed = 0};
     uint64_t bad = 0, n = w->live;
     uint64_t t0 = bench_now_ns();
     struct bench_inode *root = tree_build(&c, 0, n);
     uint64_t sum = tree_walk(root, &bad);
-    tree_free(a, root);
+    tree_free(a, typed, root);
     uint64_t t1 = bench_now_ns();
     teardown(a);
     if (c.failed)

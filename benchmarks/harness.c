@@ -223,6 +223,8 @@ static const struct bench_alloc builtin_allocators[] = {
         .name = "kmem_cache", .kind = BENCH_KIND_SLAB,
         .setup = kmem_setup, .teardown = kmem_teardown,
         .alloc = kmem_alloc, .free = kmem_free,
+        .cache_alloc = kmem_cache_alloc, .cache_free = kmem_cache_free,
+        .cache = &kmem_bench_cache,
         .alloc_bulk = kmem_alloc_bulk, .free_bulk = kmem_free_bulk,
         .thread_exit = kmem_cache_thread_flush,
         .runs_ctor = 1, .thread_safe = 1, .cross_thread_free = 1,

@@ -30,6 +30,8 @@ enum bench_kind {
 
 typedef void (*bench_ctor_fn)(void *obj);
 
+struct kmem_cache;
+
 struct bench_alloc {
     const char *name;
     enum bench_kind kind;
@@ -40,6 +42,13 @@ struct bench_alloc {
     void (*teardown)(void); /* may be NULL */
     void *(*alloc)(size_t size);
     void (*free)(void *p);
+    /* A typed cache is called the way its users call it: cache_alloc(*cache, 0) and
+     * cache_free(*cache, p) (kmem_cache_alloc/kmem_cache_free), one indirect call per
+     * operation like a peer's malloc/free, rather than through a wrapper that supplies the
+     * cache.  NULL = alloc/free.  bench_alloc_one/bench_free_one pick. */
+    void *(*cache_alloc)(struct kmem_cache *c, unsigned int flags);
+    void (*cache_free)(struct kmem_cache *c, void *p);
+    struct kmem_cache *const *cache;
     /* Optional bulk interface: all nr or 0.  NULL = the workload loops over alloc/free. */
     size_t (*alloc_bulk)(size_t size, size_t nr, void **objs);
     void (*free_bulk)(size_t nr, void **objs);
@@ -49,6 +58,24 @@ struct bench_alloc {
     int thread_safe; /* may be used from several threads at once (floor: per thread only) */
     int cross_thread_free; /* may free from another thread than the one that allocated */
 };
+
+/* One allocation and one free the way the allocator's users make them (see cache_alloc).
+ * Workloads take `typed` = (a->cache_alloc != NULL) as a constant of a specialised copy of
+ * their loop (BENCH_SPECIALISE in cache_bench.c), so no allocator pays a test per operation. */
+static inline __attribute__((always_inline)) void *bench_alloc_one(const struct bench_alloc *a,
+                                                                   int typed, size_t size)
+{
+    return typed ? a->cache_alloc(*a->cache, 0) : a->alloc(size);
+}
+
+static inline __attribute__((always_inline)) void bench_free_one(const struct bench_alloc *a,
+                                                                 int typed, void *p)
+{
+    if (typed)
+        a->cache_free(*a->cache, p);
+    else
+        a->free(p);
+}
 
 /* Load every allocator available in this process: kmem_cache (unless built with
  * SLABCACHE_BENCH_NO_SLAB), kmalloc (likewise), floor, glibc, jemalloc, tcmalloc, mimalloc.  Missing peers are

@@ -367,8 +367,10 @@ static inline __attribute__((always_inline)) void *kmalloc_from(size_t size, uns
         struct kmem_cache *c =
             __atomic_load_n(&kmalloc_caches[kmalloc_class_index(size)], __ATOMIC_ACQUIRE);
         if (SLAB_LIKELY(c != NULL)) {
-            void *obj = flags & KM_ZERO ? NULL : slab_magazine_pop(c);
-            return SLAB_LIKELY(obj != NULL) ? obj : slab_cache_alloc_from(c, flags, caller);
+            void *obj;
+            if (SLAB_LIKELY(!(flags & KM_ZERO)) && SLAB_LIKELY(slab_magazine_pop(c, &obj)))
+                return obj;
+            return slab_cache_alloc_from(c, flags, caller);
         }
     }
     return kmalloc_slow(size, 0, flags, caller);

@@ -97,11 +97,9 @@ static inline __attribute__((always_inline)) void *kmalloc_malloc_inline(size_t 
     if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX)) {
         struct kmem_cache *c = __atomic_load_n(
             &kmalloc_caches[kmalloc_malloc_index[(size + 15) / 16]], __ATOMIC_ACQUIRE);
-        if (SLAB_LIKELY(c != NULL)) {
-            void *obj = slab_magazine_pop(c);
-            if (SLAB_LIKELY(obj != NULL))
-                return obj;
-        }
+        void *obj;
+        if (SLAB_LIKELY(c != NULL) && SLAB_LIKELY(slab_magazine_pop(c, &obj)))
+            return obj;
     }
     return kmalloc_malloc(size, 0, caller);
 }

@@ -648,13 +648,11 @@ __attribute__((noinline)) static void *zero_object(struct kmem_cache *c, void *o
 static inline __attribute__((always_inline)) void *
 cache_alloc(struct kmem_cache *c, unsigned int flags, const void *caller)
 {
-    if (SLAB_LIKELY(c != NULL)) {
-        void *obj = slab_magazine_pop(c);
-        if (SLAB_LIKELY(obj != NULL)) {
-            if (SLAB_UNLIKELY(flags & KM_ZERO))
-                return zero_object(c, obj);
-            return obj;
-        }
+    void *obj;
+    if (SLAB_LIKELY(c != NULL) && SLAB_LIKELY(slab_magazine_pop(c, &obj))) {
+        if (SLAB_UNLIKELY(flags & KM_ZERO))
+            return zero_object(c, obj);
+        return obj;
     }
     return slab_cache_alloc_slow(c, flags, caller);
 }

@@ -227,20 +227,23 @@ static inline void slab_count_op(size_t *counter)
 #endif
 }
 
-/* Pop from the window of the calling thread's magazine of c (c != NULL): no lock, no
- * magazine header, no slab.  NULL when the slow path must serve (empty, no entry yet).  The
- * cache test keeps a stale pointer to a destroyed cache (whose id may serve another cache
- * now) off the fast path.  No counter: allocations are derived (struct slab_tc_entry). */
-static inline __attribute__((always_inline)) void *slab_magazine_pop(struct kmem_cache *c)
+/* Pop from the window of the calling thread's magazine of c (c != NULL) into *obj: no lock,
+ * no magazine header, no slab.  False when the slow path must serve (empty, no entry yet).
+ * The cache test keeps a stale pointer to a destroyed cache (whose id may serve another
+ * cache now) off the fast path.  No counter: allocations are derived (struct slab_tc_entry).
+ * A bool rather than NULL for a miss, so callers do not test the popped pointer again. */
+static inline __attribute__((always_inline)) bool slab_magazine_pop(struct kmem_cache *c,
+                                                                    void **obj)
 {
     struct slab_tc_entry *e = slab_tc_entry_of(c);
     void **top = __atomic_load_n(&e->top, __ATOMIC_RELAXED);
     if (SLAB_LIKELY(__atomic_load_n(&e->cache, __ATOMIC_RELAXED) == c &&
                     top != __atomic_load_n(&e->lo, __ATOMIC_RELAXED))) {
         __atomic_store_n(&e->top, top - 1, __ATOMIC_RELAXED);
-        return top[-1];
+        *obj = top[-1];
+        return true;
     }
-    return NULL;
+    return false;
 }
 
 /* The word just below top: the object on top of the magazine or, when it is empty, the
