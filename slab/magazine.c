@@ -672,25 +672,19 @@ void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
     return kmem_cache_alloc(c, flags | KM_ZERO);
 }
 
-/* The free of an object that passed slab_check_free_fast(c, obj). */
-static inline __attribute__((always_inline)) void cache_free_valid(struct kmem_cache *c, void *obj,
-                                                                   const void *caller)
-{
-    if (SLAB_UNLIKELY(!slab_magazine_push(c, obj)))
-        slab_cache_free_slow(c, obj, caller);
-}
-
 /* The free of anything but the popped run's first object: the always-on check, then the
- * push.  Out of line, so the LIFO free needs no stack frame (the check's registers made GCC
- * save one on entry to kmem_cache_free). */
+ * push onto e (c's entry, already found).  Out of line, so the LIFO free needs no stack frame
+ * (the check's registers made GCC save one on entry to kmem_cache_free). */
 __attribute__((noinline)) static void cache_free_check(struct kmem_cache *c, void *obj,
-                                                       const void *caller)
+                                                       const void *caller,
+                                                       struct slab_tc_entry *e)
 {
-    if (SLAB_UNLIKELY(!c || !slab_check_free_fast(c, obj))) {
+    if (SLAB_UNLIKELY(!slab_check_free_fast(c, obj))) {
         cache_free_checked(c, obj, caller);
         return;
     }
-    cache_free_valid(c, obj, caller);
+    if (SLAB_UNLIKELY(!slab_entry_push(e, obj)))
+        slab_cache_free_slow(c, obj, caller);
 }
 
 static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
@@ -698,10 +692,15 @@ static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *
 {
     if (SLAB_UNLIKELY(!obj))
         return;
-    /* The object this thread popped last (a LIFO free): valid without the check. */
-    if (SLAB_LIKELY(c != NULL) && SLAB_LIKELY(slab_magazine_push_popped(c, obj)))
+    if (SLAB_UNLIKELY(!c)) {
+        cache_free_checked(c, obj, caller);
         return;
-    cache_free_check(c, obj, caller);
+    }
+    /* The object this thread popped last (a LIFO free): valid without the check. */
+    struct slab_tc_entry *e = slab_tc_entry_of(c);
+    if (SLAB_LIKELY(slab_entry_push_popped(c, e, obj)))
+        return;
+    cache_free_check(c, obj, caller, e);
 }
 
 void kmem_cache_free(struct kmem_cache *c, void *obj)

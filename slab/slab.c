@@ -285,23 +285,27 @@ void slab_release_empty(struct kmem_cache *c, size_t keep)
 /* Take up to n free slots of s (cache->lock held). */
 static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs, size_t n)
 {
+    /* Locals for everything the loop reads: the stores into objs[] may alias the header. */
     size_t got = 0;
-    uint32_t w = s->free_word;
-    while (got < n && w < c->bitmap_words) {
-        uint64_t avail = ~s->bitmap[w];
+    uint32_t w = s->free_word, words = c->bitmap_words;
+    char *base = s->objs;
+    size_t slot = c->slot_size;
+    while (got < n && w < words) {
+        uint64_t used = s->bitmap[w];
+        uint64_t avail = ~used;
         if (!avail) {
             w++;
             continue;
         }
-        uint64_t taken = 0;
+        char *wbase = base + (size_t)w * 64 * slot;
         do {
             unsigned b = (unsigned)__builtin_ctzll(avail);
             avail &= avail - 1;
-            taken |= (uint64_t)1 << b;
-            objs[got++] = s->objs + ((size_t)w * 64 + b) * c->slot_size;
+            objs[got++] = wbase + (size_t)b * slot;
         } while (avail && got < n);
-        /* Lock-free readers (free-time checks) load bitmap words with relaxed atomics. */
-        __atomic_store_n(&s->bitmap[w], s->bitmap[w] | taken, __ATOMIC_RELAXED);
+        /* Taken = the free bits not left in avail.  Lock-free readers (free-time checks)
+         * load bitmap words with relaxed atomics. */
+        __atomic_store_n(&s->bitmap[w], used | (~used & ~avail), __ATOMIC_RELAXED);
         if (!avail)
             w++;
     }
@@ -434,29 +438,36 @@ size_t slab_alloc_batch_from(struct kmem_cache *c, void **objs, size_t n, const 
     return alloc_batch_impl(c, objs, n, NULL, caller);
 }
 
-/* Give one in-use slot back to its slab (cache->lock held; obj already validated). */
-static void slab_put_locked(struct kmem_cache *c, void *obj)
-{
-    struct slab *s = slab_of(c, obj);
-    uint32_t idx = slab_slot_index(c, s, obj);
-    uint32_t w = idx / 64;
-    __atomic_store_n(&s->bitmap[w], s->bitmap[w] & ~((uint64_t)1 << (idx % 64)), __ATOMIC_RELAXED);
-    if (w < s->free_word)
-        s->free_word = w;
-    uint32_t inuse = --s->inuse;
-    c->inuse_total--;
-    /* Only the full -> partial and partial -> empty transitions move the slab. */
-    if (SLAB_UNLIKELY(inuse == 0 || inuse + 1 == c->objs_per_slab))
-        slab_relist_locked(c, s);
-}
-
+/* Give in-use slots back to their slabs (cache->lock held; objects already validated).
+ * Consecutive objects of one slab (a magazine filled in allocation order holds runs of them)
+ * share one header update: the bitmap words are cleared one by one, inuse, free_word and
+ * the list move once per run.  Before any bit is cleared, cache->returns moves on: every
+ * popped run recorded before stops being trusted (slab_magazine_push_popped). */
 static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
 {
-    /* Before any bit is cleared: every popped run recorded before this stops being trusted
-     * (slab_magazine_push_popped). */
     __atomic_store_n(&c->returns, c->returns + 1, __ATOMIC_RELAXED);
-    for (size_t i = 0; i < n; i++)
-        slab_put_locked(c, objs[i]);
+    size_t i = 0;
+    while (i < n) {
+        struct slab *s = slab_of(c, objs[i]);
+        uint32_t free_word = s->free_word, freed = 0;
+        do {
+            uint32_t idx = slab_slot_index(c, s, objs[i]);
+            uint32_t w = idx / 64;
+            __atomic_store_n(&s->bitmap[w], s->bitmap[w] & ~((uint64_t)1 << (idx % 64)),
+                             __ATOMIC_RELAXED);
+            if (w < free_word)
+                free_word = w;
+            freed++;
+            i++;
+        } while (i < n && slab_of(c, objs[i]) == s);
+        s->free_word = free_word;
+        uint32_t before = s->inuse;
+        s->inuse = before - freed;
+        c->inuse_total -= freed;
+        /* Only the full -> partial/empty and partial -> empty transitions move the slab. */
+        if (SLAB_UNLIKELY(s->inuse == 0 || before == c->objs_per_slab))
+            slab_relist_locked(c, s);
+    }
     if (c->max_objects)
         c->live_capped -= n;
 }

@@ -277,16 +277,16 @@ static inline const void *slab_window_top_obj(void **top)
  * the full check would refuse.  LIFO frees (a temporary freed before the next allocation of
  * its cache) then cost a compare instead of the check's ~30 instructions.  obj != NULL (the
  * run ends at a NULL). */
-static inline __attribute__((always_inline)) bool slab_magazine_push_popped(struct kmem_cache *c,
-                                                                            const void *obj)
+static inline __attribute__((always_inline)) bool
+slab_entry_push_popped(const struct kmem_cache *c, struct slab_tc_entry *e, const void *obj)
 {
 #if defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
     /* //slab:slab_unchecked_for_benchmarks: no check to skip; measure the push alone. */
     (void)c;
+    (void)e;
     (void)obj;
     return false;
 #else
-    struct slab_tc_entry *e = slab_tc_entry_of(c);
     void **top = __atomic_load_n(&e->top, __ATOMIC_RELAXED);
     if (SLAB_LIKELY(top != __atomic_load_n(&e->hi, __ATOMIC_RELAXED) && *top == obj &&
                     __atomic_load_n(&e->returns_seen, __ATOMIC_RELAXED) ==
@@ -299,15 +299,21 @@ static inline __attribute__((always_inline)) bool slab_magazine_push_popped(stru
 #endif
 }
 
+/* The same for c's entry of the calling thread (c != NULL). */
+static inline __attribute__((always_inline)) bool slab_magazine_push_popped(struct kmem_cache *c,
+                                                                            const void *obj)
+{
+    return slab_entry_push_popped(c, slab_tc_entry_of(c), obj);
+}
+
 /* Push obj, which passed slab_check_free_fast(c, obj), onto the calling thread's magazine of
  * c, ending the popped run.  False when the slow path must take it: magazine full, no entry
  * yet, or obj already on top (the most common double free, caught as cheaply as glibc's
  * "fasttop" check; an object deeper in a magazine keeps its slab bit set, so the complete
  * check needs SLAB_CONSISTENCY_CHECKS, which has no magazines). */
-static inline __attribute__((always_inline)) bool slab_magazine_push(struct kmem_cache *c,
-                                                                     void *obj)
+static inline __attribute__((always_inline)) bool slab_entry_push(struct slab_tc_entry *e,
+                                                                  void *obj)
 {
-    struct slab_tc_entry *e = slab_tc_entry_of(c);
     void **top = __atomic_load_n(&e->top, __ATOMIC_RELAXED);
     if (SLAB_LIKELY(top != __atomic_load_n(&e->hi, __ATOMIC_RELAXED) &&
                     slab_window_top_obj(top) != obj)) {
@@ -318,6 +324,12 @@ static inline __attribute__((always_inline)) bool slab_magazine_push(struct kmem
         return true;
     }
     return false;
+}
+
+static inline __attribute__((always_inline)) bool slab_magazine_push(struct kmem_cache *c,
+                                                                     void *obj)
+{
+    return slab_entry_push(slab_tc_entry_of(c), obj);
 }
 
 /* The slow halves (magazine.c): allocation, and the free of a validated object. */
