@@ -114,7 +114,15 @@ static struct {
     struct buddy_node *free[BUDDY_ORDERS]; /* free lists, by order */
     struct buddy_extent *extents;          /* every buddy extent held */
     struct buddy_stats st;                 /* counters; st.free_blocks[k] = len(free[k]) */
+    size_t tag_bytes[BUDDY_TAG_TRACKED];   /* bytes of live non-huge blocks, by tag */
 } buddy = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Count a block of `bytes` tagged `tag` in (add) or out of buddy.tag_bytes. */
+static void tag_bytes_add_locked(uint16_t tag, size_t bytes, bool add)
+{
+    if (tag < BUDDY_TAG_TRACKED)
+        buddy.tag_bytes[tag] = add ? buddy.tag_bytes[tag] + bytes : buddy.tag_bytes[tag] - bytes;
+}
 
 /* ---------------------------------------------------------------- messages (no malloc) */
 
@@ -452,6 +460,7 @@ static void *block_alloc_locked(unsigned order, uint16_t tag)
     }
     block_mark_locked(ext, idx, order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL, tag);
     buddy.st.alloc_bytes += order_bytes(order);
+    tag_bytes_add_locked(tag, order_bytes(order), true);
     buddy.st.allocs++;
     return page_addr(ext, idx);
 }
@@ -463,6 +472,21 @@ static size_t trim_purge_locked(void);
  * buddy lock for writes. */
 static size_t purge_budget = SIZE_MAX;
 static uint16_t purge_budget_tag; /* frees of blocks with this tag count toward it */
+/* buddy_set_purge_scale: the budget in force is live bytes of the tag >> purge_scale_shift,
+ * at least purge_scale_min and at most purge_budget.  purge_scale_min = SIZE_MAX: no scaling. */
+static size_t purge_scale_min = SIZE_MAX;
+static unsigned purge_scale_shift;
+
+/* The budget in force: the set budget, or (scaled) a share of the tag's live bytes. */
+static size_t purge_budget_now_locked(void)
+{
+    if (purge_scale_min >= purge_budget || purge_budget_tag >= BUDDY_TAG_TRACKED)
+        return purge_budget;
+    size_t b = buddy.tag_bytes[purge_budget_tag] >> purge_scale_shift;
+    if (b < purge_scale_min)
+        b = purge_scale_min;
+    return b < purge_budget ? b : purge_budget;
+}
 
 /* `bytes` of a block tagged `tag` became free (maybe still resident): count them toward the
  * purge budget, and sweep once it is exceeded.  Only the budget's tag counts (kmalloc: large
@@ -473,7 +497,7 @@ static void resident_free_add_locked(size_t bytes, uint16_t tag)
     if (tag != purge_budget_tag || bytes < order_bytes(BUDDY_PURGE_MIN_ORDER))
         return;
     buddy.st.unpurged_bytes += bytes;
-    if (buddy.st.unpurged_bytes > purge_budget) {
+    if (buddy.st.unpurged_bytes > purge_budget_now_locked()) {
         buddy.st.budget_purges++;
         trim_purge_locked();
     }
@@ -487,6 +511,7 @@ static void block_free_locked(struct buddy_extent *ext, size_t idx)
     const uint16_t tag = ext->pages[idx].tag;
     const size_t freed = order_bytes(order);
     buddy.st.alloc_bytes -= freed;
+    tag_bytes_add_locked(tag, freed, false);
     buddy.st.frees++;
     long b;
     while ((b = buddy_of_if_free_locked(ext, idx, order)) >= 0) {
@@ -664,6 +689,7 @@ static int resize_locked(void *head, unsigned new_order)
         block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
                           pg.tag);
         buddy.st.alloc_bytes += order_bytes(new_order) - order_bytes(order);
+        tag_bytes_add_locked(pg.tag, order_bytes(new_order) - order_bytes(order), true);
     } else if (new_order < order) {
         /* The kept lower part first, then each upper half becomes a free block; its buddy is
          * the (allocated) lower half, so none of them can merge. */
@@ -675,6 +701,7 @@ static int resize_locked(void *head, unsigned new_order)
             buddy.st.splits++;
         }
         buddy.st.alloc_bytes -= order_bytes(order) - order_bytes(new_order);
+        tag_bytes_add_locked(pg.tag, order_bytes(order) - order_bytes(new_order), false);
         resident_free_add_locked(order_bytes(order) - order_bytes(new_order), pg.tag);
     }
     return 0;
@@ -815,7 +842,21 @@ size_t buddy_set_purge_budget(size_t bytes, uint16_t tag)
     size_t old = purge_budget;
     purge_budget = bytes;
     purge_budget_tag = tag;
-    if (buddy.st.unpurged_bytes > purge_budget) {
+    if (buddy.st.unpurged_bytes > purge_budget_now_locked()) {
+        buddy.st.budget_purges++;
+        trim_purge_locked();
+    }
+    buddy_unlock();
+    return old;
+}
+
+size_t buddy_set_purge_scale(size_t min_bytes, unsigned shift)
+{
+    buddy_lock();
+    size_t old = purge_scale_min;
+    purge_scale_min = min_bytes;
+    purge_scale_shift = shift < 63 ? shift : 63;
+    if (buddy.st.unpurged_bytes > purge_budget_now_locked()) {
         buddy.st.budget_purges++;
         trim_purge_locked();
     }
@@ -975,6 +1016,7 @@ static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
 /* Byte totals the validator recomputes from the page maps. */
 struct validate_sums {
     size_t nfree, free_bytes, alloc_bytes;
+    size_t tag_bytes[BUDDY_TAG_TRACKED]; /* allocated bytes by tag (buddy.tag_bytes) */
 };
 
 /* One block's head page at idx; adds its bytes to the sums. */
@@ -997,6 +1039,8 @@ static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
         if (purged_get(ext, idx))
             return validate_fail("allocated block marked purged", at, 1, 0);
         sum->alloc_bytes += order_bytes(pg.order);
+        if (pg.tag < BUDDY_TAG_TRACKED)
+            sum->tag_bytes[pg.tag] += order_bytes(pg.order);
         return 0;
     }
     if (pg.tag != BUDDY_TAG_NONE)
@@ -1034,7 +1078,7 @@ static int validate_locked(void)
     if (validate_lists_locked())
         return -1;
     size_t extents = 0, listed = 0;
-    struct validate_sums sum = {0, 0, 0};
+    struct validate_sums sum = {0};
     for (const struct buddy_extent *ext = buddy.extents; ext; ext = ext->next) {
         if (++extents > buddy.st.extents)
             return validate_fail("more extents listed than counted", ext->base, extents,
@@ -1055,6 +1099,9 @@ static int validate_locked(void)
     if (sum.alloc_bytes + buddy.st.huge_bytes != buddy.st.alloc_bytes)
         return validate_fail("alloc_bytes", NULL, sum.alloc_bytes + buddy.st.huge_bytes,
                              buddy.st.alloc_bytes);
+    for (uint16_t t = 0; t < BUDDY_TAG_TRACKED; t++)
+        if (sum.tag_bytes[t] != buddy.tag_bytes[t])
+            return validate_fail("live bytes of a tag", NULL, sum.tag_bytes[t], buddy.tag_bytes[t]);
     if (buddy.st.free_blocks[BUDDY_MAX_ORDER] > spare_limit())
         return validate_fail("more whole free extents than spares", NULL,
                              buddy.st.free_blocks[BUDDY_MAX_ORDER], spare_limit());
@@ -1082,6 +1129,7 @@ void buddy_reset_for_tests(void)
     }
     memset(buddy.free, 0, sizeof buddy.free);
     memset(&buddy.st, 0, sizeof buddy.st);
+    memset(buddy.tag_bytes, 0, sizeof buddy.tag_bytes);
     buddy_unlock();
     heap_reset_for_tests(); /* also drops huge extents, which buddy does not list */
 }

@@ -42,6 +42,8 @@ enum buddy_tag {
     BUDDY_TAG_SLAB = 2,  /* a slab: header at the block head (slab/) */
     BUDDY_TAG_LARGE = 3, /* kmalloc large object: whole block is the object (slab/kmalloc) */
 };
+/* Tags below this have their live bytes counted (buddy_set_purge_scale). */
+#define BUDDY_TAG_TRACKED 4
 
 /* Out-of-band state of one page (4 bytes per page, 4 KiB per extent). */
 enum buddy_page_state {
@@ -132,6 +134,14 @@ size_t buddy_trim(size_t keep_extents);
  * in one sweep (glibc gives each freed mmap chunk back at once, mimalloc and jemalloc purge
  * on a timer).  Default SIZE_MAX (never); returns the previous budget. */
 size_t buddy_set_purge_budget(size_t bytes, uint16_t tag);
+/* Scale the purge budget with the budget tag's live memory: the budget in force is the live
+ * bytes of blocks with that tag >> shift, but at least min_bytes and at most the budget set
+ * by buddy_set_purge_budget.  A program with little memory of that tag then gives freed
+ * blocks back sooner (its peak RSS stays near glibc's, which unmaps each freed mmap chunk),
+ * while one with much of it sweeps only after freeing a share of it (the page faults of
+ * reusing purged memory are paid once per share).  Default min_bytes SIZE_MAX (the budget
+ * as set); returns the previous min_bytes. */
+size_t buddy_set_purge_scale(size_t min_bytes, unsigned shift);
 /* Whole free extents kept as spares when freeing; a further one that becomes wholly free goes
  * back to the heap at once (so at most this many order-BUDDY_MAX_ORDER blocks are ever free).
  * Retaining freed memory, as jemalloc and mimalloc do, keeps a program that frees and then

@@ -20,6 +20,11 @@
  *   (KMALLOC_PURGE_BUDGET, 1 MiB); past it the buddy layer purges (MADV_DONTNEED) every free
  *   block of 64 KiB or more in one sweep: a block freed and allocated again costs no page
  *   faults, and peak RSS of programs that grow big buffers by realloc stays near glibc's.
+ *   The budget in force is a quarter of the live large blocks' bytes, between 256 KiB and
+ *   1 MiB (buddy_set_purge_scale): with 1 MiB, git pack-objects (about 1 MiB of large
+ *   blocks live) peaked with up to 400 KiB of freed blocks still resident (glibc unmaps each
+ *   freed chunk above its mmap threshold at once); a program with 4 MiB or more of large
+ *   blocks live keeps the whole 1 MiB.
  *
  * FREE
  *   buddy_lookup(p) reads the page map: tag SLAB -> slab_block_cache(head) -> kmem_cache_free
@@ -65,6 +70,9 @@
 #define KMALLOC_MAX_EMPTY_SLABS 1
 #define KMALLOC_PURGE_MIN_BYTES ((size_t)128 << 10) /* glibc's default mmap threshold */
 #define KMALLOC_PURGE_BUDGET ((size_t)1 << 20)      /* resident free memory: see large_free */
+/* ... scaled down to a quarter of the live large blocks, but not below 256 KiB (see the top) */
+#define KMALLOC_PURGE_BUDGET_MIN ((size_t)256 << 10)
+#define KMALLOC_PURGE_BUDGET_SHIFT 2
 #define KMALLOC_HUGE_MAGIC 0x4b4d484755474531ull /* "KMHUGE1" */
 
 static const size_t kmalloc_largest_order_bytes = BUDDY_PAGE_SIZE << BUDDY_MAX_ORDER;
@@ -195,6 +203,7 @@ void kmalloc_init(void)
         tls_in_init = 1;
         class_tables_init();
         buddy_set_purge_budget(KMALLOC_PURGE_BUDGET, BUDDY_TAG_LARGE);
+        buddy_set_purge_scale(KMALLOC_PURGE_BUDGET_MIN, KMALLOC_PURGE_BUDGET_SHIFT);
         slab_init_once(); /* pthread_atfork inside may re-enter malloc: see kmalloc_slow */
         tls_in_init = 0;
         __atomic_store_n(&kmalloc_state, 2, __ATOMIC_RELEASE);

@@ -245,6 +245,57 @@ TEST_F(BuddyTest, PurgeBudgetSweepsFreeBlocksOnceExceeded)
     ASSERT_VALID();
 }
 
+// buddy_set_purge_scale: with little live memory of the budget's tag, the budget in force is
+// the floor (a sweep comes sooner); with much of it, the full budget applies.
+TEST_F(BuddyTest, PurgeScaleLowersTheBudgetWhileLittleOfTheTagIsLive)
+{
+    ASSERT_EQ(SIZE_MAX, buddy_set_purge_budget(OrderBytes(7), BUDDY_TAG_USER)); // 512 KiB
+    ASSERT_EQ(SIZE_MAX, buddy_set_purge_scale(OrderBytes(5), 2)) << "default: no scaling";
+    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER); // keeps the blocks below apart
+    char *a = (char *)buddy_alloc(5, BUDDY_TAG_USER);   // 128 KiB each
+    char *b = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    ASSERT_TRUE(pin && a && b);
+    memset(a, 7, OrderBytes(5));
+    memset(b, 7, OrderBytes(5));
+    struct buddy_stats st0, st1;
+    buddy_get_stats(&st0);
+    ASSERT_EQ(0, buddy_free(a)); // live ~132 KiB >> 2 = 33 KiB: floor 128 KiB, not exceeded
+    buddy_get_stats(&st1);
+    EXPECT_EQ(st0.budget_purges, st1.budget_purges);
+    ASSERT_EQ(0, buddy_free(b)); // 256 KiB unpurged > the 128 KiB floor (< the 512 KiB budget)
+    buddy_get_stats(&st1);
+    EXPECT_EQ(st0.budget_purges + 1, st1.budget_purges) << "the scaled budget swept";
+    EXPECT_EQ(0u, st1.unpurged_bytes);
+    EXPECT_EQ(0, a[kPage]) << "purged pages read as zero";
+    ASSERT_VALID();
+    // 4 MiB of the tag live: live >> 2 = 1 MiB, capped at the 512 KiB budget.
+    std::vector<void *> big;
+    for (int i = 0; i < 4; i++) {
+        big.push_back(buddy_alloc(8, BUDDY_TAG_USER));
+        ASSERT_NE(nullptr, big.back());
+    }
+    char *c = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    char *d = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    char *e = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    char *f = (char *)buddy_alloc(0, BUDDY_TAG_USER); // keeps e from merging with free space
+    ASSERT_TRUE(c && d && e && f);
+    buddy_get_stats(&st0);
+    ASSERT_EQ(0, buddy_free(c));
+    ASSERT_EQ(0, buddy_free(d)); // 256 KiB: over the floor but not over the budget in force
+    buddy_get_stats(&st1);
+    EXPECT_EQ(st0.budget_purges, st1.budget_purges) << "much live memory: the full budget";
+    for (void *x : big)
+        ASSERT_EQ(0, buddy_free(x)); // frees past 512 KiB sweep
+    buddy_get_stats(&st1);
+    EXPECT_GT(st1.budget_purges, st0.budget_purges);
+    ASSERT_EQ(0, buddy_free(e));
+    ASSERT_EQ(0, buddy_free(f));
+    ASSERT_EQ(0, buddy_free(pin));
+    EXPECT_EQ(OrderBytes(5), buddy_set_purge_scale(SIZE_MAX, 0));
+    EXPECT_EQ(OrderBytes(7), buddy_set_purge_budget(SIZE_MAX, BUDDY_TAG_NONE));
+    ASSERT_VALID();
+}
+
 TEST_F(BuddyTest, ResizeRefusesBusyNeighboursUpperHalvesAndBadPointers)
 {
     char *a = (char *)buddy_alloc(0, BUDDY_TAG_LARGE);
