@@ -730,6 +730,7 @@ static void print_targets(void)
         {"batch (cold) vs best peer", "batch", "cold", "best-peer", 0.8, 0},
         {"batch (warm) vs best peer", "batch", "warm", "best-peer", 0.8, 0},
         {"random-free vs best peer", "random", "random", "best-peer", 0.8, 0},
+        {"mixed working set vs best peer", "mixed", "mixed", "best-peer", 0.8, 0},
         {"LIFO vs floor", "lifo", "lifo", "floor", 2.0, 0},
         {"1->2 threads (throughput ratio, wall clock)", "scale", "2T/1T", NULL, 1.8, 1},
         {"1->2 threads (from thread CPU time)", "scale", "2T/1T-cpu", NULL, 1.8, 1},
