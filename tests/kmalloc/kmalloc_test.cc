@@ -16,6 +16,8 @@
 //      documented message (SLABCACHE_ON_ERROR=report) and abort by default (death tests).
 #include <gtest/gtest.h>
 
+#include "tests/common/pattern.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -50,16 +52,6 @@ size_t LowBit(uintptr_t x) { return x & (~x + 1); }
 bool Aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
 // Fill / check a block with a pattern derived from its address and a seed.
-void Fill(void *p, size_t n, uint32_t seed) {
-    unsigned char *b = static_cast<unsigned char *>(p);
-    for (size_t i = 0; i < n; i++) b[i] = (unsigned char)((i * 131u + seed) >> 3 ^ seed);
-}
-bool Check(const void *p, size_t n, uint32_t seed) {
-    const unsigned char *b = static_cast<const unsigned char *>(p);
-    for (size_t i = 0; i < n; i++)
-        if (b[i] != (unsigned char)((i * 131u + seed) >> 3 ^ seed)) return false;
-    return true;
-}
 
 struct kmem_cache *FindCache(const std::string &name) {
     struct Ctx {

@@ -13,6 +13,8 @@
 // threads, dlopen of a library with dynamic TLS, invalid frees, SLABCACHE_STATS at exit.
 #include <gtest/gtest.h>
 
+#include "tests/common/pattern.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
@@ -42,16 +44,6 @@ namespace {
 
 bool Aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
-void Fill(void *p, size_t n, uint32_t seed) {
-    unsigned char *b = static_cast<unsigned char *>(p);
-    for (size_t i = 0; i < n; i++) b[i] = (unsigned char)((i * 131u + seed) >> 3 ^ seed);
-}
-bool Check(const void *p, size_t n, uint32_t seed) {
-    const unsigned char *b = static_cast<const unsigned char *>(p);
-    for (size_t i = 0; i < n; i++)
-        if (b[i] != (unsigned char)((i * 131u + seed) >> 3 ^ seed)) return false;
-    return true;
-}
 
 // Defeat the compiler's knowledge of malloc semantics (it may elide malloc/free pairs or
 // fold malloc(SIZE_MAX) to NULL).
