@@ -1,9 +1,18 @@
 /* slab/kmalloc.c - general-purpose allocation over slabcache size classes.
  *
- * SIZE CLASSES (KMALLOC_NR_CLASSES = 80 kmem_caches named "kmalloc-<size>")
+ * SIZE CLASSES (KMALLOC_NR_CLASSES = 83 kmem_caches named "kmalloc-<size>")
  *   8 .. 128 in 8-byte steps (16 classes), then 8 classes per power of two: (2^k, 2^(k+1)]
  *   in steps of 2^(k-3), up to KMALLOC_MAX_CACHE_SIZE (32 KiB).  Above 128 bytes a request
  *   of s bytes gets a class c with c - s < c / 8, so internal waste stays under 12.5%.
+ *   One exception: (4096, 4608] is split in 128-byte steps (4224, 4352, 4480, 4608), for
+ *   blocks of a page plus a header.  SQLite's page cache allocates 4368 bytes per 4 KiB
+ *   page (4096 + its page header + its 8-byte size prefix): kmalloc-4608 holds 7 per 32 KiB
+ *   slab, 4681 bytes each (+7%, ~290 KiB of its 4 MiB peak); kmalloc-4480 holds 29 per
+ *   128 KiB slab, 4520 bytes each (+3.5%).  Only this octave: finer classes elsewhere spread
+ *   a program's short-lived blocks over more caches, each keeping its own pages (SQLite's
+ *   9..18 KiB statement buffers cost ~16 KiB per class they touch).  The split keeps every
+ *   class a multiple of its step, so power-of-two multiples still get classes with lowbit
+ *   >= their alignment (kmalloc_aligned, below).
  *   Every class is created with the alignment lowbit(c) (capped at a page): a class whose
  *   size is a multiple of 2^j hands out 2^j-aligned objects, so 16-multiples are 16-aligned
  *   (malloc rounds requests to 16 and uses only those) and power-of-two classes are naturally
@@ -67,6 +76,12 @@
 #define KMALLOC_SMALL_STEP_MAX 128u     /* 8-byte steps up to here */
 #define KMALLOC_SUBCLASS_SHIFT 3        /* 2^3 = 8 classes per power of two */
 #define KMALLOC_SMALL_CLASSES 16u
+/* The octave (4 KiB, 8 KiB] splits its first eighth in four (see the top). */
+#define KMALLOC_FINE_SHIFT 12u
+#define KMALLOC_FINE_CLASSES 4u        /* classes in (4096, 4608] */
+#define KMALLOC_FINE_BASE (KMALLOC_SMALL_CLASSES + (KMALLOC_FINE_SHIFT - 7u) * 8u)
+_Static_assert(KMALLOC_FINE_BASE + KMALLOC_FINE_CLASSES + 7u + 2u * 8u == KMALLOC_NR_CLASSES,
+               "KMALLOC_NR_CLASSES counts the fine classes");
 #define KMALLOC_MAX_EMPTY_SLABS 1
 #define KMALLOC_PURGE_MIN_BYTES ((size_t)128 << 10) /* glibc's default mmap threshold */
 #define KMALLOC_PURGE_BUDGET ((size_t)1 << 20)      /* resident free memory: see large_free */
@@ -122,7 +137,15 @@ static unsigned class_index_compute(size_t size)
         return (unsigned)((size + 7) / 8) - 1;
     unsigned k = log2_floor(size - 1); /* size in (2^k, 2^(k+1)] */
     unsigned step_shift = k - KMALLOC_SUBCLASS_SHIFT;
-    return KMALLOC_SMALL_CLASSES + (k - 7) * 8 + (unsigned)((size - 1) >> step_shift) - 8;
+    unsigned sub = (unsigned)((size - 1) >> step_shift) - 8; /* 0..7 */
+    if (k < KMALLOC_FINE_SHIFT)
+        return KMALLOC_SMALL_CLASSES + (k - 7) * 8 + sub;
+    if (k > KMALLOC_FINE_SHIFT)
+        return KMALLOC_SMALL_CLASSES + (k - 7) * 8 + sub + KMALLOC_FINE_CLASSES - 1;
+    /* (4096, 4608] in 128-byte steps, then the other seven eighths */
+    if (sub == 0)
+        return KMALLOC_FINE_BASE + (unsigned)((size - 1 - ((size_t)1 << k)) >> (step_shift - 2));
+    return KMALLOC_FINE_BASE + KMALLOC_FINE_CLASSES - 1 + sub;
 }
 
 unsigned kmalloc_class_index(size_t size)
@@ -146,14 +169,16 @@ static size_t lowbit(size_t x)
 
 static void class_tables_init(void)
 {
-    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
-        if (i < KMALLOC_SMALL_CLASSES) {
-            class_size[i] = (i + 1) * 8;
-        } else {
-            unsigned j = i - KMALLOC_SMALL_CLASSES;
-            unsigned k = 7 + j / 8;
-            class_size[i] = (uint32_t)(((size_t)1 << k) + ((size_t)(j % 8 + 1) << (k - 3)));
-        }
+    unsigned i = 0;
+    for (; i < KMALLOC_SMALL_CLASSES; i++)
+        class_size[i] = (i + 1) * 8;
+    for (unsigned k = 7; (size_t)1 << k < KMALLOC_MAX_CACHE_SIZE; k++) {
+        size_t octave = (size_t)1 << k;
+        if (k == KMALLOC_FINE_SHIFT)
+            for (unsigned f = 1; f < KMALLOC_FINE_CLASSES; f++)
+                class_size[i++] = (uint32_t)(octave + ((size_t)f << (k - 5)));
+        for (unsigned e = 1; e <= 8; e++)
+            class_size[i++] = (uint32_t)(octave + ((size_t)e << (k - 3)));
     }
     for (size_t q = 0; q <= KMALLOC_TABLE_MAX / 8; q++)
         size_index[q] = (uint8_t)class_index_compute(q ? q * 8 : 1);

@@ -20,7 +20,7 @@ extern "C" {
 /* `caller` arguments: the program's call site, recorded by debug caches (SLAB_STORE_USER);
  * entry points pass __builtin_return_address(0). */
 
-#define KMALLOC_NR_CLASSES 80u                    /* kmalloc-8 .. kmalloc-32768 */
+#define KMALLOC_NR_CLASSES 83u                    /* kmalloc-8 .. kmalloc-32768 */
 #define KMALLOC_MAX_CACHE_SIZE ((size_t)32768)    /* largest size served by a class */
 #define KMALLOC_TABLE_MAX 1024u                   /* byte-table class lookup up to here */
 

@@ -554,7 +554,7 @@ TEST_F(MallocTest, StatsAtExitWhenAsked) {
 
 TEST_F(MallocTest, ClassCachesAreCreatedOnlyForClassesInUse) {
     // A short-lived process pays only for the size classes it allocates from: this binary
-    // starting up and running no test lists kmalloc-16 but far fewer than all 80 classes
+    // starting up and running no test lists kmalloc-16 but far fewer than all 83 classes
     // (it allocates nothing between 16 and 32 KiB in most classes, e.g. kmalloc-28672).
     std::string self = SelfExe() + " --gtest_filter=NoSuchTest";
     std::string out = RunPreloaded("SLABCACHE_STATS=1", self);
