@@ -25,14 +25,10 @@
  *   their own live blocks, whose entries do not change while the block is live.
  *
  * FREE LISTS
- *   One doubly linked, NULL-terminated list per order; the list heads are in the static
- *   `buddy` struct and the nodes (struct buddy_node) out of band, one per page in the
- *   extent's record (like Linux's struct page, unlike sqlite mem5's aiFreelist in the block):
- *   splitting a fresh extent for a first slab would otherwise write a node into the first page
- *   of every upper half (orders 9..4: six page faults on pages a short process never uses,
- *   about 23 of the ~160 faults of `mkdir` under LD_PRELOAD), purging a free block could not
- *   include its first page, and a write after free into a free block would corrupt the lists.
- *   A node names its extent, so a list walk needs no address lookup.  Allocation takes the head of the
+ *   One doubly linked, NULL-terminated list per order; the node (struct buddy_node) lives in
+ *   the first bytes of the free block itself, like Linux's page->lru and sqlite mem5's
+ *   aiFreelist, and the list heads are in the static `buddy` struct.  A node is mapped back to
+ *   its extent with heap_extent_lookup() (O(1) radix map).  Allocation takes the head of the
  *   smallest non-empty list of order >= the request and splits it, pushing the upper halves;
  *   freeing merges with the buddy while the buddy is a free block of the same order.
  *
@@ -52,8 +48,8 @@
  *   SLABCACHE_SPARE_EXTENTS) stay on the top list as spares, so a program that frees a large
  *   working set and builds it again does not fault every page in twice; further ones go back
  *   with heap_extent_free() at once.  buddy_trim(keep) returns spares beyond `keep` and madvises
- *   free blocks of order >= BUDDY_PURGE_MIN_ORDER, whole (the list nodes are out of band).
- *   A per-extent bitmap remembers which free heads are purged: splitting a purged
+ *   free blocks of order >= BUDDY_PURGE_MIN_ORDER except their first page (which holds the list
+ *   node).  A per-extent bitmap remembers which free heads are purged: splitting a purged
  *   block yields purged halves, allocating or merging clears the bit, so a second trim with
  *   nothing changed makes no system calls.  A fresh extent counts as purged (nothing of it is
  *   resident).  The purge budget (buddy_set_purge_budget; kmalloc sets 1 MiB for its large
@@ -96,24 +92,19 @@ static const bool buddy_debug = true;
 
 /* ---------------------------------------------------------------- structures */
 
-struct buddy_extent;
-
-/* Free-list node of the free block whose head is page i of an extent: ext->nodes[i]. */
+/* Free-list node, stored in the first bytes of a free block. */
 struct buddy_node {
     struct buddy_node *next, *prev;
-    struct buddy_extent *ext;            /* set while on a list */
 };
 
-/* Per-extent record from heap_meta_alloc (about 28 KiB, its own mapping: only the pages of
- * it that are written become resident); the heap extent's `owner` points at it (and thus at
- * its page map, the first member). */
+/* Per-extent record from heap_meta_alloc; the heap extent's `owner` points at it (and thus
+ * at its page map, the first member). */
 struct buddy_extent {
     struct buddy_page pages[BUDDY_PAGES_PER_EXTENT]; /* page map; must stay first */
     uint64_t purged[BUDDY_BITMAP_WORDS]; /* bit per FREE_HEAD page: block purged by trim */
     struct heap_extent *heap;            /* the 4 MiB heap extent */
     char *base;                          /* == (char *)heap->base */
     struct buddy_extent *next, *prev;    /* buddy.extents */
-    struct buddy_node nodes[BUDDY_PAGES_PER_EXTENT]; /* free-list nodes, by head page */
 };
 
 static struct {
@@ -307,24 +298,21 @@ static struct buddy_extent *extent_of_addr(const void *p)
     return extent_of_heap(heap_extent_lookup(p));
 }
 
-/* The extent of a node taken from a free list, and its head page index.  Nodes live in the
- * extent records (metadata, out of the program's reach), so a node that does not sit in its
- * own extent's array means the lists are corrupt: report it and abort rather than hand out
- * memory. */
-static struct buddy_extent *extent_of_node_locked(const struct buddy_node *n, size_t *idx)
+/* The extent of a node taken from a free list.  A node outside every buddy extent means the
+ * free lists are corrupt (a write after free): report it and abort rather than hand it out. */
+static struct buddy_extent *extent_of_node_locked(const struct buddy_node *n)
 {
     buddy_assert_locked();
-    struct buddy_extent *ext = n->ext;
-    if (!ext || n < ext->nodes || n >= ext->nodes + BUDDY_PAGES_PER_EXTENT) {
+    struct buddy_extent *ext = extent_of_addr(n);
+    if (!ext) {
         char buf[128];
         struct buddy_fmt f = {buf, sizeof buf, 0};
         fmt_str(&f, "slabcache: buddy: corrupt free list: node ");
         fmt_hex(&f, n);
-        fmt_str(&f, " is not in its extent's node array\n");
+        fmt_str(&f, " is outside every buddy extent\n");
         fmt_flush(&f, STDERR_FILENO);
         abort();
     }
-    *idx = (size_t)(n - ext->nodes);
     return ext;
 }
 
@@ -360,8 +348,7 @@ static void free_list_push_locked(struct buddy_extent *ext, size_t idx, unsigned
     buddy_assert_locked();
     block_mark_locked(ext, idx, order, BUDDY_PAGE_FREE_HEAD, BUDDY_PAGE_FREE_TAIL, 0);
     purged_set(ext, idx, purged);
-    struct buddy_node *n = &ext->nodes[idx];
-    n->ext = ext;
+    struct buddy_node *n = page_addr(ext, idx);
     n->prev = NULL;
     n->next = buddy.free[order];
     if (n->next)
@@ -376,7 +363,7 @@ static void free_list_push_locked(struct buddy_extent *ext, size_t idx, unsigned
 static bool free_list_remove_locked(struct buddy_extent *ext, size_t idx, unsigned order)
 {
     buddy_assert_locked();
-    struct buddy_node *n = &ext->nodes[idx];
+    struct buddy_node *n = page_addr(ext, idx);
     if (n->prev)
         n->prev->next = n->next;
     else
@@ -460,8 +447,9 @@ static void *block_alloc_locked(unsigned order, uint16_t tag)
             return NULL;
         k = BUDDY_MAX_ORDER;
     }
-    size_t idx;
-    struct buddy_extent *ext = extent_of_node_locked(buddy.free[k], &idx);
+    struct buddy_node *n = buddy.free[k];
+    struct buddy_extent *ext = extent_of_node_locked(n);
+    size_t idx = page_index(ext, n);
     bool purged = free_list_remove_locked(ext, idx, k);
     if (!purged) /* reusing freed memory that may still be resident */
         resident_free_sub_locked(order_bytes(order));
@@ -771,17 +759,16 @@ static size_t trim_extents_locked(size_t keep)
     buddy_assert_locked();
     size_t bytes = 0;
     while (buddy.st.free_blocks[BUDDY_MAX_ORDER] > keep) {
-        size_t idx;
-        struct buddy_extent *ext = extent_of_node_locked(buddy.free[BUDDY_MAX_ORDER], &idx);
-        free_list_remove_locked(ext, idx, BUDDY_MAX_ORDER);
+        struct buddy_extent *ext = extent_of_node_locked(buddy.free[BUDDY_MAX_ORDER]);
+        free_list_remove_locked(ext, 0, BUDDY_MAX_ORDER);
         extent_release_locked(ext);
         bytes += HEAP_EXTENT_SIZE;
     }
     return bytes;
 }
 
-/* madvise every not-yet-purged free block of order >= BUDDY_PURGE_MIN_ORDER, whole (its list
- * node is out of band); returns bytes. */
+/* madvise every not-yet-purged free block of order >= BUDDY_PURGE_MIN_ORDER but its first
+ * page (the list node); returns bytes. */
 static size_t trim_purge_locked(void)
 {
     buddy_assert_locked();
@@ -789,12 +776,12 @@ static size_t trim_purge_locked(void)
     size_t bytes = 0;
     for (unsigned k = BUDDY_PURGE_MIN_ORDER; k <= BUDDY_MAX_ORDER; k++) {
         for (struct buddy_node *n = buddy.free[k]; n; n = n->next) {
-            size_t idx;
-            struct buddy_extent *ext = extent_of_node_locked(n, &idx);
+            struct buddy_extent *ext = extent_of_node_locked(n);
+            size_t idx = page_index(ext, n);
             if (purged_get(ext, idx))
                 continue;
-            size_t len = order_bytes(k);
-            if (heap_purge(page_addr(ext, idx), len) != 0)
+            size_t len = order_bytes(k) - BUDDY_PAGE_SIZE;
+            if (heap_purge((char *)n + BUDDY_PAGE_SIZE, len) != 0)
                 continue;
             purged_set(ext, idx, true);
             bytes += len;
@@ -984,12 +971,12 @@ static int validate_lists_locked(void)
         size_t n = 0;
         struct buddy_node *prev = NULL;
         for (struct buddy_node *p = buddy.free[k]; p; prev = p, p = p->next) {
-            struct buddy_extent *ext = p->ext;
-            if (!ext || extent_of_addr(ext->base) != ext)
-                return validate_fail("free list node names no buddy extent", p, k, 0);
-            if (p < ext->nodes || p >= ext->nodes + BUDDY_PAGES_PER_EXTENT)
-                return validate_fail("free list node outside its extent's node array", p, k, 0);
-            struct buddy_page pg = ext->pages[p - ext->nodes];
+            struct buddy_extent *ext = extent_of_addr(p);
+            if (!ext)
+                return validate_fail("free list node outside every buddy extent", p, k, 0);
+            if ((uintptr_t)p & (BUDDY_PAGE_SIZE - 1))
+                return validate_fail("free list node not page aligned", p, k, 0);
+            struct buddy_page pg = ext->pages[page_index(ext, p)];
             if (pg.state != BUDDY_PAGE_FREE_HEAD)
                 return validate_fail("free list node is not FREE_HEAD", p, pg.state,
                                      BUDDY_PAGE_FREE_HEAD);
