@@ -488,6 +488,15 @@ static size_t purge_budget_now_locked(void)
     return b < purge_budget ? b : purge_budget;
 }
 
+/* One sweep when the estimate of resident free memory is over the budget in force. */
+static void purge_if_over_budget_locked(void)
+{
+    if (buddy.st.unpurged_bytes > purge_budget_now_locked()) {
+        buddy.st.budget_purges++;
+        trim_purge_locked();
+    }
+}
+
 /* `bytes` of a block tagged `tag` became free (maybe still resident): count them toward the
  * purge budget, and sweep once it is exceeded.  Only the budget's tag counts (kmalloc: large
  * objects): a cache that releases empty slabs keeps their memory resident for its next
@@ -497,10 +506,7 @@ static void resident_free_add_locked(size_t bytes, uint16_t tag)
     if (tag != purge_budget_tag || bytes < order_bytes(BUDDY_PURGE_MIN_ORDER))
         return;
     buddy.st.unpurged_bytes += bytes;
-    if (buddy.st.unpurged_bytes > purge_budget_now_locked()) {
-        buddy.st.budget_purges++;
-        trim_purge_locked();
-    }
+    purge_if_over_budget_locked();
 }
 
 /* Free the allocated block whose head is page idx: merge while the buddy is free. */
@@ -842,10 +848,7 @@ size_t buddy_set_purge_budget(size_t bytes, uint16_t tag)
     size_t old = purge_budget;
     purge_budget = bytes;
     purge_budget_tag = tag;
-    if (buddy.st.unpurged_bytes > purge_budget_now_locked()) {
-        buddy.st.budget_purges++;
-        trim_purge_locked();
-    }
+    purge_if_over_budget_locked();
     buddy_unlock();
     return old;
 }
@@ -856,10 +859,7 @@ size_t buddy_set_purge_scale(size_t min_bytes, unsigned shift)
     size_t old = purge_scale_min;
     purge_scale_min = min_bytes;
     purge_scale_shift = shift < 63 ? shift : 63;
-    if (buddy.st.unpurged_bytes > purge_budget_now_locked()) {
-        buddy.st.budget_purges++;
-        trim_purge_locked();
-    }
+    purge_if_over_budget_locked();
     buddy_unlock();
     return old;
 }
