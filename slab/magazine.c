@@ -11,8 +11,8 @@
  * it is swapped with `previous` if that helps; otherwise the depot (cache->depot_lock)
  * exchanges a whole magazine: a full one for allocation, an empty one for freeing.  Only when
  * the depot has no full magazine does an allocation go to the slab layer, taking up to half
- * a magazine of objects (4 at first, doubling per refill) under one cache->lock
- * acquisition.  A thread that frees objects allocated by another (producer/consumer) fills
+ * a magazine of objects (4 at first, doubling per refill; a whole magazine once the thread
+ * has its second) under one cache->lock acquisition.  A thread that frees objects allocated by another (producer/consumer) fills
  * magazines that reach the producer through the depot, one lock round trip per magazine.
  *
  * Magazine size by slot size: <= 256 B: 64, <= 1 KiB: 32, <= 4 KiB: 16, else 8 objects
@@ -495,12 +495,16 @@ static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
     /* From the slabs: a few objects at first, doubling per refill up to half a magazine.
      * Objects in a magazine are reserved for its thread, so a thread that uses a class
      * lightly should not push the class's other threads onto fresh pages (git pack-objects:
-     * three threads and ~40 classes).  A busy thread reaches full refills in three steps. */
-    uint32_t half = l->size / 2 ? l->size / 2 : 1;
+     * three threads and ~40 classes).  The cap is half a magazine while the thread has one
+     * (the other half takes the frees that follow), a whole one once it has two: previous
+     * is empty here (a full one would have been swapped in), so frees have a magazine of
+     * room, and a thread allocating in bulk takes one cache->lock per magazine rather than
+     * two (1M allocations then frees of 117 B: 25.8 -> 24.4 ns per object). */
+    uint32_t cap = p != &no_magazine ? l->size : (l->size / 2 ? l->size / 2 : 1);
     uint32_t want = e->refill ? e->refill : SLAB_FIRST_REFILL;
-    if (want > half)
-        want = half;
-    TC_STORE(e->refill, want < half ? want * 2 : half);
+    if (want > cap)
+        want = cap;
+    TC_STORE(e->refill, want < cap ? want * 2 : cap);
     size_t got = slab_alloc_batch_published(c, l->objs, want, &l->count);
     entry_add_in(e, got);
     return got != 0;

@@ -499,6 +499,38 @@ TEST(MagazineRefill, RefillsStartSmallAndDouble) {
     kmem_cache_destroy(c);
 }
 
+// Once a thread has its second magazine (the first filled up), refills from the slabs go on
+// doubling to a whole magazine: the empty previous magazine takes the frees that follow.
+TEST(MagazineRefill, RefillsReachAWholeMagazineOnceTheThreadHasTwo) {
+    kmem_cache *c = kmem_cache_create("refill2", 64, 0, 0, nullptr);
+    ASSERT_EQ(64u, Stats(c).magazine_size);
+    std::thread t([c] {
+        std::vector<void *> v;
+        for (int i = 0; i < 300; i++) v.push_back(kmem_cache_alloc(c, 0));
+        for (void *p : v) kmem_cache_free(c, p);  // loaded fills: the second magazine comes
+        v.clear();
+        ASSERT_EQ(0, kmem_cache_shrink(c));  // both magazines emptied, the depot drained
+        ASSERT_EQ(0u, Stats(c).cached_objects);
+        size_t sizes[4];
+        for (size_t &got : sizes) {
+            v.push_back(kmem_cache_alloc(c, 0));  // empty magazines: one refill from the slabs
+            got = Stats(c).cached_objects + 1;
+            for (size_t i = 1; i < got; i++) v.push_back(kmem_cache_alloc(c, 0));
+        }
+        EXPECT_EQ(32u, sizes[0]);  // where the ramp was (half a magazine)
+        EXPECT_EQ(64u, sizes[1]);
+        EXPECT_EQ(64u, sizes[3]);
+        for (void *p : v) kmem_cache_free(c, p);
+        kmem_cache_thread_flush();
+    });
+    t.join();
+    kmem_cache_stats st = Stats(c);
+    EXPECT_EQ(0u, st.active_objects);
+    EXPECT_EQ(st.allocs, st.frees);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_destroy(c);
+}
+
 TEST(MagazineSize, ChosenBySlotSizeAndOverridable) {
     struct {
         size_t size;
