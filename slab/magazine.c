@@ -10,10 +10,11 @@
  * full (free),
  * it is swapped with `previous` if that helps; otherwise the depot (cache->depot_lock)
  * exchanges a whole magazine: a full one for allocation, an empty one for freeing.  Only when
- * the depot has no full magazine does an allocation go to the slab layer, taking up to half
- * a magazine of objects (4 at first, doubling per refill; a whole magazine once the thread
- * has its second) under one cache->lock acquisition.  A thread that frees objects allocated by another (producer/consumer) fills
- * magazines that reach the producer through the depot, one lock round trip per magazine.
+ * the depot has no full magazine does an allocation go to the slab layer, taking 4 objects
+ * at first and doubling per refill, up to half a magazine (a whole one once the thread has
+ * its second), under one cache->lock acquisition.  A thread that frees objects allocated by
+ * another (producer/consumer) fills magazines that reach the producer through the depot, one
+ * lock round trip per magazine.
  *
  * Magazine size by slot size: <= 256 B: 64, <= 1 KiB: 32, <= 4 KiB: 16, else 8 objects
  * (kmem_cache_args.magazine_size overrides).  The depot keeps at most depot_max_full full
@@ -492,10 +493,10 @@ static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
     pthread_mutex_unlock(&c->depot_lock);
     if (full)
         return true;
-    /* From the slabs: a few objects at first, doubling per refill up to half a magazine.
-     * Objects in a magazine are reserved for its thread, so a thread that uses a class
-     * lightly should not push the class's other threads onto fresh pages (git pack-objects:
-     * three threads and ~40 classes).  The cap is half a magazine while the thread has one
+    /* From the slabs: a few objects at first, doubling per refill up to a cap.  Objects in
+     * a magazine are reserved for its thread, so a thread that uses a class lightly should
+     * not push the class's other threads onto fresh pages (git pack-objects: three threads
+     * and ~40 classes).  The cap is half a magazine while the thread has one
      * (the other half takes the frees that follow), a whole one once it has two: previous
      * is empty here (a full one would have been swapped in), so frees have a magazine of
      * room, and a thread allocating in bulk takes one cache->lock per magazine rather than
