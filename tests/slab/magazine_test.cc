@@ -474,6 +474,16 @@ TEST(MagazineThreadExit, ReusedThreadTablesStartEmpty) {
     kmem_cache_destroy(b);
 }
 
+// With the calling thread's magazines and c's depot empty: allocate through exactly one
+// refill from the slabs (into v) and return its size (cached_objects counts the rest).
+size_t AllocOneRefill(kmem_cache *c, std::vector<void *> *v) {
+    v->push_back(kmem_cache_alloc(c, 0));  // the magazine is empty: one refill
+    size_t got = Stats(c).cached_objects + 1;
+    for (size_t i = 1; i < got; i++) v->push_back(kmem_cache_alloc(c, 0));
+    EXPECT_EQ(0u, Stats(c).cached_objects);
+    return got;
+}
+
 // A thread's refills from the slabs start small and double up to half a magazine, so a
 // thread that uses a class lightly reserves few slots (cached_objects counts them).
 TEST(MagazineRefill, RefillsStartSmallAndDouble) {
@@ -483,12 +493,7 @@ TEST(MagazineRefill, RefillsStartSmallAndDouble) {
         std::vector<void *> v;
         size_t expect[] = {SLAB_FIRST_REFILL, 2 * SLAB_FIRST_REFILL, 4 * SLAB_FIRST_REFILL,
                            32, 32, 32};
-        for (size_t want : expect) {
-            v.push_back(kmem_cache_alloc(c, 0));  // the magazine is empty: one refill
-            EXPECT_EQ(want - 1, Stats(c).cached_objects) << "refill of " << want;
-            for (size_t i = 1; i < want; i++) v.push_back(kmem_cache_alloc(c, 0));
-            EXPECT_EQ(0u, Stats(c).cached_objects);
-        }
+        for (size_t want : expect) EXPECT_EQ(want, AllocOneRefill(c, &v));
         for (void *p : v) kmem_cache_free(c, p);
         kmem_cache_thread_flush();
     });
@@ -512,11 +517,7 @@ TEST(MagazineRefill, RefillsReachAWholeMagazineOnceTheThreadHasTwo) {
         ASSERT_EQ(0, kmem_cache_shrink(c));  // both magazines emptied, the depot drained
         ASSERT_EQ(0u, Stats(c).cached_objects);
         size_t sizes[4];
-        for (size_t &got : sizes) {
-            v.push_back(kmem_cache_alloc(c, 0));  // empty magazines: one refill from the slabs
-            got = Stats(c).cached_objects + 1;
-            for (size_t i = 1; i < got; i++) v.push_back(kmem_cache_alloc(c, 0));
-        }
+        for (size_t &got : sizes) got = AllocOneRefill(c, &v);
         EXPECT_EQ(32u, sizes[0]);  // where the ramp was (half a magazine)
         EXPECT_EQ(64u, sizes[1]);
         EXPECT_EQ(64u, sizes[3]);
