@@ -303,9 +303,9 @@ static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs
             avail &= avail - 1;
             objs[got++] = wbase + (size_t)b * slot;
         } while (avail && got < n);
-        /* Taken = the free bits not left in avail.  Lock-free readers (free-time checks)
-         * load bitmap words with relaxed atomics. */
-        __atomic_store_n(&s->bitmap[w], used | (~used & ~avail), __ATOMIC_RELAXED);
+        /* The bits not left in avail: the used ones and the ones just taken.  Lock-free
+         * readers (free-time checks) load bitmap words with relaxed atomics. */
+        __atomic_store_n(&s->bitmap[w], ~avail, __ATOMIC_RELAXED);
         if (!avail)
             w++;
     }

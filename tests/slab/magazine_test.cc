@@ -484,6 +484,16 @@ size_t AllocOneRefill(kmem_cache *c, std::vector<void *> *v) {
     return got;
 }
 
+// After a refill test: the thread's objects freed and flushed, the thread joined; nothing is
+// live, the counts agree and the cache validates.  Then c is destroyed.
+void ExpectAllReturnedAndDestroy(kmem_cache *c) {
+    kmem_cache_stats st = Stats(c);
+    EXPECT_EQ(0u, st.active_objects);
+    EXPECT_EQ(st.allocs, st.frees);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_destroy(c);
+}
+
 // A thread's refills from the slabs start small and double up to half a magazine, so a
 // thread that uses a class lightly reserves few slots (cached_objects counts them).
 TEST(MagazineRefill, RefillsStartSmallAndDouble) {
@@ -498,10 +508,7 @@ TEST(MagazineRefill, RefillsStartSmallAndDouble) {
         kmem_cache_thread_flush();
     });
     t.join();
-    kmem_cache_stats st = Stats(c);
-    EXPECT_EQ(0u, st.active_objects);
-    EXPECT_EQ(st.allocs, st.frees);
-    kmem_cache_destroy(c);
+    ExpectAllReturnedAndDestroy(c);
 }
 
 // Once a thread has its second magazine (the first filled up), refills from the slabs go on
@@ -525,11 +532,7 @@ TEST(MagazineRefill, RefillsReachAWholeMagazineOnceTheThreadHasTwo) {
         kmem_cache_thread_flush();
     });
     t.join();
-    kmem_cache_stats st = Stats(c);
-    EXPECT_EQ(0u, st.active_objects);
-    EXPECT_EQ(st.allocs, st.frees);
-    EXPECT_EQ(0, kmem_cache_validate(c));
-    kmem_cache_destroy(c);
+    ExpectAllReturnedAndDestroy(c);
 }
 
 TEST(MagazineSize, ChosenBySlotSizeAndOverridable) {
