@@ -5,6 +5,7 @@
 set -euo pipefail
 cache_bench=$1
 mem_bench=$2
+metadata_cost=$3
 out=${TEST_TMPDIR:-$(mktemp -d)}
 pass=0
 fail=0
@@ -33,6 +34,13 @@ check "--only rejects unknown" bash -c "! '$cache_bench' --only nosuch >/dev/nul
 check "mem 117 B" grep -Eq '^\| 117 \|( [0-9]\.[0-9]{3} \|){4}' "$out/mem.md"
 check "mem json" grep -q '"allocator": "kmem_cache", "size": 4096' "$out/mem.json"
 check "mem --only sizes" bash -c "! grep -q '\"size\": 16,' '$out/mem.json'"
+
+# metadata_cost exits 1 if a model check refuses a live object; each mode has four rows
+# (two sizes, two kinds of caller).
+check "metadata_cost runs" bash -c "'$metadata_cost' --quick --reps 1 >'$out/meta.md'"
+for m in none header oneline coloured inobject; do
+    check "metadata_cost $m" test "$(grep -Ec "^\| [0-9]+ \| $m \| [0-9.]+ \| [0-9.]+x \|$" "$out/meta.md")" -eq 4
+done
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
