@@ -438,23 +438,42 @@ size_t slab_alloc_batch_from(struct kmem_cache *c, void **objs, size_t n, const 
     return alloc_batch_impl(c, objs, n, NULL, caller);
 }
 
+/* A slot whose bit is already clear came back to its slab a second time: the same object
+ * was freed twice while it sat in a magazine below its top, where the always-on check cannot
+ * tell a cached object from an allocated one.  Reported, and the caller drops it. */
+__attribute__((noinline, cold)) static void double_return_report(struct kmem_cache *c,
+                                                                 const void *obj)
+{
+    __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
+    slab_report("double free of %p in cache %s (freed twice while it sat in a magazine; "
+                "caught when the magazine went back to the slab)",
+                obj, c->name);
+    slab_misuse();
+}
+
 /* Give in-use slots back to their slabs (cache->lock held; objects already validated).
  * Consecutive objects of one slab (a magazine filled in allocation order holds runs of them)
  * share one header update: the bitmap words are cleared one by one, inuse, free_word and
  * the list move once per run.  Before any bit is cleared, cache->returns moves on: every
- * popped run recorded before stops being trusted (slab_magazine_push_popped). */
-static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
+ * popped run recorded before stops being trusted (slab_magazine_push_popped).  A slot
+ * whose bit is already clear is a double free that reached the slab twice: reported and
+ * skipped, so inuse keeps counting set bits.  Returns the slots freed. */
+static size_t slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
 {
     __atomic_store_n(&c->returns, c->returns + 1, __ATOMIC_RELAXED);
-    size_t i = 0;
+    size_t i = 0, total = 0;
     while (i < n) {
         struct slab *s = slab_of(c, objs[i]);
         uint32_t free_word = s->free_word, freed = 0;
         do {
             uint32_t idx = slab_slot_index(c, s, objs[i]);
             uint32_t w = idx / 64;
-            __atomic_store_n(&s->bitmap[w], s->bitmap[w] & ~((uint64_t)1 << (idx % 64)),
-                             __ATOMIC_RELAXED);
+            uint64_t bit = (uint64_t)1 << (idx % 64), word = s->bitmap[w];
+            if (SLAB_UNLIKELY(!(word & bit))) {
+                double_return_report(c, objs[i++]);
+                continue;
+            }
+            __atomic_store_n(&s->bitmap[w], word & ~bit, __ATOMIC_RELAXED);
             if (w < free_word)
                 free_word = w;
             freed++;
@@ -467,9 +486,11 @@ static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size
         /* Only the full -> partial/empty and partial -> empty transitions move the slab. */
         if (SLAB_UNLIKELY(s->inuse == 0 || before == c->objs_per_slab))
             slab_relist_locked(c, s);
+        total += freed;
     }
     if (c->max_objects)
-        c->live_capped -= n;
+        c->live_capped -= total;
+    return total;
 }
 
 void slab_free_batch(struct kmem_cache *c, void *const *objs, size_t n)

@@ -871,6 +871,47 @@ TEST_F(KmallocMisuseTest, DoubleFreeAfterAnotherThreadReturnedItIsReported) {
     kfree(keep);
 }
 
+// kfree(a) twice with another free in between: a sits below the magazine's top, so the
+// free-time check passes; the copy is caught when the magazine goes back to the slab, and the
+// slab's counts stay exact (slabcache_validate).
+TEST_F(KmallocMisuseTest, DeeperDoubleFreeIsCaughtWhenTheMagazineReturnsToTheSlab) {
+    void *keep = kmalloc(100, 0);
+    void *a = kmalloc(100, 0), *b = kmalloc(100, 0);
+    kfree(a);
+    kfree(b);
+    ::testing::internal::CaptureStderr();
+    kfree(a);
+    kmem_cache_thread_flush();
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("double free"), std::string::npos) << err;
+    EXPECT_NE(err.find("kmalloc-"), std::string::npos) << err;
+    EXPECT_EQ(0, slabcache_validate());
+    void *r1 = kmalloc(100, 0), *r2 = kmalloc(100, 0), *r3 = kmalloc(100, 0);
+    EXPECT_NE(r1, r2);
+    EXPECT_NE(r2, r3);
+    EXPECT_NE(r1, r3);
+    kfree(r1);
+    kfree(r2);
+    kfree(r3);
+    kfree(keep);
+    EXPECT_EQ(0, slabcache_validate());
+}
+
+TEST(KmallocDeathTest, DeeperDoubleFreeAbortsWhenItsMagazineReturnsToTheSlab) {
+    ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+    EXPECT_DEATH(
+        {
+            void *a = kmalloc(200, 0);
+            void *b = kmalloc(200, 0);
+            kfree(a);
+            kfree(b);
+            kfree(a);
+            kmem_cache_thread_flush();
+        },
+        "double free of 0x[0-9a-f]+ in cache kmalloc-[0-9]+ \\(freed twice while it sat in a "
+        "magazine");
+}
+
 TEST(KmallocDeathTest, ForeignFreeAbortsByDefault) {
     ::testing::FLAGS_gtest_death_test_style = "threadsafe";
     static int x;
