@@ -77,8 +77,8 @@ static void sift_down(void **a, size_t root, size_t n)
     }
 }
 
-/* Heapsort (qsort may allocate). */
-static void sort_pointers(void **a, size_t n)
+/* Heapsort (qsort may allocate); slab_internal.h. */
+void slab_sort_pointers(void **a, size_t n)
 {
     for (size_t i = n / 2; i-- > 0;)
         sift_down(a, i, n);
@@ -168,7 +168,7 @@ static size_t cache_leaks_locked(struct kmem_cache *c, size_t *expected_skipped)
         ncached = slab_tcache_collect_cached(c, cached, cap);
         if (ncached > cap)
             ncached = cap;
-        sort_pointers(cached, ncached);
+        slab_sort_pointers(cached, ncached);
     } else {
         ncached = 0;
     }

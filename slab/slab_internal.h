@@ -426,6 +426,8 @@ void slab_magazine_init(void);
  * threads that are running, exact when they are not); returns the total count, which may
  * exceed max. */
 size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max);
+/* Sort pointers by address, in place, without allocating (leak.c). */
+void slab_sort_pointers(void **a, size_t n);
 
 /* kmem_cache_alloc / kmem_cache_free on behalf of a caller elsewhere (kmalloc, malloc):
  * `caller` is what debug caches record and report as the call site (SLAB_STORE_USER). */
