@@ -94,6 +94,7 @@ static const size_t kmalloc_largest_order_bytes = BUDDY_PAGE_SIZE << BUDDY_MAX_O
 
 struct kmem_cache *kmalloc_caches[KMALLOC_NR_CLASSES];
 static uint32_t class_size[KMALLOC_NR_CLASSES];
+_Static_assert(KMALLOC_NR_CLASSES <= SLAB_FIXED_IDS, "class i's cache takes magazine id i");
 static uint8_t size_index[KMALLOC_TABLE_MAX / 8 + 1]; /* (size + 7) / 8 -> class */
 
 /* class_index_compute(s) for a 16-byte multiple 16 <= s <= KMALLOC_TABLE_MAX, as a constant
@@ -148,13 +149,19 @@ static unsigned class_index_compute(size_t size)
     return KMALLOC_FINE_BASE + KMALLOC_FINE_CLASSES - 1 + sub;
 }
 
-unsigned kmalloc_class_index(size_t size)
+/* Inlined into kmalloc's fast path: the byte table, the arithmetic out of line. */
+static inline __attribute__((always_inline)) unsigned class_index_of(size_t size)
 {
     if (size == 0)
         size = 1;
-    if (size <= KMALLOC_TABLE_MAX)
+    if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX))
         return size_index[(size + 7) / 8];
     return class_index_compute(size);
+}
+
+unsigned kmalloc_class_index(size_t size)
+{
+    return class_index_of(size);
 }
 
 size_t kmalloc_class_size(unsigned index)
@@ -206,7 +213,7 @@ struct kmem_cache *kmalloc_class_cache(unsigned i)
     struct kmem_cache_args args = {0};
     args.align = align;
     args.max_empty_slabs = KMALLOC_MAX_EMPTY_SLABS;
-    c = kmem_cache_create_args(name, class_size[i], &args, 0);
+    c = slab_cache_create_fixed_id(name, class_size[i], &args, 0, i);
     if (!c)
         return NULL;
     struct kmem_cache *won = NULL;
@@ -398,14 +405,13 @@ static inline __attribute__((always_inline)) void *kmalloc_from(size_t size, uns
                                                                 const void *caller)
 {
     if (SLAB_LIKELY(size <= KMALLOC_MAX_CACHE_SIZE)) {
-        struct kmem_cache *c =
-            __atomic_load_n(&kmalloc_caches[kmalloc_class_index(size)], __ATOMIC_ACQUIRE);
-        if (SLAB_LIKELY(c != NULL)) {
-            void *obj;
-            if (SLAB_LIKELY(!(flags & KM_ZERO)) && SLAB_LIKELY(slab_magazine_pop(c, &obj)))
-                return obj;
+        unsigned i = class_index_of(size);
+        void *obj; /* class i's magazines are entry i (slab_cache_create_fixed_id) */
+        if (SLAB_LIKELY(!(flags & KM_ZERO)) && SLAB_LIKELY(slab_magazine_pop_fixed(i, &obj)))
+            return obj;
+        struct kmem_cache *c = __atomic_load_n(&kmalloc_caches[i], __ATOMIC_ACQUIRE);
+        if (SLAB_LIKELY(c != NULL))
             return slab_cache_alloc_from(c, flags, caller);
-        }
     }
     return kmalloc_slow(size, 0, flags, caller);
 }

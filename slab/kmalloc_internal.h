@@ -95,10 +95,11 @@ static inline __attribute__((always_inline)) void *kmalloc_malloc_inline(size_t 
                                                                           const void *caller)
 {
     if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX)) {
-        struct kmem_cache *c = __atomic_load_n(
-            &kmalloc_caches[kmalloc_malloc_index[(size + 15) / 16]], __ATOMIC_ACQUIRE);
+        /* Class i's cache has magazine table id i (slab_cache_create_fixed_id): the entry
+         * comes from the index alone.  Before the class's cache exists, or when it has no
+         * magazines (debug), the entry's window is empty and kmalloc_malloc takes over. */
         void *obj;
-        if (SLAB_LIKELY(c != NULL) && SLAB_LIKELY(slab_magazine_pop(c, &obj)))
+        if (SLAB_LIKELY(slab_magazine_pop_fixed(kmalloc_malloc_index[(size + 15) / 16], &obj)))
             return obj;
     }
     return kmalloc_malloc(size, 0, caller);

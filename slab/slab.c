@@ -644,12 +644,22 @@ static unsigned magazine_size_for(size_t slot)
     return 8;
 }
 
-/* Magazine table ids of live caches (slab_caches_lock). */
+/* Magazine table ids of live caches (slab_caches_lock).  Ids below SLAB_FIXED_IDS are
+ * handed out only on request (slab_cache_create_fixed_id); the others in order. */
 static uint64_t cache_id_used[SLAB_MAX_CACHES / 64];
+_Static_assert(SLAB_FIXED_IDS % 64 == 0 && SLAB_FIXED_IDS < SLAB_MAX_CACHES,
+               "fixed ids are whole words of cache_id_used, below the general ones");
 
-static uint32_t cache_id_alloc_locked(void)
+/* `want` (a fixed id) if it is free, else the first free general id; SLAB_NO_ID if none. */
+static uint32_t cache_id_alloc_locked(uint32_t want)
 {
-    for (uint32_t w = 0; w < SLAB_MAX_CACHES / 64; w++) {
+    if (want != SLAB_NO_ID) {
+        if (want >= SLAB_FIXED_IDS || (cache_id_used[want / 64] >> (want % 64)) & 1)
+            return SLAB_NO_ID;
+        cache_id_used[want / 64] |= (uint64_t)1 << (want % 64);
+        return want;
+    }
+    for (uint32_t w = SLAB_FIXED_IDS / 64; w < SLAB_MAX_CACHES / 64; w++) {
         if (~cache_id_used[w]) {
             unsigned b = (unsigned)__builtin_ctzll(~cache_id_used[w]);
             cache_id_used[w] |= (uint64_t)1 << b;
@@ -667,7 +677,7 @@ static void cache_id_free_locked(uint32_t id)
 
 static struct kmem_cache *cache_create(const char *name, size_t size,
                                        const struct kmem_cache_args *args, unsigned int flags,
-                                       void (*ctor_simple)(void *))
+                                       void (*ctor_simple)(void *), uint32_t want_id)
 {
     static const struct kmem_cache_args no_args;
     if (!args)
@@ -715,8 +725,8 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     c->id = SLAB_NO_ID;
 
     pthread_mutex_lock(&slab_caches_lock);
-    if (c->mag_size && (c->id = cache_id_alloc_locked()) == SLAB_NO_ID)
-        c->mag_size = 0; /* out of ids: this cache works without magazines */
+    if (c->mag_size && (c->id = cache_id_alloc_locked(want_id)) == SLAB_NO_ID)
+        c->mag_size = 0; /* out of ids (or the fixed one taken): no magazines */
     c->tc_off = (uint32_t)(offsetof(struct slab_tcache, ent) +
                            (c->mag_size ? c->id : SLAB_MAX_CACHES) * sizeof(struct slab_tc_entry));
     if (!c->mag_size && SLAB_ASAN_BUILD)
@@ -734,7 +744,14 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
 struct kmem_cache *kmem_cache_create_args(const char *name, size_t size,
                                           const struct kmem_cache_args *args, unsigned int flags)
 {
-    return cache_create(name, size, args, flags, NULL);
+    return cache_create(name, size, args, flags, NULL, SLAB_NO_ID);
+}
+
+struct kmem_cache *slab_cache_create_fixed_id(const char *name, size_t size,
+                                              const struct kmem_cache_args *args,
+                                              unsigned int flags, uint32_t id)
+{
+    return cache_create(name, size, args, flags, NULL, id);
 }
 
 struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align,
@@ -742,7 +759,7 @@ struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align
 {
     struct kmem_cache_args args = {0};
     args.align = align;
-    return cache_create(name, size, &args, flags, ctor);
+    return cache_create(name, size, &args, flags, ctor, SLAB_NO_ID);
 }
 
 /* Up to `max` addresses of slots still in use (cache->lock held). */

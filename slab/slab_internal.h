@@ -57,6 +57,10 @@
 #define SLAB_DEFAULT_ALIGN 8
 #define SLAB_CACHELINE 64
 #define SLAB_MAX_CACHES 1024            /* caches with magazines (ids); more work without */
+/* Ids [0, SLAB_FIXED_IDS) are given only to caches that ask for one
+ * (slab_cache_create_fixed_id): the kmalloc classes take id = class index, so malloc's fast
+ * path finds its magazine entry from the class index alone, without loading the cache. */
+#define SLAB_FIXED_IDS 128
 #define SLAB_NO_ID UINT32_MAX
 #define SLAB_PREFERRED_MAX_ORDER 5      /* slabs up to 128 KiB unless objects need more */
 #define SLAB_MIN_OBJECTS 8              /* grow past the preferred order until this many fit */
@@ -246,6 +250,22 @@ static inline __attribute__((always_inline)) bool slab_magazine_pop(struct kmem_
     return false;
 }
 
+/* Pop from the calling thread's entry `id`, a fixed id (SLAB_FIXED_IDS): only the cache
+ * created with that id ever uses the entry, so no cache compare is needed; an unused entry
+ * has an empty window (top == lo) and misses. */
+static inline __attribute__((always_inline)) bool slab_magazine_pop_fixed(uint32_t id,
+                                                                          void **obj)
+{
+    struct slab_tc_entry *e = &slab_tls_tcache->ent[id];
+    void **top = __atomic_load_n(&e->top, __ATOMIC_RELAXED);
+    if (SLAB_LIKELY(top != __atomic_load_n(&e->lo, __ATOMIC_RELAXED))) {
+        __atomic_store_n(&e->top, top - 1, __ATOMIC_RELAXED);
+        *obj = top[-1];
+        return true;
+    }
+    return false;
+}
+
 /* The word just below top: the object on top of the magazine or, when it is empty, the
  * magazine's `next` link, which is never an object address.  Read through an integer so no
  * pointer is formed before the array. */
@@ -337,6 +357,11 @@ void *slab_cache_alloc_slow(struct kmem_cache *c, unsigned int flags, const void
 void slab_cache_free_slow(struct kmem_cache *c, void *obj, const void *caller);
 
 /* ---------------------------------------------------------------- cross-file (slab.c) */
+/* kmem_cache_create_args with magazine table id `id` (< SLAB_FIXED_IDS) when the cache has
+ * magazines.  If the id is taken, the cache is made without magazines. */
+struct kmem_cache *slab_cache_create_fixed_id(const char *name, size_t size,
+                                              const struct kmem_cache_args *args,
+                                              unsigned int flags, uint32_t id);
 extern pthread_mutex_t slab_caches_lock;
 extern pthread_mutex_t slab_tcache_lock;
 extern struct kmem_cache *slab_caches;

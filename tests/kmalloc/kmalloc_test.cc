@@ -130,6 +130,31 @@ TEST_F(KmallocTest, BlocksJustAboveFourKibGetFineClasses) {
     EXPECT_EQ(kmalloc_class_size(kmalloc_class_index(8193)), 9216u);
 }
 
+// Class i's cache owns magazine table entry i, so kmalloc's and malloc's fast paths pop from
+// the entry the class index names, without loading the cache: every class cache holds its
+// fixed id, a user cache gets an id above the fixed ones, and a LIFO pair of every class is
+// served from that entry (the pointer freed is the one allocated next).
+TEST_F(KmallocTest, ClassCachesOwnTheMagazineEntryOfTheirIndex) {
+    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
+        size_t size = kmalloc_class_size(i);
+        void *p = kmalloc(size, 0);
+        ASSERT_NE(p, nullptr) << size;
+        struct kmem_cache *c = kmalloc_caches[i];
+        ASSERT_NE(c, nullptr) << size;
+        EXPECT_EQ(c->id, i) << c->name;
+        kfree(p);
+        void *q = kmalloc(size, 0);
+        EXPECT_EQ(p, q) << c->name << ": not popped from entry " << i;
+        EXPECT_EQ(slab_tls_tcache->ent[i].cache, c) << c->name;
+        kfree(q);
+    }
+    struct kmem_cache *u = kmem_cache_create("user-id", 100, 0, 0, nullptr);
+    ASSERT_NE(u, nullptr);
+    EXPECT_GE(u->id, (uint32_t)SLAB_FIXED_IDS);
+    EXPECT_LT(u->id, (uint32_t)SLAB_MAX_CACHES);
+    kmem_cache_destroy(u);
+}
+
 // malloc's constant table (size -> class of the size rounded up to 16) agrees with the class
 // arithmetic for every size it covers, and every class it names is 16-aligned.
 TEST_F(KmallocTest, MallocIndexTableMatchesTheClasses) {
