@@ -193,8 +193,9 @@ static void class_tables_init(void)
 
 /* ---------------------------------------------------------------- init */
 
-/* The cache of class i, created on first use.  Creation is lock-free: a thread that loses
- * the race to publish its cache destroys it (it never held an object) and uses the winner's.
+/* The cache of class i, created on first use.  Creation is lock-free: threads racing to
+ * create it get the same cache (slab_cache_create_fixed_id), or, for magazine-less (debug)
+ * caches, the loser of the publish destroys its own (it never held an object).
  * NULL when the cache cannot be made: that class is then served by the large path. */
 struct kmem_cache *kmalloc_class_cache(unsigned i)
 {
@@ -216,10 +217,13 @@ struct kmem_cache *kmalloc_class_cache(unsigned i)
     c = slab_cache_create_fixed_id(name, class_size[i], &args, 0, i);
     if (!c)
         return NULL;
+    /* Racing creators get the same cache (fixed id i), so the loser of the publish has
+     * nothing to destroy; only magazine-less (debug) caches, which hold no id, can differ. */
     struct kmem_cache *won = NULL;
     if (!__atomic_compare_exchange_n(&kmalloc_caches[i], &won, c, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE)) {
-        kmem_cache_destroy(c);
+        if (won != c)
+            kmem_cache_destroy(c);
         return won;
     }
     return c;

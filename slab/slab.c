@@ -675,6 +675,17 @@ static void cache_id_free_locked(uint32_t id)
         cache_id_used[id / 64] &= ~((uint64_t)1 << (id % 64));
 }
 
+/* The live cache holding magazine table id `id`, or NULL (slab_caches_lock). */
+static struct kmem_cache *cache_with_id_locked(uint32_t id)
+{
+    if (id == SLAB_NO_ID)
+        return NULL;
+    for (struct kmem_cache *c = slab_caches; c; c = c->next_cache)
+        if (c->id == id && c->mag_size)
+            return c;
+    return NULL;
+}
+
 static struct kmem_cache *cache_create(const char *name, size_t size,
                                        const struct kmem_cache_args *args, unsigned int flags,
                                        void (*ctor_simple)(void *), uint32_t want_id)
@@ -725,8 +736,17 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     c->id = SLAB_NO_ID;
 
     pthread_mutex_lock(&slab_caches_lock);
-    if (c->mag_size && (c->id = cache_id_alloc_locked(want_id)) == SLAB_NO_ID)
-        c->mag_size = 0; /* out of ids (or the fixed one taken): no magazines */
+    if (c->mag_size && (c->id = cache_id_alloc_locked(want_id)) == SLAB_NO_ID) {
+        struct kmem_cache *owner = cache_with_id_locked(want_id);
+        if (owner) { /* another thread made this fixed-id cache first: that one it is */
+            pthread_mutex_unlock(&slab_caches_lock);
+            pthread_mutex_destroy(&c->lock);
+            pthread_mutex_destroy(&c->depot_lock);
+            heap_meta_free(c, sizeof *c); /* magazines on: no debug state was set up */
+            return owner;
+        }
+        c->mag_size = 0; /* out of ids: no magazines */
+    }
     c->tc_off = (uint32_t)(offsetof(struct slab_tcache, ent) +
                            (c->mag_size ? c->id : SLAB_MAX_CACHES) * sizeof(struct slab_tc_entry));
     if (!c->mag_size && SLAB_ASAN_BUILD)

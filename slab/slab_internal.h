@@ -358,7 +358,9 @@ void slab_cache_free_slow(struct kmem_cache *c, void *obj, const void *caller);
 
 /* ---------------------------------------------------------------- cross-file (slab.c) */
 /* kmem_cache_create_args with magazine table id `id` (< SLAB_FIXED_IDS) when the cache has
- * magazines.  If the id is taken, the cache is made without magazines. */
+ * magazines.  If a live cache already holds the id (another thread created it first), that
+ * cache is returned and nothing is created: two threads racing to create the same fixed-id
+ * cache get one cache, so the loser never ends up without magazines. */
 struct kmem_cache *slab_cache_create_fixed_id(const char *name, size_t size,
                                               const struct kmem_cache_args *args,
                                               unsigned int flags, uint32_t id);

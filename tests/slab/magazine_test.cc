@@ -489,6 +489,40 @@ TEST(MagazineDoubleFree, DeeperDoubleFreeIsCaughtWhenTheMagazineReturnsToTheSlab
     slab_report_reset_options();
 }
 
+// Fixed magazine ids (the kmalloc classes take id = class index): threads racing to create
+// the cache of one fixed id all get the same cache, with magazines, and nothing else is
+// created.  Before, the loser's cache found the id taken and was made without magazines; if
+// it won the publish, its class ran without magazines for good.
+TEST(MagazineFixedId, RacingCreatorsGetOneCacheWithMagazines) {
+    constexpr uint32_t kId = SLAB_FIXED_IDS - 1;  // above the kmalloc classes
+    constexpr int kThreads = 8;
+    std::vector<kmem_cache *> got(kThreads, nullptr);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; t++)
+        ts.emplace_back([&, t] {
+            ready++;
+            while (ready.load() < kThreads) {
+            }
+            got[t] = slab_cache_create_fixed_id("fixed-race", 200, nullptr, 0, kId);
+        });
+    for (auto &t : ts) t.join();
+    ASSERT_NE(nullptr, got[0]);
+    for (int t = 1; t < kThreads; t++) EXPECT_EQ(got[0], got[t]) << t;
+    EXPECT_EQ(kId, got[0]->id);
+    EXPECT_NE(0u, got[0]->mag_size);
+    size_t named = 0;
+    pthread_mutex_lock(&slab_caches_lock);
+    for (kmem_cache *c = slab_caches; c; c = c->next_cache)
+        named += strcmp(c->name, "fixed-race") == 0;
+    pthread_mutex_unlock(&slab_caches_lock);
+    EXPECT_EQ(1u, named);
+    void *p = kmem_cache_alloc(got[0], 0);
+    kmem_cache_free(got[0], p);
+    EXPECT_EQ(0, kmem_cache_validate(got[0]));
+    kmem_cache_destroy(got[0]);
+}
+
 // Tables of exited threads are reused by the next threads: their entries come back empty (no
 // stale window, magazine or counter), so counts stay exact across generations of threads.
 TEST(MagazineThreadExit, ReusedThreadTablesStartEmpty) {
