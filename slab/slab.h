@@ -135,7 +135,8 @@ void kmem_cache_for_each(void (*fn)(struct kmem_cache *cache, void *arg), void *
 /* ---------------------------------------------------------------- checks */
 
 /* Walk every slab, list and bitmap of the cache and check every invariant (counts, list
- * membership, bitmap vs in-use count, magazines hold only in-use slots of this cache).
+ * membership, bitmap vs in-use count, magazines hold only in-use slots of this cache, no
+ * object cached twice in the depot or the calling thread's magazines: a double free).
  * 0, or -1 after writing the first broken invariant to stderr. */
 int kmem_cache_validate(struct kmem_cache *cache);
 /* Every cache, then the buddy and heap layers. */
