@@ -457,8 +457,8 @@ __attribute__((noinline, cold)) static void double_return_report(struct kmem_cac
  * the list move once per run.  Before any bit is cleared, cache->returns moves on: every
  * popped run recorded before stops being trusted (slab_magazine_push_popped).  A slot
  * whose bit is already clear is a double free that reached the slab twice: reported and
- * skipped, so inuse keeps counting set bits.  Returns the slots freed. */
-static size_t slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
+ * skipped, so inuse keeps counting set bits. */
+static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
 {
     __atomic_store_n(&c->returns, c->returns + 1, __ATOMIC_RELAXED);
     size_t i = 0, total = 0;
@@ -490,7 +490,6 @@ static size_t slab_free_batch_locked(struct kmem_cache *c, void *const *objs, si
     }
     if (c->max_objects)
         c->live_capped -= total;
-    return total;
 }
 
 void slab_free_batch(struct kmem_cache *c, void *const *objs, size_t n)
