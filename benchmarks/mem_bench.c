@@ -326,9 +326,16 @@ int main(int argc, char **argv)
             if (sizes[s] == 117 && strcmp(mem_allocs[a].name, "kmem_cache") == 0 &&
                 cells[s][a].ok) {
                 double r = live_ratio(&cells[s][a], sizes[s], n);
-                printf("Target for kmem_cache: RSS growth / live bytes at 117 B <= 1.030; "
-                       "measured %.4f: %s (the 8-byte-aligned floor: 120/117 = 1.0256).\n\n",
-                       r, r <= 1.03 ? "met" : "**not met**");
+                if (opt.quick) /* fixed costs weigh more at 100k objects than at 1M */
+                    printf("Target for kmem_cache: RSS growth / live bytes at 117 B <= 1.030 with "
+                           "1M objects live; not checked by --quick (100k objects: "
+                           "%.4f).\n\n",
+                           r);
+                else
+                    printf("Target for kmem_cache: RSS growth / live bytes at 117 B <= 1.030; "
+                           "measured %.4f: %s (the 8-byte-aligned floor: 120/117 = "
+                           "1.0256).\n\n",
+                           r, r <= 1.03 ? "met" : "**not met**");
             }
     for (size_t a = 0; a < NALLOCS; a++)
         for (size_t s = 0; s < NSIZES; s++)
