@@ -52,7 +52,10 @@
  *   node).  A per-extent bitmap remembers which free heads are purged: splitting a purged
  *   block yields purged halves, allocating or merging clears the bit, so a second trim with
  *   nothing changed makes no system calls.  A fresh extent counts as purged (nothing of it is
- *   resident).  The purge budget (buddy_set_purge_budget; kmalloc sets 1 MiB for its large
+ *   resident; the heap says when an extent it hands out may hold old data, `dirty`, and then it
+ *   does not).  A purged block reads as zero but for its first page (the list node's page,
+ *   never purged; a split writes a node only into the first page of each half), which
+ *   buddy_alloc_clean reports to callers that must zero memory (calloc).  The purge budget (buddy_set_purge_budget; kmalloc sets 1 MiB for its large
  *   blocks) runs that purge from buddy_free once the estimate of resident free memory (bytes
  *   of order >= 4 blocks of the budget's tag freed since the last sweep, minus unpurged
  *   memory allocated again) exceeds it.
@@ -404,9 +407,10 @@ static int extent_grow_locked(void)
         ext->next->prev = ext;
     buddy.extents = ext;
     buddy.st.extents++;
-    /* Marked purged: the heap hands out fresh or purged memory, nothing of it is resident
-     * (so the purge budget does not count it and trims skip it). */
-    free_list_push_locked(ext, 0, BUDDY_MAX_ORDER, true);
+    /* Marked purged unless the heap says it may hold old data (`dirty`): fresh or purged
+     * memory is not resident and reads as zero (the purge budget does not count it, trims
+     * skip it, and buddy_alloc_clean reports blocks carved from it as clean). */
+    free_list_push_locked(ext, 0, BUDDY_MAX_ORDER, !he->dirty);
     return 0;
 }
 
@@ -436,7 +440,9 @@ static void resident_free_sub_locked(size_t bytes)
     *u = *u > bytes ? *u - bytes : 0;
 }
 
-static void *block_alloc_locked(unsigned order, uint16_t tag)
+/* Allocate a block of 2^order pages; *clean (if not NULL) says whether it was carved from a
+ * purged (or fresh) free block: then every page but its first reads as zero. */
+static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean)
 {
     buddy_assert_locked();
     unsigned k = order;
@@ -451,6 +457,8 @@ static void *block_alloc_locked(unsigned order, uint16_t tag)
     struct buddy_extent *ext = extent_of_node_locked(n);
     size_t idx = page_index(ext, n);
     bool purged = free_list_remove_locked(ext, idx, k);
+    if (clean)
+        *clean = purged;
     if (!purged) /* reusing freed memory that may still be resident */
         resident_free_sub_locked(order_bytes(order));
     while (k > order) { /* keep the lower half, free the upper half */
@@ -534,18 +542,25 @@ static void block_free_locked(struct buddy_extent *ext, size_t idx)
     resident_free_add_locked(freed, tag); /* after the push: a sweep may purge it too */
 }
 
-void *buddy_alloc(unsigned order, uint16_t tag)
+void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean)
 {
     void *p = NULL;
+    if (clean)
+        *clean = false;
     buddy_lock();
     if (order > BUDDY_MAX_ORDER || tag == BUDDY_TAG_NONE)
         errno = EINVAL;
     else
-        p = block_alloc_locked(order, tag);
+        p = block_alloc_locked(order, tag, clean);
     if (!p)
         buddy.st.failures++;
     buddy_unlock();
     return p;
+}
+
+void *buddy_alloc(unsigned order, uint16_t tag)
+{
+    return buddy_alloc_clean(order, tag, NULL);
 }
 
 int buddy_order_for_size(size_t bytes)

@@ -61,6 +61,12 @@ struct buddy_page {
 /* Allocate a block of 2^order pages (order <= BUDDY_MAX_ORDER) tagged `tag`.
  * NULL with errno EINVAL (bad order or tag 0) or ENOMEM. */
 void *buddy_alloc(unsigned order, uint16_t tag);
+/* buddy_alloc that also says whether the block is clean (*clean = true): carved from a free
+ * block that was purged, or from memory never handed out, so that every page but its first
+ * reads as zero (the first page holds the free-list node while the block is free, and is
+ * never purged).  calloc then zeroes one page instead of the block.  *clean = false means
+ * "may hold old data anywhere". */
+void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean);
 /* Allocate at least `bytes`: the smallest order that fits, or a dedicated extent when bytes
  * exceed the largest block.  NULL with errno EINVAL (0 bytes, overflow) or ENOMEM. */
 void *buddy_alloc_bytes(size_t bytes, uint16_t tag);

@@ -209,6 +209,7 @@ static void desc_set_region(struct heap_extent *e, const struct region *r, size_
     e->map_size = r->len;
     e->source = (uint8_t)src;
     e->dedicated = dedicated;
+    e->dirty = false; /* fresh memory; extent_take_free_locked copies the free extent's */
 }
 
 /* ---------------------------------------------------------------- accounting */
@@ -414,7 +415,8 @@ static void free_list_add_locked(struct heap_extent *e)
 
 static void extent_purge_locked(struct heap_extent *e)
 {
-    if (heap_os()->madvise((void *)e->base, e->size, MADV_DONTNEED) == 0)
+    e->dirty = heap_os()->madvise((void *)e->base, e->size, MADV_DONTNEED) != 0;
+    if (!e->dirty)
         heap.st.returned_bytes += e->size;
 }
 
@@ -450,6 +452,7 @@ static bool extent_take_free_locked(struct heap_extent *e, size_t size)
         return false;
     struct region r = {.start = region_start(f), .len = f->lead + size, .base = f->base};
     desc_set_region(e, &r, size, (enum heap_source)f->source, false);
+    e->dirty = f->dirty;
     heap.free_bytes -= size;
     if (f->size == size) {
         e->map_size = f->map_size; /* keeps any tail */

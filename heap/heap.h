@@ -89,11 +89,15 @@ struct heap_extent {
     uint32_t lead;        /* bytes obtained before base (sbrk alignment padding); the OS
                            * region is [base - lead, base - lead + map_size) */
     bool dedicated;       /* own mapping, unmapped whole by heap_extent_free */
+    bool dirty;           /* may hold old data: a free extent whose purge failed, and an
+                           * extent handed out from it.  Otherwise every byte of a newly
+                           * handed-out extent reads as zero (fresh or purged memory). */
 };
 #define HEAP_EXTENT_MAGIC 0x48455854u /* "HEXT" */
 
 /* Allocate an extent of at least `size` bytes (rounded up to the page size; for sbrk
- * extents to HEAP_EXTENT_SIZE), aligned to HEAP_EXTENT_SIZE.  `dedicated` = true asks for
+ * extents to HEAP_EXTENT_SIZE), aligned to HEAP_EXTENT_SIZE.  Its memory reads as zero unless
+ * the descriptor's `dirty` is set (see struct heap_extent).  `dedicated` = true asks for
  * its own mapping (huge blocks, returned to the OS whole by heap_extent_free).
  * Returns the descriptor, or NULL with errno ENOMEM (limit reached, OS refused) or EINVAL
  * (size 0 or overflowing).  Nothing already handed out is touched on failure. */

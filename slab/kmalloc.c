@@ -263,21 +263,22 @@ static inline bool is_pow2(size_t x)
     return x && !(x & (x - 1));
 }
 
-/* Zero the first size bytes of a buddy block of block_bytes that was just allocated.  From
- * KMALLOC_PURGE_MIN_BYTES up (glibc's mmap threshold) the block is zeroed by purging it
- * (MADV_DONTNEED: its pages read back as zero and are faulted in only when the program
- * touches them), which is what glibc's calloc gets from a fresh mmap.  memset made every
- * page resident: git calls calloc(512 KiB) for hash tables it fills sparsely, and each one
- * cost 512 KiB of peak RSS (git rev-parse: 1 MiB over glibc).  Most such blocks were purged
- * after they were last freed anyway (the purge budget), so the purge costs a system call
- * that finds little to drop, and the faults glibc would take too.  The first page is cleared by
- * hand: it holds the buddy free-list link, so it is resident already.  Smaller requests, and
- * a purge that fails, use memset on the requested bytes (the rest stays untouched). */
-static void large_zero(void *p, size_t size, size_t block_bytes)
+/* Zero the first size bytes of a buddy block of block_bytes that was just allocated.  A clean
+ * block (buddy_alloc_clean: carved from purged or never-used memory) reads as zero but for its
+ * first page, which held the buddy's free-list node: only that page is cleared, as glibc's
+ * calloc skips memory fresh from the top or from mmap.  A dirty block from
+ * KMALLOC_PURGE_MIN_BYTES up (glibc's mmap threshold) is zeroed by purging it (MADV_DONTNEED:
+ * its pages read back as zero and are faulted in only when the program touches them), which
+ * is what glibc's calloc gets from a fresh mmap.  memset made every page resident: git calls
+ * calloc(512 KiB) for hash tables it fills sparsely, and each one cost 512 KiB of peak RSS
+ * (git rev-parse: 1 MiB over glibc).  The first page is cleared by hand: it holds the buddy
+ * free-list link, so it is resident already.  Smaller requests, and a purge that fails, use
+ * memset on the requested bytes (the rest stays untouched). */
+static void large_zero(void *p, size_t size, size_t block_bytes, bool clean)
 {
-    if (block_bytes >= KMALLOC_PURGE_MIN_BYTES && size > BUDDY_PAGE_SIZE &&
-        heap_purge((char *)p + BUDDY_PAGE_SIZE, block_bytes - BUDDY_PAGE_SIZE) == 0) {
-        memset(p, 0, BUDDY_PAGE_SIZE);
+    if (clean || (block_bytes >= KMALLOC_PURGE_MIN_BYTES && size > BUDDY_PAGE_SIZE &&
+                  heap_purge((char *)p + BUDDY_PAGE_SIZE, block_bytes - BUDDY_PAGE_SIZE) == 0)) {
+        memset(p, 0, size < BUDDY_PAGE_SIZE ? size : BUDDY_PAGE_SIZE);
         return;
     }
     memset(p, 0, size);
@@ -295,13 +296,14 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
         int aorder = align > BUDDY_PAGE_SIZE ? buddy_order_for_size(align) : 0;
         if (aorder > order)
             order = aorder;
-        p = buddy_alloc((unsigned)order, BUDDY_TAG_LARGE);
+        bool clean;
+        p = buddy_alloc_clean((unsigned)order, BUDDY_TAG_LARGE, &clean);
         if (!p) {
             errno = ENOMEM;
             return NULL;
         }
         if (flags & KM_ZERO)
-            large_zero(p, size, BUDDY_PAGE_SIZE << order);
+            large_zero(p, size, BUDDY_PAGE_SIZE << order, clean);
         return p;
     }
     /* Dedicated extents: fresh mappings (heap.h), so already zero; 4 MiB aligned. */

@@ -801,9 +801,12 @@ TEST_F(BuddyTest, TrimPurgesFreeBlocksOnceAndTheyReadAsZero)
     char *o5 = (char *)buddy_alloc(BUDDY_PURGE_MIN_ORDER, BUDDY_TAG_USER); // splits order 5
     ASSERT_TRUE(o4 && o5);
     EXPECT_EQ(0u, buddy_trim(1));
-    // Pages of purged blocks (but the list node's page) read back as zero.
-    char *big = (char *)buddy_alloc(kMax - 1, BUDDY_TAG_USER);
+    // Pages of purged blocks (but the list node's page) read back as zero, and
+    // buddy_alloc_clean says so.
+    bool clean = false;
+    char *big = (char *)buddy_alloc_clean(kMax - 1, BUDDY_TAG_USER, &clean);
     ASSERT_EQ(whole + kExtent / 2, big);
+    EXPECT_TRUE(clean) << "carved from a purged block";
     for (size_t off = kPage; off < kExtent / 2; off += 512)
         ASSERT_EQ(0, big[off]) << off;
     for (size_t off = kPage; off < OrderBytes(BUDDY_PURGE_MIN_ORDER); off += 512)
@@ -811,9 +814,28 @@ TEST_F(BuddyTest, TrimPurgesFreeBlocksOnceAndTheyReadAsZero)
     EXPECT_EQ((char)0xab, page[kPage - 1]) << "allocated memory is never purged";
     for (char *p : {page, o4, o5, big})
         ASSERT_EQ(0, buddy_free(p));
-    // Merging clears the purged mark: the merged extent is purged again by the next trim.
+    // Merging clears the purged mark: the merged extent is not clean, and the next trim
+    // purges it again; after that it is clean.
+    char *merged = (char *)buddy_alloc_clean(kMax, BUDDY_TAG_USER, &clean);
+    ASSERT_EQ(whole, merged);
+    EXPECT_FALSE(clean) << "merged from dirty blocks";
+    ASSERT_EQ(0, buddy_free(merged));
     EXPECT_EQ(kExtent - kPage, buddy_trim(1));
     EXPECT_EQ(0u, buddy_trim(1));
+    merged = (char *)buddy_alloc_clean(kMax, BUDDY_TAG_USER, &clean);
+    EXPECT_TRUE(clean) << "purged by the trim";
+    for (size_t off = kPage; off < kExtent; off += 512)
+        ASSERT_EQ(0, merged[off]) << off;
+    ASSERT_EQ(0, buddy_free(merged));
+    // A never-used extent is clean too (the heap hands out fresh or purged memory).
+    char *pin = (char *)buddy_alloc(kMax, BUDDY_TAG_USER);
+    char *fresh = (char *)buddy_alloc_clean(2, BUDDY_TAG_USER, &clean);
+    ASSERT_TRUE(pin && fresh);
+    EXPECT_NE(pin, fresh);
+    EXPECT_TRUE(clean) << "carved from a new extent";
+    ASSERT_EQ(0, buddy_free(fresh));
+    ASSERT_EQ(0, buddy_free(pin));
+    ASSERT_VALID();
 }
 
 // ------------------------------------------------------------------ text, fork

@@ -60,6 +60,7 @@ struct FakeOs {
     std::map<long, intptr_t> move_at;   // before sbrk call N, someone moves the break
     std::atomic<long> mmap_calls{0}, munmap_calls{0}, madvise_calls{0};
     long fail_mmap_from = 0;
+    bool fail_madvise = false;
 };
 FakeOs g_fake;
 
@@ -100,6 +101,10 @@ int FakeMunmap(void *addr, size_t len) {
 
 int FakeMadvise(void *addr, size_t len, int advice) {
     g_fake.madvise_calls++;
+    if (g_fake.fail_madvise) {
+        errno = EAGAIN;
+        return -1;
+    }
     return madvise(addr, len, advice);
 }
 
@@ -129,6 +134,7 @@ void FakeReset() {
     g_fake.move_at.clear();
     g_fake.mmap_calls = g_fake.munmap_calls = g_fake.madvise_calls = 0;
     g_fake.fail_mmap_from = 0;
+    g_fake.fail_madvise = false;
 }
 
 heap_stats Stats() {
@@ -517,6 +523,36 @@ TEST_F(HeapTest, NoTrimWhenTheBreakMovedThenReuseWithoutGrowing) {
     EXPECT_EQ(grows, g_fake.sbrk_grows);
     EXPECT_TRUE(Holds(b, 0));
     EXPECT_EQ(0u, Stats().free_extents);
+    EXPECT_VALID();
+}
+
+// A new extent reads as zero (fresh or purged), which the buddy layer passes on to calloc;
+// one whose purge failed when it was freed may hold old data and says so (`dirty`).
+TEST_F(HeapTest, ReusedExtentIsDirtyOnlyWhenItsPurgeFailed) {
+    heap_extent *a = Alloc(kExt);
+    heap_extent *pin = Alloc(kExt);  // keeps a from being the top (trimmed, not kept)
+    ASSERT_TRUE(a && pin);
+    EXPECT_FALSE(a->dirty) << "fresh break memory";
+    uintptr_t base = a->base;
+    Fill(a, 0xee);
+    ASSERT_EQ(0, heap_extent_free(a));  // purged, kept
+    heap_extent *b = Alloc(kExt);
+    ASSERT_NE(nullptr, b);
+    EXPECT_EQ(base, b->base);
+    EXPECT_FALSE(b->dirty) << "purged";
+    EXPECT_TRUE(Holds(b, 0));
+    Fill(b, 0xee);
+    g_fake.fail_madvise = true;
+    ASSERT_EQ(0, heap_extent_free(b));  // the purge fails: kept with its data
+    g_fake.fail_madvise = false;
+    EXPECT_VALID();
+    heap_extent *c = Alloc(kExt);
+    ASSERT_NE(nullptr, c);
+    EXPECT_EQ(base, c->base);
+    EXPECT_TRUE(c->dirty) << "its purge failed: it may hold old data";
+    EXPECT_TRUE(Holds(c, 0xee));
+    ASSERT_EQ(0, heap_extent_free(c));
+    ASSERT_EQ(0, heap_extent_free(pin));
     EXPECT_VALID();
 }
 
