@@ -1,5 +1,10 @@
 /* slab/heapmap.c - the heap map (FastMM's GetMemoryMap) and an object dump (MDX dumpMemory).
  *
+ * The text map gives each block's resident pages (mincore(2), taken with the snapshot) and
+ * ends with where the resident memory is: slabs (against the bytes of the objects they hold),
+ * large blocks and free blocks.  That is the question a peak-RSS comparison with another
+ * allocator asks (docs/limits.md, section 4).
+ *
  * A map is taken in two steps so that no allocator lock is held while stdio runs (stdio may
  * call malloc, which may be us): under slab_caches_lock and the buddy and heap locks, every
  * extent of the radix map is copied into a snapshot from heap_meta_alloc (its page map, and
@@ -8,6 +13,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "slab/slab_internal.h"
 
@@ -29,6 +35,8 @@ struct map_extent {
     struct buddy_page pages[BUDDY_PAGES_PER_EXTENT];
     uint16_t cache_idx[BUDDY_PAGES_PER_EXTENT]; /* slab heads: 1 + index in caches[]; else 0 */
     uint32_t inuse[BUDDY_PAGES_PER_EXTENT];     /* slab heads: objects in use */
+    unsigned char res[BUDDY_PAGES_PER_EXTENT];  /* mincore(2): bit 0 = page resident */
+    bool res_known;                             /* mincore succeeded */
 };
 
 struct map_cache {
@@ -88,6 +96,10 @@ static void snap_extent(struct heap_extent *e, void *arg)
         return;
     /* The buddy extent record starts with its page map (buddy.c). */
     memcpy(m->pages, e->owner, sizeof m->pages);
+    size_t npages = e->size >> BUDDY_PAGE_SHIFT;
+    if (npages > BUDDY_PAGES_PER_EXTENT)
+        npages = BUDDY_PAGES_PER_EXTENT;
+    m->res_known = mincore((void *)e->base, npages << BUDDY_PAGE_SHIFT, m->res) == 0;
     for (size_t p = 0; p < BUDDY_PAGES_PER_EXTENT; p++) {
         if (m->pages[p].state != BUDDY_PAGE_ALLOC_HEAD || m->pages[p].tag != BUDDY_TAG_SLAB)
             continue;
@@ -140,6 +152,16 @@ static const char *tag_name(uint16_t tag)
     }
 }
 
+/* Resident pages among [p, p + n) of an extent (0 when mincore failed). */
+static size_t resident_pages(const struct map_extent *m, size_t p, size_t n)
+{
+    size_t r = 0;
+    if (m->res_known)
+        for (size_t i = p; i < p + n; i++)
+            r += m->res[i] & 1;
+    return r;
+}
+
 void slabcache_heap_map(FILE *out)
 {
     if (!out)
@@ -151,7 +173,8 @@ void slabcache_heap_map(FILE *out)
         return;
     }
     char line[256];
-    fputs("slabcache heap map (pages of 4 KiB)\n", out);
+    size_t res_slab = 0, res_large = 0, res_free = 0, slab_obj_bytes = 0;
+    fputs("slabcache heap map (pages of 4 KiB; resident = in RAM now, mincore)\n", out);
     for (size_t i = 0; i < sn->nr_ext; i++) {
         const struct map_extent *m = &sn->ext[i];
         slab_format(line, sizeof line, "extent %p size %zu KiB %s %s\n", (void *)m->base,
@@ -171,21 +194,30 @@ void slabcache_heap_map(FILE *out)
                 size_t q = p + run;
                 while (q < npages && m->pages[q].state == BUDDY_PAGE_FREE_HEAD)
                     q += (size_t)1 << m->pages[q].order;
-                slab_format(line, sizeof line, "  %p %zu pages  free\n",
-                            (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), q - p);
+                size_t r = resident_pages(m, p, q - p);
+                res_free += r;
+                slab_format(line, sizeof line, "  %p %4zu pages %4zu resident  free\n",
+                            (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), q - p, r);
                 p = q;
             } else if (pg->state == BUDDY_PAGE_ALLOC_HEAD) {
                 size_t ci = m->cache_idx[p];
+                size_t r = resident_pages(m, p, run);
                 if (pg->tag == BUDDY_TAG_SLAB && ci) {
                     const struct map_cache *mc = &sn->caches[ci - 1];
+                    res_slab += r;
+                    slab_obj_bytes += (size_t)m->inuse[p] * mc->object_size;
                     slab_format(line, sizeof line,
-                                "  %p %zu pages  slab of cache %s: %u/%u objects of %u "
-                                "bytes in use\n",
-                                (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), run, mc->name,
+                                "  %p %4zu pages %4zu resident  slab of cache %s: %u/%u objects "
+                                "of %u bytes in use\n",
+                                (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), run, r, mc->name,
                                 m->inuse[p], mc->objs_per_slab, mc->object_size);
                 } else {
-                    slab_format(line, sizeof line, "  %p %zu pages  %s\n",
-                                (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), run,
+                    if (pg->tag == BUDDY_TAG_SLAB)
+                        res_slab += r;
+                    else
+                        res_large += r;
+                    slab_format(line, sizeof line, "  %p %4zu pages %4zu resident  %s\n",
+                                (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), run, r,
                                 tag_name(pg->tag));
                 }
                 p += run;
@@ -200,6 +232,12 @@ void slabcache_heap_map(FILE *out)
     slab_format(line, sizeof line, "metadata: %zu KiB mapped (cache structs, magazines, page "
                                    "maps)\n",
                 sn->meta_bytes >> 10);
+    fputs(line, out);
+    slab_format(line, sizeof line,
+                "resident: %zu KiB in slabs (holding %zu KiB of objects, cached ones "
+                "included), %zu KiB in other blocks, %zu KiB in free blocks\n",
+                res_slab * (BUDDY_PAGE_SIZE >> 10), slab_obj_bytes >> 10,
+                res_large * (BUDDY_PAGE_SIZE >> 10), res_free * (BUDDY_PAGE_SIZE >> 10));
     fputs(line, out);
     fflush(out);
     heap_meta_free(sn, bytes);

@@ -22,27 +22,35 @@ static void put_char(char *buf, size_t len, size_t *pos, char ch)
     (*pos)++;
 }
 
-static void put_str(char *buf, size_t len, size_t *pos, const char *s)
+/* v in base 10 or 16 into tmp (at least 24 bytes), most significant digit first; returns the
+ * digit count. */
+static size_t digits(char *tmp, unsigned long long v, unsigned base)
 {
-    if (!s)
-        s = "(null)";
-    while (*s)
-        put_char(buf, len, pos, *s++);
-}
-
-static void put_unsigned(char *buf, size_t len, size_t *pos, unsigned long long v, unsigned base)
-{
-    char tmp[24];
+    char rev[24];
     size_t n = 0;
     do {
         unsigned d = (unsigned)(v % base);
-        tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+        rev[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
         v /= base;
     } while (v);
-    while (n)
-        put_char(buf, len, pos, tmp[--n]);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = rev[n - 1 - i];
+    return n;
 }
 
+/* n bytes of s, right-aligned in a field of `width` columns (space padded). */
+static void put_field(char *buf, size_t len, size_t *pos, const char *s, size_t n,
+                      unsigned width)
+{
+    for (size_t w = n; w < width; w++)
+        put_char(buf, len, pos, ' ');
+    for (size_t i = 0; i < n; i++)
+        put_char(buf, len, pos, s[i]);
+}
+
+/* The printf subset: %s %u %d %zu %zx %p %%, each with an optional decimal field width
+ * ("%4zu": right-aligned, space padded).  Anything else is printed literally and consumes no
+ * argument. */
 size_t slab_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 {
     size_t pos = 0;
@@ -51,40 +59,55 @@ size_t slab_vformat(char *buf, size_t len, const char *fmt, va_list ap)
             put_char(buf, len, &pos, *f);
             continue;
         }
-        f++;
+        const char *spec = f++;
+        unsigned width = 0;
+        while (*f >= '0' && *f <= '9' && width < 1000)
+            width = width * 10 + (unsigned)(*f++ - '0');
+        char tmp[32];
+        size_t n;
         switch (*f) {
-        case 's':
-            put_str(buf, len, &pos, va_arg(ap, const char *));
+        case 's': {
+            const char *str = va_arg(ap, const char *);
+            if (!str)
+                str = "(null)";
+            put_field(buf, len, &pos, str, strlen(str), width);
             break;
+        }
         case 'u':
-            put_unsigned(buf, len, &pos, va_arg(ap, unsigned), 10);
+            n = digits(tmp, va_arg(ap, unsigned), 10);
+            put_field(buf, len, &pos, tmp, n, width);
             break;
         case 'd': {
             int v = va_arg(ap, int);
-            if (v < 0) {
-                put_char(buf, len, &pos, '-');
-                put_unsigned(buf, len, &pos, (unsigned long long)-(long long)v, 10);
-            } else {
-                put_unsigned(buf, len, &pos, (unsigned long long)v, 10);
-            }
+            n = 0;
+            if (v < 0)
+                tmp[n++] = '-';
+            n += digits(tmp + n, v < 0 ? (unsigned long long)-(long long)v : (unsigned)v, 10);
+            put_field(buf, len, &pos, tmp, n, width);
             break;
         }
         case 'z': /* %zu, %zx */
+            if (f[1] != 'u' && f[1] != 'x')
+                goto literal;
             f++;
-            put_unsigned(buf, len, &pos, va_arg(ap, size_t), *f == 'x' ? 16 : 10);
+            n = digits(tmp, va_arg(ap, size_t), *f == 'x' ? 16 : 10);
+            put_field(buf, len, &pos, tmp, n, width);
             break;
         case 'p':
-            put_str(buf, len, &pos, "0x");
-            put_unsigned(buf, len, &pos, (uintptr_t)va_arg(ap, void *), 16);
+            tmp[0] = '0';
+            tmp[1] = 'x';
+            n = 2 + digits(tmp + 2, (uintptr_t)va_arg(ap, void *), 16);
+            put_field(buf, len, &pos, tmp, n, width);
             break;
         case '%':
             put_char(buf, len, &pos, '%');
             break;
         default: /* unknown conversion: print it literally */
-            put_char(buf, len, &pos, '%');
+        literal:
+            for (; spec <= f && *spec; spec++)
+                put_char(buf, len, &pos, *spec);
             if (!*f)
                 goto out;
-            put_char(buf, len, &pos, *f);
             break;
         }
     }

@@ -462,6 +462,55 @@ TEST(DebugFail, MalformedValueIsReportedAndIgnored) {
 
 // ------------------------------------------------------------------ heap map and dump
 
+// slab_format, the printf subset every report and the heap map use (no malloc): field widths,
+// and a conversion it does not know is printed literally without taking an argument (so the
+// arguments after it still line up).
+TEST(DebugFormat, WidthsAndUnknownConversions) {
+    char buf[128];
+    // Formats the compiler would reject are built at run time.
+    const std::string odd1 = "[%4zu|%3u|%5d|%-|%2s|%6p]", odd2 = "%zq %s %zx", odd3 = "%";
+    EXPECT_EQ(30u, slab_format(buf, sizeof buf, odd1.c_str(), (size_t)42, 7u, -12, "abc",
+                               (void *)0x1f));
+    EXPECT_STREQ("[  42|  7|  -12|%-|abc|  0x1f]", buf);
+    EXPECT_EQ(9u, slab_format(buf, sizeof buf, odd2.c_str(), "ok", (size_t)255));
+    EXPECT_STREQ("%zq ok ff", buf);
+    EXPECT_EQ(3u, slab_format(buf, 4, "%6u", 5u)) << "truncated to the buffer";
+    EXPECT_STREQ("   ", buf);
+    EXPECT_EQ(1u, slab_format(buf, sizeof buf, odd3.c_str()));
+    EXPECT_STREQ("%", buf);
+}
+
+// The text map counts each block's resident pages (mincore): a 256 KiB block purged whole,
+// then written in three pages, has three; the summary line adds it to "other blocks".
+TEST(DebugMap, TextMapCountsResidentPagesPerBlock) {
+    char *p = static_cast<char *>(buddy_alloc(6, BUDDY_TAG_LARGE));
+    ASSERT_NE(nullptr, p);
+    ASSERT_EQ(0, heap_purge(p, 256 << 10));
+    p[0] = 1;
+    p[10 * 4096] = 1;
+    p[20 * 4096] = 1;
+    char *text = nullptr;
+    size_t tl = 0;
+    FILE *f = open_memstream(&text, &tl);
+    slabcache_heap_map(f);
+    fclose(f);
+    std::string t(text, tl);
+    free(text);
+    char head[64];
+    snprintf(head, sizeof head, "  %p   64 pages    3 resident  large block", (void *)p);
+    EXPECT_NE(std::string::npos, t.find(head)) << head << "\n" << t;
+    size_t at = t.find("\nresident: ");
+    ASSERT_NE(std::string::npos, at) << t;
+    unsigned long slab_kib = 0, obj_kib = 0, other_kib = 0, free_kib = 0;
+    ASSERT_EQ(4, sscanf(t.c_str() + at + 1,
+                        "resident: %lu KiB in slabs (holding %lu KiB of objects, cached ones "
+                        "included), %lu KiB in other blocks, %lu KiB in free blocks",
+                        &slab_kib, &obj_kib, &other_kib, &free_kib))
+        << t.substr(at);
+    EXPECT_GE(other_kib, 12u);
+    ASSERT_EQ(0, buddy_free(p));
+}
+
 TEST(DebugMap, TextAndSvgShowTheCachesAndDumpShowsBytes) {
     kmem_cache *c = kmem_cache_create("mapped", 200, 0, 0, nullptr);
     std::vector<void *> v;
@@ -474,7 +523,8 @@ TEST(DebugMap, TextAndSvgShowTheCachesAndDumpShowsBytes) {
     std::string t(text, tl);
     EXPECT_NE(std::string::npos, t.find("extent 0x")) << t;
     EXPECT_NE(std::string::npos, t.find("slab of cache mapped: ")) << t;
-    EXPECT_NE(std::string::npos, t.find("pages  free")) << t;
+    EXPECT_NE(std::string::npos, t.find(" resident  free")) << t;
+    EXPECT_NE(std::string::npos, t.find("\nresident: ")) << t;
     f = open_memstream(&svg, &sl);
     slabcache_heap_map_svg(f);
     fclose(f);
