@@ -55,10 +55,11 @@
  *   resident; the heap says when an extent it hands out may hold old data, `dirty`, and then it
  *   does not).  A purged block reads as zero but for its first page (the list node's page,
  *   never purged; a split writes a node only into the first page of each half), which
- *   buddy_alloc_clean reports to callers that must zero memory (calloc).  The purge budget (buddy_set_purge_budget; kmalloc sets 1 MiB for its large
- *   blocks) runs that purge from buddy_free once the estimate of resident free memory (bytes
- *   of order >= 4 blocks of the budget's tag freed since the last sweep, minus unpurged
- *   memory allocated again) exceeds it.
+ *   buddy_alloc_clean reports to callers that must zero memory (calloc).  The purge budget
+ *   (buddy_set_purge_budget; kmalloc sets 1 MiB for its large blocks) runs that purge from
+ *   buddy_free once the estimate of resident free memory (bytes of order >= 4 blocks of the
+ *   budget's tag freed since the last sweep, minus unpurged memory allocated again) exceeds
+ *   it.
  *
  * HUGE BLOCKS
  *   Requests above 4 MiB (buddy_alloc_bytes) are dedicated heap extents of kind HEAP_KIND_HUGE
