@@ -579,6 +579,35 @@ size_t ksize(const void *p)
 
 /* ---------------------------------------------------------------- realloc */
 
+/* realloc's usable size of p when the free hint missed: one page-map lookup serves slab
+ * objects (validated as a free would validate them, and hinted) and large blocks.  Before,
+ * a large block took two walks (the slab lookup, then the general one): gawk grows a string
+ * by realloc on every input line, 170,000 times past 32 KiB (one-byte growth of a
+ * 40-200 KB block under LD_PRELOAD: 10.0 -> 7.2 ns per realloc; glibc 6.3, mimalloc 3.6).
+ * 0 after a report. */
+static size_t realloc_old_size(void *p)
+{
+    struct buddy_block_info info;
+    if (SLAB_LIKELY(buddy_lookup(p, &info))) {
+        if (info.tag == BUDDY_TAG_SLAB) {
+            struct kmem_cache *c = slab_block_cache(info.head);
+            if (SLAB_LIKELY(c != NULL)) {
+                kfree_hint_record(p, info.head, c);
+                if (!slab_check_free_fast(c, p) && !slab_check_free_slow(c, p, "realloc"))
+                    return 0; /* reported: interior pointer, or freed back to its slab */
+                return c->object_size;
+            }
+        } else if (info.tag == BUDDY_TAG_LARGE) {
+            size_t off = large_offset(p, &info);
+            if (off != SIZE_MAX)
+                return info.size - off;
+        }
+    }
+    slab_report("%s: %p is not an allocated block from slabcache", "realloc", p);
+    slab_misuse();
+    return 0;
+}
+
 void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_classes,
                       const void *caller)
 {
@@ -589,19 +618,14 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
         kmalloc_free_op(p, "realloc", caller);
         return NULL;
     }
-    /* The usable size: the hinted cache when p passes its check (a live slot), else the
-     * page-map walk (which records the hint), else the general lookup (large blocks; it
-     * reports a bad pointer). */
+    /* The usable size: the hinted cache when p passes its check (a live slot), else one
+     * page-map lookup for slab objects and large blocks alike. */
     size_t old;
     struct kmem_cache *hc = kfree_hint_check(p);
     if (SLAB_LIKELY(hc != NULL))
         old = hc->object_size;
-    else if ((hc = kfree_lookup(p)) != NULL) {
-        if (!slab_check_free_fast(hc, p) && !slab_check_free_slow(hc, p, "realloc"))
-            return NULL; /* reported: interior pointer, or freed back to its slab */
-        old = hc->object_size;
-    } else if ((old = kmalloc_usable_size_op(p, "realloc")) == 0)
-        return NULL; /* reported (misuse) */
+    else if ((old = realloc_old_size(p)) == 0)
+        return NULL; /* reported */
     /* In place when it fits and does not waste more than half (small blocks always). */
     if (size <= old && (size > old / 2 || old <= KMALLOC_SMALL_STEP_MAX))
         return p;
