@@ -135,10 +135,11 @@ size_t buddy_trim(size_t keep_extents);
 /* Purge budget: when frees of blocks tagged `tag` leave more than `bytes` of free memory
  * that may still be resident (buddy_stats.unpurged_bytes), every free block of order >=
  * BUDDY_PURGE_MIN_ORDER not purged yet is purged as buddy_trim does (spare extents stay).
- * Other tags' frees do not count (released slabs stay resident for the next ones).  Freed memory stays resident, for the next
- * allocation to reuse without page faults, up to the budget; past it, it goes back to the OS
- * in one sweep (glibc gives each freed mmap chunk back at once, mimalloc and jemalloc purge
- * on a timer).  Default SIZE_MAX (never); returns the previous budget. */
+ * Other tags' frees do not count (released slabs stay resident for the next ones).  Freed
+ * memory stays resident, for the next allocation to reuse without page faults, up to the
+ * budget; past it, it goes back to the OS in one sweep (glibc gives each freed mmap chunk
+ * back at once, mimalloc and jemalloc purge on a timer).  Default SIZE_MAX (never); returns
+ * the previous budget. */
 size_t buddy_set_purge_budget(size_t bytes, uint16_t tag);
 /* Scale the purge budget with the budget tag's live memory: the budget in force is the live
  * bytes of blocks with that tag >> shift, but at least min_bytes and at most the budget set

@@ -7,8 +7,9 @@
  * (a multiple of HEAP_EXTENT_SIZE), sbrk_try_locked():
  *   1. cur = sbrk(0); pad = align_up(cur, HEAP_EXTENT_SIZE) - cur; incr = pad + size.
  *      If align_up(cur) or cur + incr wraps, or incr exceeds INTPTR_MAX (sbrk would read a
- *      negative increment), make no sbrk call: treat it as sbrk failure (mmap fallback).  A cur that differs from `top`
- *      (where we last left the break) is a foreign move (counted once per break seen).
+ *      negative increment), make no sbrk call: treat it as sbrk failure (mmap fallback).
+ *      A cur that differs from `top` (where we last left the break) is a foreign move
+ *      (counted once per break seen).
  *   2. old = sbrk(incr).  (void *)-1: the break cannot move -> mmap fallback (if enabled).
  *   3. old == cur: the region [cur, cur + incr) is ours; the extent is its aligned tail.
  *   4. old != cur: the break moved between 1 and 2 (a foreign move).  [old, old + incr) is

@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,8 +94,8 @@ static void *poll_rss(void *arg)
     const struct timespec half_ms = {0, 500000};
     for (;;) {
         long kib = rss_kib();
-        if (kib >= peak_kib + STEP_KIB) {
-            peak_kib = kib;
+        if (kib >= __atomic_load_n(&peak_kib, __ATOMIC_RELAXED) + STEP_KIB) {
+            __atomic_store_n(&peak_kib, kib, __ATOMIC_RELAXED);
             take_picture(kib);
         }
         nanosleep(&half_ms, NULL);
@@ -144,8 +145,11 @@ __attribute__((destructor)) static void peakmap_write(void)
     if (!path || !wanted())
         return;
     long kib = rss_kib();
-    if (kib >= peak_kib + STEP_KIB || !picture_len) { /* peak since the last poll */
-        peak_kib = kib;
+    pthread_mutex_lock(&picture_lock);
+    bool none = picture_len == 0;
+    pthread_mutex_unlock(&picture_lock);
+    if (kib >= __atomic_load_n(&peak_kib, __ATOMIC_RELAXED) + STEP_KIB || none) {
+        __atomic_store_n(&peak_kib, kib, __ATOMIC_RELAXED); /* a peak since the last poll */
         take_picture(kib);
     }
     char name[4096];
