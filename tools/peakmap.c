@@ -36,19 +36,26 @@ static size_t picture_len;
 static long peak_kib;
 static pthread_mutex_t picture_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Read a small /proc file into buf (NUL-terminated); its length, or -1. */
+static ssize_t read_proc(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
 static long rss_kib(void)
 {
     char b[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, b, sizeof b - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    b[n] = '\0';
     long size = 0, resident = 0;
-    if (sscanf(b, "%ld %ld", &size, &resident) != 2)
+    if (read_proc("/proc/self/statm", b, sizeof b) < 0 ||
+        sscanf(b, "%ld %ld", &size, &resident) != 2)
         return 0;
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
@@ -110,14 +117,9 @@ static int wanted(void)
     if (!only || !*only)
         return 1;
     char cmd[4096];
-    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    ssize_t n = read_proc("/proc/self/cmdline", cmd, sizeof cmd);
+    if (n < 0)
         return 0;
-    ssize_t n = read(fd, cmd, sizeof cmd - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    cmd[n] = '\0';
     const char *arg0 = cmd, *base = strrchr(arg0, '/');
     base = base ? base + 1 : arg0;
     size_t len0 = strlen(arg0);
