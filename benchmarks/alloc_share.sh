@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # benchmarks/alloc_share.sh - how much of each real program's time the allocator takes.
 #
 #   bash benchmarks/alloc_share.sh [--quick]      (needs perf; prints a markdown table)

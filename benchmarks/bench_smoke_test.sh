@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Smoke test of the benchmark binaries (not a benchmark: one repetition, quick sizes):
 # every workload runs for kmem_cache and the floor, the tables and the JSON come out, and
 # mem_bench's child processes report.  Peers missing on the machine are allowed.

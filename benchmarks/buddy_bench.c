@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* benchmarks/buddy_bench.c - buddy_alloc/buddy_free against mmap/munmap and glibc malloc/free.
  *
  * For every order 0..BUDDY_MAX_ORDER (4 KiB .. 4 MiB) and two workloads:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* benchmarks/cache_bench.c - object-cache workloads: kmem_cache vs malloc peers vs a floor.
  *
  * Every workload runs on 117-byte objects (the tree on ~200-byte inode-like structs), touches

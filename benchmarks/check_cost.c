@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* benchmarks/check_cost.c - what the always-on free-time checks cost.
  *
  * Built twice: `check_cost` against //slab:slab (the checks on, as shipped) and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # benchmarks/check_cost.sh - the cost of slabcache's always-on free-time checks.
 #
 #   bash benchmarks/check_cost.sh [REPS] [--quick]   (builds with -c opt; default 7 repetitions)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # benchmarks/check_cost_programs.sh - what slabcache's always-on free checks cost real
 # programs: the drop-in malloc as shipped (//slab:libslabcache.so) against the same library
 # with the checks compiled out (//slab:libslabcache_unchecked_for_benchmarks.so), preloaded

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* benchmarks/harness.c - allocator vtables, repetitions, medians, markdown and JSON output.
  * See harness.h for what is measured and how. */
 #include "benchmarks/harness.h"

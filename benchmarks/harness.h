@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* benchmarks/harness.h - the benchmark harness: allocators as vtables, timing, reports.
  *
  * Every allocator is called through the same vtable (struct bench_alloc), so each one pays

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* benchmarks/mem_bench.c - resident memory per live object, per allocator and object size.
  *
  * Each (allocator, size) pair is measured in a fresh child process (fork + exec of this

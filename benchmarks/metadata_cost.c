@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* benchmarks/metadata_cost.c - what one metadata read per free costs on a random working set.
  *
  *   bazel run -c opt //benchmarks:metadata_cost -- [--quick] [--reps N]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Plots of the benchmark JSON (gnuplot, Debian's gnuplot-nox), as SVG files.
 #
 #   bash benchmarks/plot.sh CACHE_JSON MEM_JSON [OUTDIR]      (OUTDIR: docs/)

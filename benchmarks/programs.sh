@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # benchmarks/programs.sh - real programs under glibc, jemalloc, tcmalloc, mimalloc and
 # slabcache (LD_PRELOAD), in one run: wall time (bash's EPOCHREALTIME around the run, 1 ms
 # resolution; /usr/bin/time's %e has 10 ms, 3-9% of the shortest programs) and peak RSS

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The quick benchmark: cache_bench --quick then mem_bench --quick (both well under a minute).
 #   bazel run -c opt //benchmarks:quick [-- extra cache_bench options, e.g. --only lifo]
 # Bazel passes the two binaries' runfile paths first.

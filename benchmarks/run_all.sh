@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The full benchmark run: build optimised, run cache_bench and mem_bench, draw the plots and
 # write docs/benchmarks.md (machine, command, tables, plot links).
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* buddy/buddy.c - binary buddy allocator of 4 KiB pages over 4 MiB heap extents.
  *
  * GEOMETRY AND FORMULAS

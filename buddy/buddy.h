@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* buddy/buddy.h - power-of-two page blocks over heap extents.
  *
  * Orders 0..BUDDY_MAX_ORDER over 4 KiB pages: an order-k block is 2^k pages, aligned to its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap/fmt.c - text into stack buffers, without stdio and without allocating.
  *
  * Error paths run inside the allocator (possibly inside malloc), so they must not call

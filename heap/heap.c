@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap/heap.c - 4 MiB-aligned extents from the program break, or from mmap.
  *
  * ==== The sbrk protocol ====

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap/heap.h - the bottom layer of slabcache: 4 MiB-aligned extents of address space.
  *
  * The heap hands out *extents*: runs of memory whose base is aligned to HEAP_EXTENT_SIZE

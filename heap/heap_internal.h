@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap/heap_internal.h - prototypes shared by the files of the heap layer (not an API).
  *
  * Files and what they own:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap/meta.c - memory for metadata (descriptors, page maps, caches), never from malloc.
  *
  * Small requests (<= META_MAX_CLASS) are rounded to a class: multiples of 64 bytes up to

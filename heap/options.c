@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap/options.c - heap options from the environment, parsed without allocating.
  *
  * Runs inside the first allocation (possibly before main), so: getenv only (it returns a

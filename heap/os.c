@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap/os.c - the only place the heap talks to the OS: a table of operations.
  *
  * heap.c calls sbrk, mmap, munmap and madvise through heap_os(), so tests can install a fake

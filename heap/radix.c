@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap/radix.c - the map from 4 MiB granules to extent descriptors.
  *
  * key = addr >> HEAP_EXTENT_SHIFT (HEAP_RADIX_BITS = 26 bits for 48-bit addresses);

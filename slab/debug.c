@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/debug.c - debug options of kmem_caches: SLABCACHE_DEBUG, SLABCACHE_FAIL, poison,
  * red zones, call-site tracking, tracing, memory-checker annotations.
  *

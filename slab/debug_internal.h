@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/debug_internal.h - debugging of kmem_caches: options, slot layout, checks (debug.c),
  * leak reports (leak.c), heap map (heapmap.c).  Not an API; docs/debugging.md has the
  * long form.

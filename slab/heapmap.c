@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/heapmap.c - the heap map (FastMM's GetMemoryMap) and an object dump (MDX dumpMemory).
  *
  * The text map gives each block's resident pages (mincore(2), taken with the snapshot) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/kmalloc.c - general-purpose allocation over slabcache size classes.
  *
  * SIZE CLASSES (KMALLOC_NR_CLASSES = 83 kmem_caches named "kmalloc-<size>")

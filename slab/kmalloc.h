@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/kmalloc.h - general-purpose allocation over slabcache size classes.
  *
  * Small sizes come from size-class kmem_caches (8-byte steps at the bottom, then 1/8 steps so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/kmalloc_internal.h - kmalloc internals shared by kmalloc.c, malloc.c and the tests.
  *
  * Not part of the public API (the .so does not export these names).  The class geometry is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/leak.c - leak reports (at exit with SLABCACHE_LEAKS, or on demand) and expected leaks.
  *
  * A leak is a slot whose bit is set in its slab and which no magazine or depot holds (objects

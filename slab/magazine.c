@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/magazine.c - per-thread magazines and the depot (Bonwick & Adams, USENIX 2001).
  *
  * Each thread has a table (struct slab_tcache) with one entry per cache id: a `loaded` and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/malloc.c - the drop-in malloc: glibc's allocation interface over kmalloc.
  *
  * Built only into //slab:libslabcache.so (LD_PRELOAD it, or link it) and the static archive

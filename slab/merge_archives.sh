@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # slab/merge_archives.sh OUT.a INPUT... - merge the static archives among INPUT (Bazel's
 # outputs of cc_library targets: .a, .pic.a, .lo, .pic.lo, .so) into one archive OUT.a.
 # Per library, the PIC archive is preferred when Bazel produced one.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/report.c - error reports that never allocate.
  *
  * Reports run inside malloc, before main and on corrupted heaps, so they format into a stack

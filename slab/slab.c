@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/slab.c - kmem_cache: bitmap-headed multi-page slabs.
  *
  * Design (long form in docs/design.md, structures and invariants in slab_internal.h):

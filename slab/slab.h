@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/slab.h - slabcache object caches (kmem_cache), the public API.
  *
  * Typed caches of fixed-size objects in the style of the Linux kernel's kmem_cache and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/slab_internal.h - the structures of the slab layer and how they relate.
  *
  *   struct kmem_cache ──lists──> struct slab (a buddy block: header + bitmap, then slots)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* slab/stats.c - per-cache statistics: the struct, /proc/slabinfo 2.1 text and JSON.
  *
  * Every printer is a client of kmem_cache_get_stats(): one snapshot per cache, formatted into

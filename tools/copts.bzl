@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Compiler flags shared by every slabcache target.
 
 Load from a BUILD file with:

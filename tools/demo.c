@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/demo.c - slabcache in one page: typed caches, slabinfo, and a quick speed check.
  *
  *   bazel run -c opt //tools:demo

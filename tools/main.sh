@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The main job: install prerequisites, build everything optimised, then run
 # the demo (//tools:demo) and the quick benchmark (//benchmarks:quick), each
 # only if it exists yet.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/peakmap.c - where a process's memory is at its peak RSS (an LD_PRELOAD companion).
  *
  *   bazel build -c opt //slab:libslabcache.so //tools:libpeakmap.so

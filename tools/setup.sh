@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs what slabcache needs on Debian 12 (bookworm). Idempotent and quiet:
 # a second run checks dpkg and exits at once without touching apt.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs every slabcache test target (cc_test, sh_test, ...) under three
 # configurations and prints one final line "N passed, N failed".
 #

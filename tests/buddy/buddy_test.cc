@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/buddy/buddy_test.cc - white-box tests of the buddy layer.
 //
 // Strategy: every test starts from buddy_reset_for_tests() and calls buddy_validate() (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/common/pattern.h - the byte pattern the kmalloc and malloc tests write into every
 // block they allocate and check before they free or after they move it: position- and
 // seed-dependent, so an overlap between two blocks, a lost byte or a stale copy shows.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/debug/clean_program.c - correct use of every kmem_cache call (silence_test.sh runs it
  * under every debug option and expects an empty stderr and status 0). */
 #include <stdio.h>

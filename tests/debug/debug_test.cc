@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/debug/debug_test.cc - debugging and misuse detection (issue 6).
 //
 // Strategy: each debug option is switched on the two public ways (SLAB_* flags and the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/debug/peakmap_test.sh LIBSLABCACHE LIBPEAKMAP - tools/libpeakmap.so writes, at exit,
 # the heap map, slabinfo and smaps_rollup as they were at the process's peak RSS, and only
 # for the process SLABCACHE_PEAKMAP_ONLY names.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/debug/silence_test.sh PROGRAM - a correct program prints nothing and exits 0 under
 # every debug option, with the leak report on (docs/debugging.md).
 set -u

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/fuzz/fuzz_slab.cc - libFuzzer target: bytes -> kmem_cache / kmalloc operations checked
 // against a model (every live object carries a fill pattern, checked before it is freed), with
 // the validators run along the way.  Built and run by fuzz_test.sh (clang-14, -fsanitize=

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/fuzz/fuzz_test.sh - build the libFuzzer target with clang-14 from the sources (the
 # runfiles link back into the source tree) and run it for FUZZ_SECONDS (default 30) over a
 # copy of the corpus.  Skips (passes with a note) when clang-14 or its fuzzer runtime is absent.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/heap/heap_test.cc - white-box tests of the heap layer (heap/).
 //
 // Strategy: almost every test runs the heap over a fake OS table (FakeOs): a fake program

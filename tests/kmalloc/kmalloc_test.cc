@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/kmalloc/kmalloc_test.cc - kmalloc, kzalloc, kcalloc, krealloc, kmalloc_aligned,
 // kfree, ksize (slab/kmalloc.h), linked statically with the library, without the malloc
 // override (the test's own malloc stays glibc's).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/malloc/leaky_program.c - a program that leaks five 100-byte mallocs from one function
  * and frees everything else; malloc_test runs it with libslabcache.so preloaded and
  * SLABCACHE_DEBUG=U SLABCACHE_LEAKS=exit and checks that the report names this program's

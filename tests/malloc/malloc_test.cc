@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/malloc/malloc_test.cc - the drop-in malloc (slab/malloc.c) as a program sees it.
 //
 // This binary links //slab:libslabcache.so, which comes before libc in the symbol search

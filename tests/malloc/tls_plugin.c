@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/malloc/tls_plugin.c - a library dlopen'ed by malloc_test: its general-dynamic TLS
  * block is allocated by ld.so with malloc (slabcache's) on each thread's first access and
  * freed at thread exit. */

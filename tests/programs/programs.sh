@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/programs/programs.sh - the real-program workloads, as shell functions, shared by
 # tests/programs/run.sh (output comparison) and benchmarks/programs.sh (time and RSS).
 #

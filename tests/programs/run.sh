@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/programs/run.sh - real, unmodified programs under LD_PRELOAD=libslabcache.so.
 #
 #   bash tests/programs/run.sh [--quick] [--strict] [--so PATH] [--only a,b,...] [--keep]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/slab/magazine_test.cc - per-thread magazines, the depot, thread exit and fork (issue 4).
 //
 // Strategy: deterministic multithreaded workloads (fixed seeds, fixed op counts), a content

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/slab/slab_test.cc - the kmem_cache API (issue 3), single-threaded.
 //
 // Strategy: every public function is exercised through the public header, and the white-box

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Smoke library: exercises C11 flags, pthreads and the sanitizers. */
 #include "tests/smoke/smoke.h"
 

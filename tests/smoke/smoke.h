@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Smoke library proving the build setup: a counter shared by threads. */
 #ifndef SLABCACHE_TESTS_SMOKE_SMOKE_H
 #define SLABCACHE_TESTS_SMOKE_SMOKE_H

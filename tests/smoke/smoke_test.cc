@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Smoke test for the build setup: googletest, C linkage, threads, sanitizers.
 #include "tests/smoke/smoke.h"
 

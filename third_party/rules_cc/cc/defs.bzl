@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Offline shim for @rules_cc//cc:defs.bzl: re-exports Bazel's native C++ rules.
 
 Bazel 4.2.3 (Debian bazel-bootstrap) loads this file from its builtin code and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Offline shim for @rules_java//java:defs.bzl: re-exports Bazel's native Java rules.
 
 slabcache has no Java; Bazel 4.2.3's builtin code loads this file anyway.
