@@ -23,7 +23,9 @@
 
 extern "C" {
 #include "slab/slab.h"
-#include "slab/slab_internal.h"
+#include "slab/debug.h"
+#include "slab/fastpath.h"
+#include "slab/internal.h"
 }
 
 namespace {
@@ -33,11 +35,11 @@ constexpr size_t kPage = 4096;
 struct ReportMode {
     ReportMode() {
         setenv("SLABCACHE_ON_ERROR", "report", 1);
-        slab_report_reset_options();
+        report_reset_options();
     }
     ~ReportMode() {
         unsetenv("SLABCACHE_ON_ERROR");
-        slab_report_reset_options();
+        report_reset_options();
     }
 };
 
@@ -282,7 +284,7 @@ TEST(SlabObjects, SlabOfAnObjectIsItsAlignedBlock) {
     ASSERT_TRUE(buddy_lookup(p, &info));
     EXPECT_EQ(head, reinterpret_cast<uintptr_t>(info.head));
     EXPECT_EQ(BUDDY_TAG_SLAB, info.tag);
-    EXPECT_EQ(c, slab_block_cache(info.head));
+    EXPECT_EQ(c, cache_of_block(info.head));
     kmem_cache_free(c, p);
     kmem_cache_destroy(c);
 }
