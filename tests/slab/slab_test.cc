@@ -741,3 +741,149 @@ TEST(SlabShrink, ShrinkReturnsFreeExtentsToTheOS) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ extra per-slot bitmaps
+// cache_create_with_bitmaps (slab/internal.h): a layer above keeps bits per slot (mark bits,
+// for instance) in `extra` more bitmaps right after the in-use one.  This layer zeroes them
+// when it makes a slab, counts them in the geometry, checks their padding bits in the
+// validator and never touches them otherwise; slab_walk visits every slab under the lock.
+
+namespace {
+
+struct WalkState {
+    kmem_cache *cache;
+    size_t slabs = 0, nonzero_words = 0, overlaps = 0, unlocked = 0;
+    bool set_first_bits = false;
+};
+
+void WalkSlab(kmem_cache *c, slab *s, void *arg) {
+    auto *w = static_cast<WalkState *>(arg);
+    EXPECT_EQ(w->cache, c);
+    w->slabs++;
+    if (!heap_mutex_held(&c->lock)) w->unlocked++;
+    for (unsigned k = 0; k < c->extra_bitmaps; k++) {
+        uint64_t *bm = slab_extra_bitmap(c, s, k);
+        EXPECT_EQ(s->bitmap + (1 + k) * c->bitmap_words, bm);
+        if (reinterpret_cast<char *>(bm + c->bitmap_words) > s->objs) w->overlaps++;
+        for (uint32_t i = 0; i < c->bitmap_words; i++) w->nonzero_words += bm[i] != 0;
+        if (w->set_first_bits) bm[0] |= 1;  // slot 0 exists in every slab
+    }
+}
+
+// A cache with `extra` bitmaps whose slabs' last bitmap word has padding bits.
+kmem_cache *CreateWithBitmaps(const char *name, unsigned extra) {
+    for (size_t size : {48, 56, 72, 88, 104}) {
+        kmem_cache *c = cache_create_with_bitmaps(name, size, nullptr, 0, extra);
+        if (c == nullptr) return nullptr;
+        if (c->objs_per_slab % 64 != 0) return c;
+        kmem_cache_destroy(c);
+    }
+    return nullptr;
+}
+
+TEST(SlabExtraBitmaps, ZeroedOnEveryNewSlabAndApartFromTheSlots) {
+    kmem_cache *c = CreateWithBitmaps("bits3", 3);
+    ASSERT_NE(nullptr, c);
+    EXPECT_EQ(3u, c->extra_bitmaps);
+    EXPECT_GE(c->objs_offset, sizeof(slab) + 4 * c->bitmap_words * sizeof(uint64_t));
+    // Dirty the buddy blocks the cache's slabs will be carved from: slabs made from them must
+    // still start with zeroed extra bitmaps.
+    std::vector<void *> blocks;
+    for (int i = 0; i < 4; i++) {
+        void *b = buddy_alloc(c->slab_order, BUDDY_TAG_USER);
+        ASSERT_NE(nullptr, b);
+        memset(b, 0xff, c->slab_bytes);
+        blocks.push_back(b);
+    }
+    for (void *b : blocks) ASSERT_EQ(0, buddy_free(b));
+    std::vector<void *> objs;
+    for (uint32_t i = 0; i < 3 * c->objs_per_slab; i++) {
+        void *p = kmem_cache_alloc(c, 0);
+        ASSERT_NE(nullptr, p);
+        memset(p, 0xff, c->object_size);  // every byte of every object: no bitmap may change
+        objs.push_back(p);
+    }
+    WalkState w{c};
+    slab_walk(c, WalkSlab, &w);
+    EXPECT_EQ(Stats(c).total_slabs, w.slabs);
+    EXPECT_GE(w.slabs, 3u);
+    EXPECT_EQ(0u, w.nonzero_words) << "extra bitmaps zeroed when the slab was made, untouched";
+    EXPECT_EQ(0u, w.overlaps) << "the bitmaps end before slot 0";
+    if (HEAP_MUTEX_DEBUG) {
+        EXPECT_EQ(0u, w.unlocked) << "the walk holds the cache's lock";
+    }
+    // Bits of real slots are the layer above's business: the validator accepts them.
+    w = WalkState{c};
+    w.set_first_bits = true;
+    slab_walk(c, WalkSlab, &w);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    for (void *p : objs) kmem_cache_free(c, p);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_destroy(c);
+}
+
+void SetPaddingBit(kmem_cache *c, slab *s, void *arg) {
+    unsigned k = *static_cast<unsigned *>(arg);
+    slab_extra_bitmap(c, s, k)[c->bitmap_words - 1] |= uint64_t{1} << 63;
+}
+
+void ClearPaddingBit(kmem_cache *c, slab *s, void *arg) {
+    unsigned k = *static_cast<unsigned *>(arg);
+    slab_extra_bitmap(c, s, k)[c->bitmap_words - 1] &= ~(uint64_t{1} << 63);
+}
+
+// A bit past the last slot in an extra bitmap is a broken invariant: the validator names it.
+TEST(SlabExtraBitmaps, ValidatorRefusesPaddingBits) {
+    kmem_cache *c = CreateWithBitmaps("bits2", 2);
+    ASSERT_NE(nullptr, c);
+    void *p = kmem_cache_alloc(c, 0);
+    ASSERT_NE(nullptr, p);
+    ASSERT_EQ(0, kmem_cache_validate(c));
+    unsigned k = 1;
+    slab_walk(c, SetPaddingBit, &k);
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(-1, kmem_cache_validate(c));
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(std::string::npos, err.find("extra bitmap 1 has padding bits set")) << err;
+    slab_walk(c, ClearPaddingBit, &k);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_free(c, p);
+    kmem_cache_destroy(c);
+}
+
+// Every count up to SLAB_MAX_EXTRA_BITMAPS fits header, bitmaps and slots in the slab; more
+// is EINVAL; none at all is exactly an ordinary cache.
+TEST(SlabExtraBitmaps, GeometryForEveryCount) {
+    for (size_t size : {8, 117, 4096}) {
+        kmem_cache *plain = kmem_cache_create("plain", size, 0, 0, nullptr);
+        kmem_cache *zero = cache_create_with_bitmaps("zero", size, nullptr, 0, 0);
+        ASSERT_NE(nullptr, plain);
+        ASSERT_NE(nullptr, zero);
+        EXPECT_EQ(plain->objs_per_slab, zero->objs_per_slab);
+        EXPECT_EQ(plain->objs_offset, zero->objs_offset);
+        EXPECT_EQ(plain->slab_order, zero->slab_order);
+        kmem_cache_destroy(plain);
+        kmem_cache_destroy(zero);
+        for (unsigned extra = 1; extra <= SLAB_MAX_EXTRA_BITMAPS; extra++) {
+            kmem_cache *c = cache_create_with_bitmaps("bits", size, nullptr, 0, extra);
+            ASSERT_NE(nullptr, c) << size << " " << extra;
+            EXPECT_GE(c->objs_offset,
+                      sizeof(slab) + (1 + extra) * c->bitmap_words * sizeof(uint64_t));
+            EXPECT_GE(c->bitmap_words * 64u, c->objs_per_slab);
+            EXPECT_LE(c->objs_offset + c->colour_max + size_t{c->objs_per_slab} * c->slot_size,
+                      c->slab_bytes);
+            void *p = kmem_cache_alloc(c, 0);
+            ASSERT_NE(nullptr, p);
+            memset(p, 0x5a, size);
+            EXPECT_EQ(0, kmem_cache_validate(c));
+            kmem_cache_free(c, p);
+            kmem_cache_destroy(c);
+        }
+    }
+    errno = 0;
+    EXPECT_EQ(nullptr, cache_create_with_bitmaps("too-many", 64, nullptr, 0,
+                                                 SLAB_MAX_EXTRA_BITMAPS + 1));
+    EXPECT_EQ(EINVAL, errno);
+}
+
+}  // namespace
