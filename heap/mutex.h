@@ -62,7 +62,11 @@ static inline bool heap_mutex_held(const struct heap_mutex *m)
 #endif
 }
 
+#if HEAP_MUTEX_DEBUG
 #define heap_mutex_assert_held(m) assert(heap_mutex_held(m))
+#else
+#define heap_mutex_assert_held(m) ((void)(m))
+#endif
 
 static inline void heap_mutex_lock(struct heap_mutex *m)
 {

@@ -6,14 +6,12 @@
  *   in steps of 2^(k-3), up to KMALLOC_MAX_CACHE_SIZE (32 KiB).  Above 128 bytes a request
  *   of s bytes gets a class c with c - s < c / 8, so internal waste stays under 12.5%.
  *   One exception: (4096, 4608] is split in 128-byte steps (4224, 4352, 4480, 4608), for
- *   blocks of a page plus a header.  SQLite's page cache allocates 4368 bytes per 4 KiB
- *   page (4096 + its page header + its 8-byte size prefix): kmalloc-4608 holds 7 per 32 KiB
- *   slab, 4681 bytes each (+7%, ~290 KiB of its 4 MiB peak); kmalloc-4480 holds 29 per
- *   128 KiB slab, 4520 bytes each (+3.5%).  Only this octave: finer classes elsewhere spread
- *   a program's short-lived blocks over more caches, each keeping its own pages (SQLite's
- *   9..18 KiB statement buffers cost ~16 KiB per class they touch).  The split keeps every
- *   class a multiple of its step, so power-of-two multiples still get classes with lowbit
- *   >= their alignment (kmalloc_aligned, below).
+ *   blocks of a page plus a header (a page cache's pages with their headers), which the
+ *   coarse class 4608 holds with more waste per slab.  Only this octave: finer classes
+ *   elsewhere spread a program's short-lived blocks over more caches, each keeping its own
+ *   pages (docs/limits.md has the figures).  The split keeps every class a multiple of its
+ *   step, so power-of-two multiples still get classes with lowbit >= their alignment
+ *   (kmalloc_aligned, below).
  *   Every class is created with the alignment lowbit(c) (capped at a page): a class whose
  *   size is a multiple of 2^j hands out 2^j-aligned objects, so 16-multiples are 16-aligned
  *   (malloc rounds requests to 16 and uses only those) and power-of-two classes are naturally
@@ -31,10 +29,10 @@
  *   block of 64 KiB or more in one sweep: a block freed and allocated again costs no page
  *   faults, and peak RSS of programs that grow big buffers by realloc stays near glibc's.
  *   The budget in force is a quarter of the live large blocks' bytes, between 256 KiB and
- *   1 MiB (buddy_set_purge_scale): with 1 MiB, git pack-objects (about 1 MiB of large
- *   blocks live) peaked with up to 400 KiB of freed blocks still resident (glibc unmaps each
- *   freed chunk above its mmap threshold at once); a program with 4 MiB or more of large
- *   blocks live keeps the whole 1 MiB.
+ *   1 MiB (buddy_set_purge_scale): a program with few large blocks live would otherwise
+ *   peak with a large share of freed blocks still resident (glibc unmaps each freed chunk
+ *   above its mmap threshold at once); one with 4 MiB or more of large blocks live keeps
+ *   the whole 1 MiB.
  *
  * FREE
  *   buddy_lookup(p) reads the page map: tag SLAB -> cache_of_block(head) -> kmem_cache_free
@@ -54,8 +52,8 @@
  * INITIALISATION
  *   The first allocation (or the constructor in malloc.c) builds the class tables; each class's
  *   cache is created lazily by the first allocation of that class (kmalloc_class_cache), so a
- *   short-lived process pays only for the classes it uses (git's workload spawns ~4000
- *   processes: eager creation of all 80 cost ~20 page faults each).  A NULL slot in the class
+ *   short-lived process pays only for the classes it uses (eager creation of every class
+ *   costs page faults in each of them).  A NULL slot in the class
  *   table sends the fast path to kmalloc_slow(), which creates the cache, so the fast path
  *   needs no "initialised?" test.  Allocations made *during* initialisation by the
  *   initialising thread (pthread_atfork may call malloc) are served as whole buddy pages,
@@ -271,9 +269,9 @@ static inline bool is_pow2(size_t x)
  * calloc skips memory fresh from the top or from mmap.  A dirty block from
  * KMALLOC_PURGE_MIN_BYTES up (glibc's mmap threshold) is zeroed by purging it (MADV_DONTNEED:
  * its pages read back as zero and are faulted in only when the program touches them), which
- * is what glibc's calloc gets from a fresh mmap.  memset made every page resident: git calls
- * calloc(512 KiB) for hash tables it fills sparsely, and each one cost 512 KiB of peak RSS
- * (git rev-parse: 1 MiB over glibc).  The first page is cleared by hand: it holds the buddy
+ * is what glibc's calloc gets from a fresh mmap.  memset would make every page resident, and
+ * programs calloc large hash tables that they fill sparsely (docs/limits.md, section 5).
+ * The first page is cleared by hand: it holds the buddy
  * free-list link, so it is resident already.  Smaller requests, and a purge that fails, use
  * memset on the requested bytes (the rest stays untouched). */
 static void large_zero(void *p, size_t size, size_t block_bytes, bool clean)
@@ -339,14 +337,11 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
  * blocks of 64 KiB and more stays resident, so a program that frees a block and allocates one
  * of the same size again reuses it without page faults; past the budget every such free
  * block is purged (all but its first page, which holds the buddy's free-list link) in one
- * sweep.  Purging every freed block at once cost GCC 11,000 madvise calls and their page
- * faults compiling one file (it allocates and frees 128-512 KiB arrays per function: 1.07x
- * the best peer); glibc's sliding mmap threshold (never purge a size freed once) was
- * measured and rejected: SQLite's sorter frees 128 KiB..2 MiB buffers that it regrows, and
- * keeping them all resident took its peak RSS from 9.1 to 11.3 MiB.  The budget bounds that
- * cost.  Measured on GCC compiling one file: 11,372 madvise calls with a purge per free,
- * 2,127 with a 1 MiB budget, 24,501 with 256 KiB (each sweep purges every free block not
- * purged yet, so a small budget sweeps often).  (large_free: the LARGE branch of
+ * sweep.  Purging every freed block at once costs a program that allocates and frees large
+ * arrays in a loop a system call and page faults per block; never purging a size freed once
+ * (glibc's sliding mmap threshold) keeps every regrown buffer resident.  The budget bounds
+ * both; a small budget sweeps often, since each sweep purges every free block not purged
+ * yet (docs/limits.md, section 5, has the measurements).  (large_free: the LARGE branch of
  * kmalloc_free_slow.) */
 
 /* Offset of p in the LARGE block described by info, or SIZE_MAX when p is not a valid
@@ -600,11 +595,9 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
         return NULL;
     }
     /* The usable size: the hinted cache when p passes its check (a live slot), else one
-     * page-map lookup for slab objects and large blocks alike (large blocks used to take
-     * two: growing a 40-200 KB block one byte at a time, as gawk builds strings, went from
-     * 10.0-11.1 to 7.9-8.6 ns per realloc under LD_PRELOAD; glibc 6.3, mimalloc 3.6.  A
-     * copy of usable_size_lookup inlined here measured 6.9-7.7 ns; one function serves
-     * ksize and realloc instead). */
+     * page-map lookup for slab objects and large blocks alike (usable_size_lookup serves
+     * ksize and realloc; a realloc that grows a large block by a byte at a time makes this
+     * lookup on every call). */
     size_t old;
     struct kmem_cache *hc = kmalloc_hint_check(p);
     if (SLAB_LIKELY(hc != NULL))

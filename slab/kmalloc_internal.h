@@ -108,8 +108,8 @@ static inline __attribute__((always_inline)) void *kmalloc_for_malloc_inline(siz
 }
 
 /* ksize / malloc_usable_size: the hinted cache's object size when p passes its check (a
- * live slot; Redis asks for every block it allocates and frees), else the page-map walk,
- * which records the hint, handles large blocks and reports bad pointers. */
+ * live slot; some programs ask for every block they allocate and free), else the page-map
+ * walk, which records the hint, handles large blocks and reports bad pointers. */
 static inline size_t kmalloc_usable_size_inline(const void *p, const char *op)
 {
     struct kmem_cache *c = kmalloc_hint_check(p);

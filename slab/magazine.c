@@ -500,12 +500,11 @@ static bool entry_refill(struct kmem_cache *c, struct magazine_entry *e)
         return true;
     /* From the slabs: a few objects at first, doubling per refill up to a cap.  Objects in
      * a magazine are reserved for its thread, so a thread that uses a class lightly should
-     * not push the class's other threads onto fresh pages (git pack-objects: three threads
-     * and ~40 classes).  The cap is half a magazine while the thread has one
-     * (the other half takes the frees that follow), a whole one once it has two: previous
-     * is empty here (a full one would have been swapped in), so frees have a magazine of
-     * room, and a thread allocating in bulk takes one cache->lock per magazine rather than
-     * two (1M allocations then frees of 117 B: 25.8 -> 24.4 ns per object). */
+     * not push the class's other threads onto fresh pages.  The cap is half a magazine while
+     * the thread has one (the other half takes the frees that follow), a whole one once it
+     * has two: previous is empty here (a full one would have been swapped in), so frees
+     * have a magazine of room, and a thread allocating in bulk takes one cache->lock per
+     * magazine rather than two. */
     uint32_t cap = p != &no_magazine ? l->size : (l->size / 2 ? l->size / 2 : 1);
     uint32_t want = e->refill ? e->refill : SLAB_FIRST_REFILL;
     if (want > cap)

@@ -80,7 +80,7 @@ void *calloc(size_t n, size_t size)
 
 void *realloc(void *p, size_t size)
 {
-    if (!p) /* Lua and others allocate through realloc(NULL, n): keep it as fast as malloc */
+    if (!p) /* programs that allocate through realloc(NULL, n) get malloc's fast path */
         return kmalloc_for_malloc_inline(size, __builtin_return_address(0));
     return kmalloc_realloc(p, size, 0, true, __builtin_return_address(0));
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-// tests/debug/debug_test.cc - debugging and misuse detection (issue 6).
+// tests/debug/debug_test.cc - debugging and misuse detection.
 //
 // Strategy: each debug option is switched on the two public ways (SLAB_* flags and the
 // SLABCACHE_DEBUG environment variable, re-read through debug_reset_options), then the

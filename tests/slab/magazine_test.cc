@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-// tests/slab/magazine_test.cc - per-thread magazines, the depot, thread exit and fork (issue 4).
+// tests/slab/magazine_test.cc - per-thread magazines, the depot, thread exit and fork.
 //
 // Strategy: deterministic multithreaded workloads (fixed seeds, fixed op counts), a content
 // pattern written into every object and checked before it is freed, kmem_cache_validate after

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-// tests/slab/slab_test.cc - the kmem_cache API (issue 3), single-threaded.
+// tests/slab/slab_test.cc - the kmem_cache API, single-threaded.
 //
 // Strategy: every public function is exercised through the public header, and the white-box
 // validator (kmem_cache_validate / slabcache_validate) runs after each step that changes
