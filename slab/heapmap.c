@@ -75,7 +75,7 @@ static size_t walk_extents(void (*fn)(struct heap_extent *e, void *arg), void *a
     return n;
 }
 
-static size_t cache_index(struct map_snapshot *sn, const struct kmem_cache *c)
+static size_t map_cache_index(struct map_snapshot *sn, const struct kmem_cache *c)
 {
     for (size_t i = 0; i < sn->nr_caches; i++)
         if (sn->caches[i].cache == c)
@@ -108,7 +108,7 @@ static void snap_extent(struct heap_extent *e, void *arg)
         const struct slab *s = (const struct slab *)(m->base + (p << BUDDY_PAGE_SHIFT));
         if (s->magic != SLAB_MAGIC)
             continue;
-        m->cache_idx[p] = (uint16_t)cache_index(sn, s->cache);
+        m->cache_idx[p] = (uint16_t)map_cache_index(sn, s->cache);
         m->inuse[p] = s->inuse;
     }
 }
@@ -246,7 +246,7 @@ void slabcache_heap_map(FILE *out)
 }
 
 /* A distinct colour per cache index (golden-angle hues). */
-static void cache_colour(size_t idx, char *buf, size_t len)
+static void map_cache_colour(size_t idx, char *buf, size_t len)
 {
     unsigned hue = (unsigned)((idx * 137) % 360);
     heap_fmt(buf, len, "hsl(%u,65%%,50%%)", hue);
@@ -299,7 +299,7 @@ void slabcache_heap_map_svg(FILE *out)
                 what = "free";
             } else if (pg->tag == BUDDY_TAG_SLAB && head < BUDDY_PAGES_PER_EXTENT &&
                        m->cache_idx[head]) {
-                cache_colour(m->cache_idx[head], colour, sizeof colour);
+                map_cache_colour(m->cache_idx[head], colour, sizeof colour);
                 fill = colour;
                 what = sn->caches[m->cache_idx[head] - 1].name;
             } else if (pg->tag == BUDDY_TAG_LARGE) {
@@ -340,7 +340,7 @@ void slabcache_heap_map_svg(FILE *out)
                 "<text x=\"%d\" y=\"%d\">%s</text>\n",
                 lx, ly - 9, fixed[i].fill, lx + 14, ly, fixed[i].label);
     for (size_t i = 0; i < sn->nr_caches; i++, ly += 14) {
-        cache_colour(i + 1, colour, sizeof colour);
+        map_cache_colour(i + 1, colour, sizeof colour);
         fprintf(out,
                 "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
                 "<text x=\"%d\" y=\"%d\">slab: %s</text>\n",

@@ -452,7 +452,7 @@ void *kmalloc_aligned(size_t align, size_t size, unsigned int flags)
 
 /* ---------------------------------------------------------------- free and size */
 
-static void report_bad_pointer(const char *op, const void *p)
+static void bad_pointer_report(const char *op, const void *p)
 {
     struct heap_extent *e = heap_extent_lookup(p);
     if (!e)
@@ -486,7 +486,7 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
             }
         }
     }
-    report_bad_pointer(op, p);
+    bad_pointer_report(op, p);
 }
 
 __thread struct kmalloc_hint kmalloc_hints[KMALLOC_HINTS]

@@ -214,7 +214,7 @@ size_t slabcache_leak_report(void)
 /* SLABCACHE_LEAKS=1: report at exit.  SLABCACHE_LEAKS=exit, or SLABCACHE_LEAK_EXIT_CODE=N:
  * also end the process with status N (default 23) when leaks were found, for CI.  Runs as a
  * destructor, after main returned or exit() was called: stdio is flushed before _exit. */
-__attribute__((destructor)) static void slab_leak_at_exit(void)
+__attribute__((destructor)) static void leak_report_at_exit(void)
 {
     const char *v = getenv("SLABCACHE_LEAKS");
     if (!v || !*v || strcmp(v, "0") == 0)

@@ -299,6 +299,7 @@ static inline void entry_window_open(struct kmem_cache *c, struct magazine_entry
 {
     struct magazine *l = e->loaded;
     if (l) {
+        assert(l != &no_magazine && TC_LOAD(l->count) <= l->size && l->size == c->mag_size);
         void **top = l->objs + TC_LOAD(l->count);
         *top = NULL; /* objs[size] exists: never out of bounds */
         TC_STORE(e->returns_seen, __atomic_load_n(&c->returns, __ATOMIC_RELAXED));
@@ -570,6 +571,7 @@ void *magazine_alloc_slow(struct kmem_cache *c, const void *caller)
             return alloc_failed(c);
         }
         m = e->loaded;
+        assert(TC_LOAD(m->count) > 0);
         uint32_t n = TC_LOAD(m->count) - 1;
         obj = m->objs[n];
         TC_STORE(m->count, n); /* no counter: allocs are derived (struct magazine_entry) */
@@ -667,7 +669,7 @@ size_t magazine_collect_cached(struct kmem_cache *c, void **out, size_t max)
 /* ---------------------------------------------------------------- validation */
 
 /* The validator holds locks 3 to 5 (types.h). */
-#define slab_assert_all_locked(c)                                                           \
+#define validator_assert_locked(c)                                                           \
     do {                                                                                    \
         tables_assert_locked();                                                             \
         depot_assert_locked(c);                                                             \
@@ -677,7 +679,7 @@ size_t magazine_collect_cached(struct kmem_cache *c, void **out, size_t max)
 /* m holds n objects (its count, or the window's for a loaded magazine). */
 static int validate_magazine_locked(struct kmem_cache *c, const struct magazine *m, uint32_t n)
 {
-    slab_assert_all_locked(c);
+    validator_assert_locked(c);
     if (n > m->size || m->size != c->mag_size) {
         heap_fmt_line("validate %s: magazine %p holds %u of %u (cache size %u)", c->name,
                       (const void *)m, n, m->size, c->mag_size);
@@ -703,7 +705,7 @@ static bool magazine_holds(const struct magazine *m, uint32_t n, const void *obj
 static int validate_popped_run_locked(struct kmem_cache *c, const struct magazine_entry *e,
                                       const struct magazine *l, const struct magazine *p)
 {
-    slab_assert_all_locked(c);
+    validator_assert_locked(c);
     if (TC_LOAD(e->returns_seen) != TC_LOAD(c->returns))
         return 0; /* a return to the slabs since the window opened: the run is not used */
     void **top = e->top, **hi = e->hi;
@@ -730,7 +732,7 @@ static int validate_popped_run_locked(struct kmem_cache *c, const struct magazin
  * check cannot see it.  max bounds the objects collected. */
 static int validate_cached_once_locked(struct kmem_cache *c, size_t max)
 {
-    slab_assert_all_locked(c);
+    validator_assert_locked(c);
     void **buf = max > 1 ? heap_meta_alloc(max * sizeof(void *)) : NULL;
     if (!buf)
         return 0; /* nothing to compare, or no memory for the check: not an invariant broken */

@@ -566,6 +566,21 @@ TEST(SlabMisuseDeathTest, DefaultModeAborts) {
     kmem_cache_destroy(c);
 }
 
+// In debug builds a function named *_locked asserts that its caller holds the lock it needs
+// (heap/mutex.h records the owner): the slab validator called without cache->lock aborts,
+// and with it passes.
+TEST(SlabMisuseDeathTest, LockedFunctionsAssertTheirLockInDebugBuilds) {
+    if (!HEAP_MUTEX_DEBUG) GTEST_SKIP() << "NDEBUG: assertions compiled out";
+    kmem_cache *c = kmem_cache_create("locked", 64, 0, 0, nullptr);
+    void *p = kmem_cache_alloc(c, 0);
+    EXPECT_DEATH(slab_validate_locked(c), "heap_mutex_held");
+    heap_mutex_lock(&c->lock);
+    EXPECT_EQ(0, slab_validate_locked(c));
+    heap_mutex_unlock(&c->lock);
+    kmem_cache_free(c, p);
+    kmem_cache_destroy(c);
+}
+
 // ------------------------------------------------------------------ reports
 
 TEST(SlabStats, SlabinfoHasTheVersion21Format) {
