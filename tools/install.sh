@@ -23,7 +23,8 @@
 #   share/man/manN/*.N                            every page in docs/man (slabcache(3), (7), ...)
 #   bin/                                          the programs in PROGRAMS below (none yet)
 #   share/doc/slabcache/                          LICENSE, CHANGELOG.md, README.md
-# Running it again installs the same files over them.  Quiet: one line at the end, errors on
+# As root into /usr/local or /usr it runs ldconfig.  Running it again installs the same files
+# over them.  Quiet: one line at the end, errors on
 # stderr; exit status 2 for bad arguments, 1 when the build or a copy fails.
 # SLABCACHE_BAZEL overrides the Bazel command (as in tools/main.sh).
 set -euo pipefail
@@ -170,5 +171,12 @@ done
 put 0644 "$repo/LICENSE" "$doc/LICENSE"
 put 0644 "$repo/CHANGELOG.md" "$doc/CHANGELOG.md"
 put 0644 "$repo/README.md" "$doc/README.md"
+
+# Installed as root into a prefix the loader searches, refresh its cache, so programs find
+# libslabcache.so.MAJOR without -rpath (what the Debian package's ldconfig trigger does).
+if [[ -z $destdir && $EUID == 0 && ($prefix == /usr || $prefix == /usr/local) ]] &&
+    command -v ldconfig >/dev/null; then
+    ldconfig || echo "$me: ldconfig failed; run it before starting programs linked with -lslabcache" >&2
+fi
 
 echo "$me: slabcache $version installed in ${destdir:+$destdir (staged for) }$prefix"
