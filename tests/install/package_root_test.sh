@@ -15,6 +15,11 @@ step() { echo "== $*"; }
 
 ((EUID == 0)) || skip "installing a package needs root (running as uid $EUID)"
 command -v apt-get >/dev/null || skip "no apt-get"
+# One at a time on this machine (other clones' test runs): the package is system-wide.
+lockdir=/run/lock
+[[ -d $lockdir ]] || lockdir=/tmp
+exec 9>"$lockdir/slabcache-package-root-test.lock"
+flock -w 900 9 || fail "another package_root_test held the lock for 15 minutes"
 status=$(dpkg-query -W -f='${db:Status-Abbrev}' slabcache 2>/dev/null || true)
 [[ -z $status || $status == un* || $status == pn* ]] ||
     skip "slabcache is already installed (dpkg status '$status'): not touching it"
@@ -31,6 +36,7 @@ apt=(apt-get -y -qq -o DPkg::Lock::Timeout=120)
 installed=0
 cleanup() { ((installed)) && DEBIAN_FRONTEND=noninteractive dpkg --purge slabcache >/dev/null 2>&1; true; }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # Bazel's timeout sends TERM: remove the package on the way out
 
 step "apt-get install ./${deb##*/}"
 # apt-get wants a path with a slash to take an argument as a file.
