@@ -21,6 +21,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
@@ -233,9 +234,7 @@ def main(argv):
              "[--allocators a,b] -- CMD ARGS...")
         return 2
     if not out:
-        out = subprocess.run(["mktemp", "-d", os.path.join(os.environ.get("TMPDIR", "/tmp"),
-                                                            "slabcache-compare.XXXXXX")],
-                             capture_output=True, text=True, check=True).stdout.strip()
+        out = tempfile.mkdtemp(prefix="slabcache-compare.")
     allocs = [x for x in ALLOCATORS if x in a.allocators and x in libs]
     exe = shutil.which(a.cmd[0])
     if is_static_elf(exe):

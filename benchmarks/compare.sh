@@ -23,5 +23,12 @@
 # so.  Exit status: 2 for bad arguments, 1 when the command failed in some run, else 0.
 # The measuring is benchmarks/compare.py.
 set -euo pipefail
+for arg in "$@"; do
+    [[ $arg == -- ]] && break
+    if [[ $arg == -h || $arg == --help ]]; then
+        awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"
+        exit 0
+    fi
+done
 command -v python3 >/dev/null || { echo "compare.sh: python3 is needed (apt-get install python3)" >&2; exit 1; }
 exec python3 "$(dirname "${BASH_SOURCE[0]}")/compare.py" "$@"

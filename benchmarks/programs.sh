@@ -33,7 +33,7 @@ while (($#)); do
         --so) so=$2; shift ;;
         --only) only=$2; shift ;;
         --out) out=$2; shift ;;
-        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h | --help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "programs.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift

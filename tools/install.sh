@@ -37,7 +37,7 @@ me=install.sh
 # with --prebuilt list the program in their data.
 PROGRAMS=()
 
-usage() { sed -n '4,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
+usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; }
 die_usage() {
     echo "$me: $*" >&2
     echo "usage: bash tools/install.sh [--prefix=/usr/local] [--destdir=DIR] [--prebuilt=DIR]" >&2

@@ -36,7 +36,7 @@ while (($#)); do
             (($# >= 2)) || die_usage "$arg needs a value"
             name=$arg value=$2
             shift ;;
-        -h | --help) sed -n '4,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die_usage "unknown argument '$arg'" ;;
     esac
     [[ -n $value ]] || die_usage "$name needs a value"

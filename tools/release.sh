@@ -21,7 +21,7 @@ check_only=0
 case "${1:-}" in
     --check) check_only=1 ;;
     "") ;;
-    -h | --help) sed -n '4,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "$me: unknown argument '$1' (usage: bash tools/release.sh [--check])" >&2; exit 2 ;;
 esac
 (($# <= 1)) || { echo "$me: one argument at most (usage: bash tools/release.sh [--check])" >&2; exit 2; }
