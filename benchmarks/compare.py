@@ -39,6 +39,10 @@ class UsageError(Exception):
     pass
 
 
+class Broken(Exception):
+    """A library that cannot be preloaded (a sanitizer build, a broken file): no numbers."""
+
+
 def note(msg):
     print(f"compare.sh: {msg}", file=sys.stderr)
 
@@ -139,13 +143,19 @@ def run_once(cmd, lib, out_path, err_path, usage_path):
         (os.POSIX_SPAWN_OPEN, 2, err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
     ]
     argv = [TIME, "-f", "%M %U %S", "-o", usage_path, "--"] + cmd
+    if os.path.exists(usage_path):
+        os.remove(usage_path)
     t0 = time.perf_counter_ns()
     pid = os.posix_spawn(TIME, argv, env, file_actions=actions)
     _, status, _ = os.wait4(pid, 0)
     t1 = time.perf_counter_ns()
     # time writes "Command exited with non-zero status N" first when it did: the figures are
-    # on the last line.
-    rss, user, sys_ = open(usage_path).read().split("\n")[-2].split()
+    # on the last line.  No figures: time itself died (the preloaded library broke it).
+    try:
+        rss, user, sys_ = open(usage_path).read().split("\n")[-2].split()
+    except (OSError, IndexError, ValueError):
+        raise Broken(f"{TIME} itself failed (wait status {status:#x}) with LD_PRELOAD={lib}; "
+                     f"its stderr: {open(err_path, errors='replace').read().strip()[-300:]}")
     return {
         "wall_s": (t1 - t0) / 1e9,
         "user_s": float(user),
@@ -236,6 +246,15 @@ def main(argv):
     if not out:
         out = tempfile.mkdtemp(prefix="slabcache-compare.")
     allocs = [x for x in ALLOCATORS if x in a.allocators and x in libs]
+    # Each library must load into a trivial program before anything is measured (a
+    # sanitizer build of libslabcache.so, for one, kills every uninstrumented program).
+    for name in allocs:
+        check = subprocess.run(["/bin/true"], env=dict(os.environ, LD_PRELOAD=libs[name] or ""),
+                               capture_output=True, text=True)
+        if check.returncode != 0 or "cannot be preloaded" in check.stderr:
+            note(f"{name}: LD_PRELOAD={libs[name]} breaks /bin/true (status {check.returncode}): "
+                 f"{check.stderr.strip()[-300:]}")
+            return 1
     exe = shutil.which(a.cmd[0])
     if is_static_elf(exe):
         note(f"warning: {exe} is statically linked; LD_PRELOAD does not reach it, every "
@@ -255,7 +274,11 @@ def main(argv):
                 print(f"\r[{run + 1}/{total}] {name:10s}", end="", file=sys.stderr, flush=True)
             o = os.path.join(logs, f"{name}.{run}.out")
             e = os.path.join(logs, f"{name}.{run}.err")
-            r = run_once(a.cmd, libs[name], o, e, os.path.join(logs, "rusage"))
+            try:
+                r = run_once(a.cmd, libs[name], o, e, os.path.join(logs, "rusage"))
+            except Broken as err:
+                note(f"{name}: {err}")
+                return 1
             if run >= a.warmup:
                 results[name].append(r)
     if tty:
@@ -338,6 +361,12 @@ def main(argv):
         print()
         print(f"slabcache against the best peer: time {fmt_ratio(best['time'])} ({best['time_peer']}), "
               f"peak RSS {fmt_ratio(best['rss'])} ({best['rss_peer']})")
+
+    busy = max(float(load_before[0]), float(load_after[0]))
+    if busy > (os.cpu_count() or 1):
+        print()
+        print(f"compare.sh: the machine was busy (load {busy:.1f} on {os.cpu_count()} CPUs): wall "
+              "times wait for a CPU; the user and sys columns are steadier; repeat when it is idle")
 
     doc = {
         "command": a.cmd, "runs": a.runs, "warmup": a.warmup,

@@ -5,7 +5,8 @@
 #     (peers that are installed), glibc at 1.00x, peak RSS above what the command holds,
 #     each column ran under its own malloc (the probe's stderr), the same output; the JSON
 #     parses and agrees with the table; the SVG is well-formed with one bar per allocator;
-#     bad arguments and a failing command give messages and status 2 and 1;
+#     bad arguments, a library that cannot be preloaded and a failing command give
+#     messages and status 2, 1 and 1;
 #   programs.sh and run_all.sh refuse bad arguments (--only myprog: status 2, no empty table);
 #   plot.sh reads compact JSON (json.dumps without spaces) and writes the three plots.
 # Usage (Bazel passes them): scripts_test.sh LIBSLABCACHE_SO COMPARE_PROBE
@@ -35,6 +36,9 @@ expect_status 2 "unknown option" bash benchmarks/compare.sh --frobnicate --so "$
 expect_status 2 "unknown command" bash benchmarks/compare.sh --so "$so" -- no-such-command-here
 expect_status 2 "unknown allocator" bash benchmarks/compare.sh --allocators glibc,ptmalloc9 -- true
 expect_status 2 "missing --so" bash benchmarks/compare.sh --so "$work/none.so" -- true
+echo "not an ELF file" >"$work/not-a-library.so"
+expect_status 1 "a library that cannot be preloaded" bash benchmarks/compare.sh --runs 1 \
+    --allocators glibc,slabcache --so "$work/not-a-library.so" -- true
 expect_status 1 "a failing command" bash benchmarks/compare.sh --runs 1 --warmup 0 \
     --allocators glibc,slabcache --so "$so" --out "$work/fails" -- sh -c 'exit 3'
 
