@@ -105,6 +105,10 @@ archive=$bin/slab/libslabcache.a
 soname=$(readelf -d "$so" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]$/\1/p')
 [[ $soname == "libslabcache.so.$major" ]] ||
     die "$so has SONAME '${soname:-none}', expected libslabcache.so.$major"
+# A sanitizer build (bazel-bin after --config=asan or tsan) kills every program that loads it.
+if ! err=$(LD_PRELOAD=$so /bin/true 2>&1) || [[ -n $err ]]; then
+    die "$so does not load into a plain program (a sanitizer build?): ${err:-killed}"
+fi
 
 # ---------------------------------------------------------------- install
 root=$destdir$prefix
