@@ -243,8 +243,6 @@ def main(argv):
         note("usage: bash benchmarks/compare.sh [--runs N] [--warmup N] [--out DIR] [--so PATH] "
              "[--allocators a,b] -- CMD ARGS...")
         return 2
-    if not out:
-        out = tempfile.mkdtemp(prefix="slabcache-compare.")
     allocs = [x for x in ALLOCATORS if x in a.allocators and x in libs]
     # Each library must load into a trivial program before anything is measured (a
     # sanitizer build of libslabcache.so, for one, kills every uninstrumented program).
@@ -255,6 +253,8 @@ def main(argv):
             note(f"{name}: LD_PRELOAD={libs[name]} breaks /bin/true (status {check.returncode}): "
                  f"{check.stderr.strip()[-300:]}")
             return 1
+    if not out:
+        out = tempfile.mkdtemp(prefix="slabcache-compare.")
     exe = shutil.which(a.cmd[0])
     if is_static_elf(exe):
         note(f"warning: {exe} is statically linked; LD_PRELOAD does not reach it, every "

@@ -16,7 +16,8 @@ so=$(readlink -f "$1")
 probe=$(readlink -f "$2")
 work=${TEST_TMPDIR:-$(mktemp -d)}/scripts
 rm -rf "$work"
-mkdir -p "$work"
+mkdir -p "$work/tmp"
+export TMPDIR=$work/tmp # default output directories land here, not in /tmp
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 # expect_status N WHAT CMD...: CMD must exit N and print "SCRIPT: ..." on stderr.
