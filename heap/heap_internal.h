@@ -11,9 +11,9 @@
  *   fmt.c      the formatter of every layer (heap/fmt.h), heap_report.
  *   mutex.h    the lock of every layer (heap/mutex.h): owner recorded in debug builds.
  *
- * Lock order: HEAP lock, then META lock (descriptors are allocated under the HEAP lock); the
- * complete order of slabcache's locks is in slab/types.h.  Functions named *_locked assert
- * in debug builds that the caller holds the lock they name.
+ * Lock order: HEAP lock, then META lock (descriptors are allocated under the HEAP lock); they
+ * come after every lock of the layers above (docs/design.md, "Lock order").  Functions named
+ * *_locked assert in debug builds that the caller holds the lock they name.
  *
  * OS calls: extents (sbrk, mmap, munmap, madvise) go through the ops table (os.c).  Radix
  * leaves and metadata chunks are mapped with mmap(2) directly, and large metadata blocks

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* slab/heapmap.c - the heap map (FastMM's GetMemoryMap) and an object dump (MDX dumpMemory).
  *
- * The text map gives each block's resident pages (mincore(2), taken with the snapshot) and
+ * The text map gives each block's resident pages (mincore(2), taken with the snapshot; called
+ * directly, not through the heap's OS table, because it only reads residency) and
  * ends with where the resident memory is: slabs (against the bytes of the objects they hold),
  * large blocks and free blocks.  That is the question a peak-RSS comparison with another
  * allocator asks (docs/limits.md, section 4).
