@@ -138,10 +138,10 @@ static inline struct kmem_cache *slab_owner(const struct slab *s)
 static inline bool slab_check_free_fast(struct kmem_cache *c, const void *obj)
 {
 #if defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
-    /* //slab:slab_unchecked_for_benchmarks only: what the checks cost (benchmarks/check_cost). */
-    (void)c;
-    (void)obj;
-    return true;
+    /* //slab:slab_unchecked_for_benchmarks only: what the checks cost (benchmarks/check_cost).
+     * Only the test that obj lies in a slab of c stays: kfree's hints are guesses that this
+     * test confirms, and without it a stale hint would send a block to the wrong cache. */
+    return heap_is_split_granule(obj) && slab_owner(slab_of(c, obj)) == c;
 #endif
     if (SLAB_LIKELY(heap_is_split_granule(obj))) {
         const struct slab *s = slab_of(c, obj);

@@ -497,9 +497,9 @@ __thread struct kmalloc_hint kmalloc_hints[KMALLOC_HINTS]
  * always names a live cache. */
 static inline void kmalloc_hint_record(const void *p, const void *head, struct kmem_cache *c)
 {
-    if (c->object_size <= KMALLOC_MAX_CACHE_SIZE &&
-        __atomic_load_n(&kmalloc_caches[kmalloc_class_index(c->object_size)],
-                        __ATOMIC_RELAXED) == c) {
+    /* A class cache has magazine id = class index (cache_create_fixed_id). */
+    if (c->id < KMALLOC_NR_CLASSES &&
+        __atomic_load_n(&kmalloc_caches[c->id], __ATOMIC_RELAXED) == c) {
         struct kmalloc_hint *h = kmalloc_hint_for(p);
         h->slab = (uintptr_t)head;
         h->cache = c;
