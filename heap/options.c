@@ -80,7 +80,7 @@ void heap_opt_unlock(void)
     heap_mutex_unlock(&opt_mutex);
 }
 
-const struct heap_opt_def *heap_opt_def(enum heap_opt id)
+const struct heap_opt_def *heap_opt_lookup(enum heap_opt id)
 {
     return (unsigned)id < OPT_COUNT ? &opt_defs[id] : NULL;
 }
@@ -187,7 +187,7 @@ static int choice_index(const struct heap_opt_def *d, const char *w, size_t wlen
 
 int heap_opt_parse(enum heap_opt id, const char *text, uint64_t *out)
 {
-    const struct heap_opt_def *d = heap_opt_def(id);
+    const struct heap_opt_def *d = heap_opt_lookup(id);
     if (!d || !text)
         return -1;
     uint64_t v = 0;
@@ -276,7 +276,7 @@ static size_t format_word(char *buf, size_t len, const struct heap_opt_def *d, u
 
 size_t heap_opt_format(char *buf, size_t len, enum heap_opt id, uint64_t value)
 {
-    const struct heap_opt_def *d = heap_opt_def(id);
+    const struct heap_opt_def *d = heap_opt_lookup(id);
     if (!d)
         return heap_fmt(buf, len, "%s", "?");
     switch (d->type) {
@@ -291,7 +291,7 @@ size_t heap_opt_format(char *buf, size_t len, enum heap_opt id, uint64_t value)
 
 size_t heap_opt_format_expected(char *buf, size_t len, enum heap_opt id)
 {
-    const struct heap_opt_def *d = heap_opt_def(id);
+    const struct heap_opt_def *d = heap_opt_lookup(id);
     char lo[32], hi[32];
     if (!d)
         return heap_fmt(buf, len, "%s", "?");

@@ -91,7 +91,7 @@ extern "C" {
       "print every option in effect, and where its value came from, at start-up")              \
     /* tools/libpeakmap.so (not installed) */                                                   \
     X(PEAKMAP, STRING, 0, 0, 0, "PATH",                                                          \
-      "tools/libpeakmap.so: write the heap map at the peak RSS to PATH.<pid> at exit")         \
+      "tools/libpeakmap.so: write the heap map at the peak RSS to PATH.PID at exit")         \
     X(PEAKMAP_ONLY, STRING, 0, 0, 0, "NAME",                                                     \
       "tools/libpeakmap.so: only in processes whose command name or first argument is NAME")
 
@@ -150,7 +150,7 @@ const char *heap_opt_rejected(enum heap_opt id);
 void heap_opt_announce(void);
 
 /* ---------------------------------------------------------------- the table itself */
-const struct heap_opt_def *heap_opt_def(enum heap_opt id);
+const struct heap_opt_def *heap_opt_lookup(enum heap_opt id);
 /* NULL-terminated names of HEAP_OPTION_SCRIPT_TABLE, and their help (same index). */
 extern const char *const heap_opt_script_names[];
 extern const char *const heap_opt_script_help[];

@@ -386,6 +386,16 @@ static void parse_options_locked(void)
         parse_fail_locked(f);
 }
 
+/* At start-up (before main), so that what SLABCACHE_DEBUG and SLABCACHE_FAIL cannot parse is
+ * reported with the option table's lines even in a program whose first cache comes later. */
+__attribute__((constructor)) static void debug_options_at_startup(void)
+{
+    heap_mutex_lock(&opts_lock);
+    if (!opts.parsed)
+        parse_options_locked();
+    heap_mutex_unlock(&opts_lock);
+}
+
 /* Does SLABCACHE_FAIL apply to the cache `name` (marked: A in its SLABCACHE_DEBUG flags)?
  * cache= entries and A marks both select caches; with neither, every cache. */
 static bool fail_applies_locked(const char *name, bool marked)

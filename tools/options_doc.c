@@ -10,6 +10,7 @@
  * the table, so a variable added to the table fails there until it is documented.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +34,11 @@ static const char *type_name(enum heap_opt_type t)
     return "?";
 }
 
-/* s with '|' escaped, so that it stays in its table cell. */
-static void put_cell(FILE *out, const char *s)
+/* s with '|' escaped (it would end the table cell), and outside `code` '*' (emphasis). */
+static void put_cell(FILE *out, const char *s, bool code)
 {
     for (; *s; s++) {
-        if (*s == '|')
+        if (*s == '|' || (*s == '*' && !code))
             fputc('\\', out);
         fputc(*s, out);
     }
@@ -45,7 +46,7 @@ static void put_cell(FILE *out, const char *s)
 
 static void put_values(FILE *out, enum heap_opt id)
 {
-    const struct heap_opt_def *d = heap_opt_def(id);
+    const struct heap_opt_def *d = heap_opt_lookup(id);
     char lo[64], hi[64];
     switch (d->type) {
     case HEAP_OPT_BOOL:
@@ -73,7 +74,7 @@ static void put_values(FILE *out, enum heap_opt id)
         return;
     case HEAP_OPT_STRING:
         fputc('`', out);
-        put_cell(out, d->values);
+        put_cell(out, d->values, true);
         fputc('`', out);
         return;
     }
@@ -88,13 +89,13 @@ static void markdown(FILE *out)
     fputs("|---|---|---|---|---|\n", out);
     for (unsigned i = 0; i < OPT_COUNT; i++) {
         enum heap_opt id = (enum heap_opt)i;
-        const struct heap_opt_def *d = heap_opt_def(id);
+        const struct heap_opt_def *d = heap_opt_lookup(id);
         char dflt[CELL_MAX];
         heap_opt_format(dflt, sizeof dflt, id, d->def);
         fprintf(out, "| `%s` | %s | %s | ", d->name, type_name(d->type), dflt);
         put_values(out, id);
         fputs(" | ", out);
-        put_cell(out, d->help);
+        put_cell(out, d->help, false);
         fputs(" |\n", out);
     }
     fputs("\nRead by the project's scripts, never by the library (so never reported as unknown):\n\n",
@@ -102,7 +103,7 @@ static void markdown(FILE *out)
     fputs("| variable | read by |\n|---|---|\n", out);
     for (size_t i = 0; heap_opt_script_names[i]; i++) {
         fprintf(out, "| `%s` | ", heap_opt_script_names[i]);
-        put_cell(out, heap_opt_script_help[i]);
+        put_cell(out, heap_opt_script_help[i], false);
         fputs(" |\n", out);
     }
     fputs(END_MARK "\n", out);
@@ -160,7 +161,7 @@ int main(int argc, char **argv)
     }
     if (argc == 2 && strcmp(argv[1], "--names") == 0) {
         for (unsigned i = 0; i < OPT_COUNT; i++)
-            puts(heap_opt_def((enum heap_opt)i)->name);
+            puts(heap_opt_lookup((enum heap_opt)i)->name);
         return 0;
     }
     if (argc == 2 && strcmp(argv[1], "--script-names") == 0) {
