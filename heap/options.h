@@ -34,10 +34,11 @@
  *      always unset (write 0);
  *   2. read it where it is used: heap_opt_bool(OPT_NAME), heap_opt_size, heap_opt_uint,
  *      heap_opt_is(OPT_NAME, "word") / heap_opt_choice, heap_opt_string;
- *   3. document it: `bazel run //tools:options_doc -- --update $PWD/docs/api.md` rewrites
- *      the table in docs/api.md, and docs/man/slabcache.7 needs a .TP entry;
- *      //tests/api:options_doc_test fails until both are done, and //tests/options checks
- *      every variable of the table with good, bad and unknown values.
+ *   3. document it: `bazel run //tools:options_doc -- --update docs/api.md` rewrites the
+ *      table in docs/api.md, and docs/man/slabcache.7 needs a .TP entry
+ *      (//tests/api:options_doc_test fails until both are done);
+ *   4. give it a good and a bad value in kCases of tests/options/options_test.cc
+ *      (EveryVariableHasACase fails until then).
  * A variable read only by the project's scripts (never by the library) goes in
  * HEAP_OPTION_SCRIPT_TABLE instead, so that it is not reported as unknown.
  */
