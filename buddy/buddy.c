@@ -86,6 +86,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "heap/options.h"
+
 #ifdef NDEBUG
 static const bool buddy_debug = false;
 #else
@@ -818,28 +820,12 @@ static size_t trim_purge_locked(void)
 /* 0 = not read yet; otherwise the limit (buddy lock for writes; relaxed reads). */
 static size_t spare_extents;
 
-/* SLABCACHE_SPARE_EXTENTS, parsed without allocating; 0 when absent or malformed. */
-static size_t spare_from_env(void)
-{
-    const char *v = getenv("SLABCACHE_SPARE_EXTENTS");
-    size_t n = 0;
-    if (!v || !*v)
-        return 0;
-    for (; *v >= '0' && *v <= '9'; v++) {
-        if (n > (SIZE_MAX - 9) / 10)
-            return 0;
-        n = n * 10 + (size_t)(*v - '0');
-    }
-    return *v ? 0 : n;
-}
-
 static size_t spare_limit(void)
 {
     size_t n = __atomic_load_n(&spare_extents, __ATOMIC_RELAXED);
     if (__builtin_expect(n == 0, 0)) {
-        n = spare_from_env();
-        if (n == 0)
-            n = BUDDY_SPARE_EXTENTS_DEFAULT;
+        /* SLABCACHE_SPARE_EXTENTS: the table's range starts at BUDDY_SPARE_EXTENTS_MIN */
+        n = (size_t)heap_opt_uint(OPT_SPARE_EXTENTS);
         if (n < BUDDY_SPARE_EXTENTS_MIN)
             n = BUDDY_SPARE_EXTENTS_MIN;
         __atomic_store_n(&spare_extents, n, __ATOMIC_RELAXED);

@@ -154,8 +154,9 @@ size_t buddy_set_purge_scale(size_t min_bytes, unsigned shift);
  * back to the heap at once (so at most this many order-BUDDY_MAX_ORDER blocks are ever free).
  * Retaining freed memory, as jemalloc and mimalloc do, keeps a program that frees and then
  * re-allocates a large working set from paying the page faults twice; buddy_trim() (and so
- * kmem_cache_shrink) gives the spares back.  Default BUDDY_SPARE_EXTENTS_DEFAULT (256 MiB),
- * or SLABCACHE_SPARE_EXTENTS from the environment; at least BUDDY_SPARE_EXTENTS_MIN. */
+ * kmem_cache_shrink) gives the spares back.  SLABCACHE_SPARE_EXTENTS (heap/options.h), whose
+ * default is BUDDY_SPARE_EXTENTS_DEFAULT (256 MiB) and range starts at BUDDY_SPARE_EXTENTS_MIN
+ * (//tests/options checks that the table agrees). */
 #define BUDDY_SPARE_EXTENTS_MIN 1
 #define BUDDY_SPARE_EXTENTS_DEFAULT 64
 /* Set the spare limit (at least BUDDY_SPARE_EXTENTS_MIN); returns the previous one.  Spares

@@ -817,6 +817,7 @@ void heap_reset_for_tests(void)
     heap.foreign_brk = 0;
     memset(&heap.st, 0, sizeof(heap.st));
     heap_os_install_locked(NULL);
+    heap_opt_reset_for_tests(); /* read the environment again */
     heap_options_load(&heap.opts);
     heap_unlock();
 }
@@ -825,10 +826,12 @@ void heap_lock_all(void)
 {
     heap_lock();
     heap_meta_lock();
+    heap_opt_lock();
 }
 
 void heap_unlock_all(void)
 {
+    heap_opt_unlock();
     heap_meta_unlock();
     heap_unlock();
 }

@@ -68,10 +68,10 @@ struct heap_options {
     bool mmap_fallback;   /* when sbrk fails, map extents instead (default true) */
     size_t keep_free;     /* free extent bytes kept (purged) for reuse; default 16 MiB */
 };
-/* The options in force: on first use, defaults then the environment: SLABCACHE_HEAP_LIMIT
- * (bytes, k/m/g suffix), SLABCACHE_SBRK=0|1, SLABCACHE_MMAP_FALLBACK=0|1,
- * SLABCACHE_HEAP_KEEP_FREE (bytes, k/m/g).  Parsed without allocating; a malformed value is
- * reported on stderr and ignored.  heap_set_options() replaces them (EINVAL: NULL). */
+/* The options in force: on first use, from the option table (heap/options.h):
+ * SLABCACHE_HEAP_LIMIT and SLABCACHE_HEAP_KEEP_FREE (sizes, k/m/g suffix), SLABCACHE_SBRK and
+ * SLABCACHE_MMAP_FALLBACK (booleans).  Parsed without allocating; a malformed value is
+ * reported on stderr and the default kept.  heap_set_options() replaces them (EINVAL: NULL). */
 void heap_get_options(struct heap_options *out);
 int heap_set_options(const struct heap_options *opts); /* 0, or -1/EINVAL */
 

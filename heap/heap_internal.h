@@ -7,11 +7,12 @@
  *   os.c       the table of OS operations (heap_os_real, the installed table).
  *   radix.c    the radix map from 4 MiB granules to descriptors (heap_radix_root).
  *   meta.c     heap_meta_alloc/free: mmap'd metadata chunks.  Owns the META lock.
- *   options.c  parsing of the environment, without allocating.
+ *   options.c  the SLABCACHE_* option table's reader (heap/options.h), without allocating.
  *   fmt.c      the formatter of every layer (heap/fmt.h), heap_report.
  *   mutex.h    the lock of every layer (heap/mutex.h): owner recorded in debug builds.
  *
- * Lock order: HEAP lock, then META lock (descriptors are allocated under the HEAP lock); they
+ * Lock order: HEAP lock, then META lock (descriptors are allocated under the HEAP lock), then
+ * the option lock (options.c: a leaf, held only while the table is read or announced); they
  * come after every lock of the layers above (docs/design.md, "Lock order").  Functions named
  * *_locked assert in debug builds that the caller holds the lock they name.
  *
@@ -32,6 +33,7 @@
 #include "heap/fmt.h"
 #include "heap/heap.h"
 #include "heap/mutex.h"
+#include "heap/options.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,12 +78,13 @@ void heap_meta_lock(void);
 void heap_meta_unlock(void);
 
 /* ---------------------------------------------------------------- options.c */
+/* SLABCACHE_HEAP_KEEP_FREE's default in the option table (//tests/options checks they agree). */
 #define HEAP_DEFAULT_KEEP_FREE ((size_t)16 << 20)
-/* Defaults, then the environment (reports and ignores malformed values). */
+/* The heap's options from the table (heap/options.h), then heap_opt_announce(). */
 void heap_options_load(struct heap_options *out);
 /* "123", "64k", "16M", "2g": 0, or -1 (malformed, overflow).  No allocation. */
 int heap_options_parse_size(const char *s, size_t *out);
-/* "0" or "1": 0, or -1. */
+/* 1/0, yes/no, true/false, on/off in any case: 0, or -1. */
 int heap_options_parse_bool(const char *s, bool *out);
 
 /* ---------------------------------------------------------------- fmt.c */

@@ -2,10 +2,9 @@
 /* slab/debug.c - debug options of kmem_caches: SLABCACHE_DEBUG, SLABCACHE_FAIL, poison,
  * red zones, call-site tracking, tracing, memory-checker annotations.
  *
- * Options (parsed once, at the first cache creation, without allocating; docs/debugging.md):
- *   SLABCACHE_DEBUG=<letters>[,<cache>[,<cache>...]]   slub_debug syntax
- *     F consistency checks, Z red zones, P poison, U call sites, T trace, - off;
- *     no letters = FZPU; no names = every cache; a name ending in '*' is a prefix.
+ * Options (from the option table, heap/options.h; parsed once, at the first cache creation,
+ * without allocating; docs/debugging.md):
+ *   SLABCACHE_DEBUG=FLAGS[,CACHE...][;FLAGS[,CACHE...]...]   slub_debug syntax (below)
  *   SLABCACHE_FAIL=every=<N>|prob=<P>[,seed=<S>][,cache=<name>]...
  *
  * A cache gets its debug bits from its SLAB_* flags and the environment at creation; any bit
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "heap/fmt.h"
+#include "heap/options.h"
 #include "slab/fastpath.h"
 #include "slab/internal.h"
 
@@ -49,42 +49,228 @@
 #endif
 
 #define DBG_ALL_LETTERS (SLAB_DBG_CHECKS | SLAB_DBG_REDZONE | SLAB_DBG_POISON | SLAB_DBG_USER)
+/* What O drops from a cache whose minimum slab order they would raise (SLUB's
+ * DEBUG_METADATA_FLAGS: the options that keep bytes beside or in place of the object). */
+#define DBG_METADATA (SLAB_DBG_REDZONE | SLAB_DBG_POISON | SLAB_DBG_USER)
+/* A: a mark in the parsed flags, never in cache->debug: SLABCACHE_FAIL may fail this cache. */
+#define DBG_MARK_FAIL 0x100u
+#define DBG_LETTERS "F Z P U T A O -"
+#define DBG_COMPLAINTS_MAX 8 /* lines about one SLABCACHE_DEBUG value */
+#define DBG_SHOWN_MAX 64     /* bytes of a value or block quoted in a report */
 #define DBG_SITE_MAX 200
 
-/* ---------------------------------------------------------------- options */
+/* ---------------------------------------------------------------- options
+ *
+ * SLABCACHE_DEBUG follows the kernel's slub_debug (Documentation/mm/slub.rst, mm/slub.c):
+ *   value  = block [';' block]...          empty blocks (";;") are skipped
+ *   block  = FLAGS [',' CACHE [',' CACHE]...]
+ *   FLAGS  = letters, any case: F Z P U T (the debug options), A (SLABCACHE_FAIL may fail
+ *            the cache: the kernel's failslab mark), O (drop Z, P and U from a cache whose
+ *            minimum slab order they would raise), '-' (clear the letters before it);
+ *            no letters before a ',' means FZPU
+ *   CACHE  = a cache name; '*' matches any run of characters ("kmalloc-*", as the kernel's
+ *            trailing '*'; a '*' elsewhere works here too)
+ * A block without names sets the flags of every cache that no block names (the last such
+ * block wins; none: no flags); a cache named by a block gets the flags of the first block
+ * that names it, and only those.  An empty value means FZPU for every cache (the kernel's
+ * bare slub_debug).  What cannot be parsed is reported once, at the first cache creation,
+ * naming the variable, the block and what is accepted; the rest still applies.
+ */
 
 static struct heap_mutex opts_lock = HEAP_MUTEX_INITIALIZER; /* a leaf (types.h) */
 #define opts_assert_locked() heap_mutex_assert_held(&opts_lock)
 static struct {
     bool parsed;
-    unsigned letters;        /* SLABCACHE_DEBUG bits */
-    const char *names;       /* after the first ',' (environment memory), NULL = all */
+    const char *debug;       /* SLABCACHE_DEBUG (the option table's copy), NULL = unset */
+    unsigned global;         /* flags of the caches no block names */
+    bool higher_order_off;   /* O in some block */
+    bool any_fail_mark;      /* A in some block */
+    unsigned complaints;     /* lines written about SLABCACHE_DEBUG */
     bool fail_on;
     uint64_t fail_every, fail_threshold, fail_seed;
-    const char *fail_names;  /* first "cache=" value, NULL = all */
+    const char *fail_names;  /* SLABCACHE_FAIL when it has cache= entries, else NULL */
 } opts;
 
-/* Does `name` match one of the comma-separated entries of list (a key=value list when
- * key is given: only key=<name> entries count)?  A trailing '*' matches a prefix. */
-static bool name_in_list(const char *list, const char *key, const char *name)
+struct dbg_block {
+    const char *start, *end; /* the block's text */
+    unsigned flags;          /* SLAB_DBG_* letters and DBG_MARK_FAIL */
+    const char *names;       /* after the ',' up to end; NULL: no names */
+    bool higher_order_off;
+};
+
+/* Does name match the pattern p[0, plen) ('*' = any run of characters)? */
+static bool glob_match(const char *p, size_t plen, const char *name)
+{
+    size_t pi = 0, ni = 0, star = SIZE_MAX, mark = 0;
+    while (name[ni]) {
+        if (pi < plen && p[pi] == '*') {
+            star = pi++;
+            mark = ni;
+        } else if (pi < plen && p[pi] == name[ni]) {
+            pi++;
+            ni++;
+        } else if (star != SIZE_MAX) {
+            pi = star + 1;
+            ni = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (pi < plen && p[pi] == '*')
+        pi++;
+    return pi == plen;
+}
+
+/* Does name match one of the ','-separated entries of [list, end) (only key=<pattern>
+ * entries when key is given)? */
+static bool name_in_list(const char *list, const char *end, const char *key, const char *name)
 {
     size_t keylen = key ? strlen(key) : 0;
-    for (const char *p = list; p && *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (!key || (len > keylen && strncmp(p, key, keylen) == 0)) {
-            const char *v = p + keylen;
-            size_t vlen = len - keylen;
-            if (vlen && v[vlen - 1] == '*') {
-                if (strncmp(name, v, vlen - 1) == 0)
-                    return true;
-            } else if (vlen == strlen(name) && strncmp(name, v, vlen) == 0) {
+    for (const char *p = list; p && p <= end;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t len = comma ? (size_t)(comma - p) : (size_t)(end - p);
+        if (!key || (len >= keylen && strncmp(p, key, keylen) == 0)) {
+            if (glob_match(p + keylen, len - keylen, name))
                 return true;
-            }
         }
-        p = end ? end + 1 : NULL;
+        p = comma ? comma + 1 : NULL;
     }
     return false;
+}
+
+/* text[0, len) for a report: at most DBG_SHOWN_MAX bytes, control bytes as '?'. */
+static void shown(char *buf, size_t size, const char *text, size_t len)
+{
+    size_t n = 0;
+    for (; n < len && n + 4 < size && n < DBG_SHOWN_MAX; n++)
+        buf[n] = (text[n] >= ' ' && text[n] != 0x7f) ? text[n] : '?';
+    if (n < len) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+}
+
+/* One line "SLABCACHE_DEBUG=<value>: <what> in block "<block>"<rest>", at most
+ * DBG_COMPLAINTS_MAX of them per value. */
+static void complain_locked(const struct dbg_block *b, const char *what, const char *rest)
+{
+    opts_assert_locked();
+    if (opts.complaints++ >= DBG_COMPLAINTS_MAX) {
+        if (opts.complaints == DBG_COMPLAINTS_MAX + 1)
+            heap_fmt_line("%s", "SLABCACHE_DEBUG: further problems not shown");
+        return;
+    }
+    char value[DBG_SHOWN_MAX + 4], block[DBG_SHOWN_MAX + 4];
+    shown(value, sizeof value, opts.debug, strlen(opts.debug));
+    shown(block, sizeof block, b->start, (size_t)(b->end - b->start));
+    heap_fmt_line("SLABCACHE_DEBUG=%s: %s in block \"%s\"%s", value, what, block, rest);
+}
+
+/* Parse the block at s (not at a ';'); it ends at the next ';' or the end.  With `report`,
+ * complain about what is not understood.  Returns the end of the block. */
+static const char *parse_block_locked(const char *s, struct dbg_block *b, bool report)
+{
+    opts_assert_locked();
+    memset(b, 0, sizeof *b);
+    b->start = s;
+    b->end = s + strcspn(s, ";");
+    const char *letters_end = s + strcspn(s, ",;");
+    b->names = *letters_end == ',' ? letters_end + 1 : NULL;
+    if (letters_end == s) /* ",inode": no letters means all of them */
+        b->flags = DBG_ALL_LETTERS;
+    char bad = 0;
+    unsigned nbad = 0;
+    for (const char *p = s; p < letters_end; p++) {
+        switch (*p) {
+        case 'F': case 'f': b->flags |= SLAB_DBG_CHECKS; break;
+        case 'Z': case 'z': b->flags |= SLAB_DBG_REDZONE; break;
+        case 'P': case 'p': b->flags |= SLAB_DBG_POISON; break;
+        case 'U': case 'u': b->flags |= SLAB_DBG_USER; break;
+        case 'T': case 't': b->flags |= SLAB_DBG_TRACE; break;
+        case 'A': case 'a': b->flags |= DBG_MARK_FAIL; break;
+        case 'O': case 'o': b->higher_order_off = true; break;
+        case '-': b->flags = 0; break;
+        default:
+            if (!nbad++)
+                bad = *p;
+            break;
+        }
+    }
+    if (!report)
+        return b->end;
+    if (nbad > 1 && !b->names) {
+        /* "SLABCACHE_DEBUG=inode": a cache name where the flags go */
+        char hint[DBG_SHOWN_MAX + 96];
+        char word[DBG_SHOWN_MAX + 4];
+        shown(word, sizeof word, s, (size_t)(letters_end - s));
+        heap_fmt(hint, sizeof hint,
+                 " (flags: " DBG_LETTERS "; cache names follow the flags after a ',', as in "
+                 "\",%s\"); they are ignored",
+                 word);
+        complain_locked(b, "unknown flags", hint);
+    } else if (nbad) {
+        char what[48];
+        char letter[2] = {bad >= ' ' && bad != 0x7f ? bad : '?', '\0'};
+        heap_fmt(what, sizeof what, "unknown flag '%s'", letter);
+        complain_locked(b, what, " (flags: " DBG_LETTERS "); it is ignored");
+    }
+    for (const char *n = b->names; n && n <= b->end;) {
+        const char *comma = memchr(n, ',', (size_t)(b->end - n));
+        size_t len = comma ? (size_t)(comma - n) : (size_t)(b->end - n);
+        if (len == 0) {
+            complain_locked(b, "an empty cache name",
+                            " (names are separated by ',', blocks by ';'); it is ignored");
+        } else if (n[0] == ' ' || n[len - 1] == ' ') {
+            char what[DBG_SHOWN_MAX + 32], name[DBG_SHOWN_MAX + 4];
+            shown(name, sizeof name, n, len);
+            heap_fmt(what, sizeof what, "cache name \"%s\" begins or ends with a space", name);
+            complain_locked(b, what, " (no spaces after ','); it matches only a name with them");
+        }
+        n = comma ? comma + 1 : NULL;
+    }
+    return b->end;
+}
+
+/* The SLABCACHE_DEBUG flags of the cache `name` (SLAB_DBG_* letters and DBG_MARK_FAIL). */
+static unsigned env_flags_locked(const char *name)
+{
+    opts_assert_locked();
+    if (!opts.debug)
+        return 0;
+    for (const char *p = opts.debug;;) {
+        while (*p == ';')
+            p++;
+        if (!*p)
+            break;
+        struct dbg_block b;
+        p = parse_block_locked(p, &b, false);
+        if (b.names && name_in_list(b.names, b.end, NULL, name))
+            return b.flags;
+    }
+    return opts.global;
+}
+
+static void parse_debug_locked(const char *v)
+{
+    opts_assert_locked();
+    opts.debug = v;
+    if (!*v) { /* the bare slub_debug: everything, everywhere */
+        opts.global = DBG_ALL_LETTERS;
+        return;
+    }
+    for (const char *p = v;;) {
+        while (*p == ';')
+            p++;
+        if (!*p)
+            break;
+        struct dbg_block b;
+        p = parse_block_locked(p, &b, true);
+        if (!b.names)
+            opts.global = b.flags;
+        opts.higher_order_off |= b.higher_order_off;
+        opts.any_fail_mark |= (b.flags & DBG_MARK_FAIL) != 0;
+    }
 }
 
 /* Unsigned decimal at s; *ok false when malformed. */
@@ -103,12 +289,11 @@ static uint64_t parse_u64(const char *s, size_t len, bool *ok)
     return v;
 }
 
-/* SLABCACHE_VALGRIND=0 keeps the normal (magazine) paths under valgrind, for profiling with
+/* SLABCACHE_VALGRIND=off keeps the normal (magazine) paths under valgrind, for profiling with
  * callgrind or cachegrind rather than checking with memcheck. */
 static bool valgrind_opted_out(void)
 {
-    const char *v = getenv("SLABCACHE_VALGRIND"); /* getenv never allocates */
-    return v && v[0] == '0' && v[1] == '\0';
+    return !heap_opt_bool(OPT_VALGRIND);
 }
 
 /* A probability "0.01", "1", "1e-3" is not accepted: digits, an optional fraction.  Returns
@@ -139,15 +324,16 @@ static uint64_t parse_prob(const char *s, size_t len, bool *ok)
 static void parse_fail_locked(const char *v)
 {
     opts_assert_locked();
-    bool ok = true;
+    const char *bad = NULL;
+    size_t badlen = 0;
+    bool names = false;
     opts.fail_seed = 1;
     for (const char *p = v; *p;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         const char *eq = memchr(p, '=', len);
-        if (!eq) {
-            ok = false;
-        } else {
+        bool ok = eq != NULL;
+        if (ok) {
             size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
             if (klen == 5 && strncmp(p, "every", 5) == 0)
                 opts.fail_every = parse_u64(eq + 1, vlen, &ok);
@@ -156,21 +342,32 @@ static void parse_fail_locked(const char *v)
             else if (klen == 4 && strncmp(p, "seed", 4) == 0)
                 opts.fail_seed = parse_u64(eq + 1, vlen, &ok);
             else if (klen == 5 && strncmp(p, "cache", 5) == 0)
-                opts.fail_names = v; /* name_in_list(v, "cache=", ...) reads them all */
+                names = ok = vlen > 0; /* name_in_list(v, ..., "cache=", ...) reads them all */
             else
                 ok = false;
         }
+        if (!ok && !bad) {
+            bad = p;
+            badlen = len;
+        }
         p = end ? end + 1 : p + len;
     }
-    if (!ok || (!opts.fail_every && !opts.fail_threshold)) {
-        heap_fmt_line("SLABCACHE_FAIL=%s: expected every=N or prob=P[,seed=S][,cache=NAME]; "
-                      "ignored",
-                      v);
+    if (bad || (!opts.fail_every && !opts.fail_threshold)) {
+        char value[DBG_SHOWN_MAX + 4], token[DBG_SHOWN_MAX + 4], why[DBG_SHOWN_MAX + 32];
+        shown(value, sizeof value, v, strlen(v));
+        shown(token, sizeof token, bad ? bad : "", badlen);
+        if (bad)
+            heap_fmt(why, sizeof why, "not \"%s\"", token);
+        else
+            heap_fmt(why, sizeof why, "%s", "neither every= nor prob= is given");
+        heap_fmt_line("SLABCACHE_FAIL=%s: expected every=N or prob=P[,seed=S][,cache=NAME...], "
+                      "%s; fault injection is off",
+                      value, why);
         opts.fail_every = opts.fail_threshold = 0;
-        opts.fail_names = NULL;
         return;
     }
     opts.fail_on = true;
+    opts.fail_names = names ? v : NULL;
     if (!opts.fail_seed)
         opts.fail_seed = 1;
 }
@@ -180,44 +377,78 @@ static void parse_options_locked(void)
     opts_assert_locked();
     memset(&opts, 0, sizeof opts);
     opts.parsed = true;
-    const char *v = getenv("SLABCACHE_DEBUG"); /* getenv never allocates */
-    if (v) {
-        const char *comma = strchr(v, ',');
-        size_t nletters = comma ? (size_t)(comma - v) : strlen(v);
-        opts.names = comma && comma[1] ? comma + 1 : NULL;
-        unsigned bits = nletters ? 0 : DBG_ALL_LETTERS;
-        for (size_t i = 0; i < nletters; i++) {
-            switch (v[i]) {
-            case 'F': case 'f': bits |= SLAB_DBG_CHECKS; break;
-            case 'Z': case 'z': bits |= SLAB_DBG_REDZONE; break;
-            case 'P': case 'p': bits |= SLAB_DBG_POISON; break;
-            case 'U': case 'u': bits |= SLAB_DBG_USER; break;
-            case 'T': case 't': bits |= SLAB_DBG_TRACE; break;
-            case '-': bits = 0; i = nletters; break;
-            default: {
-                char letter[2] = {v[i], '\0'};
-                heap_fmt_line("SLABCACHE_DEBUG: unknown option '%s' ignored (FZPUT or -)", letter);
-                break;
-            }
-            }
-        }
-        opts.letters = bits;
-    }
-    const char *f = getenv("SLABCACHE_FAIL");
+    heap_opt_announce(); /* the option table's start-up lines come first */
+    const char *v = heap_opt_string(OPT_DEBUG);
+    if (v)
+        parse_debug_locked(v);
+    const char *f = heap_opt_string(OPT_FAIL);
     if (f && *f)
         parse_fail_locked(f);
+}
+
+/* At start-up (before main), so that what SLABCACHE_DEBUG and SLABCACHE_FAIL cannot parse is
+ * reported with the option table's lines even in a program whose first cache comes later. */
+__attribute__((constructor)) static void debug_options_at_startup(void)
+{
+    heap_mutex_lock(&opts_lock);
+    if (!opts.parsed)
+        parse_options_locked();
+    heap_mutex_unlock(&opts_lock);
+}
+
+/* Does SLABCACHE_FAIL apply to the cache `name` (marked: A in its SLABCACHE_DEBUG flags)?
+ * cache= entries and A marks both select caches; with neither, every cache. */
+static bool fail_applies_locked(const char *name, bool marked)
+{
+    opts_assert_locked();
+    if (opts.fail_names)
+        return marked || name_in_list(opts.fail_names, opts.fail_names + strlen(opts.fail_names),
+                                      "cache=", name);
+    return marked || !opts.any_fail_mark;
 }
 
 void debug_reset_options(void)
 {
     heap_mutex_lock(&opts_lock);
     opts.parsed = false;
+    heap_opt_reset_for_tests(); /* SLABCACHE_DEBUG and SLABCACHE_FAIL from the environment */
     heap_mutex_unlock(&opts_lock);
 }
 
 static inline size_t align_up_sz(size_t x, size_t a)
 {
     return (x + a - 1) & ~(a - 1);
+}
+
+/* Smallest slab order that holds one slot of `slot` bytes after a slab header with one
+ * bitmap word: the kernel's "minimum slab order" of a cache, which O protects. */
+static unsigned min_slab_order(size_t slot, size_t align)
+{
+    size_t need = align_up_sz(sizeof(struct slab) + sizeof(uint64_t), align) + slot;
+    unsigned order = 0;
+    while (order < BUDDY_MAX_ORDER && ((size_t)BUDDY_PAGE_SIZE << order) < need)
+        order++;
+    return order;
+}
+
+/* Layout: [object][red zone][track][padding to align]; sets the offsets and slot_size. */
+static void debug_layout(struct kmem_cache *c, unsigned bits)
+{
+    size_t off = c->object_size;
+    c->rz_off = c->rz_len = c->track_off = 0;
+    if (bits & SLAB_DBG_REDZONE) {
+        size_t end = align_up_sz(off + SLAB_RED_MIN, 8);
+        if (!(bits & SLAB_DBG_USER))
+            end = align_up_sz(end, c->align);
+        c->rz_off = (uint32_t)off;
+        c->rz_len = (uint32_t)(end - off);
+        off = end;
+    }
+    if (bits & SLAB_DBG_USER) {
+        c->track_off = (uint32_t)align_up_sz(off, 8);
+        off = c->track_off + sizeof(struct debug_track);
+    }
+    c->slot_size = (uint32_t)align_up_sz(off, c->align);
 }
 
 void debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor)
@@ -235,38 +466,30 @@ void debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor)
     heap_mutex_lock(&opts_lock);
     if (!opts.parsed)
         parse_options_locked();
-    if (opts.letters && (!opts.names || name_in_list(opts.names, NULL, c->name)))
-        bits |= opts.letters;
-    if (opts.fail_on && (!opts.fail_names || name_in_list(opts.fail_names, "cache=", c->name))) {
+    unsigned env = env_flags_locked(c->name);
+    bits |= env & ~DBG_MARK_FAIL;
+    if (opts.fail_on && fail_applies_locked(c->name, (env & DBG_MARK_FAIL) != 0)) {
         bits |= SLAB_DBG_FAIL;
         c->fail_every = opts.fail_every;
         c->fail_threshold = opts.fail_threshold;
         c->fail_rng = opts.fail_seed;
         c->fail_count = 0;
     }
+    bool higher_order_off = opts.higher_order_off;
     heap_mutex_unlock(&opts_lock);
 
     if (has_ctor) /* objects keep their constructed state while free: no poison (SLUB) */
         bits &= ~SLAB_DBG_POISON;
     if (SLAB_HAVE_VALGRIND && RUNNING_ON_VALGRIND && !valgrind_opted_out())
         bits |= SLAB_DBG_VALGRIND;
+    debug_layout(c, bits);
+    if (higher_order_off && (bits & DBG_METADATA) &&
+        min_slab_order(c->slot_size, c->align) >
+            min_slab_order(align_up_sz(c->object_size, c->align), c->align)) {
+        bits &= ~DBG_METADATA; /* O: as SLUB, not at the price of a higher minimum order */
+        debug_layout(c, bits);
+    }
     c->debug = bits;
-
-    /* Layout: [object][red zone][track][padding to align]. */
-    size_t off = c->object_size;
-    if (bits & SLAB_DBG_REDZONE) {
-        size_t end = align_up_sz(off + SLAB_RED_MIN, 8);
-        if (!(bits & SLAB_DBG_USER))
-            end = align_up_sz(end, c->align);
-        c->rz_off = (uint32_t)off;
-        c->rz_len = (uint32_t)(end - off);
-        off = end;
-    }
-    if (bits & SLAB_DBG_USER) {
-        c->track_off = (uint32_t)align_up_sz(off, 8);
-        off = c->track_off + sizeof(struct debug_track);
-    }
-    c->slot_size = (uint32_t)align_up_sz(off, c->align);
 }
 
 /* ---------------------------------------------------------------- small helpers */

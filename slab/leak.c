@@ -19,13 +19,13 @@
 #include <unistd.h>
 
 #include "heap/fmt.h"
+#include "heap/options.h"
 #include "slab/debug.h"
 #include "slab/internal.h"
 
 #define LEAK_GROUPS 1024u        /* power of two */
 #define LEAK_FIRST_ADDRS 4
 #define LEAK_GROUPS_SHOWN 40
-#define LEAK_DEFAULT_EXIT_CODE 23
 
 struct leak_group {
     const struct kmem_cache *cache; /* NULL: free entry */
@@ -211,26 +211,17 @@ size_t slabcache_leak_report(void)
 
 /* ---------------------------------------------------------------- at exit */
 
-/* SLABCACHE_LEAKS=1: report at exit.  SLABCACHE_LEAKS=exit, or SLABCACHE_LEAK_EXIT_CODE=N:
+/* SLABCACHE_LEAKS=on: report at exit.  SLABCACHE_LEAKS=exit, or SLABCACHE_LEAK_EXIT_CODE=N:
  * also end the process with status N (default 23) when leaks were found, for CI.  Runs as a
  * destructor, after main returned or exit() was called: stdio is flushed before _exit. */
 __attribute__((destructor)) static void leak_report_at_exit(void)
 {
-    const char *v = getenv("SLABCACHE_LEAKS");
-    if (!v || !*v || strcmp(v, "0") == 0)
+    if (heap_opt_is(OPT_LEAKS, "off"))
         return;
     size_t leaks = slabcache_leak_report();
-    const char *code_env = getenv("SLABCACHE_LEAK_EXIT_CODE");
-    if (!leaks || (strcmp(v, "exit") != 0 && !(code_env && *code_env)))
+    bool code_set = heap_opt_source(OPT_LEAK_EXIT_CODE) == HEAP_OPT_FROM_ENV;
+    if (!leaks || (!heap_opt_is(OPT_LEAKS, "exit") && !code_set))
         return;
-    int code = LEAK_DEFAULT_EXIT_CODE;
-    if (code_env && *code_env) {
-        int n = 0;
-        for (const char *p = code_env; *p >= '0' && *p <= '9' && n < 256; p++)
-            n = n * 10 + (*p - '0');
-        if (n > 0 && n < 256)
-            code = n;
-    }
     fflush(NULL);
-    _exit(code);
+    _exit((int)heap_opt_uint(OPT_LEAK_EXIT_CODE));
 }

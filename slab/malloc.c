@@ -19,7 +19,7 @@
  *
  * Initialisation: a constructor creates the class caches before main (and before the
  * program can start threads); the first allocation does it earlier if another library's
- * constructor allocates first.  SLABCACHE_STATS=1 prints /proc/slabinfo-style statistics of
+ * constructor allocates first.  SLABCACHE_STATS=on prints /proc/slabinfo-style statistics of
  * every cache to stderr at exit, from a destructor (registered without allocating).
  */
 #include <errno.h>
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "heap/heap.h"
+#include "heap/options.h"
 #include "slab/kmalloc.h"
 #include "slab/kmalloc_internal.h"
 #include "slab/slab.h"
@@ -43,8 +44,7 @@ static bool print_stats_at_exit;
 __attribute__((constructor)) static void slabcache_malloc_init(void)
 {
     kmalloc_init();
-    const char *v = getenv("SLABCACHE_STATS"); /* getenv never allocates */
-    print_stats_at_exit = v && v[0] && strcmp(v, "0") != 0;
+    print_stats_at_exit = heap_opt_bool(OPT_STATS);
 }
 
 __attribute__((destructor)) static void slabcache_malloc_fini(void)

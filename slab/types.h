@@ -51,12 +51,14 @@
  *                                    colour_next, the slow counters, fault injection
  *   6. the buddy lock (buddy/buddy.c)
  *   7. the HEAP lock (heap/heap.c), then the META lock (heap/meta.c)
- *   -  the debug options lock (debug.c) is a leaf: taken with no other lock held, and nothing
- *      is taken inside it.
+ *   8. the option lock (heap/options.c): held only while the option table is read or its
+ *      start-up lines written; nothing is taken inside it
+ *   -  the debug options lock (debug.c) is taken with no other lock held; only the option
+ *      lock is taken inside it.
  * Slabs are made and released outside cache->lock (the buddy lock is taken alone);
  * constructors and destructors run with no lock held.  Per-thread magazines take no lock:
  * only their thread touches them, except under magazine_tables_lock (above).  fork(): the
- * prepare handler (cache.c) takes locks 2 to 7 in this order; the child releases them.
+ * prepare handler (cache.c) takes locks 2 to 8 in this order; the child releases them.
  */
 #ifndef SLABCACHE_SLAB_TYPES_H
 #define SLABCACHE_SLAB_TYPES_H

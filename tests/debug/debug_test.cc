@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -122,17 +123,179 @@ TEST(DebugOptions, FlagsWorkWithoutTheEnvironmentAndCtorDisablesPoison) {
     kmem_cache_destroy(b);
 }
 
-TEST(DebugOptions, UnknownLetterIsReported) {
+// SLABCACHE_DEBUG in the kernel's slub_debug syntax (Documentation/mm/slub.rst): the debug
+// bits SLABCACHE_DEBUG=value gives a cache named `name` of `size` bytes.
+constexpr unsigned kLetters = 0x3fu;
+constexpr unsigned kFZPU = SLAB_DBG_CHECKS | SLAB_DBG_REDZONE | SLAB_DBG_POISON | SLAB_DBG_USER;
+
+unsigned DebugBits(const char *value, const char *name, size_t size = 64) {
+    Env env({{"SLABCACHE_DEBUG", value}});
+    kmem_cache *c = kmem_cache_create(name, size, 0, 0, nullptr);
+    EXPECT_NE(nullptr, c) << name;
+    if (!c) return ~0u;
+    unsigned bits = c->debug & kLetters;
+    kmem_cache_destroy(c);
+    return bits;
+}
+
+// What SLABCACHE_DEBUG=value prints when the first cache is created, and at the second.
+std::string DebugReport(const char *value, std::string *second = nullptr) {
     testing::internal::CaptureStderr();
+    Env env({{"SLABCACHE_DEBUG", value}});
+    kmem_cache *c = kmem_cache_create("report-probe", 64, 0, 0, nullptr);
+    std::string first = testing::internal::GetCapturedStderr();
+    testing::internal::CaptureStderr();
+    kmem_cache *d = kmem_cache_create("report-probe2", 64, 0, 0, nullptr);
+    std::string again = testing::internal::GetCapturedStderr();
+    if (second) *second = again;
+    kmem_cache_destroy(c);
+    kmem_cache_destroy(d);
+    return first;
+}
+
+TEST(DebugOptions, SemicolonBlocksGiveEachNamedCacheItsOwnFlags) {
+    EXPECT_EQ(SLAB_DBG_REDZONE, DebugBits("Z,inode;U,dentry", "inode"));
+    EXPECT_EQ(SLAB_DBG_USER, DebugBits("Z,inode;U,dentry", "dentry"));
+    EXPECT_EQ(0u, DebugBits("Z,inode;U,dentry", "other"));
+    // The kernel's example: FZ for every cache but zs_handle and zspage, which get none.
+    EXPECT_EQ(SLAB_DBG_CHECKS | SLAB_DBG_REDZONE, DebugBits("FZ;-,zs_handle,zspage", "inode"));
+    EXPECT_EQ(0u, DebugBits("FZ;-,zs_handle,zspage", "zs_handle"));
+    EXPECT_EQ(0u, DebugBits("FZ;-,zs_handle,zspage", "zspage"));
+    // A cache named by a block gets that block's flags only, not the global ones.
+    EXPECT_EQ(SLAB_DBG_POISON, DebugBits("Z;P,inode", "inode"));
+    EXPECT_EQ(SLAB_DBG_REDZONE, DebugBits("Z;P,inode", "dentry"));
+}
+
+TEST(DebugOptions, FirstNamingBlockWinsAndLastGlobalBlockWins) {
+    EXPECT_EQ(SLAB_DBG_REDZONE, DebugBits("Z,ab*;U,abc", "abc"));
+    EXPECT_EQ(SLAB_DBG_USER, DebugBits("Z;U", "any"));
+    EXPECT_EQ(SLAB_DBG_USER, DebugBits("Z;;;U;", "any"));  // empty blocks are skipped
+    EXPECT_EQ(SLAB_DBG_REDZONE, DebugBits(";;Z;;", "any"));
+    EXPECT_EQ(0u, DebugBits(";", "any"));
+}
+
+TEST(DebugOptions, GlobsMatchAsTheKernelsTrailingStarAndAnywhere) {
+    EXPECT_EQ(SLAB_DBG_POISON, DebugBits("P,kmalloc-*", "kmalloc-64"));
+    EXPECT_EQ(0u, DebugBits("P,kmalloc-*", "kmalloc"));
+    EXPECT_EQ(0u, DebugBits("P,kmalloc-*", "my-kmalloc-64"));
+    EXPECT_EQ(SLAB_DBG_POISON, DebugBits("P,*", "anything"));
+    EXPECT_EQ(SLAB_DBG_POISON, DebugBits("P,*node", "inode"));
+    EXPECT_EQ(SLAB_DBG_POISON, DebugBits("P,in*de", "inode"));
+    EXPECT_EQ(SLAB_DBG_POISON, DebugBits("P,i*o*e", "inode"));
+    EXPECT_EQ(0u, DebugBits("P,in*de", "inodes"));
+    EXPECT_EQ(0u, DebugBits("P,inod", "inode"));   // without '*', the whole name
+    EXPECT_EQ(0u, DebugBits("P,inodes", "inode"));
+}
+
+TEST(DebugOptions, LettersInAnyCaseAndDashClearsWhatCameBefore) {
+    EXPECT_EQ(SLAB_DBG_REDZONE | SLAB_DBG_USER, DebugBits("zu", "x"));
+    EXPECT_EQ(SLAB_DBG_USER, DebugBits("ZP-U", "x"));
+    EXPECT_EQ(0u, DebugBits("FZPU-", "x"));
+    EXPECT_EQ(SLAB_DBG_TRACE, DebugBits("T,x", "x"));
+    // No letters before a ',' means FZPU; an empty value means FZPU everywhere (the kernel's
+    // bare slub_debug).
+    EXPECT_EQ(kFZPU, DebugBits(",x", "x"));
+    EXPECT_EQ(kFZPU, DebugBits("", "x"));
+}
+
+// O: SLUB's "switch debugging off for caches that would have caused higher minimum slab
+// orders".  A 4000-byte object fits an order-0 slab; with a red zone and a track record it
+// needs order 1, so O drops Z, P and U (F stays); a 100-byte cache keeps them.
+TEST(DebugOptions, OptionODropsMetadataThatWouldRaiseTheMinimumSlabOrder) {
+    EXPECT_EQ(SLAB_DBG_CHECKS, DebugBits("FZPUO", "big", 4000));
+    EXPECT_EQ(kFZPU, DebugBits("FZPUO", "small", 100));
+    EXPECT_EQ(kFZPU, DebugBits("FZPU", "big", 4000));
+    EXPECT_EQ(SLAB_DBG_CHECKS, DebugBits("O;FZPU", "big", 4000));  // O holds in any block
     {
-        Env env({{"SLABCACHE_DEBUG", "Zq"}});
-        kmem_cache *a = kmem_cache_create("unknown", 64, 0, 0, nullptr);
-        EXPECT_EQ(SLAB_DBG_REDZONE, a->debug & 0x3fu);
-        kmem_cache_destroy(a);
+        Env env({{"SLABCACHE_DEBUG", "FZPUO"}});
+        kmem_cache *c = kmem_cache_create("big", 4000, 0, 0, nullptr);
+        ASSERT_NE(nullptr, c);
+        EXPECT_EQ(4000u, Stats(c).slot_size);  // no debug bytes
+        EXPECT_EQ(0u, c->rz_len);
+        void *p = kmem_cache_alloc(c, 0);
+        kmem_cache_free(c, p);
+        EXPECT_EQ(0, kmem_cache_validate(c));
+        kmem_cache_destroy(c);
     }
-    std::string err = testing::internal::GetCapturedStderr();
-    EXPECT_NE(std::string::npos, err.find("slabcache: SLABCACHE_DEBUG: unknown option 'q'"))
+}
+
+// A: the kernel's failslab mark.  With any A in SLABCACHE_DEBUG, SLABCACHE_FAIL applies to
+// the marked caches (and to those its cache= entries name), not to every cache.
+TEST(DebugOptions, OptionAMarksTheCachesFaultInjectionMayFail) {
+    auto fails = [](const char *debug, const char *fail, const char *name) {
+        Env env({{"SLABCACHE_DEBUG", debug}, {"SLABCACHE_FAIL", fail}});
+        kmem_cache *c = kmem_cache_create(name, 64, 0, 0, nullptr);
+        bool marked = (c->debug & SLAB_DBG_FAIL) != 0;
+        void *p = kmem_cache_alloc(c, 0);
+        if (p) kmem_cache_free(c, p);
+        kmem_cache_destroy(c);
+        EXPECT_EQ(marked, p == nullptr) << debug << " " << fail << " " << name;
+        return marked;
+    };
+    EXPECT_TRUE(fails("A,flaky", "every=1", "flaky"));
+    EXPECT_FALSE(fails("A,flaky", "every=1", "steady"));
+    EXPECT_TRUE(fails("-", "every=1", "steady"));  // no marks: every cache
+    EXPECT_TRUE(fails("A,flaky", "every=1,cache=named", "named"));
+    EXPECT_TRUE(fails("A,flaky", "every=1,cache=named", "flaky"));
+    EXPECT_FALSE(fails("A,flaky", "every=1,cache=named", "steady"));
+    EXPECT_TRUE(fails("Z", "every=1,cache=fl*y", "flaky"));  // cache= takes globs too
+}
+
+TEST(DebugOptions, UnknownFlagIsReportedWithTheBlockAndTheAcceptedFlags) {
+    std::string again;
+    std::string err = DebugReport("Zq", &again);
+    EXPECT_EQ("slabcache: SLABCACHE_DEBUG=Zq: unknown flag 'q' in block \"Zq\" (flags: F Z P U T "
+              "A O -); it is ignored\n",
+              err);
+    EXPECT_EQ("", again);  // once, at the first cache creation
+    EXPECT_EQ(SLAB_DBG_REDZONE, DebugBits("Zq", "x"));  // the rest still applies
+    err = DebugReport("U,dentry;Zx,inode");
+    EXPECT_NE(std::string::npos, err.find("SLABCACHE_DEBUG=U,dentry;Zx,inode: unknown flag 'x' "
+                                          "in block \"Zx,inode\""))
         << err;
+    // H (the kernel's allocation history) is not supported here: reported like any other.
+    EXPECT_NE(std::string::npos, DebugReport("UH").find("unknown flag 'H'"));
+}
+
+TEST(DebugOptions, ACacheNameWhereTheFlagsGoIsReported) {
+    EXPECT_EQ("slabcache: SLABCACHE_DEBUG=inode: unknown flags in block \"inode\" (flags: F Z "
+              "P U T A O -; cache names follow the flags after a ',', as in \",inode\"); they "
+              "are ignored\n",
+              DebugReport("inode"));
+}
+
+TEST(DebugOptions, EmptyAndSpacedCacheNamesAreReported) {
+    EXPECT_EQ("slabcache: SLABCACHE_DEBUG=Z,inode,: an empty cache name in block \"Z,inode,\" "
+              "(names are separated by ',', blocks by ';'); it is ignored\n",
+              DebugReport("Z,inode,"));
+    EXPECT_NE(std::string::npos, DebugReport("Z,,inode").find("an empty cache name"));
+    EXPECT_NE(std::string::npos, DebugReport(",").find("an empty cache name in block \",\""));
+    EXPECT_EQ("slabcache: SLABCACHE_DEBUG=Z, inode: cache name \" inode\" begins or ends with a "
+              "space in block \"Z, inode\" (no spaces after ','); it matches only a name with "
+              "them\n",
+              DebugReport("Z, inode"));
+    EXPECT_EQ(SLAB_DBG_REDZONE, DebugBits("Z,inode,", "inode"));
+}
+
+TEST(DebugOptions, ReportsAreOneLineEachAndBounded) {
+    // Twelve bad blocks: eight lines, then one saying the rest is not shown.
+    std::string value;
+    for (int i = 0; i < 12; i++) value += "q,x;";
+    std::string err = DebugReport(value.c_str());
+    size_t lines = 0;
+    for (char ch : err) lines += ch == '\n';
+    EXPECT_EQ(9u, lines) << err;
+    EXPECT_NE(std::string::npos, err.find("slabcache: SLABCACHE_DEBUG: further problems not shown"))
+        << err;
+    // A control character in the value cannot break the line; a long value is cut.
+    std::string odd = "Zq\n" + std::string(200, 'a');
+    err = DebugReport(odd.c_str());
+    EXPECT_EQ(1u, static_cast<size_t>(std::count(err.begin(), err.end(), '\n'))) << err;
+    EXPECT_NE(std::string::npos, err.find("SLABCACHE_DEBUG=Zq?aaa")) << err;
+    EXPECT_NE(std::string::npos, err.find("...")) << err;
+    // Correct values print nothing.
+    for (const char *good : {"FZPU", "Z,inode;U,dentry", "-", "", ",a", "FZ;-,a,b*", "O", "A,x"})
+        EXPECT_EQ("", DebugReport(good)) << good;
 }
 
 // ------------------------------------------------------------------ poison
@@ -365,6 +528,7 @@ TEST(DebugLeaksDeathTest, AtExitReportAndExitCode) {
     EXPECT_EXIT(
         {
             setenv("SLABCACHE_LEAKS", "exit", 1);
+            debug_reset_options();  // the option table reads the environment again
             kmem_cache *c = kmem_cache_create("exit-leak", 32, 0, 0, nullptr);
             kmem_cache_alloc(c, 0);
             exit(0);
@@ -374,6 +538,7 @@ TEST(DebugLeaksDeathTest, AtExitReportAndExitCode) {
         {
             setenv("SLABCACHE_LEAKS", "1", 1);
             setenv("SLABCACHE_LEAK_EXIT_CODE", "7", 1);
+            debug_reset_options();
             kmem_cache *c = kmem_cache_create("exit-leak", 32, 0, 0, nullptr);
             kmem_cache_alloc(c, 0);
             exit(0);
@@ -382,6 +547,7 @@ TEST(DebugLeaksDeathTest, AtExitReportAndExitCode) {
     EXPECT_EXIT(
         {
             setenv("SLABCACHE_LEAKS", "exit", 1);
+            debug_reset_options();
             kmem_cache *c = kmem_cache_create("no-leak", 32, 0, 0, nullptr);
             kmem_cache_free(c, kmem_cache_alloc(c, 0));
             fprintf(stderr, "done\n");
@@ -458,9 +624,32 @@ TEST(DebugFail, MalformedValueIsReportedAndIgnored) {
     Env env({{"SLABCACHE_FAIL", "sometimes"}});
     kmem_cache *c = kmem_cache_create("nofail", 32, 0, 0, nullptr);
     std::string err = testing::internal::GetCapturedStderr();
-    EXPECT_NE(std::string::npos, err.find("slabcache: SLABCACHE_FAIL=sometimes: expected")) << err;
+    EXPECT_EQ("slabcache: SLABCACHE_FAIL=sometimes: expected every=N or prob=P[,seed=S]"
+              "[,cache=NAME...], not \"sometimes\"; fault injection is off\n",
+              err);
     EXPECT_EQ(0u, c->debug & SLAB_DBG_FAIL);
     kmem_cache_destroy(c);
+    // Each malformed entry is named; without every= or prob= there is nothing to inject.
+    const std::pair<const char *, const char *> cases[] = {
+        {"every=x", "not \"every=x\""},
+        {"every=3,prob=2", "not \"prob=2\""},
+        {"every=3,cache=", "not \"cache=\""},
+        {"every=3,colour=red", "not \"colour=red\""},
+        {"every=3,seed=-1", "not \"seed=-1\""},
+        {"seed=3", "neither every= nor prob= is given"},
+    };
+    for (auto &tc : cases) {
+        testing::internal::CaptureStderr();
+        Env bad({{"SLABCACHE_FAIL", tc.first}});
+        kmem_cache *d = kmem_cache_create("nofail", 32, 0, 0, nullptr);
+        err = testing::internal::GetCapturedStderr();
+        EXPECT_NE(std::string::npos,
+                  err.find(std::string("SLABCACHE_FAIL=") + tc.first + ": expected every=N"))
+            << err;
+        EXPECT_NE(std::string::npos, err.find(tc.second)) << tc.first << ": " << err;
+        EXPECT_EQ(0u, d->debug & SLAB_DBG_FAIL) << tc.first;
+        kmem_cache_destroy(d);
+    }
 }
 
 // ------------------------------------------------------------------ heap map and dump

@@ -817,7 +817,10 @@ TEST(HeapOptionsTest, ParseSize) {
     EXPECT_TRUE(b);
     EXPECT_EQ(0, heap_options_parse_bool("0", &b));
     EXPECT_FALSE(b);
-    EXPECT_EQ(-1, heap_options_parse_bool("yes", &b));
+    EXPECT_EQ(0, heap_options_parse_bool("Yes", &b));  // tests/options has every word
+    EXPECT_TRUE(b);
+    EXPECT_EQ(0, heap_options_parse_bool("OFF", &b));
+    EXPECT_FALSE(b);
     EXPECT_EQ(-1, heap_options_parse_bool("10", &b));
     EXPECT_EQ(-1, heap_options_parse_bool("", &b));
 }
