@@ -179,6 +179,20 @@ static struct kmem_cache *create_fail(const char *name, unsigned int flags, int 
     return NULL;
 }
 
+/* A name that /proc/slabinfo can show as one column: not empty, and no blank or control
+ * byte (SLUB's names never have one; a space would shift every column after the name, and
+ * tools read slabinfo by splitting on blanks).  Refused rather than escaped, so the name a
+ * program gave is the name every report and table shows. */
+static bool cache_name_ok(const char *name)
+{
+    if (!name || !*name)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return false;
+    return true;
+}
+
 static struct kmem_cache *cache_create(const char *name, size_t size,
                                        const struct kmem_cache_args *args, unsigned int flags,
                                        void (*ctor_simple)(void *), uint32_t want_id,
@@ -188,8 +202,9 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     if (!args)
         args = &no_args;
     size_t align = args->align ? args->align : SLAB_DEFAULT_ALIGN;
-    if (!name || !*name || size == 0 || size > KMEM_CACHE_MAX_SIZE || !is_pow2(align) ||
+    if (!cache_name_ok(name) || size == 0 || size > KMEM_CACHE_MAX_SIZE || !is_pow2(align) ||
         align > BUDDY_PAGE_SIZE || (flags & ~SLAB_KNOWN_FLAGS) ||
+        args->magazine_size > KMEM_CACHE_MAX_MAGAZINE_SIZE ||
         extra_bitmaps > SLAB_MAX_EXTRA_BITMAPS)
         return create_fail(name ? name : "(null)", flags, EINVAL);
     if (align < SLAB_DEFAULT_ALIGN)
@@ -208,7 +223,8 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     c->align = (uint32_t)align;
     c->slot_size = (uint32_t)align_up(size, align);
     c->flags = flags;
-    debug_setup_cache(c, flags, args->ctor || ctor_simple); /* may grow slot_size */
+    /* may grow slot_size; fixed ids are the kmalloc classes */
+    debug_setup_cache(c, flags, args->ctor || ctor_simple, want_id != SLAB_NO_ID);
     c->ctor = args->ctor;
     c->dtor = args->dtor;
     c->ctor_arg = args->arg;
@@ -473,16 +489,20 @@ void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
 /* ---------------------------------------------------------------- free */
 
 /* kmem_cache_free when the inline check failed: report, or free if the pointer is valid
- * after all (the fast check only decides the common case). */
+ * after all (the fast check only decides the common case).  op: the entry point the caller
+ * used, named in the report. */
 __attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache *c, void *obj,
-                                                               const void *caller)
+                                                               const void *caller,
+                                                               const char *op)
 {
     if (!c) {
-        heap_fmt_line("kmem_cache_free: invalid free of %p to a NULL cache", obj);
+        int saved = errno; /* free keeps errno (the report's write may set it) */
+        heap_fmt_line("%s: invalid free of %p to a NULL cache", op, obj);
         report_misuse();
+        errno = saved;
         return;
     }
-    if (slab_check_free_slow(c, obj, "kmem_cache_free"))
+    if (slab_check_free_slow(c, obj, op))
         magazine_free_slow(c, obj, caller);
 }
 
@@ -491,10 +511,11 @@ __attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache
  * (the check's registers made the compiler save one on entry to kmem_cache_free). */
 __attribute__((noinline)) static void cache_free_check(struct kmem_cache *c, void *obj,
                                                        const void *caller,
-                                                       struct magazine_entry *e)
+                                                       struct magazine_entry *e,
+                                                       const char *op)
 {
     if (SLAB_UNLIKELY(!slab_check_free_fast(c, obj))) {
-        cache_free_checked(c, obj, caller);
+        cache_free_checked(c, obj, caller, op);
         return;
     }
     if (SLAB_UNLIKELY(!magazine_entry_push(c, e, obj)))
@@ -502,29 +523,35 @@ __attribute__((noinline)) static void cache_free_check(struct kmem_cache *c, voi
 }
 
 static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
-                                                             const void *caller)
+                                                             const void *caller,
+                                                             const char *op)
 {
     if (SLAB_UNLIKELY(!obj))
         return;
     if (SLAB_UNLIKELY(!c)) {
-        cache_free_checked(c, obj, caller);
+        cache_free_checked(c, obj, caller, op);
         return;
     }
     /* The object this thread popped last (a LIFO free): valid without the check. */
     struct magazine_entry *e = magazine_entry_of(c);
     if (SLAB_LIKELY(magazine_entry_push_popped(c, e, obj)))
         return;
-    cache_free_check(c, obj, caller, e);
+    cache_free_check(c, obj, caller, e, op);
 }
 
 void kmem_cache_free(struct kmem_cache *c, void *obj)
 {
-    cache_free(c, obj, __builtin_return_address(0));
+    cache_free(c, obj, __builtin_return_address(0), "kmem_cache_free");
 }
 
 void cache_free_with_caller(struct kmem_cache *c, void *obj, const void *caller)
 {
-    cache_free(c, obj, caller);
+    cache_free(c, obj, caller, "kmem_cache_free");
+}
+
+void cache_free_op(struct kmem_cache *c, void *obj, const char *op, const void *caller)
+{
+    cache_free(c, obj, caller, op);
 }
 
 /* ---------------------------------------------------------------- bulk */
@@ -569,10 +596,11 @@ void kmem_cache_free_bulk(struct kmem_cache *c, size_t nr, void **objs)
             if (slab_check_free_fast(c, objs[i]))
                 magazine_free_slow(c, objs[i], caller);
             else
-                cache_free_checked(c, objs[i], caller);
+                cache_free_checked(c, objs[i], caller, "kmem_cache_free_bulk");
         }
         return;
     }
+    const void *caller = __builtin_return_address(0);
     for (size_t i = 0; i < nr; i++)
-        kmem_cache_free(c, objs[i]);
+        cache_free(c, objs[i], caller, "kmem_cache_free_bulk");
 }

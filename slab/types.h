@@ -195,6 +195,7 @@ struct kmem_cache {
     uint32_t debug;            /* SLAB_DBG_* bits (debug.h); nonzero: no magazines */
     uint32_t rz_off, rz_len;   /* red zone [rz_off, rz_off + rz_len) of a slot (Z) */
     uint32_t track_off;        /* struct debug_track of a slot (U) */
+    uint32_t orig_off;         /* uint32_t size asked for, of a kmalloc class with Z */
     /* fault injection (SLABCACHE_FAIL; cache->lock) */
     uint64_t fail_every;       /* fail every Nth allocation; 0 = off */
     uint64_t fail_threshold;   /* fail when rand32 < threshold; 0 = off */
