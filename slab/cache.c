@@ -20,9 +20,11 @@
  * thread's table; ids below SLAB_FIXED_IDS are given only on request (the kmalloc classes),
  * the others in order.
  *
- * fork(): the prepare handler takes every lock from cache_list_lock down to the heap's, in the
- * order of types.h; the parent releases them; the child releases them and retires the thread
- * tables of the threads it does not have (magazine_fork_child).
+ * fork(): the library's handlers (heap/mutex.c) take every lock in the order of types.h, each
+ * layer's as one registered entry: this file registers the cache locks (2 to 5), the page
+ * layers' (6, 7) and debug.c's options lock; leak.c its own.  The parent releases them; the
+ * child releases them and retires the thread tables of the threads it does not have
+ * (magazine_fork_child).  A single-threaded process takes none (heap/mutex.h says why).
  */
 #include "slab/slab.h"
 
@@ -71,7 +73,9 @@ static inline bool cache_is_live(const struct kmem_cache *c)
 
 /* ---------------------------------------------------------------- init and fork */
 
-static void fork_prepare(void)
+/* Locks 2 to 5 of types.h: the cache list, the thread tables, every cache's depot and slab
+ * lock. */
+static void fork_lock_caches(void)
 {
     heap_mutex_lock(&cache_list_lock);
     heap_mutex_lock(&magazine_tables_lock);
@@ -79,12 +83,10 @@ static void fork_prepare(void)
         heap_mutex_lock(&c->depot_lock);
         heap_mutex_lock(&c->lock);
     }
-    buddy_lock_all();
 }
 
-static void fork_unlock_all(void)
+static void fork_unlock_caches(void)
 {
-    buddy_unlock_all();
     for (struct kmem_cache *c = cache_list; c; c = c->next_cache) {
         heap_mutex_unlock(&c->lock);
         heap_mutex_unlock(&c->depot_lock);
@@ -93,16 +95,20 @@ static void fork_unlock_all(void)
     heap_mutex_unlock(&cache_list_lock);
 }
 
-static void fork_parent(void)
-{
-    fork_unlock_all();
-}
+static const struct heap_fork_entry fork_caches = {
+    .rank = SLAB_FORK_RANK_CACHES,
+    .lock = fork_lock_caches,
+    .unlock = fork_unlock_caches,
+    .child = magazine_fork_child, /* the tables of threads the child does not have */
+};
 
-static void fork_child(void)
-{
-    fork_unlock_all();
-    magazine_fork_child();
-}
+/* Locks 6 and 7: the buddy lock, the heap's and the metadata's. */
+static const struct heap_fork_entry fork_pages = {
+    .rank = SLAB_FORK_RANK_PAGES,
+    .lock = buddy_lock_all,
+    .unlock = buddy_unlock_all,
+    .child = NULL,
+};
 
 void cache_init_once(void)
 {
@@ -113,9 +119,12 @@ void cache_init_once(void)
                                     __ATOMIC_ACQUIRE)) {
         slab_keys_init(); /* before the first slab: canaries and free marks use them */
         magazine_init();
+        heap_fork_register(&fork_caches);
+        heap_fork_register(&fork_pages);
+        debug_fork_register();
         /* pthread_atfork may allocate: a re-entrant allocation sees init_state == 1 and goes
          * on without waiting (everything it needs is statically initialised). */
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        heap_fork_install();
         __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
     }
 }

@@ -208,6 +208,29 @@ static void parse_options_locked(void)
         parse_fail_locked(f);
 }
 
+static void opts_fork_lock(void)
+{
+    heap_mutex_lock(&opts_lock);
+}
+
+static void opts_fork_unlock(void)
+{
+    heap_mutex_unlock(&opts_lock);
+}
+
+/* The options lock is a leaf (types.h): taken last by fork's prepare handler. */
+static const struct heap_fork_entry opts_fork = {
+    .rank = SLAB_FORK_RANK_LEAF,
+    .lock = opts_fork_lock,
+    .unlock = opts_fork_unlock,
+    .child = NULL,
+};
+
+void debug_fork_register(void)
+{
+    heap_fork_register(&opts_fork);
+}
+
 void debug_reset_options(void)
 {
     heap_mutex_lock(&opts_lock);

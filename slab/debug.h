@@ -91,6 +91,8 @@ static inline struct debug_track *debug_track_of(const struct kmem_cache *c, con
  * class (its red zone, with Z, starts at the size each allocation asked for).  Called by
  * cache_create before the geometry is computed.  Takes the debug options lock (a leaf). */
 void debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor, bool kmalloc);
+/* Register the options lock with the fork handlers (heap_fork_register); cache_init_once. */
+void debug_fork_register(void);
 /* Tests: parse SLABCACHE_DEBUG and SLABCACHE_FAIL again at the next cache creation. */
 void debug_reset_options(void);
 
