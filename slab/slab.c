@@ -102,20 +102,12 @@ static inline uint64_t bitmap_weight(uint32_t w)
     return (2 * (uint64_t)w + 1) * 0x9e3779b97f4a7c15ull;
 }
 
-/* The weighted sum of s's in-use bitmap, and (when bits is not NULL) its set bits that
- * stand for slots (padding bits excluded). */
-static uint64_t bitmap_sum_compute(const struct kmem_cache *c, const struct slab *s,
-                                   uint32_t *bits)
+/* The weighted sum of s's in-use bitmap: a load, a multiply and an add per word. */
+static uint64_t bitmap_sum_compute(const struct kmem_cache *c, const struct slab *s)
 {
     uint64_t sum = 0;
-    uint32_t n = 0;
-    for (uint32_t w = 0; w < c->bitmap_words; w++) {
-        uint64_t word = __atomic_load_n(&s->bitmap[w], __ATOMIC_RELAXED);
-        sum += word * bitmap_weight(w);
-        n += (uint32_t)__builtin_popcountll(word);
-    }
-    if (bits)
-        *bits = n - (c->objs_per_slab % 64 ? 64 - c->objs_per_slab % 64 : 0);
+    for (uint32_t w = 0; w < c->bitmap_words; w++)
+        sum += __atomic_load_n(&s->bitmap[w], __ATOMIC_RELAXED) * bitmap_weight(w);
     return sum;
 }
 
@@ -148,8 +140,7 @@ static const char *slab_header_problem(const struct kmem_cache *c, const struct 
     if (s->inuse > c->objs_per_slab || s->touched > c->objs_per_slab ||
         s->free_word > c->bitmap_words || s->list > SLAB_LIST_EMPTY)
         return "counts";
-    uint32_t bits;
-    if (deep && (bitmap_sum_compute(c, s, &bits) != s->bitmap_sum || bits != s->inuse))
+    if (deep && bitmap_sum_compute(c, s) != s->bitmap_sum)
         return "bitmap";
     return NULL;
 }
@@ -186,11 +177,13 @@ static bool slab_trust_locked(struct kmem_cache *c, const struct slab *s, bool d
     return false;
 }
 
-/* A list link read from a header: NULL, or a slab of c whose header may be used.  Checked
- * before it is followed, so a forged link never steers a write. */
+/* A list link read from a header: NULL, or a slab of c (mapped, aligned, its canary for c).
+ * Checked before it is followed, so a forged link never steers a write; the slab's other
+ * fields are checked when the slab itself is used. */
 static bool slab_link_ok(const struct kmem_cache *c, const struct slab *p)
 {
-    return !p || !slab_header_problem(c, p, false);
+    return !p || (heap_is_split_granule(p) && !((uintptr_t)p & ~c->slab_mask) &&
+                  p->canary == slab_canary(p, c, p->objs));
 }
 
 /* ---------------------------------------------------------------- geometry */
@@ -366,7 +359,7 @@ static struct slab *slab_create(struct kmem_cache *c)
     uint32_t tail = c->objs_per_slab % 64;
     if (tail) /* bits past the last slot read as "in use" so the scan never returns them */
         s->bitmap[c->bitmap_words - 1] = ~(uint64_t)0 << tail;
-    s->bitmap_sum = bitmap_sum_compute(c, s, NULL);
+    s->bitmap_sum = bitmap_sum_compute(c, s);
     if (c->ctor || c->ctor_simple) {
         for (uint32_t i = 0; i < c->objs_per_slab; i++) {
             void *obj = s->objs + (size_t)i * c->slot_size;
@@ -498,7 +491,12 @@ static size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t 
             break;
         if (!slab_trust_locked(c, s, true))
             continue; /* reported; the lists were rebuilt without it */
-        got += slab_take_locked(c, s, objs + got, n - got);
+        size_t took = slab_take_locked(c, s, objs + got, n - got);
+        if (SLAB_UNLIKELY(took == 0)) { /* a partial or empty slab with no free bit */
+            slab_damaged_locked(c, s, "counts", NULL);
+            continue;
+        }
+        got += took;
     }
     return got;
 }
@@ -1060,6 +1058,15 @@ void slab_walk(struct kmem_cache *c, void (*fn)(struct kmem_cache *c, struct sla
 
 /* ---------------------------------------------------------------- recovery */
 
+/* The in-use bitmap's set bits that stand for slots equal s->inuse (padding excluded). */
+static bool slab_bits_match_inuse(const struct kmem_cache *c, const struct slab *s)
+{
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < c->bitmap_words; w++)
+        n += (uint32_t)__builtin_popcountll(s->bitmap[w]);
+    return n - (c->objs_per_slab % 64 ? 64 - c->objs_per_slab % 64 : 0) == s->inuse;
+}
+
 struct rebuild {
     struct kmem_cache *c;
     const struct slab *detached;
@@ -1079,7 +1086,7 @@ static void rebuild_extent(struct heap_extent *e, void *arg)
         /* Slabs being made or released are on no list and come back by themselves. */
         if (pg.state != BUDDY_PAGE_ALLOC_HEAD || pg.tag != BUDDY_TAG_SLAB ||
             pg.order != c->slab_order || slab_header_problem(c, s, true) ||
-            s->list == SLAB_LIST_NONE || s == rb->detached)
+            !slab_bits_match_inuse(c, s) || s->list == SLAB_LIST_NONE || s == rb->detached)
             continue;
         s->list = SLAB_LIST_NONE;
         list_add_locked(c, s, list_for_inuse(c, s->inuse));
