@@ -78,6 +78,7 @@
  * formatted into stack buffers and written with write(2).
  */
 #include "buddy/buddy.h"
+#include "heap/mutex.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -118,6 +119,7 @@ static struct {
     pthread_mutex_t lock;
     pthread_t owner; /* debug: thread holding lock (valid while `held`) */
     bool held;
+    bool noted;      /* debug: in heap/mutex.h's registry of locks */
     struct buddy_node *free[BUDDY_ORDERS]; /* free lists, by order */
     struct buddy_extent *extents;          /* every buddy extent held */
     struct buddy_stats st;                 /* counters; st.free_blocks[k] = len(free[k]) */
@@ -209,6 +211,10 @@ static void buddy_lock(void)
     if (buddy_debug) {
         __atomic_store_n(&buddy.owner, pthread_self(), __ATOMIC_RELAXED);
         __atomic_store_n(&buddy.held, true, __ATOMIC_RELAXED);
+        if (!buddy.noted) { /* the fork test enumerates the library's locks */
+            buddy.noted = true;
+            heap_mutex_note(&buddy.lock);
+        }
     }
 }
 

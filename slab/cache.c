@@ -20,9 +20,11 @@
  * thread's table; ids below SLAB_FIXED_IDS are given only on request (the kmalloc classes),
  * the others in order.
  *
- * fork(): the prepare handler takes every lock from cache_list_lock down to the heap's, in the
- * order of types.h; the parent releases them; the child releases them and retires the thread
- * tables of the threads it does not have (magazine_fork_child).
+ * fork(): the library's handlers (heap/mutex.c) take every lock in the order of types.h, each
+ * layer's as one registered entry: this file registers the cache locks (2 to 5), the page
+ * layers' (6, 7) and debug.c's options lock; leak.c its own.  The parent releases them; the
+ * child releases them and retires the thread tables of the threads it does not have
+ * (magazine_fork_child).  A single-threaded process takes none (heap/mutex.h says why).
  */
 #include "slab/slab.h"
 
@@ -71,7 +73,9 @@ static inline bool cache_is_live(const struct kmem_cache *c)
 
 /* ---------------------------------------------------------------- init and fork */
 
-static void fork_prepare(void)
+/* Locks 2 to 5 of types.h: the cache list, the thread tables, every cache's depot and slab
+ * lock. */
+static void fork_lock_caches(void)
 {
     heap_mutex_lock(&cache_list_lock);
     heap_mutex_lock(&magazine_tables_lock);
@@ -79,12 +83,10 @@ static void fork_prepare(void)
         heap_mutex_lock(&c->depot_lock);
         heap_mutex_lock(&c->lock);
     }
-    buddy_lock_all();
 }
 
-static void fork_unlock_all(void)
+static void fork_unlock_caches(void)
 {
-    buddy_unlock_all();
     for (struct kmem_cache *c = cache_list; c; c = c->next_cache) {
         heap_mutex_unlock(&c->lock);
         heap_mutex_unlock(&c->depot_lock);
@@ -93,16 +95,20 @@ static void fork_unlock_all(void)
     heap_mutex_unlock(&cache_list_lock);
 }
 
-static void fork_parent(void)
-{
-    fork_unlock_all();
-}
+static const struct heap_fork_entry fork_caches = {
+    .rank = SLAB_FORK_RANK_CACHES,
+    .lock = fork_lock_caches,
+    .unlock = fork_unlock_caches,
+    .child = magazine_fork_child, /* the tables of threads the child does not have */
+};
 
-static void fork_child(void)
-{
-    fork_unlock_all();
-    magazine_fork_child();
-}
+/* Locks 6 and 7: the buddy lock, the heap's and the metadata's. */
+static const struct heap_fork_entry fork_pages = {
+    .rank = SLAB_FORK_RANK_PAGES,
+    .lock = buddy_lock_all,
+    .unlock = buddy_unlock_all,
+    .child = NULL,
+};
 
 void cache_init_once(void)
 {
@@ -113,9 +119,12 @@ void cache_init_once(void)
                                     __ATOMIC_ACQUIRE)) {
         slab_keys_init(); /* before the first slab: canaries and free marks use them */
         magazine_init();
+        heap_fork_register(&fork_caches);
+        heap_fork_register(&fork_pages);
+        debug_fork_register();
         /* pthread_atfork may allocate: a re-entrant allocation sees init_state == 1 and goes
          * on without waiting (everything it needs is statically initialised). */
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        heap_fork_install();
         __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
     }
 }
@@ -179,6 +188,20 @@ static struct kmem_cache *create_fail(const char *name, unsigned int flags, int 
     return NULL;
 }
 
+/* A name that /proc/slabinfo can show as one column: not empty, and no blank or control
+ * byte (SLUB's names never have one; a space would shift every column after the name, and
+ * tools read slabinfo by splitting on blanks).  Refused rather than escaped, so the name a
+ * program gave is the name every report and table shows. */
+static bool cache_name_ok(const char *name)
+{
+    if (!name || !*name)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return false;
+    return true;
+}
+
 static struct kmem_cache *cache_create(const char *name, size_t size,
                                        const struct kmem_cache_args *args, unsigned int flags,
                                        void (*ctor_simple)(void *), uint32_t want_id,
@@ -188,8 +211,9 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     if (!args)
         args = &no_args;
     size_t align = args->align ? args->align : SLAB_DEFAULT_ALIGN;
-    if (!name || !*name || size == 0 || size > KMEM_CACHE_MAX_SIZE || !is_pow2(align) ||
+    if (!cache_name_ok(name) || size == 0 || size > KMEM_CACHE_MAX_SIZE || !is_pow2(align) ||
         align > BUDDY_PAGE_SIZE || (flags & ~SLAB_KNOWN_FLAGS) ||
+        args->magazine_size > KMEM_CACHE_MAX_MAGAZINE_SIZE ||
         extra_bitmaps > SLAB_MAX_EXTRA_BITMAPS)
         return create_fail(name ? name : "(null)", flags, EINVAL);
     if (align < SLAB_DEFAULT_ALIGN)
@@ -208,7 +232,8 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     c->align = (uint32_t)align;
     c->slot_size = (uint32_t)align_up(size, align);
     c->flags = flags;
-    debug_setup_cache(c, flags, args->ctor || ctor_simple); /* may grow slot_size */
+    /* may grow slot_size; fixed ids are the kmalloc classes */
+    debug_setup_cache(c, flags, args->ctor || ctor_simple, want_id != SLAB_NO_ID);
     c->ctor = args->ctor;
     c->dtor = args->dtor;
     c->ctor_arg = args->arg;
@@ -473,16 +498,20 @@ void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
 /* ---------------------------------------------------------------- free */
 
 /* kmem_cache_free when the inline check failed: report, or free if the pointer is valid
- * after all (the fast check only decides the common case). */
+ * after all (the fast check only decides the common case).  op: the entry point the caller
+ * used, named in the report. */
 __attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache *c, void *obj,
-                                                               const void *caller)
+                                                               const void *caller,
+                                                               const char *op)
 {
     if (!c) {
-        heap_fmt_line("kmem_cache_free: invalid free of %p to a NULL cache", obj);
+        int saved = errno; /* free keeps errno (the report's write may set it) */
+        heap_fmt_line("%s: invalid free of %p to a NULL cache", op, obj);
         report_misuse();
+        errno = saved;
         return;
     }
-    if (slab_check_free_slow(c, obj, "kmem_cache_free"))
+    if (slab_check_free_slow(c, obj, op))
         magazine_free_slow(c, obj, caller);
 }
 
@@ -491,10 +520,11 @@ __attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache
  * (the check's registers made the compiler save one on entry to kmem_cache_free). */
 __attribute__((noinline)) static void cache_free_check(struct kmem_cache *c, void *obj,
                                                        const void *caller,
-                                                       struct magazine_entry *e)
+                                                       struct magazine_entry *e,
+                                                       const char *op)
 {
     if (SLAB_UNLIKELY(!slab_check_free_fast(c, obj))) {
-        cache_free_checked(c, obj, caller);
+        cache_free_checked(c, obj, caller, op);
         return;
     }
     if (SLAB_UNLIKELY(!magazine_entry_push(c, e, obj)))
@@ -502,29 +532,35 @@ __attribute__((noinline)) static void cache_free_check(struct kmem_cache *c, voi
 }
 
 static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
-                                                             const void *caller)
+                                                             const void *caller,
+                                                             const char *op)
 {
     if (SLAB_UNLIKELY(!obj))
         return;
     if (SLAB_UNLIKELY(!c)) {
-        cache_free_checked(c, obj, caller);
+        cache_free_checked(c, obj, caller, op);
         return;
     }
     /* The object this thread popped last (a LIFO free): valid without the check. */
     struct magazine_entry *e = magazine_entry_of(c);
     if (SLAB_LIKELY(magazine_entry_push_popped(c, e, obj)))
         return;
-    cache_free_check(c, obj, caller, e);
+    cache_free_check(c, obj, caller, e, op);
 }
 
 void kmem_cache_free(struct kmem_cache *c, void *obj)
 {
-    cache_free(c, obj, __builtin_return_address(0));
+    cache_free(c, obj, __builtin_return_address(0), "kmem_cache_free");
 }
 
 void cache_free_with_caller(struct kmem_cache *c, void *obj, const void *caller)
 {
-    cache_free(c, obj, caller);
+    cache_free(c, obj, caller, "kmem_cache_free");
+}
+
+void cache_free_op(struct kmem_cache *c, void *obj, const char *op, const void *caller)
+{
+    cache_free(c, obj, caller, op);
 }
 
 /* ---------------------------------------------------------------- bulk */
@@ -569,10 +605,11 @@ void kmem_cache_free_bulk(struct kmem_cache *c, size_t nr, void **objs)
             if (slab_check_free_fast(c, objs[i]))
                 magazine_free_slow(c, objs[i], caller);
             else
-                cache_free_checked(c, objs[i], caller);
+                cache_free_checked(c, objs[i], caller, "kmem_cache_free_bulk");
         }
         return;
     }
+    const void *caller = __builtin_return_address(0);
     for (size_t i = 0; i < nr; i++)
-        kmem_cache_free(c, objs[i]);
+        cache_free(c, objs[i], caller, "kmem_cache_free_bulk");
 }

@@ -407,6 +407,29 @@ static bool fail_applies_locked(const char *name, bool marked)
     return marked || !opts.any_fail_mark;
 }
 
+static void opts_fork_lock(void)
+{
+    heap_mutex_lock(&opts_lock);
+}
+
+static void opts_fork_unlock(void)
+{
+    heap_mutex_unlock(&opts_lock);
+}
+
+/* The options lock is a leaf (types.h): taken last by fork's prepare handler. */
+static const struct heap_fork_entry opts_fork = {
+    .rank = SLAB_FORK_RANK_LEAF,
+    .lock = opts_fork_lock,
+    .unlock = opts_fork_unlock,
+    .child = NULL,
+};
+
+void debug_fork_register(void)
+{
+    heap_fork_register(&opts_fork);
+}
+
 void debug_reset_options(void)
 {
     heap_mutex_lock(&opts_lock);
@@ -431,14 +454,15 @@ static unsigned min_slab_order(size_t slot, size_t align)
     return order;
 }
 
-/* Layout: [object][red zone][track][padding to align]; sets the offsets and slot_size. */
+/* Layout: [object][red zone][track][orig size][padding to align]; sets the offsets and
+ * slot_size. */
 static void debug_layout(struct kmem_cache *c, unsigned bits)
 {
     size_t off = c->object_size;
-    c->rz_off = c->rz_len = c->track_off = 0;
+    c->rz_off = c->rz_len = c->track_off = c->orig_off = 0;
     if (bits & SLAB_DBG_REDZONE) {
         size_t end = align_up_sz(off + SLAB_RED_MIN, 8);
-        if (!(bits & SLAB_DBG_USER))
+        if (!(bits & (SLAB_DBG_USER | SLAB_DBG_KMALLOC_RZ)))
             end = align_up_sz(end, c->align);
         c->rz_off = (uint32_t)off;
         c->rz_len = (uint32_t)(end - off);
@@ -448,10 +472,14 @@ static void debug_layout(struct kmem_cache *c, unsigned bits)
         c->track_off = (uint32_t)align_up_sz(off, 8);
         off = c->track_off + sizeof(struct debug_track);
     }
+    if (bits & SLAB_DBG_KMALLOC_RZ) {
+        c->orig_off = (uint32_t)align_up_sz(off, sizeof(uint32_t));
+        off = c->orig_off + sizeof(uint32_t);
+    }
     c->slot_size = (uint32_t)align_up_sz(off, c->align);
 }
 
-void debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor)
+void debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor, bool kmalloc)
 {
     unsigned bits = 0;
     if (flags & SLAB_CONSISTENCY_CHECKS)
@@ -482,11 +510,14 @@ void debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor)
         bits &= ~SLAB_DBG_POISON;
     if (SLAB_HAVE_VALGRIND && RUNNING_ON_VALGRIND && !valgrind_opted_out())
         bits |= SLAB_DBG_VALGRIND;
+    if (kmalloc && (bits & SLAB_DBG_REDZONE))
+        bits |= SLAB_DBG_KMALLOC_RZ; /* SLUB's orig_size: the red zone starts where asked */
     debug_layout(c, bits);
     if (higher_order_off && (bits & DBG_METADATA) &&
         min_slab_order(c->slot_size, c->align) >
             min_slab_order(align_up_sz(c->object_size, c->align), c->align)) {
-        bits &= ~DBG_METADATA; /* O: as SLUB, not at the price of a higher minimum order */
+        /* O: as SLUB, not at the price of a higher minimum order */
+        bits &= ~(DBG_METADATA | SLAB_DBG_KMALLOC_RZ);
         debug_layout(c, bits);
     }
     c->debug = bits;
@@ -538,6 +569,35 @@ static void poison_fill(const struct kmem_cache *c, void *obj)
 static void redzone_fill(const struct kmem_cache *c, void *obj, unsigned char v)
 {
     memset((char *)obj + c->rz_off, v, c->rz_len);
+}
+
+/* The size asked for of an allocated object of a SLAB_DBG_KMALLOC_RZ cache (relaxed: the
+ * owner reads it without the lock; it and the validator write and read it under it). */
+static uint32_t *orig_size_of(const struct kmem_cache *c, const void *obj)
+{
+    return (uint32_t *)((uintptr_t)obj + c->orig_off);
+}
+
+/* Where the red zone of an allocated object starts: the size asked for (kmalloc classes with
+ * Z), else the end of the object.  It runs to rz_off + rz_len (rz_off is object_size). */
+static size_t active_rz_start(const struct kmem_cache *c, const void *obj)
+{
+    if (!(c->debug & SLAB_DBG_KMALLOC_RZ))
+        return c->object_size;
+    uint32_t orig = __atomic_load_n(orig_size_of(c, obj), __ATOMIC_RELAXED);
+    return orig <= c->object_size ? orig : c->object_size;
+}
+
+/* The red zone of an allocated object changed?  Offsets in the problem are counted from its
+ * start (the end of the object as asked for); pb->size is that size. */
+static bool active_rz_changed(const struct kmem_cache *c, const void *obj,
+                              struct debug_problem *pb)
+{
+    size_t start = active_rz_start(c, obj);
+    pb->size = start;
+    return find_changed((const unsigned char *)obj + start, c->rz_off + c->rz_len - start,
+                        SLAB_RED_ACTIVE, false, 0, &pb->first, &pb->last, &pb->found,
+                        &pb->expected);
 }
 
 /* ---------------------------------------------------------------- memory checkers */
@@ -714,9 +774,12 @@ void debug_alloc_locked(struct kmem_cache *c, void *obj, const void *caller,
             pb->obj = obj;
             pb->caller = caller;
             pb->op = "alloc";
+            pb->size = c->object_size;
             problem_track(c, obj, pb);
         }
         redzone_fill(c, obj, SLAB_RED_ACTIVE);
+        if (c->debug & SLAB_DBG_KMALLOC_RZ) /* the kmalloc front sets the size asked for */
+            __atomic_store_n(orig_size_of(c, obj), c->object_size, __ATOMIC_RELAXED);
     }
     if (c->debug & SLAB_DBG_USER) {
         struct debug_track *t = debug_track_of(c, obj);
@@ -742,8 +805,7 @@ bool debug_free_locked(struct kmem_cache *c, void *obj, const void *caller,
         return false;
     }
     if (c->debug & SLAB_DBG_REDZONE) {
-        if (find_changed((unsigned char *)obj + c->rz_off, c->rz_len, SLAB_RED_ACTIVE, false, 0,
-                         &pb->first, &pb->last, &pb->found, &pb->expected)) {
+        if (active_rz_changed(c, obj, pb)) {
             pb->kind = SLAB_DBG_REDZONE_BAD;
             pb->obj = obj;
             pb->caller = caller;
@@ -751,6 +813,8 @@ bool debug_free_locked(struct kmem_cache *c, void *obj, const void *caller,
             problem_track(c, obj, pb);
         }
         redzone_fill(c, obj, SLAB_RED_INACTIVE); /* restored: the free goes on */
+        if (c->debug & SLAB_DBG_KMALLOC_RZ) /* free: the whole object is the object again */
+            __atomic_store_n(orig_size_of(c, obj), c->object_size, __ATOMIC_RELAXED);
     }
     if (c->debug & SLAB_DBG_POISON)
         poison_fill(c, obj);
@@ -764,19 +828,55 @@ bool debug_free_locked(struct kmem_cache *c, void *obj, const void *caller,
     return true;
 }
 
+void debug_kmalloc_resize(struct kmem_cache *c, void *obj, size_t size, const char *op,
+                          const void *caller)
+{
+    if (!(c->debug & SLAB_DBG_KMALLOC_RZ))
+        return;
+    if (size > c->object_size)
+        size = c->object_size;
+    struct debug_problem pb = {0};
+    heap_mutex_lock(&c->lock);
+    if (active_rz_changed(c, obj, &pb)) { /* an overflow before the resize: say so */
+        pb.kind = SLAB_DBG_REDZONE_BAD;
+        pb.obj = obj;
+        pb.caller = caller;
+        pb.op = op;
+        problem_track(c, obj, &pb);
+    }
+    memset((char *)obj + size, SLAB_RED_ACTIVE, c->rz_off + c->rz_len - size);
+    __atomic_store_n(orig_size_of(c, obj), (uint32_t)size, __ATOMIC_RELAXED);
+    heap_mutex_unlock(&c->lock);
+    if (pb.kind != SLAB_DBG_OK)
+        debug_report(c, &pb);
+}
+
+size_t debug_kmalloc_size(const struct kmem_cache *c, const void *obj)
+{
+    return active_rz_start(c, obj);
+}
+
 int debug_validate_slot_locked(struct kmem_cache *c, const void *obj, bool in_use)
 {
     heap_mutex_assert_held(&c->lock);
     size_t first = 0, last = 0;
     unsigned char found = 0, expected = 0;
     if (c->debug & SLAB_DBG_REDZONE) {
-        unsigned char want = in_use ? SLAB_RED_ACTIVE : SLAB_RED_INACTIVE;
-        if (find_changed((const unsigned char *)obj + c->rz_off, c->rz_len, want, false, 0,
-                         &first, &last, &found, &expected)) {
-            heap_fmt_line("validate %s: red zone overwritten: %s object %p, red zone bytes "
-                          "%zu..%zu past its end changed (0x%zx expected, found 0x%zx)",
-                          c->name, in_use ? "allocated" : "free", obj, first, last,
-                          (size_t)expected, (size_t)found);
+        struct debug_problem pb = {0};
+        bool bad;
+        if (in_use) {
+            bad = active_rz_changed(c, obj, &pb);
+        } else {
+            pb.size = c->object_size;
+            bad = find_changed((const unsigned char *)obj + c->rz_off, c->rz_len,
+                               SLAB_RED_INACTIVE, false, 0, &pb.first, &pb.last, &pb.found,
+                               &pb.expected);
+        }
+        if (bad) {
+            heap_fmt_line("validate %s: red zone overwritten: %s object %p (size %zu), red zone "
+                          "bytes %zu..%zu past its end changed (0x%zx expected, found 0x%zx)",
+                          c->name, in_use ? "allocated" : "free", obj, pb.size, pb.first,
+                          pb.last, (size_t)pb.expected, (size_t)pb.found);
             return -1;
         }
     }
@@ -883,17 +983,17 @@ void debug_report(struct kmem_cache *c, const struct debug_problem *pb)
                       (size_t)pb->found, pb->first, site);
         break;
     case SLAB_DBG_REDZONE_BAD:
-        heap_fmt_line("red zone overwritten in cache %s: %s object %p (size %u), red zone bytes "
-                      "%zu..%zu past its end changed (0x%zx expected, found 0x%zx); found at %s "
-                      "by %s",
-                      c->name, pb->op[0] == 'a' ? "free" : "allocated", pb->obj,
-                      c->object_size, pb->first, pb->last, (size_t)pb->expected,
-                      (size_t)pb->found, pb->op, site);
+        heap_fmt_line("red zone overwritten in cache %s: %s object %p (size %zu), red zone "
+                      "bytes %zu..%zu past its end changed (0x%zx expected, found 0x%zx); found "
+                      "at %s by %s",
+                      c->name, pb->op[0] == 'a' ? "free" : "allocated", pb->obj, pb->size,
+                      pb->first, pb->last, (size_t)pb->expected, (size_t)pb->found, pb->op,
+                      site);
         break;
     case SLAB_DBG_DOUBLE_FREE:
         __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
-        heap_fmt_line("kmem_cache_free: double free of %p in cache %s (object is already free); "
-                      "freed again by %s",
+        heap_fmt_line("kmem_cache_free: double free of small object %p in cache %s (object "
+                      "is already free); freed again by %s",
                       pb->obj, c->name, site);
         break;
     case SLAB_DBG_SLAB_BAD:

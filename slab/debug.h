@@ -10,14 +10,18 @@
  *
  * Slot layout of a debug cache (offsets from the slot start):
  *
- *   +----------------------+---------------------+-----------------------+---------+
- *   | object (object_size) | red zone (Z)        | struct debug_track (U) | padding |
- *   +----------------------+---------------------+-----------------------+---------+
- *   0                      rz_off                 track_off              slot_size
+ *   +----------------------+--------------+------------------------+-----------+---------+
+ *   | object (object_size) | red zone (Z) | struct debug_track (U) | orig size | padding |
+ *   +----------------------+--------------+------------------------+-----------+---------+
+ *   0                      rz_off         track_off                orig_off    slot_size
  *
  *   red zone: rz_len >= 8 bytes from the end of the object to the next 8-byte boundary (to
  *   slot_size when there is no track record); 0xbb while the object is allocated, 0xcc while
  *   it is free.  Poison (P): a free object is 0x6b bytes, the last one 0xa5.
+ *   orig size: kmalloc classes with Z only (SLAB_DBG_KMALLOC_RZ, SLUB's orig_size): a
+ *   uint32_t, the size the program asked for.  While the object is allocated, its bytes from
+ *   there to object_size are red zone too (0xbb), so kmalloc(18) from kmalloc-24 has a red
+ *   zone from byte 18, and ksize / malloc_usable_size say 18.
  */
 #ifndef SLABCACHE_SLAB_DEBUG_H
 #define SLABCACHE_SLAB_DEBUG_H
@@ -37,6 +41,8 @@
 #define SLAB_DBG_FAIL 0x20u     /* SLABCACHE_FAIL applies to this cache */
 #define SLAB_DBG_VALGRIND 0x40u /* running on valgrind: client requests */
 #define SLAB_DBG_ASAN 0x80u     /* ASan build, magazine-less cache: manual poisoning */
+#define SLAB_DBG_KMALLOC_RZ 0x100u /* a kmalloc class with Z: red zone from the size asked
+                                      for (orig size, see the layout above) */
 
 #define SLAB_POISON_FREE 0x6bu
 #define SLAB_POISON_END 0xa5u
@@ -66,6 +72,7 @@ struct debug_problem {
     const void *caller;
     const char *op;            /* "alloc" / "free" */
     size_t first, last;        /* offsets (in the object or the red zone) of changed bytes */
+    size_t size;               /* red zone: the object's size (as asked for, kmalloc) */
     unsigned char found;       /* value of the first changed byte */
     unsigned char expected;
     bool have_track;
@@ -80,9 +87,12 @@ static inline struct debug_track *debug_track_of(const struct kmem_cache *c, con
 
 /* ---------------------------------------------------------------- options (debug.c) */
 /* Debug bits and layout for a new cache (name, flags); fills c->debug, rz_off, rz_len,
- * track_off, slot_size and the fault-injection fields.  Called by cache_create before the
- * geometry is computed.  Takes the debug options lock (a leaf). */
-void debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor);
+ * track_off, orig_off, slot_size and the fault-injection fields.  kmalloc: a kmalloc size
+ * class (its red zone, with Z, starts at the size each allocation asked for).  Called by
+ * cache_create before the geometry is computed.  Takes the debug options lock (a leaf). */
+void debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor, bool kmalloc);
+/* Register the options lock with the fork handlers (heap_fork_register); cache_init_once. */
+void debug_fork_register(void);
 /* Tests: parse SLABCACHE_DEBUG and SLABCACHE_FAIL again at the next cache creation. */
 void debug_reset_options(void);
 
@@ -98,6 +108,15 @@ void debug_alloc_locked(struct kmem_cache *c, void *obj, const void *caller,
 /* obj is about to go back to its slab; false = refuse the free (double free). */
 bool debug_free_locked(struct kmem_cache *c, void *obj, const void *caller,
                        struct debug_problem *pb);
+/* SLAB_DBG_KMALLOC_RZ caches: obj (allocated, held by the caller) now holds `size` bytes
+ * (<= object_size) as the program asked for them: a new allocation, or krealloc in place.
+ * Checks the red zone it had (reported like a free would, naming op), then records size and
+ * makes [size, object_size) red zone.  Takes cache->lock. */
+void debug_kmalloc_resize(struct kmem_cache *c, void *obj, size_t size, const char *op,
+                          const void *caller);
+/* The size the program asked for of obj, an allocated object of a SLAB_DBG_KMALLOC_RZ cache
+ * held by the caller. */
+size_t debug_kmalloc_size(const struct kmem_cache *c, const void *obj);
 /* Validation of one slot of a debug cache: 0, or -1 after printing. */
 int debug_validate_slot_locked(struct kmem_cache *c, const void *obj, bool in_use);
 /* Report a problem (no lock held); calls report_misuse() for misuse kinds. */

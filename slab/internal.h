@@ -57,6 +57,9 @@ struct kmem_cache *cache_create_with_bitmaps(const char *name, size_t size,
  * `caller` is what debug caches record and report as the call site (SLAB_STORE_USER). */
 void *cache_alloc_with_caller(struct kmem_cache *c, unsigned int flags, const void *caller);
 void cache_free_with_caller(struct kmem_cache *c, void *obj, const void *caller);
+/* The same with the entry point the program called (kfree, free, realloc, ...), which every
+ * report names. */
+void cache_free_op(struct kmem_cache *c, void *obj, const char *op, const void *caller);
 #define SLAB_CALLER __builtin_return_address(0)
 /* The live cache owning the slab whose buddy block starts at head, or NULL. */
 struct kmem_cache *cache_of_block(const void *head);
@@ -133,6 +136,10 @@ void slab_destroy_chain(struct kmem_cache *c, struct slab *chain);
  * "invalid free", "wrong cache") and return false.  The out-of-line half of
  * slab_check_free_fast (fastpath.h), called when it says no. */
 bool slab_check_free_slow(struct kmem_cache *c, const void *obj, const char *op);
+/* The same for a size query (ksize, malloc_usable_size): obj must be an object of c held by
+ * the program; anything else is reported as "not an allocated block" (or "already free")
+ * and false returned. */
+bool slab_check_size_query_slow(struct kmem_cache *c, const void *obj, const char *op);
 /* Every slab of c and the cache's slab counters (cache->lock held).  0, or -1 after a
  * report. */
 int slab_validate_locked(struct kmem_cache *c);

@@ -69,6 +69,7 @@
 
 #include "buddy/buddy.h"
 #include "heap/heap.h"
+#include "slab/debug.h"
 #include "slab/kmalloc_internal.h"
 #include "slab/fastpath.h"
 #include "slab/internal.h"
@@ -285,7 +286,9 @@ static void large_zero(void *p, size_t size, size_t block_bytes, bool clean)
 }
 
 /* A block of at least size bytes aligned to align (a power of two, may be 0), from the buddy
- * layer.  Zeroed when flags has KM_ZERO. */
+ * layer.  Zeroed when flags has KM_ZERO: the whole block, or with KMALLOC_ZERO_ASKED (calloc)
+ * only the bytes asked for.  kzalloc zeroes the whole block, as the kernel's does, so that
+ * krealloc with KM_ZERO can grow it in place (kmalloc_realloc). */
 static void *large_alloc(size_t size, size_t align, unsigned int flags)
 {
     if (size == 0)
@@ -303,7 +306,8 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
             return NULL;
         }
         if (flags & KM_ZERO)
-            large_zero(p, size, BUDDY_PAGE_SIZE << order, clean);
+            large_zero(p, (flags & KMALLOC_ZERO_ASKED) ? size : BUDDY_PAGE_SIZE << order,
+                       BUDDY_PAGE_SIZE << order, clean);
         return p;
     }
     /* Dedicated extents: fresh mappings (heap.h), so already zero; 4 MiB aligned. */
@@ -361,29 +365,44 @@ static size_t large_offset(const void *p, const struct buddy_block_info *info)
 
 /* realloc of the large buddy block at p to size bytes in place: the block grows into free
  * buddies above it or frees its upper halves (buddy_resize; a freed tail counts toward the
- * purge budget like any freed large block).  False (p unchanged) when p is not a whole buddy
- * block or the neighbours are not free. */
-static bool large_resize_in_place(void *p, size_t size)
+ * purge budget like any freed large block).  The block's new bytes, or 0 (p unchanged) when
+ * p is not a whole buddy block or the neighbours are not free. */
+static size_t large_resize_in_place(void *p, size_t size)
 {
     struct buddy_block_info info;
     if (!buddy_lookup(p, &info) || info.tag != BUDDY_TAG_LARGE || info.head != p ||
         info.order == BUDDY_ORDER_HUGE)
-        return false;
+        return 0;
     int order = buddy_order_for_size(size);
     if (order < 0)
-        return false; /* past the largest order: a dedicated extent */
-    return buddy_resize(p, (unsigned)order) == 0;
-}
-
-/* After an in-place realloc: krealloc with KM_ZERO zeroes the bytes it added. */
-static void *realloc_zero_tail(void *p, size_t old, size_t size, unsigned int flags)
-{
-    if ((flags & KM_ZERO) && size > old)
-        memset((char *)p + old, 0, size - old);
-    return p;
+        return 0; /* past the largest order: a dedicated extent */
+    return buddy_resize(p, (unsigned)order) == 0 ? BUDDY_PAGE_SIZE << order : 0;
 }
 
 /* ---------------------------------------------------------------- allocation */
+
+/* class_alloc for a class cache without magazines (debug options): with Z, the red zone
+ * starts at the size asked for (debug_kmalloc_resize). */
+__attribute__((noinline)) static void *class_alloc_nomag(struct kmem_cache *c, size_t size,
+                                                         unsigned int flags,
+                                                         const void *caller)
+{
+    void *obj = cache_alloc_with_caller(c, flags, caller);
+    if (obj && (c->debug & SLAB_DBG_KMALLOC_RZ))
+        debug_kmalloc_resize(c, obj, size, "kmalloc", caller);
+    return obj;
+}
+
+/* An object of class cache c for a request of `size` bytes.  Class caches with magazines
+ * hold a fixed id; those without (debug options) record the size asked for. */
+static inline __attribute__((always_inline)) void *class_alloc(struct kmem_cache *c, size_t size,
+                                                               unsigned int flags,
+                                                               const void *caller)
+{
+    if (SLAB_LIKELY(c->id != SLAB_NO_ID))
+        return cache_alloc_with_caller(c, flags, caller);
+    return class_alloc_nomag(c, size, flags, caller);
+}
 
 void *kmalloc_slow(size_t size, size_t align, unsigned int flags, const void *caller)
 {
@@ -395,7 +414,7 @@ void *kmalloc_slow(size_t size, size_t align, unsigned int flags, const void *ca
         if (s <= KMALLOC_MAX_CACHE_SIZE) {
             struct kmem_cache *c = kmalloc_class_cache(kmalloc_class_index(s));
             if (c)
-                return cache_alloc_with_caller(c, flags, caller);
+                return class_alloc(c, size, flags, caller);
         }
     }
     /* Large, or a class without a cache (during initialisation, or creation failed). */
@@ -414,7 +433,7 @@ kmalloc_with_caller(size_t size, unsigned int flags, const void *caller)
             return obj;
         struct kmem_cache *c = __atomic_load_n(&kmalloc_caches[i], __ATOMIC_ACQUIRE);
         if (SLAB_LIKELY(c != NULL))
-            return cache_alloc_with_caller(c, flags, caller);
+            return class_alloc(c, size, flags, caller);
     }
     return kmalloc_slow(size, 0, flags, caller);
 }
@@ -450,30 +469,122 @@ void *kmalloc_aligned(size_t align, size_t size, unsigned int flags)
     return kmalloc_slow(size, align, flags, SLAB_CALLER);
 }
 
-/* ---------------------------------------------------------------- free and size */
+/* ---------------------------------------------------------------- misuse reports */
 
-static void bad_pointer_report(const char *op, const void *p)
+/* The last KMALLOC_FREED_HUGE huge blocks freed (dedicated extents, unmapped when freed).  A
+ * second free of one finds no extent any more; this ring is what tells it from a pointer
+ * slabcache never handed out.  Lock-free, and only read to word a report: an address mapped
+ * again by slabcache is found live before the ring is read; one that someone else maps
+ * afterwards and frees to us is reported as a double free of the old block (misuse either
+ * way). */
+#define KMALLOC_FREED_HUGE 64
+static struct {
+    uintptr_t addr;
+    size_t size;
+} freed_huge[KMALLOC_FREED_HUGE];
+static unsigned freed_huge_next;
+
+static void freed_huge_note(const void *p, size_t size)
 {
-    struct heap_extent *e = heap_extent_lookup(p);
-    if (!e)
-        heap_fmt_line("%s: invalid free of %p (pointer not from slabcache)", op, p);
-    else
-        heap_fmt_line("%s: invalid free of %p (not the start of an allocated block: double "
-                      "free or interior pointer)",
-                      op, p);
-    report_misuse();
+    unsigned i = __atomic_fetch_add(&freed_huge_next, 1, __ATOMIC_RELAXED) % KMALLOC_FREED_HUGE;
+    __atomic_store_n(&freed_huge[i].addr, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&freed_huge[i].size, size, __ATOMIC_RELAXED);
+    __atomic_store_n(&freed_huge[i].addr, (uintptr_t)p, __ATOMIC_RELEASE);
 }
 
-/* kmalloc_free_op without the common case: large blocks, and pointers to report. */
+/* Bytes of the huge block at p if it was freed lately, else 0. */
+static size_t freed_huge_find(const void *p)
+{
+    for (unsigned i = 0; i < KMALLOC_FREED_HUGE; i++) {
+        if (__atomic_load_n(&freed_huge[i].addr, __ATOMIC_ACQUIRE) != (uintptr_t)p)
+            continue;
+        size_t size = __atomic_load_n(&freed_huge[i].size, __ATOMIC_RELAXED);
+        if (__atomic_load_n(&freed_huge[i].addr, __ATOMIC_ACQUIRE) == (uintptr_t)p)
+            return size;
+    }
+    return 0;
+}
+
+/* p is not a block that kmalloc can free (freeing) or size (a size query, ksize and
+ * malloc_usable_size): say why in one line that names op, the entry point the program
+ * called, and the kind of block p points into (large block, huge mapping; small objects are
+ * reported by slab_check_free_slow), then report_misuse().  Reads only memory that is ours:
+ * the extent map, then the buddy page map.  errno is kept. */
+__attribute__((noinline, cold)) static void bad_block_report(const char *op, const void *p,
+                                                             bool freeing)
+{
+    int saved = errno;
+    char why[160];
+    const char *kind = NULL; /* set: p is a block of this kind that is already free */
+    struct heap_extent *e = heap_extent_lookup(p);
+    size_t huge;
+    if (!e) {
+        if ((huge = freed_huge_find(p)) != 0) {
+            kind = "huge mapping";
+            heap_fmt(why, sizeof why, "%zu bytes, unmapped when it was freed", huge);
+        } else {
+            heap_fmt(why, sizeof why, "pointer not from slabcache");
+        }
+    } else if (e->kind != HEAP_KIND_SPLIT) {
+        heap_fmt(why, sizeof why, "interior pointer: %zu bytes into huge mapping %p of %zu bytes",
+                 (size_t)((uintptr_t)p - e->base), (void *)e->base, e->size);
+    } else {
+        const struct buddy_page *pages =
+            (const struct buddy_page *)__atomic_load_n(&e->owner, __ATOMIC_RELAXED);
+        struct buddy_page pg = {0, 0, 0};
+        if (pages)
+            __atomic_load(&pages[((uintptr_t)p - e->base) >> BUDDY_PAGE_SHIFT], &pg,
+                          __ATOMIC_RELAXED);
+        size_t block = pg.order <= BUDDY_MAX_ORDER ? BUDDY_PAGE_SIZE << pg.order : 0;
+        uintptr_t head = block ? (uintptr_t)p & ~(uintptr_t)(block - 1) : 0;
+        /* Large blocks are the smallest order above the largest class, aligned to it. */
+        size_t large_min = BUDDY_PAGE_SIZE << buddy_order_for_size(KMALLOC_MAX_CACHE_SIZE + 1);
+        if (pg.state == BUDDY_PAGE_FREE_HEAD || pg.state == BUDDY_PAGE_FREE_TAIL) {
+            if (((uintptr_t)p & (large_min - 1)) == 0) {
+                kind = "large block";
+                heap_fmt(why, sizeof why, "already free: its pages are free");
+            } else {
+                heap_fmt(why, sizeof why, "a free page: freed already, or never handed out");
+            }
+        } else if (pg.tag == BUDDY_TAG_LARGE && block) {
+            heap_fmt(why, sizeof why, "interior pointer: %zu bytes into large block %p of %zu "
+                     "bytes",
+                     (size_t)((uintptr_t)p - head), (void *)head, block);
+        } else if (pg.tag == BUDDY_TAG_SLAB) {
+            heap_fmt(why, sizeof why, "in a slab whose header is damaged: an overflow from "
+                     "the block below?");
+        } else {
+            heap_fmt(why, sizeof why, "in a page block kmalloc did not hand out");
+        }
+    }
+    if (kind && freeing)
+        heap_fmt_line("%s: double free of %s %p (%s)", op, kind, p, why);
+    else if (kind)
+        heap_fmt_line("%s: %p is a %s that is already free (%s)", op, p, kind, why);
+    else if (freeing)
+        heap_fmt_line("%s: invalid free of %p (%s)", op, p, why);
+    else
+        heap_fmt_line("%s: %p is not an allocated block from slabcache (%s)", op, p, why);
+    report_misuse();
+    errno = saved;
+}
+
+/* ---------------------------------------------------------------- free and size */
+
+/* kmalloc_free_op without the common case: large blocks, and pointers to report.  Keeps
+ * errno (POSIX 2024, glibc 2.33): giving memory back can make system calls (munmap of a
+ * huge block, madvise of the purge budget) that fail and set it. */
 __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
                                                         const void *caller)
 {
+    int saved = errno;
     struct buddy_block_info info;
     if (SLAB_LIKELY(buddy_lookup(p, &info))) {
         if (SLAB_LIKELY(info.tag == BUDDY_TAG_SLAB)) {
             struct kmem_cache *c = cache_of_block(info.head);
             if (SLAB_LIKELY(c != NULL)) {
-                cache_free_with_caller(c, p, caller); /* validates: double, interior, wrong cache */
+                cache_free_op(c, p, op, caller); /* validates: double, interior, wrong cache */
+                errno = saved;
                 return;
             }
         } else if (info.tag == BUDDY_TAG_LARGE) {
@@ -481,20 +592,25 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
             if (SLAB_LIKELY(off != SIZE_MAX)) {
                 /* Buddy blocks: resident up to the purge budget (above); dedicated
                  * extents are unmapped by buddy_free itself. */
-                buddy_free(info.head);
+                if (buddy_free(info.head) == 0 && info.order == BUDDY_ORDER_HUGE)
+                    freed_huge_note(p, info.size - off);
+                errno = saved;
                 return;
             }
         }
     }
-    bad_pointer_report(op, p);
+    bad_block_report(op, p, true);
+    errno = saved;
 }
 
 __thread struct kmalloc_hint kmalloc_hints[KMALLOC_HINTS]
     __attribute__((tls_model("initial-exec")));
 
 /* Remember that p's slab (at head) belongs to c, for the next free or usable-size query
- * near p.  Only the size-class caches are hinted: they are never destroyed, so a stale hint
- * always names a live cache. */
+ * near p.  Only the size-class caches with magazines are hinted: they are never destroyed,
+ * so a stale hint always names a live cache, and their objects' usable size is the class
+ * size (kmalloc_usable_size_inline); the debug ones (no magazines) report the size asked
+ * for. */
 static inline void kmalloc_hint_record(const void *p, const void *head, struct kmem_cache *c)
 {
     /* A class cache has magazine id = class index (cache_create_fixed_id). */
@@ -522,14 +638,15 @@ static inline struct kmem_cache *page_map_cache(void *p)
 }
 
 /* After the hint missed (kmalloc_free_inline): the slab's header names the cache and
- * kmem_cache_free validates p against it (double, interior, wrong-cache frees). */
+ * kmem_cache_free's check validates p against it (double, interior, wrong-cache frees),
+ * reporting them under the caller's op. */
 __attribute__((noinline)) void kmalloc_free_lookup(void *p, const char *op, const void *caller)
 {
     if (SLAB_UNLIKELY(!p))
         return;
     struct kmem_cache *c = page_map_cache(p);
     if (SLAB_LIKELY(c != NULL)) {
-        cache_free_with_caller(c, p, caller);
+        cache_free_op(c, p, op, caller);
         return;
     }
     kmalloc_free_slow(p, op, caller);
@@ -542,13 +659,16 @@ void kmalloc_free_op(void *p, const char *op, const void *caller)
 
 void kfree(void *p)
 {
-    kmalloc_free_inline(p, "free", SLAB_CALLER);
+    kmalloc_free_inline(p, "kfree", SLAB_CALLER);
 }
 
-/* The usable size of p by one page-map lookup: a slab object's size (the slab is hinted;
- * with `as_free`, p is validated as a free would validate it: realloc), or a large block's
- * bytes from p.  0 after a report (not ours, interior pointer, freed slot). */
-static size_t usable_size_lookup(const void *p, const char *op, bool as_free)
+/* What a size query or realloc needs to know of the block at p, by one page-map lookup:
+ * *cp its class cache (NULL for a large block), *cap the bytes it holds, *asked the bytes
+ * the program asked for when the cache keeps them (kmalloc classes with Z), else *cap.
+ * freeing: p is checked as a free would check it (realloc); otherwise as a size query.
+ * False after a report: not ours, an interior pointer, a freed object. */
+static bool block_lookup(const void *p, const char *op, bool freeing, struct kmem_cache **cp,
+                         size_t *cap, size_t *asked)
 {
     struct buddy_block_info info;
     if (SLAB_LIKELY(buddy_lookup(p, &info))) {
@@ -556,24 +676,34 @@ static size_t usable_size_lookup(const void *p, const char *op, bool as_free)
             struct kmem_cache *c = cache_of_block(info.head);
             if (SLAB_LIKELY(c != NULL)) {
                 kmalloc_hint_record(p, info.head, c);
-                if (as_free && !slab_check_free_fast(c, p) && !slab_check_free_slow(c, p, op))
-                    return 0; /* reported: interior pointer, or freed back to its slab */
-                return c->object_size;
+                if (!slab_check_free_fast(c, p) &&
+                    !(freeing ? slab_check_free_slow(c, p, op)
+                              : slab_check_size_query_slow(c, p, op)))
+                    return false; /* reported: interior pointer, or an object already free */
+                *cp = c;
+                *cap = c->object_size;
+                *asked = (c->debug & SLAB_DBG_KMALLOC_RZ) ? debug_kmalloc_size(c, p)
+                                                          : c->object_size;
+                return true;
             }
         } else if (info.tag == BUDDY_TAG_LARGE) {
             size_t off = large_offset(p, &info);
-            if (off != SIZE_MAX)
-                return info.size - off;
+            if (off != SIZE_MAX) {
+                *cp = NULL;
+                *cap = *asked = info.size - off;
+                return true;
+            }
         }
     }
-    heap_fmt_line("%s: %p is not an allocated block from slabcache", op, p);
-    report_misuse();
-    return 0;
+    bad_block_report(op, p, freeing);
+    return false;
 }
 
 size_t kmalloc_usable_size_op(const void *p, const char *op)
 {
-    return p ? usable_size_lookup(p, op, false) : 0;
+    struct kmem_cache *c;
+    size_t cap, asked;
+    return p && block_lookup(p, op, false, &c, &cap, &asked) ? asked : 0;
 }
 
 size_t ksize(const void *p)
@@ -583,57 +713,111 @@ size_t ksize(const void *p)
 
 /* ---------------------------------------------------------------- realloc */
 
+/* realloc in place: p (of class cache c, or a large block when c is NULL) holds cap bytes,
+ * of which the program asked for `old` (less than cap only in debug caches that keep it).
+ * A kmalloc class with Z moves its red zone to the new size; krealloc with KM_ZERO, as the
+ * kernel's with __GFP_ZERO: the bytes from the size asked for before up to the new size read
+ * zero, and so do the spare bytes past the new size (so that a later KM_ZERO grow in place
+ * needs no memory of the old size: the kernel's rule, every resize with KM_ZERO). */
+static void *realloc_in_place(struct kmem_cache *c, void *p, size_t old, size_t size,
+                              size_t cap, unsigned int flags, const char *op,
+                              const void *caller)
+{
+    if (c && (c->debug & SLAB_DBG_KMALLOC_RZ)) {
+        debug_kmalloc_resize(c, p, size, op, caller); /* [size, cap) becomes red zone */
+        if ((flags & KM_ZERO) && size > old)
+            memset((char *)p + old, 0, size - old);
+    } else if (flags & KM_ZERO) {
+        memset((char *)p + size, 0, cap - size);
+    }
+    return p;
+}
+
+/* realloc moved p's contents into a block sized for `want` > size: a kmalloc class with Z
+ * must still take `size` as the size asked for (its red zone starts there). */
+static void realloc_keep_asked(void *n, size_t want, size_t size, bool malloc_classes,
+                               const char *op, const void *caller)
+{
+    if (want > KMALLOC_MAX_CACHE_SIZE)
+        return;
+    unsigned i = malloc_classes && want <= KMALLOC_TABLE_MAX ? kmalloc_index16[(want + 15) / 16]
+                                                              : class_index_of(want);
+    struct kmem_cache *nc = __atomic_load_n(&kmalloc_caches[i], __ATOMIC_ACQUIRE);
+    if (nc && nc->id == SLAB_NO_ID && (nc->debug & SLAB_DBG_KMALLOC_RZ) &&
+        heap_is_split_granule(n) && slab_owner(slab_of(nc, n)) == nc)
+        debug_kmalloc_resize(nc, n, size, op, caller);
+}
+
 void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_classes,
-                      const void *caller)
+                      const char *op, const void *caller)
 {
     if (!p)
         return malloc_classes ? kmalloc_for_malloc(size, flags, caller)
                               : kmalloc_with_caller(size, flags, caller);
     if (size == 0) { /* glibc: realloc(p, 0) frees p and returns NULL */
-        kmalloc_free_op(p, "realloc", caller);
+        kmalloc_free_op(p, op, caller);
         return NULL;
     }
     /* The usable size: the hinted cache when p passes its check (a live slot), else one
-     * page-map lookup for slab objects and large blocks alike (usable_size_lookup serves
-     * ksize and realloc; a realloc that grows a large block by a byte at a time makes this
-     * lookup on every call). */
-    size_t old;
-    struct kmem_cache *hc = kmalloc_hint_check(p);
-    if (SLAB_LIKELY(hc != NULL))
-        old = hc->object_size;
-    else if ((old = usable_size_lookup(p, "realloc", true)) == 0)
+     * page-map lookup for slab objects and large blocks alike (block_lookup serves ksize and
+     * realloc; a realloc that grows a large block by a byte at a time makes this lookup on
+     * every call). */
+    size_t cap, old;
+    struct kmem_cache *c = kmalloc_hint_check(p);
+    if (SLAB_LIKELY(c != NULL))
+        cap = old = c->object_size;
+    else if (!block_lookup(p, op, true, &c, &cap, &old))
         return NULL; /* reported */
     /* In place when it fits and does not waste more than half (small blocks always). */
-    if (size <= old && (size > old / 2 || old <= KMALLOC_SMALL_STEP_MAX))
-        return p;
+    if (size <= cap && (size > cap / 2 || cap <= KMALLOC_SMALL_STEP_MAX))
+        return realloc_in_place(c, p, old, size, cap, flags, op, caller);
     /* A large buddy block grows into the free blocks above it, or gives its upper halves
      * back, without a copy. */
-    if (old > KMALLOC_MAX_CACHE_SIZE && size > KMALLOC_MAX_CACHE_SIZE &&
-        large_resize_in_place(p, size))
-        return realloc_zero_tail(p, old, size, flags);
+    size_t ncap;
+    if (cap > KMALLOC_MAX_CACHE_SIZE && size > KMALLOC_MAX_CACHE_SIZE &&
+        (ncap = large_resize_in_place(p, size)) != 0) {
+        if (flags & KM_ZERO) { /* as realloc_in_place: the new bytes and the spare */
+            size_t from = size < cap ? size : cap;
+            memset((char *)p + from, 0, ncap - from);
+        }
+        return p;
+    }
+    /* Growth asks for 1.25 x the old size, so that a run of small growths moves O(log n)
+     * times; but not where a red zone marks the exact size (debug caches that keep it). */
     size_t want = size;
-    if (size > old) {
+    if (size > old && old == cap) {
         size_t grown = old + old / 4;
         if (grown > want && grown > old)
             want = grown;
     }
+    int saved = errno;
     void *n = malloc_classes ? kmalloc_for_malloc(want, 0, caller)
                              : kmalloc_with_caller(want, flags & ~KM_ZERO, caller);
     if (!n && want != size)
-        n = malloc_classes ? kmalloc_for_malloc(size, 0, caller)
-                           : kmalloc_with_caller(size, flags & ~KM_ZERO, caller);
+        n = malloc_classes ? kmalloc_for_malloc(want = size, 0, caller)
+                           : kmalloc_with_caller(want = size, flags & ~KM_ZERO, caller);
     if (!n)
         return NULL; /* p untouched, errno ENOMEM */
-    memcpy(n, p, size < old ? size : old);
-    if ((flags & KM_ZERO) && size > old)
-        memset((char *)n + old, 0, size - old);
-    kmalloc_free_op(p, "realloc", caller);
+    errno = saved;
+    if (want != size)
+        realloc_keep_asked(n, want, size, malloc_classes, op, caller);
+    size_t keep = size < old ? size : old;
+    memcpy(n, p, keep);
+    if (flags & KM_ZERO) {
+        /* The new bytes and the new block's spare, except a huge block's: a fresh mapping
+         * reads as zero.  ksize of a debug class is the size asked for (its red zone
+         * follows). */
+        size_t end = want > kmalloc_largest_order_bytes ? size : kmalloc_usable_size_op(n, op);
+        if (end > keep)
+            memset((char *)n + keep, 0, end - keep);
+    }
+    kmalloc_free_op(p, op, caller);
     return n;
 }
 
 void *krealloc(void *p, size_t size, unsigned int flags)
 {
-    return kmalloc_realloc(p, size, flags, false, SLAB_CALLER);
+    return kmalloc_realloc(p, size, flags, false, "krealloc", SLAB_CALLER);
 }
 
 /* ---------------------------------------------------------------- malloc classes */
@@ -645,9 +829,8 @@ void *kmalloc_for_malloc(size_t size, unsigned int flags, const void *caller)
         struct kmem_cache *c = __atomic_load_n(
             &kmalloc_caches[kmalloc_index16[(size + 15) / 16]], __ATOMIC_ACQUIRE);
         if (SLAB_LIKELY(c != NULL))
-            return cache_alloc_with_caller(c, flags, caller);
-        size_t s = size ? (size + 15) & ~(size_t)15 : 16;
-        return kmalloc_slow(s, 16, flags, caller);
+            return class_alloc(c, size, flags, caller);
+        return kmalloc_slow(size, 16, flags, caller); /* the class of size rounded to 16 */
     }
     /* Above 128 bytes every class size is a multiple of 16. */
     return kmalloc_with_caller(size, flags, caller);

@@ -25,6 +25,10 @@ extern "C" {
 #define KMALLOC_NR_CLASSES 83u                    /* kmalloc-8 .. kmalloc-32768 */
 #define KMALLOC_MAX_CACHE_SIZE ((size_t)32768)    /* largest size served by a class */
 #define KMALLOC_TABLE_MAX 1024u                   /* byte-table class lookup up to here */
+/* An internal allocation flag beside KM_ZERO: zero only the bytes asked for (calloc).
+ * Without it a KM_ZERO large block is zeroed whole, as the kernel's kzalloc (see
+ * kmalloc_realloc). */
+#define KMALLOC_ZERO_ASKED 0x80000000u
 
 /* The class caches, each NULL until its class is first used (kmalloc_class_cache). */
 extern struct kmem_cache *kmalloc_caches[KMALLOC_NR_CLASSES];
@@ -45,9 +49,10 @@ void *kmalloc_slow(size_t size, size_t align, unsigned int flags, const void *ca
 /* kfree / malloc_usable_size with the operation named in reports. */
 void kmalloc_free_op(void *p, const char *op, const void *caller);
 size_t kmalloc_usable_size_op(const void *p, const char *op);
-/* realloc core; malloc_classes = true keeps results 16-byte aligned (malloc semantics). */
+/* realloc core; malloc_classes = true keeps results 16-byte aligned (malloc semantics); op
+ * is the entry point the program called (realloc, reallocarray, krealloc), for reports. */
 void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_classes,
-                      const void *caller);
+                      const char *op, const void *caller);
 /* malloc semantics: 16-byte aligned results, malloc(0) = a unique 16-byte block. */
 void *kmalloc_for_malloc(size_t size, unsigned int flags, const void *caller);
 void *kmalloc_for_malloc_aligned(size_t align, size_t size, const void *caller);
@@ -112,7 +117,8 @@ static inline __attribute__((always_inline)) void *kmalloc_for_malloc_inline(siz
 
 /* ksize / malloc_usable_size: the hinted cache's object size when p passes its check (a
  * live slot; some programs ask for every block they allocate and free), else the page-map
- * walk, which records the hint, handles large blocks and reports bad pointers. */
+ * walk, which records the hint, handles large blocks, the size asked for in debug classes
+ * with Z (never hinted), and reports bad pointers (interior, freed, foreign: 0). */
 static inline size_t kmalloc_usable_size_inline(const void *p, const char *op)
 {
     struct kmem_cache *c = kmalloc_hint_check(p);

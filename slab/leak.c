@@ -43,12 +43,44 @@ static size_t nr_groups, ungrouped;                     /* leak_lock */
 static const void *expected[SLABCACHE_EXPECTED_LEAKS_MAX]; /* sorted; leak_lock */
 static size_t nr_expected;                              /* leak_lock */
 
+/* ---------------------------------------------------------------- fork */
+
+static void leak_fork_lock(void)
+{
+    heap_mutex_lock(&leak_lock);
+}
+
+static void leak_fork_unlock(void)
+{
+    heap_mutex_unlock(&leak_lock);
+}
+
+static const struct heap_fork_entry leak_fork = {
+    .rank = SLAB_FORK_RANK_LEAK,
+    .lock = leak_fork_lock,
+    .unlock = leak_fork_unlock,
+    .child = NULL,
+};
+
+/* Before leak_lock is first taken: its fork entry, and the fork handlers themselves (a
+ * program may register expected leaks before it makes its first cache). */
+static void leak_init_once(void)
+{
+    static int done; /* atomic */
+    if (SLAB_LIKELY(__atomic_load_n(&done, __ATOMIC_ACQUIRE)))
+        return;
+    heap_fork_register(&leak_fork); /* idempotent: racing first calls are fine */
+    cache_init_once();
+    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+}
+
 /* ---------------------------------------------------------------- expected leaks */
 
 void slabcache_register_expected_leak(const void *p)
 {
     if (!p)
         return;
+    leak_init_once();
     heap_mutex_lock(&leak_lock);
     size_t i = ptrset_lower_bound(expected, nr_expected, p);
     if (!(i < nr_expected && expected[i] == p)) {
@@ -68,6 +100,7 @@ void slabcache_register_expected_leak(const void *p)
 
 void slabcache_unregister_expected_leak(const void *p)
 {
+    leak_init_once();
     heap_mutex_lock(&leak_lock);
     size_t i = ptrset_lower_bound(expected, nr_expected, p);
     if (i < nr_expected && expected[i] == p) {
@@ -172,6 +205,7 @@ static void group_report(const struct leak_group *g)
 size_t slabcache_leak_report(void)
 {
     size_t total = 0, bytes = 0, skipped = 0;
+    leak_init_once();
     heap_mutex_lock(&leak_lock);
     memset(groups, 0, sizeof groups);
     nr_groups = ungrouped = 0;

@@ -592,9 +592,12 @@ void *magazine_alloc_slow(struct kmem_cache *c, const void *caller)
  * fast path could not push it: magazine full, no entry yet, or no magazines.  It is marked
  * free first (c->marks), wherever it goes.  caller: the return address in the program, for
  * debug caches (which have no magazines). */
+/* Keeps errno (free must, POSIX 2024): the depot exchange, a new table or magazine, a slab
+ * released to the buddy layer and the debug hooks can all make system calls. */
 __attribute__((noinline)) void magazine_free_slow(struct kmem_cache *c, void *obj,
                                                   const void *caller)
 {
+    int saved = errno;
     if (c->marks)
         slab_mark_set(c, obj);
     struct magazine_entry *e = entry_for(c);
@@ -609,10 +612,12 @@ __attribute__((noinline)) void magazine_free_slow(struct kmem_cache *c, void *ob
         TC_STORE(m->count, m->count + 1);
         magazine_count_one(&e->frees);
         entry_window_open(c, e);
+        errno = saved;
         return;
     }
     if (slab_free_one(c, obj, caller))
         __atomic_fetch_add(&c->frees, 1, __ATOMIC_RELAXED);
+    errno = saved;
 }
 
 size_t magazine_alloc_bulk(struct kmem_cache *c, void **objs, size_t n)

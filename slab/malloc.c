@@ -13,7 +13,10 @@
  *     2.38); memalign: as glibc, alignments <= 16 are plain malloc, a non-power of two is
  *     rounded up to one, and one above SIZE_MAX / 2 + 1 is EINVAL; valloc/pvalloc: page
  *     aligned, pvalloc rounds the size up to whole pages;
- *   - malloc_usable_size is exact: the class size, or the whole buddy block;
+ *   - malloc_usable_size is exact: the class size, or the whole buddy block (with
+ *     SLABCACHE_DEBUG=Z on a class, the size asked for: its red zone starts there); an
+ *     interior or freed pointer is reported and gets 0;
+ *   - free keeps errno (POSIX 2024, glibc 2.33), whatever the system calls under it do;
  *   - free of a pointer from elsewhere: "slabcache: free: invalid free of 0x... (pointer not
  *     from slabcache)", then abort unless SLABCACHE_ON_ERROR=report.
  *
@@ -75,14 +78,14 @@ void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return kmalloc_for_malloc(bytes, KM_ZERO, __builtin_return_address(0));
+    return kmalloc_for_malloc(bytes, KM_ZERO | KMALLOC_ZERO_ASKED, __builtin_return_address(0));
 }
 
 void *realloc(void *p, size_t size)
 {
     if (!p) /* programs that allocate through realloc(NULL, n) get malloc's fast path */
         return kmalloc_for_malloc_inline(size, __builtin_return_address(0));
-    return kmalloc_realloc(p, size, 0, true, __builtin_return_address(0));
+    return kmalloc_realloc(p, size, 0, true, "realloc", __builtin_return_address(0));
 }
 
 void *reallocarray(void *p, size_t n, size_t size)
@@ -92,7 +95,7 @@ void *reallocarray(void *p, size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return kmalloc_realloc(p, bytes, 0, true, __builtin_return_address(0));
+    return kmalloc_realloc(p, bytes, 0, true, "reallocarray", __builtin_return_address(0));
 }
 
 int posix_memalign(void **out, size_t align, size_t size)

@@ -737,41 +737,52 @@ static void count_invalid(struct kmem_cache *c)
         __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
 }
 
-/* Why obj cannot be freed to c: a message, or NULL when it can.  Reads only memory that is
+/* Why obj cannot be freed to c: a reason, or NULL when it can.  Reads only memory that is
  * known to be ours (the extent map first, then the buddy page map, then the slab header,
- * which only its canary makes believable). */
-static const char *slab_diagnose(struct kmem_cache *c, const void *obj, struct kmem_cache **owner)
+ * which only its canary makes believable).  *inside: for "not the start of an object", the
+ * object of c that obj points into (NULL when it is past the last slot). */
+static const char *slab_diagnose(struct kmem_cache *c, const void *obj, struct kmem_cache **owner,
+                                 const char **inside)
 {
     *owner = NULL;
+    *inside = NULL;
     struct heap_extent *e = heap_extent_lookup(obj);
     if (!e || e->kind != HEAP_KIND_SPLIT)
-        return "invalid free (pointer not from slabcache)";
+        return "pointer not from slabcache";
     struct buddy_block_info info;
     if (!buddy_lookup(obj, &info) || info.tag != BUDDY_TAG_SLAB)
-        return "invalid free (pointer not in a slab: a freed page or inside a large block)";
+        return "pointer not in a slab: a freed page or inside a large block";
     struct slab *s = (struct slab *)info.head;
     struct kmem_cache *oc = slab_owner(s);
     if (!oc)
-        return "invalid free (slab header damaged: overflow from the block below?)";
+        return "slab header damaged: overflow from the block below?";
     *owner = oc;
     if (oc != c)
         return "wrong cache";
     uint32_t idx = slab_slot_index(c, s, obj);
-    if (idx == UINT32_MAX)
-        return "invalid free (not the start of an object)";
+    if (idx == UINT32_MAX) {
+        size_t off = (size_t)((const char *)obj - s->objs);
+        if ((const char *)obj >= s->objs && off / c->slot_size < c->objs_per_slab)
+            *inside = s->objs + off / c->slot_size * c->slot_size;
+        return "not the start of an object";
+    }
     if (idx >= __atomic_load_n(&s->touched, __ATOMIC_ACQUIRE))
-        return "invalid free (a slot never handed out)";
+        return "a slot never handed out";
     return NULL;
 }
 
-/* The reporting half of slab_check_free_fast (fastpath.h): find out what is wrong with obj,
- * say so, and refuse.  Also reached when the fast check cannot decide (a pointer into another
- * cache's slab of a different size): then it may find obj valid after all. */
-__attribute__((noinline, cold)) bool slab_check_free_slow(struct kmem_cache *c, const void *obj,
-                                                          const char *op)
+/* The reporting half of slab_check_free_fast (fastpath.h), and the check of a size query
+ * (ksize, malloc_usable_size: `freeing` false): find out what is wrong with obj, say so
+ * naming op (the entry point the program called) and the kind of block, and refuse.  Also
+ * reached when the fast check cannot decide (a pointer into another cache's slab of a
+ * different size): then it may find obj valid after all.  errno is kept (the report's
+ * write(2) may set it; free must not). */
+static bool check_obj_slow(struct kmem_cache *c, const void *obj, const char *op, bool freeing)
 {
     struct kmem_cache *owner;
-    const char *why = slab_diagnose(c, obj, &owner);
+    const char *inside;
+    const char *why = slab_diagnose(c, obj, &owner, &inside);
+    int saved = errno;
     if (!why) {
         bool already_free;
         if (c->marks) {
@@ -785,21 +796,45 @@ __attribute__((noinline, cold)) bool slab_check_free_slow(struct kmem_cache *c, 
         if (!already_free)
             return true;
         count_invalid(c);
-        heap_fmt_line("%s: double free of %p in cache %s (object is already free%s)", op, obj,
-                      c->name, c->marks ? ": cached, or back in its slab" : "");
+        if (freeing)
+            heap_fmt_line("%s: double free of small object %p in cache %s (object is already "
+                          "free%s)",
+                          op, obj, c->name, c->marks ? ": cached, or back in its slab" : "");
+        else
+            heap_fmt_line("%s: %p is a small object of cache %s that is already free", op, obj,
+                          c->name);
         if (c->debug)
             debug_report_track(c, obj);
         report_misuse();
+        errno = saved;
         return false;
     }
     count_invalid(c);
+    const char *what = freeing ? "invalid free" : "not an allocated block";
     if (owner && owner != c)
-        heap_fmt_line("%s: %s: %p belongs to cache %s, freed to cache %s", op, why, obj,
-                      owner->name, c->name);
+        heap_fmt_line("%s: %s: small object %p belongs to cache %s, freed to cache %s", op, why,
+                      obj, owner->name, c->name);
+    else if (inside)
+        heap_fmt_line("%s: %s (%s): %p, %zu bytes into small object %p of cache %s", op, what,
+                      why, obj, (size_t)((const char *)obj - inside), (const void *)inside,
+                      c->name);
     else
-        heap_fmt_line("%s: %s: %p, cache %s", op, why, obj, c->name);
+        heap_fmt_line("%s: %s (%s): %p, cache %s", op, what, why, obj, c->name);
     report_misuse();
+    errno = saved;
     return false;
+}
+
+__attribute__((noinline, cold)) bool slab_check_free_slow(struct kmem_cache *c, const void *obj,
+                                                          const char *op)
+{
+    return check_obj_slow(c, obj, op, true);
+}
+
+__attribute__((noinline, cold)) bool slab_check_size_query_slow(struct kmem_cache *c,
+                                                                const void *obj, const char *op)
+{
+    return check_obj_slow(c, obj, op, false);
 }
 
 /* ---------------------------------------------------------------- validation */

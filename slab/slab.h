@@ -51,14 +51,17 @@ struct kmem_cache_args {
     void (*dtor)(void *obj, void *arg);       /* run once per slot when its slab is freed */
     void *arg;                                /* passed to ctor and dtor */
     size_t max_objects;                       /* cap on live objects; 0 = none (ENOMEM past) */
-    unsigned int magazine_size;               /* objects per magazine; 0 = chosen by size */
+    unsigned int magazine_size;               /* objects per magazine; 0 = chosen by size;
+                                                 at most KMEM_CACHE_MAX_MAGAZINE_SIZE */
     unsigned int max_empty_slabs;             /* empty slabs kept; 0 = default (4) */
 };
 
 /* Create a cache of `size`-byte objects.  name: copied (up to KMEM_CACHE_NAME_MAX-1
  * bytes); align: 0 or a power of two; ctor: may be NULL.  NULL with errno EINVAL for a NULL
- * or empty name, size 0 or > KMEM_CACHE_MAX_SIZE, a bad alignment or unknown flags; ENOMEM
- * when out of memory.  With SLAB_PANIC, failure aborts instead. */
+ * or empty name, a name with a blank or control character (slabinfo's columns are
+ * separated by blanks), size 0 or > KMEM_CACHE_MAX_SIZE, a bad alignment, unknown flags or
+ * a magazine_size above KMEM_CACHE_MAX_MAGAZINE_SIZE; ENOMEM when out of memory.  With
+ * SLAB_PANIC, failure aborts instead. */
 struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align,
                                      unsigned int flags, void (*ctor)(void *obj));
 struct kmem_cache *kmem_cache_create_args(const char *name, size_t size,
@@ -70,6 +73,9 @@ struct kmem_cache *kmem_cache_create_args(const char *name, size_t size,
 
 #define KMEM_CACHE_NAME_MAX 32
 #define KMEM_CACHE_MAX_SIZE ((size_t)1 << 20) /* largest object size: 1 MiB */
+/* Largest kmem_cache_args.magazine_size: a magazine of it is 8 KiB of pointers, and a
+ * thread holds two per cache (the defaults are 8 to 64 objects). */
+#define KMEM_CACHE_MAX_MAGAZINE_SIZE 1024u
 
 /* Destroy: live objects are reported on stderr (name, count, first addresses), then all
  * of the cache's memory is released anyway.  NULL does nothing. */

@@ -57,8 +57,19 @@
  *      lock is taken inside it.
  * Slabs are made and released outside cache->lock (the buddy lock is taken alone);
  * constructors and destructors run with no lock held.  Per-thread magazines take no lock:
- * only their thread touches them, except under magazine_tables_lock (above).  fork(): the
- * prepare handler (cache.c) takes locks 2 to 8 in this order; the child releases them.
+ * only their thread touches them, except under magazine_tables_lock (above).
+ *
+ * fork(): one prepare handler (heap/mutex.c) takes every lock above, in this order, each
+ * file's locks as one entry registered with its rank (heap_fork_register):
+ *   SLAB_FORK_RANK_LEAK    lock 1          leak.c
+ *   SLAB_FORK_RANK_CACHES  locks 2 to 5    cache.c (every cache's two, in list order)
+ *   SLAB_FORK_RANK_PAGES   locks 6 and 7   cache.c (buddy_lock_all)
+ *   SLAB_FORK_RANK_LEAF    leaf locks      debug.c (the options lock)
+ * The parent and the child release them in the reverse order.  A new lock gets a place in
+ * the list above and an entry; in debug builds //tests/slab:fork_test finds any lock the
+ * handler does not hold at fork time (heap/mutex.h's registry).  A single-threaded process
+ * takes none of them (heap/mutex.h: a fork from a signal handler must not wait for a lock
+ * the interrupted code holds).
  */
 #ifndef SLABCACHE_SLAB_TYPES_H
 #define SLABCACHE_SLAB_TYPES_H
@@ -98,6 +109,12 @@
 #define SLAB_KNOWN_FLAGS                                                                    \
     (SLAB_HWCACHE_ALIGN | SLAB_POISON | SLAB_RED_ZONE | SLAB_STORE_USER | SLAB_PANIC |      \
      SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)
+
+/* Ranks of the fork entries (the lock order above; lower is taken first). */
+#define SLAB_FORK_RANK_LEAK 10
+#define SLAB_FORK_RANK_CACHES 20
+#define SLAB_FORK_RANK_PAGES 60
+#define SLAB_FORK_RANK_LEAF 90
 
 enum slab_list { SLAB_LIST_NONE = 0, SLAB_LIST_FULL, SLAB_LIST_PARTIAL, SLAB_LIST_EMPTY };
 
@@ -197,6 +214,7 @@ struct kmem_cache {
     uint32_t debug;            /* SLAB_DBG_* bits (debug.h); nonzero: no magazines */
     uint32_t rz_off, rz_len;   /* red zone [rz_off, rz_off + rz_len) of a slot (Z) */
     uint32_t track_off;        /* struct debug_track of a slot (U) */
+    uint32_t orig_off;         /* uint32_t size asked for, of a kmalloc class with Z */
     /* fault injection (SLABCACHE_FAIL; cache->lock) */
     uint64_t fail_every;       /* fail every Nth allocation; 0 = off */
     uint64_t fail_threshold;   /* fail when rand32 < threshold; 0 = off */

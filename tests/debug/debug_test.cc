@@ -402,8 +402,8 @@ TEST(DebugMisuseDeathTest, DoubleFreeDeepInWhatWouldBeAMagazineIsCaughtWithF) {
     kmem_cache_free(c, a);
     kmem_cache_free(c, b);
     EXPECT_DEATH(kmem_cache_free(c, a),
-                 "slabcache: kmem_cache_free: double free of 0x[0-9a-f]+ in cache df \\(object "
-                 "is already free\\)(.|\n)*last freed by");
+                 "slabcache: kmem_cache_free: double free of small object 0x[0-9a-f]+ in cache "
+                 "df \\(object is already free\\)(.|\n)*last freed by");
     kmem_cache_destroy(c);
 }
 
@@ -414,8 +414,8 @@ TEST(DebugMisuseDeathTest, DefaultModeReportsEachMisuseAndAborts) {
     static char not_ours[64];
     EXPECT_DEATH(kmem_cache_free(c, p + 8), "slabcache: kmem_cache_free: invalid free .*cache mis");
     EXPECT_DEATH(kmem_cache_free(c, not_ours), "invalid free \\(pointer not from slabcache\\)");
-    EXPECT_DEATH(kmem_cache_free(d, p), "wrong cache: 0x[0-9a-f]+ belongs to cache mis, freed to "
-                                        "cache other");
+    EXPECT_DEATH(kmem_cache_free(d, p), "wrong cache: small object 0x[0-9a-f]+ belongs to cache "
+                                        "mis, freed to cache other");
     kmem_cache_free(c, p);
     EXPECT_DEATH(
         {
@@ -423,7 +423,7 @@ TEST(DebugMisuseDeathTest, DefaultModeReportsEachMisuseAndAborts) {
             kmem_cache_shrink(c);
             kmem_cache_free(c, p);
         },
-        "double free of 0x[0-9a-f]+ in cache mis");
+        "double free of small object 0x[0-9a-f]+ in cache mis");
     kmem_cache_destroy(c);
     kmem_cache_destroy(d);
 }

@@ -843,7 +843,8 @@ TEST_F(KmallocMisuseTest, ForeignPointerIsReported) {
     kfree(&on_stack);
     std::string err = ::testing::internal::GetCapturedStderr();
     char want[128];
-    snprintf(want, sizeof want, "slabcache: free: invalid free of %p (pointer not from slabcache)",
+    snprintf(want, sizeof want,
+             "slabcache: kfree: invalid free of %p (pointer not from slabcache)",
              (void *)&on_stack);
     EXPECT_NE(err.find(want), std::string::npos) << err;
     void *glibc = malloc(10);  // the test's malloc is glibc's
@@ -865,7 +866,7 @@ TEST_F(KmallocMisuseTest, InteriorAndDoubleFreesOfLargeBlocksAreReported) {
     ::testing::internal::CaptureStderr();
     kfree(p);
     err = ::testing::internal::GetCapturedStderr();
-    EXPECT_NE(err.find("invalid free of"), std::string::npos) << err;
+    EXPECT_NE(err.find("kfree: double free of large block"), std::string::npos) << err;
 }
 
 TEST_F(KmallocMisuseTest, InteriorAndDoubleFreesOfSmallObjectsAreReported) {
@@ -944,7 +945,7 @@ TEST(KmallocDeathTest, DeeperDoubleFreeAbortsAtTheSecondFree) {
             kfree(a);
             fprintf(stderr, "not caught\n");
         },
-        "free: double free of 0x[0-9a-f]+ in cache kmalloc-[0-9]+");
+        "kfree: double free of small object 0x[0-9a-f]+ in cache kmalloc-[0-9]+");
 }
 
 TEST(KmallocDeathTest, ForeignFreeAbortsByDefault) {

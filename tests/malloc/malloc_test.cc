@@ -497,7 +497,7 @@ TEST(MallocDeathTest, ForeignFreeIsReportedAndAborts) {
             free(p);
             free(Opaque(p));
         },
-        "slabcache: free: invalid free of 0x[0-9a-f]+");
+        "slabcache: free: double free of large block 0x[0-9a-f]+ \\(already free");
 }
 
 // realloc validates its pointer like free: through the free hint, the page map, or neither.
@@ -514,7 +514,7 @@ TEST(MallocDeathTest, ReallocOfABadPointerIsReportedAndAborts) {
             free(p);  // the hint now names p's slab
             free(realloc(Opaque(p), 200));
         },
-        "slabcache: .*double free of 0x[0-9a-f]+");
+        "slabcache: realloc: double free of small object 0x[0-9a-f]+");
     EXPECT_DEATH(
         {
             char *p = static_cast<char *>(malloc(Opaque((size_t)100)));

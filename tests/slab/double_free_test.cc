@@ -237,7 +237,8 @@ TEST(DoubleFreeDeathTest, DeepDoubleFreeAbortsAtTheSecondFree) {
             kmem_cache_free(c, a);
             fprintf(stderr, "not caught\n");
         },
-        "slabcache: kmem_cache_free: double free of 0x[0-9a-f]+ in cache df-abort");
+        "slabcache: kmem_cache_free: double free of small object 0x[0-9a-f]+ in cache "
+        "df-abort");
     kmem_cache_destroy(c);
 }
 
