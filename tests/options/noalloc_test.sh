@@ -5,11 +5,13 @@
 # functions below, none of which allocates or takes a lock of the allocator.  Read from the
 # object files' undefined symbols (nm), so a call to malloc, strdup, printf, strtoul (locale
 # machinery) or setenv fails here whatever path reaches it.  Arguments: the outputs of //heap
-# (archives are read; shared libraries are skipped).
+# (archives are read; shared libraries are skipped).  heap_mutex_note and heap_mutex_forget
+# (debug builds' lock registry, heap/mutex.c) only scan a static array.
 set -euo pipefail
 allowed=" getenv environ memcmp memcpy memmove memset memchr strlen strnlen strchr strcmp
   strncmp strcspn write __errno_location __stack_chk_fail __assert_fail _GLOBAL_OFFSET_TABLE_
-  pthread_mutex_lock pthread_mutex_unlock pthread_equal pthread_self
+  pthread_mutex_lock pthread_mutex_unlock pthread_equal pthread_self heap_mutex_note
+  heap_mutex_forget
   heap_fmt heap_vfmt heap_fmt_line heap_fmt_vline "
 fail=0
 seen=0
