@@ -76,6 +76,9 @@ void *magazine_alloc_slow(struct kmem_cache *c, const void *caller);
  * (magazine full, entry not set up, obj on top: a double free, reported), or directly to the
  * slabs for caches without magazines.  caller: the call site in the program. */
 void magazine_free_slow(struct kmem_cache *c, void *obj, const void *caller);
+/* Called first by kmem_cache_thread_flush, for a layer above with per-thread caches of its
+ * own (pool/); fn runs with no lock held.  One hook; a second call replaces it. */
+void magazine_set_thread_flush_hook(void (*fn)(void));
 /* Up to n objects popped from the calling thread's loaded magazine of c into objs (bulk
  * allocation); returns how many. */
 size_t magazine_alloc_bulk(struct kmem_cache *c, void **objs, size_t n);
@@ -136,6 +139,26 @@ int slab_validate_locked(struct kmem_cache *c);
 /* obj, found in `where` (a magazine, a popped run), is an in-use slot of c (cache->lock
  * held).  0, or -1 after a report. */
 int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj, const char *where);
+/* Where an address lives in the slab layer: found by slab_lookup_slot. */
+struct slab_slot {
+    struct kmem_cache *cache;  /* the slab's cache */
+    struct slab *slab;         /* the header */
+    uint32_t idx;              /* slot index in the slab */
+    bool inuse;                /* its in-use bit (relaxed load: a snapshot) */
+};
+/* Is p exactly the start of a slot of a live slab?  Reads only memory known to be ours (the
+ * granule bit, the buddy page map, then the header it names), takes no lock, and fills *out
+ * when the answer is yes.  For layers above that are handed a pointer and must find its
+ * cache (a pool's free and mark); the caller still checks that out->cache is one of its own. */
+bool slab_lookup_slot(const void *p, struct slab_slot *out);
+/* Give every slot of c back at once, in time proportional to the slabs, not the objects:
+ * every slab becomes empty (in-use and extra bitmaps cleared); up to `keep` of them (at most
+ * max_empty) stay on the empty list for reuse, the others go back to the buddy layer.  For a
+ * layer above that frees all of a cache's objects together (a pool's destroy); caches with
+ * a constructor or debug state keep none (their slots are not in a state to hand out
+ * again).  No magazine or depot may hold objects of c (use caches without magazines).
+ * Returns the slots that were in use. */
+size_t slab_reset_all(struct kmem_cache *c, size_t keep);
 /* Call fn for every slab of c (full, partial, then empty list) with cache->lock held: for a
  * layer above that keeps per-slot bitmaps (cache_create_with_bitmaps).  fn must not
  * allocate from or free to c, nor take a lock that comes before cache->lock. */

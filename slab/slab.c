@@ -747,6 +747,86 @@ int slab_validate_locked(struct kmem_cache *c)
     return 0;
 }
 
+/* ---------------------------------------------------------------- layers above */
+
+bool slab_lookup_slot(const void *p, struct slab_slot *out)
+{
+    void *head;
+    uint16_t tag;
+    if (!buddy_block_of(p, &head, &tag) || tag != BUDDY_TAG_SLAB)
+        return false;
+    struct slab *s = head;
+    struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&s->magic, __ATOMIC_RELAXED) != SLAB_MAGIC || !c ||
+        ((uintptr_t)p & c->slab_mask) != (uintptr_t)s)
+        return false;
+    uint32_t idx = slab_slot_index(c, s, p);
+    if (idx == UINT32_MAX)
+        return false;
+    out->cache = c;
+    out->slab = s;
+    out->idx = idx;
+    out->inuse = (__atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED) >> (idx % 64)) & 1;
+    return true;
+}
+
+/* A slab on no list back to its state when made, but for the constructor (cache->lock). */
+static void slab_clear_locked(struct kmem_cache *c, struct slab *s)
+{
+    slab_assert_locked(c);
+    memset(s->bitmap, 0, (size_t)(1 + c->extra_bitmaps) * c->bitmap_words * sizeof(uint64_t));
+    uint32_t tail = c->objs_per_slab % 64;
+    if (tail)
+        s->bitmap[c->bitmap_words - 1] = ~(uint64_t)0 << tail;
+    s->inuse = 0;
+    s->free_word = 0;
+}
+
+size_t slab_reset_all(struct kmem_cache *c, size_t keep)
+{
+    if (c->debug || c->ctor || c->ctor_simple || c->dtor)
+        keep = 0;
+    if (keep > c->max_empty)
+        keep = c->max_empty;
+    struct slab *chain = NULL, *kept = NULL;
+    size_t nkept = 0, dtors = 0;
+    heap_mutex_lock(&c->lock);
+    assert(!c->mag_size);
+    __atomic_store_n(&c->returns, c->returns + 1, __ATOMIC_RELAXED);
+    size_t live = c->inuse_total;
+    struct slab_list_head *lists[] = {&c->full, &c->partial, &c->empty};
+    for (size_t l = 0; l < 3; l++) {
+        while (lists[l]->first) {
+            struct slab *s = lists[l]->first;
+            list_del_locked(c, s);
+            if (nkept < keep) {
+                slab_clear_locked(c, s);
+                s->next = kept;
+                kept = s;
+                nkept++;
+            } else {
+                if (c->dtor)
+                    dtors += c->objs_per_slab - s->inuse;
+                s->next = chain;
+                chain = s;
+                c->slabs_freed++;
+            }
+        }
+    }
+    while (kept) {
+        struct slab *next = kept->next;
+        list_add_locked(c, kept, SLAB_LIST_EMPTY);
+        kept = next;
+    }
+    c->inuse_total = 0;
+    c->live_capped = 0;
+    __atomic_fetch_add(&c->frees, live, __ATOMIC_RELAXED);
+    c->dtor_calls += dtors;
+    heap_mutex_unlock(&c->lock);
+    slab_destroy_chain(c, chain);
+    return live;
+}
+
 /* ---------------------------------------------------------------- walks */
 
 /* Up to `max` addresses of slots still in use (cache->lock held). */

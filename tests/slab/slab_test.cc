@@ -902,3 +902,91 @@ TEST(SlabExtraBitmaps, GeometryForEveryCount) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ services for layers above
+// slab_lookup_slot finds the cache and slot of a pointer without trusting anything the
+// pointer could reach; slab_reset_all empties a cache in time proportional to its slabs;
+// the thread-flush hook is called by kmem_cache_thread_flush.
+
+namespace {
+
+TEST(SlabLookupSlot, FindsSlotStartsAndNothingElse) {
+    kmem_cache *c = cache_create_with_bitmaps("lookup", 40, nullptr, SLAB_NO_MAGAZINE, 1);
+    ASSERT_NE(nullptr, c);
+    std::vector<void *> objs;
+    for (int i = 0; i < 200; i++) objs.push_back(kmem_cache_alloc(c, 0));
+    for (void *p : objs) {
+        slab_slot at{};
+        ASSERT_TRUE(slab_lookup_slot(p, &at));
+        EXPECT_EQ(c, at.cache);
+        EXPECT_EQ(slab_of(c, p), at.slab);
+        EXPECT_EQ(p, at.slab->objs + size_t{at.idx} * c->slot_size);
+        EXPECT_TRUE(at.inuse);
+        EXPECT_FALSE(slab_lookup_slot(static_cast<char *>(p) + 8, &at)) << "interior";
+    }
+    slab_slot at{};
+    int local = 0;
+    EXPECT_FALSE(slab_lookup_slot(&local, &at)) << "stack";
+    EXPECT_FALSE(slab_lookup_slot(nullptr, &at));
+    EXPECT_FALSE(slab_lookup_slot(slab_of(c, objs[0]), &at)) << "the header";
+    void *big = buddy_alloc(2, BUDDY_TAG_LARGE);
+    ASSERT_NE(nullptr, big);
+    EXPECT_FALSE(slab_lookup_slot(big, &at)) << "a block that is not a slab";
+    buddy_free(big);
+    kmem_cache_free(c, objs[5]);
+    ASSERT_TRUE(slab_lookup_slot(objs[5], &at));
+    EXPECT_FALSE(at.inuse) << "a freed slot is found, and said to be free";
+    objs.erase(objs.begin() + 5);
+    for (void *p : objs) kmem_cache_free(c, p);
+    kmem_cache_destroy(c);
+}
+
+TEST(SlabResetAll, EmptiesEverySlabKeepsSomeAndValidates) {
+    kmem_cache_args args{};
+    args.max_empty_slabs = 3;
+    kmem_cache *c = cache_create_with_bitmaps("reset", 64, &args, SLAB_NO_MAGAZINE, 2);
+    ASSERT_NE(nullptr, c);
+    std::vector<void *> objs;
+    for (uint32_t i = 0; i < 5 * c->objs_per_slab + 3; i++) objs.push_back(kmem_cache_alloc(c, 0));
+    slab_walk(c, [](kmem_cache *cc, slab *s, void *) { slab_extra_bitmap(cc, s, 1)[0] = 5; },
+              nullptr);
+    kmem_cache_stats before = Stats(c);
+    ASSERT_EQ(6u, before.total_slabs);
+    EXPECT_EQ(objs.size(), slab_reset_all(c, 2));
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_stats after = Stats(c);
+    bool debug = c->debug != 0;  // debug caches (ASan builds) keep no slab
+    EXPECT_EQ(debug ? 0u : 2u, after.total_slabs);
+    EXPECT_EQ(debug ? 0u : 2u, after.empty_slabs);
+    EXPECT_EQ(0u, after.active_objects);
+    EXPECT_EQ(before.slabs_freed + (debug ? 6 : 4), after.slabs_freed);
+    WalkState w{c};
+    slab_walk(c, WalkSlab, &w);
+    EXPECT_EQ(0u, w.nonzero_words) << "extra bitmaps of kept slabs are cleared";
+    // The cache works as new: every slot can be handed out again.
+    std::vector<void *> again;
+    for (uint32_t i = 0; i < 2 * c->objs_per_slab; i++) again.push_back(kmem_cache_alloc(c, 0));
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    EXPECT_EQ(debug ? 2u : 2u, Stats(c).total_slabs);
+    for (void *p : again) kmem_cache_free(c, p);
+    EXPECT_EQ(0u, slab_reset_all(c, 100));
+    EXPECT_LE(Stats(c).total_slabs, size_t{args.max_empty_slabs}) << "keep is capped by max_empty";
+    testing::internal::CaptureStderr();
+    kmem_cache_destroy(c);
+    EXPECT_EQ("", testing::internal::GetCapturedStderr());
+}
+
+int flush_hook_calls;
+void FlushHook() { flush_hook_calls++; }
+
+TEST(SlabThreadFlushHook, CalledByKmemCacheThreadFlush) {
+    flush_hook_calls = 0;
+    magazine_set_thread_flush_hook(FlushHook);
+    kmem_cache_thread_flush();
+    EXPECT_EQ(1, flush_hook_calls);
+    magazine_set_thread_flush_hook(nullptr);
+    kmem_cache_thread_flush();
+    EXPECT_EQ(1, flush_hook_calls);
+}
+
+}  // namespace
