@@ -552,6 +552,7 @@ static void *tc_alloc_slow(struct kmem_pool *pool, unsigned ci)
         void *obj;
         if (slab_alloc_batch(c, &obj, 1, NULL) != 1)
             return NULL;
+        *(uintptr_t *)obj = 0;
         heap_mutex_lock(&pool->lock);
         pool->allocs++;
         pool->live_blocks++;
@@ -643,6 +644,7 @@ static void *locked_alloc_slot(struct kmem_pool *pool, unsigned ci, int *err)
         if (pool->cfg.flags & KMEM_POOL_FILL_ON_FREE)
             check_free_pattern(pool, obj, size);
     }
+    *(uintptr_t *)obj = 0; /* a thread cache's free mark may be left from an earlier owner */
     pool->allocs++;
     pool->live_blocks++;
     pool->live_bytes += size;
