@@ -67,7 +67,10 @@ static void *hk_main(void *arg)
         if (pool->hk_stop)
             break;
         pthread_mutex_unlock(&pool->hk_mutex);
-        gc_collect(pool);
+        /* A program thread waiting in kmem_pool_collect collects next (the lock is not
+         * fair: without this, a busy housekeeping thread could starve it). */
+        if (!__atomic_load_n(&pool->gc_waiters, __ATOMIC_ACQUIRE))
+            gc_collect(pool);
         pthread_mutex_lock(&pool->hk_mutex);
         /* Requests stay set during the cycle (allocations then need no lock); another
          * cycle follows only if allocations passed the new threshold meanwhile. */
@@ -417,7 +420,10 @@ size_t kmem_pool_collect(struct kmem_pool *pool)
                     pool->name);
         return 0;
     }
-    return gc_collect(pool);
+    __atomic_fetch_add(&pool->gc_waiters, 1, __ATOMIC_ACQ_REL);
+    size_t n = gc_collect(pool);
+    __atomic_fetch_sub(&pool->gc_waiters, 1, __ATOMIC_ACQ_REL);
+    return n;
 }
 
 size_t kmem_pool_maybe_collect(struct kmem_pool *pool)

@@ -115,6 +115,7 @@ struct kmem_pool {
     uint64_t last_pause_ns, max_pause_ns, total_gc_ns;
     struct heap_mutex gc_lock;
     int collecting;             /* a cycle is between its snapshot and its end */
+    int gc_waiters;             /* program threads in kmem_pool_collect */
 
     /* housekeeping thread */
     pthread_mutex_t hk_mutex;

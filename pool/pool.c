@@ -449,6 +449,7 @@ struct kmem_pool *kmem_pool_create(const char *name, const struct kmem_pool_conf
     pool->collections = pool->swept_blocks = pool->swept_bytes = pool->finalizers_run = 0;
     pool->last_pause_ns = pool->max_pause_ns = pool->total_gc_ns = 0;
     pool->collecting = 0;
+    pool->gc_waiters = 0;
     pool->hk_started = pool->hk_stop = pool->hk_requested = false;
     uint64_t serial = __atomic_fetch_add(&next_serial, 1, __ATOMIC_RELAXED);
     pool->way = (uint32_t)(serial % POOL_TLS_WAYS);
