@@ -321,16 +321,14 @@ static size_t gc_collect(struct kmem_pool *pool)
             lb->bits |= POOL_LB_CONDEMNED;
     }
     heap_mutex_unlock(&pool->lock);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
 
-    /* 2. mark */
+    /* 2. mark (this thread's snapshot loads come first; the bits were read with acquire) */
     if (pool->cfg.mark) {
         struct kmem_pool *saved = pool_in_mark;
         pool_in_mark = pool;
         pool->cfg.mark(pool, pool->cfg.arg);
         pool_in_mark = saved;
     }
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
 
     /* 3. find */
     for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {

@@ -367,7 +367,11 @@ TEST(PoolFinalizer, HousekeepingThreadRunsCollectibleFinalizers) {
     kmem_pool *p = kmem_pool_create("hk", &cfg);
     for (int i = 0; i < 200; i++)
         ASSERT_NE(nullptr, kmem_pool_alloc(p, 64, KMEM_POOL_COLLECTIBLE | KMEM_POOL_INTERCEPT_FREE));
-    for (int i = 0; i < 2000 && Stats(p).finalizers_run < 128; i++) usleep(1000);
+    for (int i = 0; i < 5000; i++) {
+        kmem_pool_stats now = Stats(p);
+        if (now.finalizers_run >= 128 && now.collections >= 1) break;
+        usleep(1000);
+    }
     kmem_pool_stats st = Stats(p);
     EXPECT_GE(st.collections, 1u);
     EXPECT_GE(st.finalizers_run, 128u);
