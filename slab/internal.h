@@ -159,6 +159,13 @@ bool slab_lookup_slot(const void *p, struct slab_slot *out);
  * again).  No magazine or depot may hold objects of c (use caches without magazines).
  * Returns the slots that were in use. */
 size_t slab_reset_all(struct kmem_cache *c, size_t keep);
+/* Take a run of up to max consecutive free slots of one slab, for a layer above that hands
+ * them out by bumping a pointer (a pool's thread caches): *first is the first slot, the
+ * others follow at c->slot_size steps.  The run starts at the slab's first free slot and
+ * goes on through the free slots after it, across bitmap words.  A slab is made when none
+ * has a free slot.  Returns the run's length; 0 (errno ENOMEM) when out of memory.
+ * Caches without magazines and debug state only (a bump pointer skips the debug hooks). */
+size_t slab_alloc_run(struct kmem_cache *c, size_t max, void **first);
 /* Call fn for every slab of c (full, partial, then empty list) with cache->lock held: for a
  * layer above that keeps per-slot bitmaps (cache_create_with_bitmaps).  fn must not
  * allocate from or free to c, nor take a lock that comes before cache->lock. */

@@ -827,6 +827,65 @@ size_t slab_reset_all(struct kmem_cache *c, size_t keep)
     return live;
 }
 
+/* The run of free slots that starts at s's first free slot, up to max (cache->lock held). */
+static size_t slab_take_run_locked(struct kmem_cache *c, struct slab *s, size_t max, void **first)
+{
+    slab_assert_locked(c);
+    uint32_t w = s->free_word, words = c->bitmap_words;
+    while (w < words && s->bitmap[w] == ~(uint64_t)0)
+        w++;
+    if (w == words || !max)
+        return 0;
+    unsigned b = (unsigned)__builtin_ctzll(~s->bitmap[w]);
+    *first = s->objs + ((size_t)w * 64 + b) * c->slot_size;
+    size_t got = 0;
+    for (;;) {
+        uint64_t used = s->bitmap[w] >> b; /* bit 0 is free */
+        size_t len = used ? (size_t)__builtin_ctzll(used) : 64 - b;
+        if (len > max - got)
+            len = max - got;
+        uint64_t bits = (len == 64 ? ~(uint64_t)0 : (((uint64_t)1 << len) - 1)) << b;
+        __atomic_store_n(&s->bitmap[w], s->bitmap[w] | bits, __ATOMIC_RELAXED);
+        got += len;
+        /* Go on into the next word only if the run reached the end of this one. */
+        if (b + len < 64 || got == max || ++w == words || (s->bitmap[w] & 1))
+            break;
+        b = 0;
+    }
+    while (s->free_word < words && s->bitmap[s->free_word] == ~(uint64_t)0)
+        s->free_word++;
+    s->inuse += (uint32_t)got;
+    assert(s->inuse <= c->objs_per_slab);
+    c->inuse_total += got;
+    slab_relist_locked(c, s);
+    return got;
+}
+
+size_t slab_alloc_run(struct kmem_cache *c, size_t max, void **first)
+{
+    assert(!c->mag_size && !c->debug && !c->max_objects);
+    size_t got = 0;
+    heap_mutex_lock(&c->lock);
+    for (;;) {
+        struct slab *s = c->partial.first ? c->partial.first : c->empty.first;
+        if (s) {
+            got = slab_take_run_locked(c, s, max, first);
+            break;
+        }
+        heap_mutex_unlock(&c->lock);
+        s = slab_create(c);
+        heap_mutex_lock(&c->lock);
+        if (!s)
+            break;
+        c->slabs_created++;
+        list_add_locked(c, s, SLAB_LIST_EMPTY);
+    }
+    heap_mutex_unlock(&c->lock);
+    if (!got)
+        errno = ENOMEM;
+    return got;
+}
+
 /* ---------------------------------------------------------------- walks */
 
 /* Up to `max` addresses of slots still in use (cache->lock held). */

@@ -990,3 +990,46 @@ TEST(SlabThreadFlushHook, CalledByKmemCacheThreadFlush) {
 }
 
 }  // namespace
+
+namespace {
+
+// slab_alloc_run: consecutive free slots, across bitmap words, from the first free slot;
+// the slab's bookkeeping stays valid and the slots free normally.
+TEST(SlabAllocRun, ConsecutiveSlotsAcrossWords) {
+    kmem_cache *c = cache_create_with_bitmaps("run", 16, nullptr, SLAB_NO_MAGAZINE, 2);
+    ASSERT_NE(nullptr, c);
+    if (c->debug) {
+        kmem_cache_destroy(c);
+        GTEST_SKIP() << "debug caches (ASan builds) take no runs";
+    }
+    ASSERT_GT(c->objs_per_slab, 200u);
+    void *first = nullptr;
+    ASSERT_EQ(150u, slab_alloc_run(c, 150, &first));
+    for (uint32_t i = 0; i < 150; i++) {
+        slab_slot at{};
+        char *p = static_cast<char *>(first) + size_t{i} * c->slot_size;
+        ASSERT_TRUE(slab_lookup_slot(p, &at));
+        EXPECT_TRUE(at.inuse) << i;
+        EXPECT_EQ(i, at.idx);
+    }
+    EXPECT_EQ(150u, c->inuse_total);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    // Free a hole in the middle: the next run starts there and stops at the used slot after.
+    char *base = static_cast<char *>(first);
+    kmem_cache_free(c, base + 70 * c->slot_size);
+    kmem_cache_free(c, base + 71 * c->slot_size);
+    void *next = nullptr;
+    ASSERT_EQ(2u, slab_alloc_run(c, 100, &next));
+    EXPECT_EQ(base + 70 * c->slot_size, next);
+    // Then the rest of the slab, then a new slab.
+    ASSERT_EQ(c->objs_per_slab - 150, slab_alloc_run(c, 100000, &next));
+    EXPECT_EQ(base + 150 * c->slot_size, next);
+    EXPECT_EQ(1u, c->full.count);
+    ASSERT_EQ(10u, slab_alloc_run(c, 10, &next));
+    EXPECT_NE(slab_of(c, first), slab_of(c, next));
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    EXPECT_EQ(size_t{c->objs_per_slab} + 10, slab_reset_all(c, 0));
+    kmem_cache_destroy(c);
+}
+
+}  // namespace
