@@ -92,7 +92,7 @@ static void gc_request(struct kmem_pool *pool)
             sigfillset(&all);
             pthread_sigmask(SIG_SETMASK, &all, &old);
             if (pthread_create(&pool->hk_thread, NULL, hk_main, pool) == 0)
-                pool->hk_started = true;
+                __atomic_store_n(&pool->hk_started, true, __ATOMIC_RELEASE);
             pthread_sigmask(SIG_SETMASK, &old, NULL);
         }
         if (pool->hk_started) {
@@ -105,6 +105,8 @@ static void gc_request(struct kmem_pool *pool)
 
 void pool_gc_stop_thread(struct kmem_pool *pool)
 {
+    if (!__atomic_load_n(&pool->hk_started, __ATOMIC_ACQUIRE))
+        return; /* never started: nothing to stop (no one allocates during a destroy) */
     pthread_mutex_lock(&pool->hk_mutex);
     pool->hk_stop = true;
     bool started = pool->hk_started;

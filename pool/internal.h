@@ -54,7 +54,8 @@
 #define POOL_BM_CONDEMNED 3
 #define POOL_BITMAPS 4
 #define POOL_TLS_WAYS 8        /* pools a thread caches for at once (direct-mapped) */
-#define POOL_TC_MAX 32         /* free blocks a thread caches per class (fewer for big ones) */
+#define POOL_TC_MAX 128        /* free blocks a thread caches per class (fewer for big ones) */
+#define POOL_REFILL_MAX 64     /* blocks one refill takes: a bitmap word of a fresh slab */
 #define POOL_KEEP_SLABS 1      /* empty slabs a recycled cache keeps */
 #define POOL_RECYCLE_MAX 16    /* idle caches kept per class for the next pools */
 
@@ -81,6 +82,7 @@ struct pool_tc {
     bool linked;              /* on pool->tcs (pool->lock) */
     size_t allocs, frees;     /* blocks handed out / taken back here since set up */
     size_t bytes_out, bytes_in;
+    size_t peak_net;          /* highest bytes_out - bytes_in, sampled at refills (+ refill) */
     uint32_t count[POOL_NCLASSES];
     void *objs[POOL_NCLASSES][POOL_TC_MAX];
 };
@@ -154,6 +156,9 @@ struct pool_ref {
 };
 
 /* ---------------------------------------------------------------- pool.c */
+/* SLABCACHE_LEAKS, read once (the option's one reader for this layer); tests re-read. */
+bool pool_option_leaks(void);
+void pool_reset_options(void);
 bool pool_is_live(const struct kmem_pool *pool);
 /* Resolve a pointer to a slot of one of the pool's classes (no lock); false otherwise. */
 bool pool_find_slot(struct kmem_pool *pool, const void *block, struct pool_ref *ref);

@@ -49,11 +49,18 @@ const uint32_t pool_class_size[POOL_NCLASSES] = {
 };
 _Static_assert(KMEM_POOL_SMALL_MAX == 8192, "the class table ends at KMEM_POOL_SMALL_MAX");
 
-/* Blocks a thread caches per class: POOL_TC_MAX, fewer for large classes (about 32 KiB). */
+/* Blocks a thread caches per class: POOL_TC_MAX, fewer for large classes (about 64 KiB). */
 static inline uint32_t tc_cap(unsigned ci)
 {
-    uint32_t n = 32768u / pool_class_size[ci];
-    return n > POOL_TC_MAX ? POOL_TC_MAX : n < 4 ? 4 : n;
+    uint32_t n = 65536u / pool_class_size[ci];
+    return n > POOL_TC_MAX ? POOL_TC_MAX : n < 8 ? 8 : n;
+}
+
+/* Blocks a refill takes: half the cache, at most a bitmap word's worth. */
+static inline uint32_t tc_refill(unsigned ci)
+{
+    uint32_t n = tc_cap(ci) / 2;
+    return n > POOL_REFILL_MAX ? POOL_REFILL_MAX : n;
 }
 
 uintptr_t pool_secret;
@@ -143,6 +150,8 @@ static void tc_evict(struct pool_tc *e)
     heap_mutex_lock(&p->lock);
     if (e->linked) {
         tc_unlink_locked(p, e);
+        if (p->live_bytes + TCL(e->peak_net) > p->peak_bytes)
+            p->peak_bytes = p->live_bytes + TCL(e->peak_net);
         p->allocs += TCL(e->allocs);
         p->frees += TCL(e->frees);
         p->live_blocks += TCL(e->allocs) - TCL(e->frees);
@@ -164,6 +173,7 @@ static void tc_evict(struct pool_tc *e)
     TCS(e->frees, 0);
     TCS(e->bytes_out, 0);
     TCS(e->bytes_in, 0);
+    TCS(e->peak_net, 0);
 }
 
 static void tls_flush(struct pool_tls *t)
@@ -465,10 +475,22 @@ const char *kmem_pool_name(struct kmem_pool *pool)
     return pool->name;
 }
 
-static bool slabcache_leaks_option(void)
+static int leaks_option = -1; /* -1: not read yet */
+
+bool pool_option_leaks(void)
 {
-    const char *v = getenv("SLABCACHE_LEAKS");
-    return v && *v && strcmp(v, "0") != 0;
+    int v = __atomic_load_n(&leaks_option, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *e = getenv("SLABCACHE_LEAKS"); /* getenv never allocates */
+        v = e && *e && strcmp(e, "0") != 0;
+        __atomic_store_n(&leaks_option, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+void pool_reset_options(void)
+{
+    __atomic_store_n(&leaks_option, -1, __ATOMIC_RELAXED);
 }
 
 void kmem_pool_destroy(struct kmem_pool *pool)
@@ -484,7 +506,7 @@ void kmem_pool_destroy(struct kmem_pool *pool)
     }
     pool_gc_stop_thread(pool);
     heap_mutex_lock(&pool->gc_lock); /* a collection in progress on another thread ends */
-    if (slabcache_leaks_option())
+    if (pool_option_leaks())
         pool_list_live(pool);
     heap_mutex_lock(&pool->lock);
     __atomic_store_n(&pool->magic, 0, __ATOMIC_RELEASE);
@@ -564,7 +586,7 @@ static void *tc_alloc_slow(struct kmem_pool *pool, unsigned ci)
     }
     uint32_t n = TCL(e->count[ci]);
     if (!n) {
-        uint32_t want = tc_cap(ci) / 2;
+        uint32_t want = tc_refill(ci);
         size_t got = slab_alloc_batch(c, e->objs[ci], want, NULL);
         if (!got)
             return NULL;
@@ -578,9 +600,10 @@ static void *tc_alloc_slow(struct kmem_pool *pool, unsigned ci)
         for (size_t i = 0; i + 1 < got; i++)
             *(uintptr_t *)e->objs[ci][i] = pool_free_mark(e->objs[ci][i]);
         n = (uint32_t)got;
-        heap_mutex_lock(&pool->lock);
-        peak_update_locked(pool);
-        heap_mutex_unlock(&pool->lock);
+        /* The peak without a lock: what this thread's callers hold, plus the refill. */
+        size_t net = TCL(e->bytes_out) - TCL(e->bytes_in) + got * pool_class_size[ci];
+        if (net > TCL(e->peak_net))
+            TCS(e->peak_net, net);
     }
     void *obj = e->objs[ci][n - 1];
     TCS(e->count[ci], n - 1);

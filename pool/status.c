@@ -285,6 +285,11 @@ void pool_collect_stats(struct kmem_pool *pool, struct kmem_pool_stats *out)
         for (unsigned ci = 0; ci < POOL_NCLASSES; ci++)
             cached += TCL(e->count[ci]);
     }
+    size_t peak = pool->live_bytes;
+    for (struct pool_tc *e = pool->tcs; e; e = e->next)
+        peak += TCL(e->peak_net);
+    if (peak > pool->peak_bytes)
+        pool->peak_bytes = peak;
     if (bytes > pool->peak_bytes)
         pool->peak_bytes = bytes;
     out->live_blocks = live;

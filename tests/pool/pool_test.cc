@@ -428,8 +428,10 @@ void DestroyLeaky(void *) {
 TEST(PoolDestroy, ListsLiveBlocksWithSlabcacheLeaks) {
     EXPECT_EQ("", Captured(DestroyLeaky, nullptr)) << "silent by default";
     setenv("SLABCACHE_LEAKS", "1", 1);
+    pool_reset_options();
     std::string err = Captured(DestroyLeaky, nullptr);
     unsetenv("SLABCACHE_LEAKS");
+    pool_reset_options();
     EXPECT_NE(std::string::npos, err.find("kmem_pool_destroy(leaky): 6 blocks")) << err;
     EXPECT_NE(std::string::npos, err.find("5 live blocks of 32 bytes")) << err;
     EXPECT_NE(std::string::npos, err.find("large block")) << err;
