@@ -45,11 +45,16 @@ void pool_run_finalizer(struct kmem_pool *pool, void *block)
 {
     struct kmem_pool *saved = pool_in_finalizer;
     struct pool_tls *saved_tls = pool_tls_active;
+    const void *saved_id = pool_my_id;
     pool_in_finalizer = pool;
-    pool_tls_active = NULL; /* no thread cache inside a finalizer: its allocs are refused */
+    /* No thread cache inside a finalizer (so its allocations reach the check and are
+     * refused): neither the ways nor an owner cache. */
+    pool_tls_active = NULL;
+    pool_my_id = NULL;
     __atomic_fetch_add(&pool->finalizers_run, 1, __ATOMIC_RELAXED);
     pool->cfg.intercept_free(pool, block, pool->cfg.arg);
     pool_tls_active = saved_tls;
+    pool_my_id = saved_id;
     pool_in_finalizer = saved;
 }
 
@@ -441,7 +446,7 @@ static bool live_slot(struct kmem_pool *pool, const void *block, struct pool_ref
 {
     if (!pool_find_slot(pool, block, ref))
         return false;
-    if (!ref->at.inuse || *(const uintptr_t *)block == pool_free_mark(block)) {
+    if (!ref->at.inuse || *(const uintptr_t *)block == pool_free_mark(pool, block)) {
         pool_report("%s(%s): %p is a free block", op, pool->name, block);
         ref->size = 0;
     }

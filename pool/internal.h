@@ -54,10 +54,15 @@
 #define POOL_BM_CONDEMNED 3
 #define POOL_BITMAPS 4
 #define POOL_TLS_WAYS 8        /* pools a thread caches for at once (direct-mapped) */
-#define POOL_TC_MAX 128        /* free blocks a thread caches per class (fewer for big ones) */
-#define POOL_REFILL_MAX 64     /* blocks one refill takes: a bitmap word of a fresh slab */
-#define POOL_KEEP_SLABS 1      /* empty slabs a recycled cache keeps */
-#define POOL_RECYCLE_MAX 16    /* idle caches kept per class for the next pools */
+#define POOL_TC_MAX 32         /* free blocks a thread caches per class (fewer for big ones) */
+#define POOL_REFILL_MAX 64     /* blocks one refill of the stack takes (debug caches) */
+#define POOL_RUN_BYTES 8192    /* a run of slots taken at once: about this many bytes */
+#define POOL_RUN_MAX 512       /* ... and at most this many slots */
+#define POOL_KEEP_SLABS 1      /* empty slabs a destroyed pool in a thread's stash keeps */
+#define POOL_RECYCLE_MAX 16    /* idle caches (no slabs) kept per class for new pools */
+#define POOL_STASH_MAX 4       /* destroyed pools a thread keeps, caches attached */
+#define POOL_SPARE_WITH_CACHES 64 /* destroyed pools kept process-wide with their caches
+                                     (no slabs) */
 
 /* Large-block flags (struct pool_large.bits), the same meaning as the per-slot bits. */
 #define POOL_LB_MARK (1u << POOL_BM_MARK)
@@ -72,18 +77,29 @@ struct pool_large {
     uint32_t bits;    /* POOL_LB_* (pool->lock) */
 };
 
-/* One thread's cache for one pool: free blocks per class.  Only the owning thread writes it
- * (relaxed atomics, so validation and statistics may read it from another thread), except
- * `linked`, `next` and `prev`, which belong to the pool's registry (pool->lock). */
+/* One class of a thread cache: free blocks on a stack, and a run of slots never handed out
+ * (slab_alloc_run) taken by bumping a pointer.  Counters are derived, not counted on the
+ * allocation path: `in` = slots moved in from the slabs minus slots moved back, so the
+ * blocks handed out through this class and not freed back into it are in - cached, where
+ * cached = count + (end - bump) / size. */
+struct pool_tc_class {
+    uint32_t count;           /* free blocks in objs[ci][0 .. count) */
+    char *bump, *end;         /* the run [bump, end) */
+    size_t in;
+};
+
+/* One thread's cache for one pool.  Only the owning thread writes it (relaxed atomics, so
+ * validation and statistics may read it from another thread), except `linked`, `next` and
+ * `prev`, which belong to the pool's registry (pool->lock). */
 struct pool_tc {
     struct kmem_pool *pool;   /* the pool it caches for, or NULL */
     uint64_t serial;          /* pool->serial when set up: a destroyed pool never matches */
     struct pool_tc *next, *prev; /* on pool->tcs */
     bool linked;              /* on pool->tcs (pool->lock) */
-    size_t allocs, frees;     /* blocks handed out / taken back here since set up */
-    size_t bytes_out, bytes_in;
-    size_t peak_net;          /* highest bytes_out - bytes_in, sampled at refills (+ refill) */
-    uint32_t count[POOL_NCLASSES];
+    size_t frees;             /* blocks freed into this cache */
+    size_t reserved;          /* bytes taken from the slabs into this cache, minus given back */
+    size_t peak_net;          /* highest `reserved`: bounds the bytes its callers held */
+    struct pool_tc_class cls[POOL_NCLASSES];
     void *objs[POOL_NCLASSES][POOL_TC_MAX];
 };
 struct pool_tls {
@@ -95,7 +111,9 @@ struct kmem_pool {
     uint32_t magic;             /* POOL_MAGIC while live (atomic) */
     uint32_t way;               /* serial % POOL_TLS_WAYS */
     uint64_t serial;            /* unique per create (atomic): thread caches compare it */
+    const void *own_id;         /* the owner thread (pool_thread_id), which uses `own` */
     bool tcache;                /* thread caches on: no caps, no fill or check flags */
+    uint64_t cls_used;          /* classes that took slots from their cache in this life */
     struct kmem_pool_config cfg;
     char name[KMEM_POOL_NAME_MAX];
     struct kmem_pool *next_free; /* pool_global_lock */
@@ -119,6 +137,11 @@ struct kmem_pool {
     int collecting;             /* a cycle is between its snapshot and its end */
     int gc_waiters;             /* program threads in kmem_pool_collect */
 
+    /* The owner thread's cache (the creator's, or whichever thread has its id later),
+     * registered on tcs like a way: the common single-threaded pool finds its cache here
+     * without the ways' index. */
+    struct pool_tc own;
+
     /* housekeeping thread */
     pthread_mutex_t hk_mutex;
     pthread_cond_t hk_cond;
@@ -138,12 +161,14 @@ static inline unsigned pool_class_of(size_t size)
 }
 
 /* The thread caches' free mark: written into the first word of a block when a thread cache
- * takes it, cleared when the block is handed out, so a second free of a block sitting in a
- * thread cache is caught.  Keyed by a per-process secret and the address. */
+ * takes it back, cleared when it is handed out again or returned to its slab, so a second
+ * free of a block sitting in a thread cache is caught.  Keyed by a per-process secret, the
+ * address and the pool's serial (a mark left by an earlier pool never matches). */
 extern uintptr_t pool_secret;
-static inline uintptr_t pool_free_mark(const void *block)
+static inline uintptr_t pool_free_mark(const struct kmem_pool *pool, const void *block)
 {
-    return pool_secret ^ ((uintptr_t)block * 0x9e3779b97f4a7c15u);
+    return pool_secret ^ ((uintptr_t)block * 0x9e3779b97f4a7c15u) ^
+           (__atomic_load_n(&pool->serial, __ATOMIC_RELAXED) * 0xc2b2ae3d27d4eb4fu);
 }
 
 /* Where a block lives: a slot of one of the pool's classes, or a large block. */
@@ -155,7 +180,23 @@ struct pool_ref {
     size_t size;
 };
 
+/* Blocks held in a thread-cache class (stack + run) and those handed out through it. */
+static inline size_t pool_tc_cached(const struct pool_tc_class *k, unsigned ci)
+{
+    return __atomic_load_n(&k->count, __ATOMIC_RELAXED) +
+           (size_t)(__atomic_load_n(&k->end, __ATOMIC_RELAXED) -
+                    __atomic_load_n(&k->bump, __ATOMIC_RELAXED)) /
+               pool_class_size[ci];
+}
+static inline size_t pool_tc_out(const struct pool_tc_class *k, unsigned ci)
+{
+    return __atomic_load_n(&k->in, __ATOMIC_RELAXED) - pool_tc_cached(k, ci);
+}
+
 /* ---------------------------------------------------------------- pool.c */
+/* Blocks and bytes handed out through e and not freed back into it (owner or pool->lock). */
+void pool_tc_totals(const struct pool_tc *e, size_t *out_blocks, size_t *out_bytes,
+                    size_t *cached_blocks, size_t *cached_bytes);
 /* SLABCACHE_LEAKS, read once (the option's one reader for this layer); tests re-read. */
 bool pool_option_leaks(void);
 void pool_reset_options(void);
@@ -184,6 +225,8 @@ static inline bool pool_bit(const struct slab_slot *at, unsigned k)
 }
 /* The calling thread's thread cache, or NULL (gc.c resets it while a finalizer runs). */
 extern __thread struct pool_tls *pool_tls_active __attribute__((tls_model("initial-exec")));
+/* The calling thread's owner id (NULL before its first pool and inside finalizers). */
+extern __thread const void *pool_my_id __attribute__((tls_model("initial-exec")));
 
 /* ---------------------------------------------------------------- gc.c */
 /* Thread-local callback context: the pool whose mark / intercept_free runs on this thread. */

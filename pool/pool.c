@@ -66,9 +66,26 @@ static inline uint32_t tc_refill(unsigned ci)
 uintptr_t pool_secret;
 __thread struct pool_tls *pool_tls_active __attribute__((tls_model("initial-exec")));
 static __thread struct pool_tls *pool_tls_table; /* the thread's table, even while inactive */
+/* The calling thread's id for owner caches: the address of its pool_thread_marker, NULL
+ * until first needed and while a finalizer runs (no thread cache there). */
+static __thread char pool_thread_marker;
+__thread const void *pool_my_id __attribute__((tls_model("initial-exec")));
+/* Destroyed pools this thread keeps for its next creates, caches attached. */
+static __thread struct kmem_pool *pool_stash;
+static __thread unsigned pool_stash_n;
+static __thread bool pool_key_set;
+/* Pools this thread created lately (it owns their `own` cache), for kmem_cache_thread_flush
+ * and thread exit; older ones keep their owner cache until destroyed. */
+#define POOL_OWNED_RING 16
+static __thread struct {
+    struct kmem_pool *pool;
+    uint64_t serial;
+} pool_owned[POOL_OWNED_RING];
+static __thread unsigned pool_owned_next;
 
 static struct heap_mutex pool_global_lock = HEAP_MUTEX_INITIALIZER;
 static struct kmem_pool *free_pools;               /* pool_global_lock */
+static size_t free_pools_with_caches;              /* pool_global_lock */
 static struct pool_tls *free_tables;               /* pool_global_lock */
 static struct kmem_cache *recycled[POOL_NCLASSES][POOL_RECYCLE_MAX];
 static unsigned nrecycled[POOL_NCLASSES];
@@ -139,6 +156,53 @@ static void slots_to_slabs(struct kmem_cache *c, void **objs, size_t n)
     __atomic_fetch_add(&c->frees, n, __ATOMIC_RELAXED);
 }
 
+void pool_tc_totals(const struct pool_tc *e, size_t *out_blocks, size_t *out_bytes,
+                    size_t *cached_blocks, size_t *cached_bytes)
+{
+    size_t ob = 0, oby = 0, cb = 0, cby = 0;
+    for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
+        const struct pool_tc_class *k = &e->cls[ci];
+        size_t out = pool_tc_out(k, ci), cached = pool_tc_cached(k, ci);
+        ob += out;
+        oby += out * pool_class_size[ci];
+        cb += cached;
+        cby += cached * pool_class_size[ci];
+    }
+    *out_blocks = ob;
+    *out_bytes = oby;
+    if (cached_blocks)
+        *cached_blocks = cb;
+    if (cached_bytes)
+        *cached_bytes = cby;
+}
+
+/* Blocks of a thread cache's stack back to their slabs: their free marks are cleared first
+ * (a block in a slab never carries the pool's mark). */
+static void stack_to_slabs(struct kmem_cache *c, void **objs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        *(uintptr_t *)objs[i] = 0;
+    slots_to_slabs(c, objs, n);
+}
+
+/* The unused part of a class's run back to the slabs, in batches. */
+static void run_to_slabs(struct kmem_cache *c, struct pool_tc_class *k, unsigned ci)
+{
+    void *batch[256];
+    char *b = TCL(k->bump), *end = TCL(k->end);
+    size_t n = 0, size = pool_class_size[ci];
+    for (; b < end; b += size) {
+        batch[n++] = b;
+        if (n == 256) {
+            slots_to_slabs(c, batch, n);
+            n = 0;
+        }
+    }
+    slots_to_slabs(c, batch, n);
+    TCS(k->bump, NULL);
+    TCS(k->end, NULL);
+}
+
 /* The owner drops way e: if its pool still has it registered, the cached blocks go back
  * to their slabs and the counters into the pool; otherwise (pool destroyed) they are
  * forgotten.  No lock held. */
@@ -150,29 +214,36 @@ static void tc_evict(struct pool_tc *e)
     heap_mutex_lock(&p->lock);
     if (e->linked) {
         tc_unlink_locked(p, e);
+        size_t out, out_bytes;
+        pool_tc_totals(e, &out, &out_bytes, NULL, NULL);
         if (p->live_bytes + TCL(e->peak_net) > p->peak_bytes)
             p->peak_bytes = p->live_bytes + TCL(e->peak_net);
-        p->allocs += TCL(e->allocs);
+        p->allocs += TCL(e->frees) + out;
         p->frees += TCL(e->frees);
-        p->live_blocks += TCL(e->allocs) - TCL(e->frees);
-        p->live_bytes += TCL(e->bytes_out) - TCL(e->bytes_in);
+        p->live_blocks += out;
+        p->live_bytes += out_bytes;
         for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
-            uint32_t n = TCL(e->count[ci]);
+            struct pool_tc_class *k = &e->cls[ci];
+            uint32_t n = TCL(k->count);
             if (n) {
-                TCS(e->count[ci], 0);
-                slots_to_slabs(p->cls[ci], e->objs[ci], n);
+                TCS(k->count, 0);
+                stack_to_slabs(p->cls[ci], e->objs[ci], n);
             }
+            if (TCL(k->bump) != TCL(k->end))
+                run_to_slabs(p->cls[ci], k, ci);
         }
     }
     heap_mutex_unlock(&p->lock);
     TCS(e->pool, NULL);
     TCS(e->serial, 0);
-    for (unsigned ci = 0; ci < POOL_NCLASSES; ci++)
-        TCS(e->count[ci], 0);
-    TCS(e->allocs, 0);
+    for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
+        TCS(e->cls[ci].count, 0);
+        TCS(e->cls[ci].bump, NULL);
+        TCS(e->cls[ci].end, NULL);
+        TCS(e->cls[ci].in, 0);
+    }
     TCS(e->frees, 0);
-    TCS(e->bytes_out, 0);
-    TCS(e->bytes_in, 0);
+    TCS(e->reserved, 0);
     TCS(e->peak_net, 0);
 }
 
@@ -182,22 +253,90 @@ static void tls_flush(struct pool_tls *t)
         tc_evict(&t->way[w]);
 }
 
-/* kmem_cache_thread_flush hook: the calling thread's pool caches, every way. */
+/* Empty the owner caches of the pools this thread created lately and still owns; with
+ * `disown`, give up ownership too (thread exit).  Pool structures are type-stable, so a
+ * stale entry is only compared (serial, under the pool's lock). */
+static void owned_flush(bool disown)
+{
+    for (unsigned i = 0; i < POOL_OWNED_RING; i++) {
+        struct kmem_pool *p = pool_owned[i].pool;
+        if (!p)
+            continue;
+        pool_owned[i].pool = NULL;
+        heap_mutex_lock(&p->lock);
+        if (__atomic_load_n(&p->serial, __ATOMIC_RELAXED) == pool_owned[i].serial &&
+            __atomic_load_n(&p->own_id, __ATOMIC_RELAXED) == (const void *)&pool_thread_marker) {
+            struct pool_tc *e = &p->own;
+            for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
+                struct pool_tc_class *k = &e->cls[ci];
+                size_t cached = pool_tc_cached(k, ci);
+                if (!cached)
+                    continue;
+                uint32_t n = TCL(k->count);
+                if (n) {
+                    TCS(k->count, 0);
+                    stack_to_slabs(p->cls[ci], e->objs[ci], n);
+                }
+                if (TCL(k->bump) != TCL(k->end))
+                    run_to_slabs(p->cls[ci], k, ci);
+                TCS(k->in, TCL(k->in) - cached);
+                TCS(e->reserved, TCL(e->reserved) - cached * pool_class_size[ci]);
+            }
+            if (disown)
+                __atomic_store_n(&p->own_id, NULL, __ATOMIC_RELAXED);
+        }
+        heap_mutex_unlock(&p->lock);
+    }
+}
+
+/* kmem_cache_thread_flush hook: the calling thread's pool caches, every way and the owner
+ * caches of the pools it created lately. */
 static void pool_thread_flush(void)
 {
     if (pool_tls_table)
         tls_flush(pool_tls_table);
+    owned_flush(false);
 }
 
+static void pool_struct_put_global(struct kmem_pool *pool);
+
+/* Thread exit: the pool caches of the thread's ways go back, its table and its stash of
+ * destroyed pools to the process's lists. */
 static void tls_destructor(void *arg)
 {
-    struct pool_tls *t = arg;
-    tls_flush(t);
-    pool_tls_active = pool_tls_table = NULL;
-    heap_mutex_lock(&pool_global_lock);
-    t->next_free = free_tables;
-    free_tables = t;
-    heap_mutex_unlock(&pool_global_lock);
+    (void)arg;
+    owned_flush(true);
+    struct pool_tls *t = pool_tls_table;
+    if (t) {
+        tls_flush(t);
+        pool_tls_active = pool_tls_table = NULL;
+        heap_mutex_lock(&pool_global_lock);
+        t->next_free = free_tables;
+        free_tables = t;
+        heap_mutex_unlock(&pool_global_lock);
+    }
+    while (pool_stash) {
+        struct kmem_pool *p = pool_stash;
+        pool_stash = p->next_free;
+        pool_stash_n--;
+        pool_struct_put_global(p);
+    }
+    pool_key_set = false;
+}
+
+static void key_set(void)
+{
+    if (!pool_key_set) {
+        pthread_setspecific(tls_key, &pool_thread_marker);
+        pool_key_set = true;
+    }
+}
+
+static const void *pool_thread_id(void)
+{
+    if (!pool_my_id && !pool_in_finalizer)
+        pool_my_id = &pool_thread_marker;
+    return &pool_thread_marker;
 }
 
 static void pool_init(void)
@@ -214,9 +353,11 @@ static void pool_init(void)
     magazine_set_thread_flush_hook(pool_thread_flush);
 }
 
-/* The calling thread's matching way for pool, or NULL. */
+/* The calling thread's cache for pool: the owner's, or its matching way; NULL if none. */
 static inline __attribute__((always_inline)) struct pool_tc *tc_of(struct kmem_pool *pool)
 {
+    if (SLAB_LIKELY(__atomic_load_n(&pool->own_id, __ATOMIC_RELAXED) == pool_my_id))
+        return &pool->own;
     struct pool_tls *t = pool_tls_active;
     if (SLAB_UNLIKELY(!t))
         return NULL;
@@ -235,6 +376,11 @@ static struct pool_tc *tc_setup(struct kmem_pool *pool)
     if (!pool->tcache || pool_in_finalizer)
         return NULL;
     struct pool_tls *t = pool_tls_table;
+    if (!pool_my_id) { /* first use on this thread: maybe the owner after all */
+        pool_thread_id();
+        if (__atomic_load_n(&pool->own_id, __ATOMIC_RELAXED) == pool_my_id)
+            return &pool->own;
+    }
     if (!t) {
         heap_mutex_lock(&pool_global_lock);
         t = free_tables;
@@ -245,7 +391,7 @@ static struct pool_tc *tc_setup(struct kmem_pool *pool)
             return NULL;
         t->next_free = NULL;
         pool_tls_table = pool_tls_active = t;
-        pthread_setspecific(tls_key, t);
+        key_set();
     }
     struct pool_tc *e = &t->way[pool->way];
     tc_evict(e);
@@ -283,7 +429,7 @@ static struct kmem_cache *class_cache_create(unsigned ci)
 /* A destroyed pool's class cache, emptied: kept for the next pool, or destroyed. */
 static void class_cache_retire(unsigned ci, struct kmem_cache *c)
 {
-    slab_reset_all(c, POOL_KEEP_SLABS);
+    slab_reset_all(c, 0);
     heap_mutex_lock(&pool_global_lock);
     if (nrecycled[ci] < POOL_RECYCLE_MAX) {
         recycled[ci][nrecycled[ci]++] = c;
@@ -292,6 +438,70 @@ static void class_cache_retire(unsigned ci, struct kmem_cache *c)
     heap_mutex_unlock(&pool_global_lock);
     if (c)
         kmem_cache_destroy(c); /* empty: silent */
+}
+
+/* A free pool structure: the calling thread's stash first, then the process's list, then a
+ * new one.  Its class caches (empty) may still be attached from its last life. */
+static struct kmem_pool *pool_struct_get(void)
+{
+    struct kmem_pool *pool = pool_stash;
+    if (pool) {
+        pool_stash = pool->next_free;
+        pool_stash_n--;
+        return pool;
+    }
+    heap_mutex_lock(&pool_global_lock);
+    pool = free_pools;
+    if (pool) {
+        free_pools = pool->next_free;
+        for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
+            if (pool->cls[ci]) {
+                free_pools_with_caches--;
+                break;
+            }
+        }
+    }
+    heap_mutex_unlock(&pool_global_lock);
+    if (pool)
+        return pool;
+    pool = heap_meta_alloc(sizeof *pool);
+    if (pool) {
+        /* Initialised once: the structure stays a pool for the life of the process (a
+         * stale thread-cache way may lock it; see the top of this file). */
+        heap_mutex_init(&pool->lock);
+        heap_mutex_init(&pool->gc_lock);
+        pthread_mutex_init(&pool->hk_mutex, NULL);
+        pthread_cond_init(&pool->hk_cond, NULL);
+    }
+    return pool;
+}
+
+/* A destroyed pool (its caches empty) onto the process's list; only so many keep their
+ * caches, the others' caches are recycled per class or destroyed. */
+static void pool_struct_put_global(struct kmem_pool *pool)
+{
+    struct kmem_cache *drop[POOL_NCLASSES];
+    bool has = false;
+    for (unsigned ci = 0; ci < POOL_NCLASSES; ci++)
+        has |= pool->cls[ci] != NULL;
+    heap_mutex_lock(&pool_global_lock);
+    bool keep = has && free_pools_with_caches < POOL_SPARE_WITH_CACHES;
+    if (keep)
+        free_pools_with_caches++;
+    memcpy(drop, pool->cls, sizeof drop);
+    if (!keep)
+        memset(pool->cls, 0, sizeof pool->cls);
+    pool->next_free = free_pools;
+    free_pools = pool;
+    heap_mutex_unlock(&pool_global_lock);
+    for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
+        if (!drop[ci])
+            continue;
+        if (keep)
+            slab_release_empty(drop[ci], 0); /* only a thread's stash keeps slabs */
+        else
+            class_cache_retire(ci, drop[ci]);
+    }
 }
 
 static struct kmem_cache *class_cache(struct kmem_pool *pool, unsigned ci)
@@ -418,23 +628,10 @@ struct kmem_pool *kmem_pool_create(const char *name, const struct kmem_pool_conf
         return NULL;
     }
     pthread_once(&init_once, pool_init);
-    heap_mutex_lock(&pool_global_lock);
-    struct kmem_pool *pool = free_pools;
-    if (pool)
-        free_pools = pool->next_free;
-    heap_mutex_unlock(&pool_global_lock);
+    struct kmem_pool *pool = pool_struct_get();
     if (!pool) {
-        pool = heap_meta_alloc(sizeof *pool);
-        if (!pool) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        /* Initialised once: the structure stays a pool for the life of the process (a
-         * stale thread-cache way may lock it; see the top of this file). */
-        heap_mutex_init(&pool->lock);
-        heap_mutex_init(&pool->gc_lock);
-        pthread_mutex_init(&pool->hk_mutex, NULL);
-        pthread_cond_init(&pool->hk_cond, NULL);
+        errno = ENOMEM;
+        return NULL;
     }
     pool->next_free = NULL;
     pool->cfg = *config;
@@ -448,7 +645,7 @@ struct kmem_pool *kmem_pool_create(const char *name, const struct kmem_pool_conf
     pool->tcache = !config->max_blocks && !config->max_bytes &&
                    !(config->flags & (KMEM_POOL_FILL_ON_ALLOC | KMEM_POOL_FILL_ON_FREE |
                                       KMEM_POOL_CHECK_EVERY_CALL));
-    memset(pool->cls, 0, sizeof pool->cls);
+    pool->cls_used = 0;
     pool->large = NULL;
     pool->large_cap = pool->large_used = pool->large_live = pool->large_bytes = 0;
     pool->tcs = NULL;
@@ -464,6 +661,23 @@ struct kmem_pool *kmem_pool_create(const char *name, const struct kmem_pool_conf
     uint64_t serial = __atomic_fetch_add(&next_serial, 1, __ATOMIC_RELAXED);
     pool->way = (uint32_t)(serial % POOL_TLS_WAYS);
     __atomic_store_n(&pool->serial, serial, __ATOMIC_RELAXED);
+    /* The creator owns the pool's own cache (registered like a way; nothing to return in
+     * it: destroy left it empty). */
+    struct pool_tc *own = &pool->own;
+    own->frees = own->reserved = own->peak_net = 0;
+    TCS(own->pool, pool);
+    TCS(own->serial, serial);
+    own->prev = own->next = NULL;
+    own->linked = pool->tcache;
+    if (pool->tcache)
+        pool->tcs = own;
+    __atomic_store_n(&pool->own_id, pool->tcache ? pool_thread_id() : NULL, __ATOMIC_RELAXED);
+    if (pool->tcache) {
+        unsigned i = pool_owned_next++ % POOL_OWNED_RING;
+        pool_owned[i].pool = pool;
+        pool_owned[i].serial = serial;
+        key_set();
+    }
     __atomic_store_n(&pool->magic, POOL_MAGIC, __ATOMIC_RELEASE);
     return pool;
 }
@@ -513,9 +727,9 @@ void kmem_pool_destroy(struct kmem_pool *pool)
     __atomic_store_n(&pool->serial, 0, __ATOMIC_RELAXED);
     while (pool->tcs)
         tc_unlink_locked(pool, pool->tcs);
-    struct kmem_cache *cls[POOL_NCLASSES];
-    memcpy(cls, pool->cls, sizeof cls);
-    memset(pool->cls, 0, sizeof pool->cls);
+    uint64_t used = pool->cls_used;
+    pool->cls_used = 0;
+    __atomic_store_n(&pool->own_id, NULL, __ATOMIC_RELAXED);
     struct pool_large *large = pool->large;
     size_t large_cap = pool->large_cap;
     pool->large = NULL;
@@ -523,18 +737,31 @@ void kmem_pool_destroy(struct kmem_pool *pool)
     heap_mutex_unlock(&pool->lock);
     heap_mutex_unlock(&pool->gc_lock);
 
-    for (unsigned ci = 0; ci < POOL_NCLASSES; ci++)
-        if (cls[ci])
-            class_cache_retire(ci, cls[ci]);
+    /* Every slot back at once: each used class's slabs are emptied (keeping one), and the
+     * owner cache forgets what it held. */
+    struct pool_tc *own = &pool->own;
+    for (uint64_t u = used; u; u &= u - 1) {
+        unsigned ci = (unsigned)__builtin_ctzll(u);
+        slab_reset_all(pool->cls[ci], POOL_KEEP_SLABS);
+        TCS(own->cls[ci].count, 0);
+        TCS(own->cls[ci].bump, NULL);
+        TCS(own->cls[ci].end, NULL);
+        TCS(own->cls[ci].in, 0);
+    }
     for (size_t i = 0; i < large_cap; i++)
         if (large[i].block && large[i].block != POOL_LARGE_TOMB)
             buddy_free(large[i].block);
     if (large)
         heap_meta_free(large, large_cap * sizeof *large);
-    heap_mutex_lock(&pool_global_lock);
-    pool->next_free = free_pools;
-    free_pools = pool;
-    heap_mutex_unlock(&pool_global_lock);
+    /* The structure, caches attached, for this thread's next create. */
+    if (pool_stash_n < POOL_STASH_MAX) {
+        pool->next_free = pool_stash;
+        pool_stash = pool;
+        pool_stash_n++;
+        key_set();
+    } else {
+        pool_struct_put_global(pool);
+    }
 }
 
 /* ---------------------------------------------------------------- allocation */
@@ -550,8 +777,11 @@ static size_t live_bytes_locked(struct kmem_pool *pool)
 {
     pool_assert_locked(pool);
     size_t b = pool->live_bytes;
-    for (struct pool_tc *e = pool->tcs; e; e = e->next)
-        b += TCL(e->bytes_out) - TCL(e->bytes_in);
+    for (struct pool_tc *e = pool->tcs; e; e = e->next) {
+        size_t out, out_bytes;
+        pool_tc_totals(e, &out, &out_bytes, NULL, NULL);
+        b += out_bytes;
+    }
     return b;
 }
 
@@ -571,6 +801,8 @@ static void *tc_alloc_slow(struct kmem_pool *pool, unsigned ci)
     struct kmem_cache *c = class_cache(pool, ci);
     if (!c)
         return NULL;
+    if (!(__atomic_load_n(&pool->cls_used, __ATOMIC_RELAXED) & ((uint64_t)1 << ci)))
+        __atomic_fetch_or(&pool->cls_used, (uint64_t)1 << ci, __ATOMIC_RELAXED);
     if (!e) { /* no way (inside a finalizer, or out of memory): straight from the slabs */
         void *obj;
         if (slab_alloc_batch(c, &obj, 1, NULL) != 1)
@@ -584,32 +816,55 @@ static void *tc_alloc_slow(struct kmem_pool *pool, unsigned ci)
         heap_mutex_unlock(&pool->lock);
         return obj;
     }
-    uint32_t n = TCL(e->count[ci]);
-    if (!n) {
-        uint32_t want = tc_refill(ci);
-        size_t got = slab_alloc_batch(c, e->objs[ci], want, NULL);
-        if (!got)
-            return NULL;
-        __atomic_fetch_add(&c->allocs, got, __ATOMIC_RELAXED);
-        /* Popped from the top: reversed, the lowest addresses go first. */
-        for (size_t i = 0, j = got - 1; i < j; i++, j--) {
-            void *t = e->objs[ci][i];
-            e->objs[ci][i] = e->objs[ci][j];
-            e->objs[ci][j] = t;
+    struct pool_tc_class *k = &e->cls[ci];
+    uint32_t n = TCL(k->count);
+    void *obj;
+    if (n) {
+        obj = e->objs[ci][n - 1];
+        TCS(k->count, n - 1);
+        *(uintptr_t *)obj = 0;
+    } else if (TCL(k->bump) != TCL(k->end)) {
+        obj = TCL(k->bump);
+        TCS(k->bump, (char *)obj + pool_class_size[ci]);
+    } else {
+        size_t size = pool_class_size[ci], got;
+        if (SLAB_LIKELY(!c->debug && c->slot_size == size)) {
+            /* A run of fresh slots, handed out by bumping a pointer. */
+            size_t want = POOL_RUN_BYTES / size;
+            want = want > POOL_RUN_MAX ? POOL_RUN_MAX : want < 4 ? 4 : want;
+            void *first;
+            got = slab_alloc_run(c, want, &first);
+            if (!got)
+                return NULL;
+            TCS(k->in, TCL(k->in) + got);
+            obj = first;
+            TCS(k->end, (char *)first + got * size);
+            TCS(k->bump, (char *)first + size);
+        } else {
+            /* Debug caches: objects one by one, so every debug hook runs. */
+            got = slab_alloc_batch(c, e->objs[ci], tc_refill(ci), NULL);
+            if (!got)
+                return NULL;
+            TCS(k->in, TCL(k->in) + got);
+            for (size_t i = 0, j = got - 1; i < j; i++, j--) {
+                void *t = e->objs[ci][i];
+                e->objs[ci][i] = e->objs[ci][j];
+                e->objs[ci][j] = t;
+            }
+            for (size_t i = 0; i + 1 < got; i++)
+                *(uintptr_t *)e->objs[ci][i] = pool_free_mark(pool, e->objs[ci][i]);
+            obj = e->objs[ci][got - 1];
+            *(uintptr_t *)obj = 0;
+            TCS(k->count, (uint32_t)(got - 1));
         }
-        for (size_t i = 0; i + 1 < got; i++)
-            *(uintptr_t *)e->objs[ci][i] = pool_free_mark(e->objs[ci][i]);
-        n = (uint32_t)got;
-        /* The peak without a lock: what this thread's callers hold, plus the refill. */
-        size_t net = TCL(e->bytes_out) - TCL(e->bytes_in) + got * pool_class_size[ci];
-        if (net > TCL(e->peak_net))
-            TCS(e->peak_net, net);
+        __atomic_fetch_add(&c->allocs, got, __ATOMIC_RELAXED);
+        /* The peak without a lock or a sum: bytes reserved by this cache bound what its
+         * callers hold (docs/pools.md). */
+        size_t r = TCL(e->reserved) + got * size;
+        TCS(e->reserved, r);
+        if (r > TCL(e->peak_net))
+            TCS(e->peak_net, r);
     }
-    void *obj = e->objs[ci][n - 1];
-    TCS(e->count[ci], n - 1);
-    *(uintptr_t *)obj = 0;
-    TCS(e->allocs, TCL(e->allocs) + 1);
-    TCS(e->bytes_out, TCL(e->bytes_out) + pool_class_size[ci]);
     return obj;
 }
 
@@ -654,6 +909,8 @@ static void *locked_alloc_slot(struct kmem_pool *pool, unsigned ci, int *err)
         }
         __atomic_store_n(&pool->cls[ci], c, __ATOMIC_RELEASE);
     }
+    if (!(pool->cls_used & ((uint64_t)1 << ci)))
+        __atomic_fetch_or(&pool->cls_used, (uint64_t)1 << ci, __ATOMIC_RELAXED);
     void *obj;
     if (slab_alloc_batch(c, &obj, 1, NULL) != 1) {
         *err = ENOMEM;
@@ -832,16 +1089,23 @@ static inline __attribute__((always_inline)) void *pool_alloc(struct kmem_pool *
         struct pool_tc *e = tc_of(pool);
         unsigned ci = pool_class_of(size);
         if (SLAB_LIKELY(e != NULL)) {
-            uint32_t n = TCL(e->count[ci]);
+            struct pool_tc_class *k = &e->cls[ci];
+            uint32_t n = TCL(k->count);
+            void *obj = NULL;
             if (SLAB_LIKELY(n != 0)) {
-                void *obj = e->objs[ci][n - 1];
-                TCS(e->count[ci], n - 1);
-                TCS(e->allocs, TCL(e->allocs) + 1);
-                TCS(e->bytes_out, TCL(e->bytes_out) + pool_class_size[ci]);
+                obj = e->objs[ci][n - 1];
+                TCS(k->count, n - 1);
+                *(uintptr_t *)obj = 0; /* its free mark */
+            } else {
+                char *b = TCL(k->bump);
+                if (SLAB_LIKELY(b != TCL(k->end))) {
+                    obj = b;
+                    TCS(k->bump, b + pool_class_size[ci]);
+                }
+            }
+            if (SLAB_LIKELY(obj != NULL)) {
                 if (SLAB_UNLIKELY(flags & KM_ZERO))
                     memset(obj, 0, size);
-                else
-                    *(uintptr_t *)obj = 0;
                 if (out)
                     __atomic_store_n(out, obj, __ATOMIC_RELEASE);
                 return obj;
@@ -1021,18 +1285,20 @@ static void tc_free(struct kmem_pool *pool, void *block, const struct pool_ref *
         return;
     }
     unsigned ci = ref->ci;
-    uint32_t n = TCL(e->count[ci]), cap = tc_cap(ci);
+    struct pool_tc_class *k = &e->cls[ci];
+    uint32_t n = TCL(k->count), cap = tc_cap(ci);
     if (n == cap) {
         uint32_t give = cap / 2;
-        slots_to_slabs(ref->at.cache, e->objs[ci], give);
+        stack_to_slabs(ref->at.cache, e->objs[ci], give);
         memmove(e->objs[ci], e->objs[ci] + give, (n - give) * sizeof(void *));
         n -= give;
+        TCS(k->in, TCL(k->in) - give);
+        TCS(e->reserved, TCL(e->reserved) - give * pool_class_size[ci]);
     }
-    *(uintptr_t *)block = pool_free_mark(block);
+    *(uintptr_t *)block = pool_free_mark(pool, block);
     e->objs[ci][n] = block;
-    TCS(e->count[ci], n + 1);
+    TCS(k->count, n + 1);
     TCS(e->frees, TCL(e->frees) + 1);
-    TCS(e->bytes_in, TCL(e->bytes_in) + ref->size);
 }
 
 /* Why block cannot be freed (or marked...) in pool: reported. */
@@ -1054,9 +1320,17 @@ static bool free_checks(struct kmem_pool *pool, void *block, struct pool_ref *re
                         const char *op, bool inner)
 {
     if (pool_find_slot(pool, block, ref)) {
-        if (!ref->at.inuse || *(uintptr_t *)block == pool_free_mark(block)) {
+        if (!ref->at.inuse || *(uintptr_t *)block == pool_free_mark(pool, block)) {
             pool_report("%s(%s): double free of %p (the block is already free)", op,
                         pool->name, block);
+            return false;
+        }
+        struct pool_tc *e = tc_of(pool);
+        if (e && (char *)block >= TCL(e->cls[ref->ci].bump) &&
+            (char *)block < TCL(e->cls[ref->ci].end)) {
+            pool_report("%s(%s): %p was never allocated (a free slot of this thread's "
+                        "cache)",
+                        op, pool->name, block);
             return false;
         }
         if (!inner && pool_bit(&ref->at, POOL_BM_COLLECTIBLE)) {
@@ -1149,7 +1423,7 @@ size_t kmem_pool_block_size(struct kmem_pool *pool, const void *block)
         return 0;
     struct pool_ref ref;
     if (pool_find_slot(pool, block, &ref)) {
-        if (!ref.at.inuse || *(const uintptr_t *)block == pool_free_mark(block)) {
+        if (!ref.at.inuse || *(const uintptr_t *)block == pool_free_mark(pool, block)) {
             pool_report("kmem_pool_block_size(%s): %p is a free block", pool->name, block);
             return 0;
         }
@@ -1174,7 +1448,7 @@ void *kmem_pool_realloc(struct kmem_pool *pool, void *block, size_t size)
     struct pool_ref ref;
     size_t old;
     if (pool_find_slot(pool, block, &ref)) {
-        if (!ref.at.inuse || *(uintptr_t *)block == pool_free_mark(block)) {
+        if (!ref.at.inuse || *(uintptr_t *)block == pool_free_mark(pool, block)) {
             pool_report("kmem_pool_realloc(%s): %p is a free block", pool->name, block);
             errno = EINVAL;
             return NULL;

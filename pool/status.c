@@ -76,12 +76,20 @@ static int validate_tc_locked(struct kmem_pool *pool, struct pool_tc *e, void **
         VFAIL("kmem_pool_validate(%s): thread cache %p registered but set up for pool %p",
               pool->name, (void *)e, (void *)TCL(e->pool));
     for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
-        uint32_t n = TCL(e->count[ci]);
+        const struct pool_tc_class *k = &e->cls[ci];
+        uint32_t n = TCL(k->count);
         if (n > POOL_TC_MAX)
             VFAIL("kmem_pool_validate(%s): thread cache %p holds %u blocks of class %u",
                   pool->name, (void *)e, n, pool_class_size[ci]);
-        for (uint32_t i = 0; i < n; i++) {
-            void *b = TCL(e->objs[ci][i]);
+        char *bump = TCL(k->bump), *end = TCL(k->end);
+        size_t size = pool_class_size[ci];
+        if (bump > end || (size_t)(end - bump) % size || (bump != end && !pool->cls[ci]))
+            VFAIL("kmem_pool_validate(%s): thread cache %p has a broken run [%p, %p) in class "
+                  "%u",
+                  pool->name, (void *)e, (void *)bump, (void *)end, pool_class_size[ci]);
+        size_t run = (size_t)(end - bump) / size;
+        for (size_t i = 0; i < n + run; i++) {
+            void *b = i < n ? TCL(e->objs[ci][i]) : bump + (i - n) * size;
             struct pool_ref ref;
             if (!pool_find_slot(pool, b, &ref) || ref.ci != ci)
                 VFAIL("kmem_pool_validate(%s): thread cache %p holds %p, not a slot of class "
@@ -90,7 +98,8 @@ static int validate_tc_locked(struct kmem_pool *pool, struct pool_tc *e, void **
             if (!ref.at.inuse)
                 VFAIL("kmem_pool_validate(%s): thread cache %p holds %p, whose slot is free",
                       pool->name, (void *)e, b);
-            if (__atomic_load_n((const uintptr_t *)b, __ATOMIC_RELAXED) != pool_free_mark(b))
+            if (i < n &&
+                __atomic_load_n((const uintptr_t *)b, __ATOMIC_RELAXED) != pool_free_mark(pool, b))
                 VFAIL("kmem_pool_validate(%s): cached free block %p lost its free mark "
                       "(written after free?)",
                       pool->name, b);
@@ -100,8 +109,12 @@ static int validate_tc_locked(struct kmem_pool *pool, struct pool_tc *e, void **
             if (*nall < maxall)
                 all[(*nall)++] = b;
         }
-        *cached += n;
-        *cached_bytes += (size_t)n * pool_class_size[ci];
+        if (TCL(k->in) - (n + run) > ((size_t)1 << 48))
+            VFAIL("kmem_pool_validate(%s): thread cache %p class %u caches %zu blocks but took "
+                  "only %zu from the slabs",
+                  pool->name, (void *)e, pool_class_size[ci], n + run, TCL(k->in));
+        *cached += n + run;
+        *cached_bytes += (n + run) * size;
     }
     return 0;
 }
@@ -198,7 +211,11 @@ int kmem_pool_validate(struct kmem_pool *pool)
         }
     }
     if (rc == 0 && ntc) {
-        maxall = ntc * POOL_NCLASSES * POOL_TC_MAX;
+        for (struct pool_tc *e = pool->tcs; e; e = e->next) {
+            size_t ob, oby, cb;
+            pool_tc_totals(e, &ob, &oby, &cb, NULL);
+            maxall += cb;
+        }
         all = heap_meta_alloc(maxall * sizeof *all);
         if (!all)
             maxall = 0;
@@ -223,8 +240,10 @@ int kmem_pool_validate(struct kmem_pool *pool)
     if (rc == 0) {
         size_t live = pool->live_blocks, bytes = pool->live_bytes;
         for (struct pool_tc *e = pool->tcs; e; e = e->next) {
-            live += TCL(e->allocs) - TCL(e->frees);
-            bytes += TCL(e->bytes_out) - TCL(e->bytes_in);
+            size_t ob, oby;
+            pool_tc_totals(e, &ob, &oby, NULL, NULL);
+            live += ob;
+            bytes += oby;
         }
         size_t slots = 0, slot_bytes = 0;
         for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
@@ -278,12 +297,13 @@ void pool_collect_stats(struct kmem_pool *pool, struct kmem_pool_stats *out)
     size_t live = pool->live_blocks, bytes = pool->live_bytes, allocs = pool->allocs,
            frees = pool->frees, cached = 0;
     for (struct pool_tc *e = pool->tcs; e; e = e->next) {
-        live += TCL(e->allocs) - TCL(e->frees);
-        bytes += TCL(e->bytes_out) - TCL(e->bytes_in);
-        allocs += TCL(e->allocs);
+        size_t ob, oby, cb;
+        pool_tc_totals(e, &ob, &oby, &cb, NULL);
+        live += ob;
+        bytes += oby;
+        allocs += TCL(e->frees) + ob;
         frees += TCL(e->frees);
-        for (unsigned ci = 0; ci < POOL_NCLASSES; ci++)
-            cached += TCL(e->count[ci]);
+        cached += cb;
     }
     size_t peak = pool->live_bytes;
     for (struct pool_tc *e = pool->tcs; e; e = e->next)
@@ -309,9 +329,10 @@ void pool_collect_stats(struct kmem_pool *pool, struct kmem_pool_stats *out)
         if (cls[ci] && kmem_cache_get_stats(cls[ci], &cs) == 0) {
             out->slabs += cs.total_slabs;
             slab_bytes += cs.total_slabs * cs.pages_per_slab * BUDDY_PAGE_SIZE;
-            out->size_classes_used++;
         }
     }
+    out->size_classes_used =
+        (size_t)__builtin_popcountll(__atomic_load_n(&pool->cls_used, __ATOMIC_RELAXED));
     out->footprint_bytes = slab_bytes + out->large_bytes;
     out->collectible_blocks = TCL(pool->collectible_blocks);
     out->collectible_bytes = TCL(pool->collectible_bytes);
@@ -343,6 +364,8 @@ int kmem_pool_get_stats(struct kmem_pool *pool, struct kmem_pool_stats *out)
 
 /* Up to max live blocks of a class cache (in use at the slab, not in a thread cache). */
 struct live_walk {
+    struct kmem_pool *pool; /* pool->lock held: its thread caches' runs are skipped */
+    unsigned ci;
     void **out;
     size_t n, max, total;
     size_t skip;           /* the first `skip` live blocks are counted, not stored */
@@ -354,8 +377,13 @@ static void live_slab(struct kmem_cache *c, struct slab *s, void *arg)
     for (uint32_t i = 0; i < c->objs_per_slab; i++) {
         if (!((TCL(s->bitmap[i / 64]) >> (i % 64)) & 1))
             continue;
-        void *b = s->objs + (size_t)i * c->slot_size;
-        if (__atomic_load_n((const uintptr_t *)b, __ATOMIC_RELAXED) == pool_free_mark(b))
+        char *b = s->objs + (size_t)i * c->slot_size;
+        if (__atomic_load_n((const uintptr_t *)b, __ATOMIC_RELAXED) == pool_free_mark(lw->pool, b))
+            continue;
+        bool in_run = false;
+        for (struct pool_tc *e = lw->pool->tcs; e && !in_run; e = e->next)
+            in_run = b >= TCL(e->cls[lw->ci].bump) && b < TCL(e->cls[lw->ci].end);
+        if (in_run)
             continue;
         if (lw->total++ >= lw->skip && lw->n < lw->max)
             lw->out[lw->n++] = b;
@@ -378,8 +406,10 @@ void pool_list_live(struct kmem_pool *pool)
         if (!c)
             continue;
         void *addrs[LIST_ADDRS];
-        struct live_walk lw = {.out = addrs, .max = LIST_ADDRS};
+        struct live_walk lw = {.pool = pool, .ci = ci, .out = addrs, .max = LIST_ADDRS};
+        heap_mutex_lock(&pool->lock);
         slab_walk(c, live_slab, &lw);
+        heap_mutex_unlock(&pool->lock);
         if (!lw.total)
             continue;
         char list[LIST_ADDRS * 20 + 8];
@@ -439,7 +469,8 @@ void kmem_pool_print_status(struct kmem_pool *pool, FILE *out, int verbosity)
     for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
         struct kmem_cache *c = __atomic_load_n(&pool->cls[ci], __ATOMIC_ACQUIRE);
         struct kmem_cache_stats cs;
-        if (!c || kmem_cache_get_stats(c, &cs) != 0)
+        if (!c || !((__atomic_load_n(&pool->cls_used, __ATOMIC_RELAXED) >> ci) & 1) ||
+            kmem_cache_get_stats(c, &cs) != 0)
             continue;
         n = heap_fmt(line, sizeof line,
                      "  class %5u: %zu slots in use (blocks and thread caches), %zu slabs of "
@@ -453,8 +484,10 @@ void kmem_pool_print_status(struct kmem_pool *pool, FILE *out, int verbosity)
          * order is stable while the pool does not change), printed after. */
         void *addrs[256];
         for (size_t skip = 0;; skip += 256) {
-            struct live_walk lw = {.out = addrs, .max = 256, .skip = skip};
+            struct live_walk lw = {.pool = pool, .ci = ci, .out = addrs, .max = 256, .skip = skip};
+            heap_mutex_lock(&pool->lock);
             slab_walk(c, live_slab, &lw);
+            heap_mutex_unlock(&pool->lock);
             for (size_t i = 0; i < lw.n; i++) {
                 struct pool_ref ref;
                 bool coll = false, icpt = false;
