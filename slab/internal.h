@@ -169,6 +169,19 @@ size_t slab_reset_all(struct kmem_cache *c, size_t keep);
  * has a free slot.  Returns the run's length; 0 (errno ENOMEM) when out of memory.
  * Caches without magazines and debug state only (a bump pointer skips the debug hooks). */
 size_t slab_alloc_run(struct kmem_cache *c, size_t max, void **first);
+/* Slots of one bitmap word of one slab, for slab_free_words. */
+struct slab_word_free {
+    struct slab *slab;
+    uint32_t word;             /* bitmap word index */
+    uint64_t bits;             /* bit i: slot word * 64 + i */
+};
+/* Give the slots of n words back to their slabs under one cache->lock, a word at a time (a
+ * layer above that finds garbage as bitmap words, like a pool's sweep): for a cache without
+ * magazines or debug state.  A bit whose slot is not in use (or never handed out) is a
+ * double free: reported and skipped; the words of a slab whose header is damaged are
+ * dropped after the report.  Empty slabs beyond max_empty go back to the buddy layer.
+ * Returns the slots freed. */
+size_t slab_free_words(struct kmem_cache *c, const struct slab_word_free *v, size_t n);
 /* Call fn for every slab of c (full, partial, then empty list) with cache->lock held: for a
  * layer above that keeps per-slot bitmaps (cache_create_with_bitmaps).  fn must not
  * allocate from or free to c, nor take a lock that comes before cache->lock. */

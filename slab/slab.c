@@ -696,6 +696,59 @@ void slab_free_batch_with_count(struct kmem_cache *c, void *const *objs, size_t 
     slab_destroy_chain(c, chain);
 }
 
+size_t slab_free_words(struct kmem_cache *c, const struct slab_word_free *v, size_t n)
+{
+    assert(!c->mag_size && !c->marks && !c->debug);
+    size_t dtors = 0, total = 0;
+    heap_mutex_lock(&c->lock);
+    __atomic_store_n(&c->returns, c->returns + 1, __ATOMIC_RELAXED);
+    const struct slab *trusted = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct slab *s = v[i].slab;
+        if (s != trusted) {
+            if (SLAB_UNLIKELY(!slab_trust_locked(c, s, false))) {
+                while (i + 1 < n && v[i + 1].slab == s)
+                    i++;
+                continue;
+            }
+            trusted = s;
+        }
+        uint32_t w = v[i].word;
+        uint64_t bits = v[i].bits, word = w < c->bitmap_words ? s->bitmap[w] : 0;
+        uint64_t touched = w * (uint64_t)64 >= s->touched ? 0
+                           : s->touched - w * (uint64_t)64 >= 64
+                               ? ~(uint64_t)0
+                               : ((uint64_t)1 << (s->touched - w * 64)) - 1;
+        uint64_t bad = bits & ~(word & touched);
+        while (SLAB_UNLIKELY(bad)) {
+            unsigned b = (unsigned)__builtin_ctzll(bad);
+            bad &= bad - 1;
+            double_return_report(c, s->objs + ((size_t)w * 64 + b) * c->slot_size);
+        }
+        bits &= word & touched;
+        if (!bits)
+            continue;
+        uint32_t freed = (uint32_t)__builtin_popcountll(bits), before = s->inuse;
+        slab_bitmap_store_locked(c, s, w, word & ~bits);
+        if (w < s->free_word)
+            s->free_word = w;
+        assert(freed <= before);
+        s->inuse = before - freed;
+        c->inuse_total -= freed;
+        if (s->inuse == 0 || before == c->objs_per_slab)
+            slab_relist_locked(c, s);
+        total += freed;
+    }
+    if (c->max_objects)
+        c->live_capped -= total;
+    struct slab *chain = slab_take_excess_empty_locked(c, c->max_empty, &dtors);
+    c->dtor_calls += dtors;
+    heap_mutex_unlock(&c->lock);
+    slab_destroy_chain(c, chain);
+    __atomic_fetch_add(&c->frees, total, __ATOMIC_RELAXED);
+    return total;
+}
+
 bool slab_free_one(struct kmem_cache *c, void *obj, const void *caller)
 {
     if (SLAB_LIKELY(!c->debug)) {
