@@ -79,7 +79,7 @@ static void *hk_main(void *arg)
         pthread_mutex_lock(&pool->hk_mutex);
         /* Requests stay set during the cycle (allocations then need no lock); another
          * cycle follows only if allocations passed the new threshold meanwhile. */
-        bool again = __atomic_load_n(&pool->collectible_bytes, __ATOMIC_RELAXED) >=
+        bool again = pool_collectible_bytes(pool) >=
                      __atomic_load_n(&pool->threshold, __ATOMIC_RELAXED);
         __atomic_store_n(&pool->hk_requested, again, __ATOMIC_RELAXED);
     }
@@ -119,6 +119,38 @@ void pool_gc_stop_thread(struct kmem_pool *pool)
     pthread_mutex_unlock(&pool->hk_mutex);
     if (started)
         pthread_join(pool->hk_thread, NULL);
+}
+
+void pool_tc_account_flush(struct kmem_pool *pool, struct pool_tc *e)
+{
+    size_t blocks = __atomic_load_n(&e->coll_blocks, __ATOMIC_RELAXED);
+    size_t bytes = __atomic_load_n(&e->coll_bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->coll_blocks, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->coll_bytes, 0, __ATOMIC_RELAXED);
+    if (blocks)
+        pool_gc_account(pool, blocks, bytes);
+}
+
+void pool_collectible_locked(struct kmem_pool *pool, size_t *blocks, size_t *bytes)
+{
+    heap_mutex_assert_held(&pool->lock);
+    size_t b = __atomic_load_n(&pool->collectible_blocks, __ATOMIC_RELAXED);
+    size_t by = __atomic_load_n(&pool->collectible_bytes, __ATOMIC_RELAXED);
+    for (struct pool_tc *e = pool->tcs; e; e = e->next) {
+        b += __atomic_load_n(&e->coll_blocks, __ATOMIC_RELAXED);
+        by += __atomic_load_n(&e->coll_bytes, __ATOMIC_RELAXED);
+    }
+    *blocks = b;
+    *bytes = by;
+}
+
+size_t pool_collectible_bytes(struct kmem_pool *pool)
+{
+    size_t b, by;
+    heap_mutex_lock(&pool->lock);
+    pool_collectible_locked(pool, &b, &by);
+    heap_mutex_unlock(&pool->lock);
+    return by;
 }
 
 void pool_gc_account(struct kmem_pool *pool, size_t blocks, size_t bytes)
@@ -258,10 +290,16 @@ static bool take_condemned(struct kmem_pool *pool, void *block, struct pool_ref 
 
 #define GC_BATCH 256
 
-/* Step 5 for the slots: word by word, the bits this thread takes are freed. */
+/* Step 5 for the slots: word by word, the bits this thread takes are freed.  Pools without
+ * fill flags over caches without debug state give the words back as words
+ * (slab_free_words); the others slot by slot (the free pattern, the debug hooks). */
 static void gc_free_words(struct kmem_pool *pool, struct gc_state *st, size_t *swept,
                           size_t *bytes)
 {
+    struct slab_word_free wbatch[GC_BATCH];
+    size_t nw = 0;
+    unsigned wci = 0;
+    size_t wblocks = 0;
     void *batch[GC_BATCH];
     size_t n = 0;
     unsigned bci = 0;
@@ -280,6 +318,16 @@ static void gc_free_words(struct kmem_pool *pool, struct gc_state *st, size_t *s
         __atomic_fetch_sub(&pool->collectible_bytes, k * sz, __ATOMIC_RELAXED);
         *swept += k;
         *bytes += k * sz;
+        if (!(pool->cfg.flags & KMEM_POOL_FILL_ON_FREE) && !c->debug) {
+            if (nw && (wci != r->ci || nw == GC_BATCH)) {
+                pool_release_words(pool, wci, wbatch, nw, wblocks);
+                nw = wblocks = 0;
+            }
+            wci = r->ci;
+            wbatch[nw++] = (struct slab_word_free){.slab = r->s, .word = r->w, .bits = mine};
+            wblocks += k;
+            continue;
+        }
         if (n && bci != r->ci) {
             pool_release_slots(pool, bci, batch, n, n * pool_class_size[bci]);
             n = 0;
@@ -297,6 +345,8 @@ static void gc_free_words(struct kmem_pool *pool, struct gc_state *st, size_t *s
     }
     if (n)
         pool_release_slots(pool, bci, batch, n, n * pool_class_size[bci]);
+    if (nw)
+        pool_release_words(pool, wci, wbatch, nw, wblocks);
 }
 
 static size_t gc_collect(struct kmem_pool *pool)
@@ -389,7 +439,7 @@ static size_t gc_collect(struct kmem_pool *pool)
     vec_free(&st.large);
 
     /* The next threshold: what is left times the factor, never below the configured one. */
-    double left = (double)__atomic_load_n(&pool->collectible_bytes, __ATOMIC_RELAXED);
+    double left = (double)pool_collectible_bytes(pool);
     double next = left * pool->cfg.gc_factor;
     size_t thr = next >= (double)SIZE_MAX ? SIZE_MAX : (size_t)next;
     if (thr < pool->cfg.gc_threshold)
@@ -434,8 +484,7 @@ size_t kmem_pool_collect(struct kmem_pool *pool)
 size_t kmem_pool_maybe_collect(struct kmem_pool *pool)
 {
     if (pool_is_live(pool) &&
-        __atomic_load_n(&pool->collectible_bytes, __ATOMIC_RELAXED) <
-            __atomic_load_n(&pool->threshold, __ATOMIC_RELAXED))
+        pool_collectible_bytes(pool) < __atomic_load_n(&pool->threshold, __ATOMIC_RELAXED))
         return 0;
     return kmem_pool_collect(pool);
 }

@@ -58,6 +58,8 @@
 #define POOL_REFILL_MAX 64     /* blocks one refill of the stack takes (debug caches) */
 #define POOL_RUN_BYTES 8192    /* a run of slots taken at once: about this many bytes */
 #define POOL_RUN_MAX 512       /* ... and at most this many slots */
+#define POOL_ACCOUNT_BATCH 65536 /* collectible bytes a thread cache counts before adding
+                                    them to the pool's counters */
 #define POOL_KEEP_SLABS 1      /* empty slabs a destroyed pool in a thread's stash keeps */
 #define POOL_RECYCLE_MAX 16    /* idle caches (no slabs) kept per class for new pools */
 #define POOL_STASH_MAX 4       /* destroyed pools a thread keeps, caches attached */
@@ -97,6 +99,8 @@ struct pool_tc {
     struct pool_tc *next, *prev; /* on pool->tcs */
     bool linked;              /* on pool->tcs (pool->lock) */
     size_t frees;             /* blocks freed into this cache */
+    size_t coll_blocks;       /* collectible blocks published through this cache and not yet */
+    size_t coll_bytes;        /* added to the pool's counters (POOL_ACCOUNT_BATCH) */
     size_t reserved;          /* bytes taken from the slabs into this cache, minus given back */
     size_t peak_net;          /* highest `reserved`: bounds the bytes its callers held */
     struct pool_tc_class cls[POOL_NCLASSES];
@@ -212,6 +216,9 @@ void pool_release_slots(struct kmem_pool *pool, unsigned ci, void **blocks, size
                         size_t bytes);
 /* kmem_pool_inner_free without the finalizer-context check. */
 void pool_inner_free_unchecked(struct kmem_pool *pool, void *block);
+/* The same for words of swept slots (slab_free_words): `blocks` slots in all. */
+void pool_release_words(struct kmem_pool *pool, unsigned ci, const struct slab_word_free *v,
+                        size_t n, size_t blocks);
 /* Misuse report and then report_misuse(). */
 void pool_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Per-slot bit helpers (relaxed unless said). */
@@ -234,6 +241,13 @@ extern __thread struct kmem_pool *pool_in_mark;
 extern __thread struct kmem_pool *pool_in_finalizer;
 /* Collectible bytes grew: start a collection (housekeeping thread) if past the threshold. */
 void pool_gc_account(struct kmem_pool *pool, size_t blocks, size_t bytes);
+/* A thread cache's pending collectible counts into the pool's (the owner, or pool->lock
+ * for an unlinked one), then the threshold check. */
+void pool_tc_account_flush(struct kmem_pool *pool, struct pool_tc *e);
+/* Collectible blocks and bytes: the pool's counters plus what thread caches have not added
+ * yet (pool->lock held / taken). */
+void pool_collectible_locked(struct kmem_pool *pool, size_t *blocks, size_t *bytes);
+size_t pool_collectible_bytes(struct kmem_pool *pool);
 /* Run intercept_free for block on this thread (finalizer context set). */
 void pool_run_finalizer(struct kmem_pool *pool, void *block);
 /* Stop and join the housekeeping thread (destroy). */

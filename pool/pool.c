@@ -214,6 +214,8 @@ static void tc_evict(struct pool_tc *e)
     heap_mutex_lock(&p->lock);
     if (e->linked) {
         tc_unlink_locked(p, e);
+        __atomic_fetch_add(&p->collectible_blocks, TCL(e->coll_blocks), __ATOMIC_RELAXED);
+        __atomic_fetch_add(&p->collectible_bytes, TCL(e->coll_bytes), __ATOMIC_RELAXED);
         size_t out, out_bytes;
         pool_tc_totals(e, &out, &out_bytes, NULL, NULL);
         if (p->live_bytes + TCL(e->peak_net) > p->peak_bytes)
@@ -243,6 +245,8 @@ static void tc_evict(struct pool_tc *e)
         TCS(e->cls[ci].in, 0);
     }
     TCS(e->frees, 0);
+    TCS(e->coll_blocks, 0);
+    TCS(e->coll_bytes, 0);
     TCS(e->reserved, 0);
     TCS(e->peak_net, 0);
 }
@@ -267,6 +271,10 @@ static void owned_flush(bool disown)
         if (__atomic_load_n(&p->serial, __ATOMIC_RELAXED) == pool_owned[i].serial &&
             __atomic_load_n(&p->own_id, __ATOMIC_RELAXED) == (const void *)&pool_thread_marker) {
             struct pool_tc *e = &p->own;
+            __atomic_fetch_add(&p->collectible_blocks, TCL(e->coll_blocks), __ATOMIC_RELAXED);
+            __atomic_fetch_add(&p->collectible_bytes, TCL(e->coll_bytes), __ATOMIC_RELAXED);
+            TCS(e->coll_blocks, 0);
+            TCS(e->coll_bytes, 0);
             for (unsigned ci = 0; ci < POOL_NCLASSES; ci++) {
                 struct pool_tc_class *k = &e->cls[ci];
                 size_t cached = pool_tc_cached(k, ci);
@@ -664,7 +672,7 @@ struct kmem_pool *kmem_pool_create(const char *name, const struct kmem_pool_conf
     /* The creator owns the pool's own cache (registered like a way; nothing to return in
      * it: destroy left it empty). */
     struct pool_tc *own = &pool->own;
-    own->frees = own->reserved = own->peak_net = 0;
+    own->frees = own->reserved = own->peak_net = own->coll_blocks = own->coll_bytes = 0;
     TCS(own->pool, pool);
     TCS(own->serial, serial);
     own->prev = own->next = NULL;
@@ -1057,7 +1065,7 @@ static __attribute__((noinline)) void *pool_alloc_slow(struct kmem_pool *pool, s
         }
         /* Past a cap: one collection (on this thread), then try again. */
         if (!block && attempt == 0 && (pool->cfg.max_blocks || pool->cfg.max_bytes) &&
-            __atomic_load_n(&pool->collectible_blocks, __ATOMIC_RELAXED) &&
+            pool_collectible_bytes(pool) &&
             !(pool->cfg.flags & KMEM_POOL_NO_THREAD) && pool_in_mark != pool)
             kmem_pool_collect(pool);
         else if (!block)
@@ -1080,12 +1088,34 @@ static __attribute__((noinline)) void *pool_alloc_slow(struct kmem_pool *pool, s
     return block;
 }
 
-/* The fast path: a hit in the calling thread's cache for a plain block of a class. */
+/* Publish a collectible block handed out by thread cache e (its address is already where
+ * the caller wanted it): the COLLECTIBLE bit with release, then the counts, added to the
+ * pool's every POOL_ACCOUNT_BATCH bytes.  The slab is found by the class cache's mask: no
+ * page-map lookup. */
+static inline __attribute__((always_inline)) void tc_publish(struct kmem_pool *pool,
+                                                             struct pool_tc *e, unsigned ci,
+                                                             void *obj)
+{
+    struct kmem_cache *c = pool->cls[ci];
+    struct slab_slot at = {.cache = c, .slab = slab_of(c, obj)};
+    at.idx = slab_slot_index(c, at.slab, obj);
+    __atomic_fetch_or(pool_bm(&at, POOL_BM_COLLECTIBLE), (uint64_t)1 << (at.idx % 64),
+                      __ATOMIC_RELEASE);
+    TCS(e->coll_blocks, TCL(e->coll_blocks) + 1);
+    size_t bytes = TCL(e->coll_bytes) + pool_class_size[ci];
+    TCS(e->coll_bytes, bytes);
+    if (SLAB_UNLIKELY(bytes >= POOL_ACCOUNT_BATCH))
+        pool_tc_account_flush(pool, e);
+}
+
+/* The fast path: a hit in the calling thread's cache for a block of a class, plain or
+ * collectible. */
 static inline __attribute__((always_inline)) void *pool_alloc(struct kmem_pool *pool,
                                                               size_t size, unsigned int flags,
                                                               void **out)
 {
-    if (SLAB_LIKELY(pool != NULL && (flags & ~KM_ZERO) == 0 && size - 1 < KMEM_POOL_SMALL_MAX)) {
+    if (SLAB_LIKELY(pool != NULL && (flags & ~(KM_ZERO | KMEM_POOL_COLLECTIBLE)) == 0 &&
+                    size - 1 < KMEM_POOL_SMALL_MAX)) {
         struct pool_tc *e = tc_of(pool);
         unsigned ci = pool_class_of(size);
         if (SLAB_LIKELY(e != NULL)) {
@@ -1108,6 +1138,8 @@ static inline __attribute__((always_inline)) void *pool_alloc(struct kmem_pool *
                     memset(obj, 0, size);
                 if (out)
                     __atomic_store_n(out, obj, __ATOMIC_RELEASE);
+                if (flags & KMEM_POOL_COLLECTIBLE)
+                    tc_publish(pool, e, ci, obj);
                 return obj;
             }
         }
@@ -1246,6 +1278,18 @@ void pool_release_slots(struct kmem_pool *pool, unsigned ci, void **blocks, size
     pool->live_blocks -= n;
     pool->live_bytes -= bytes;
     heap_mutex_unlock(&pool->lock);
+}
+
+void pool_release_words(struct kmem_pool *pool, unsigned ci, const struct slab_word_free *v,
+                        size_t n, size_t blocks)
+{
+    heap_mutex_lock(&pool->lock);
+    size_t freed = slab_free_words(pool->cls[ci], v, n);
+    pool->frees += freed;
+    pool->live_blocks -= freed;
+    pool->live_bytes -= freed * pool_class_size[ci];
+    heap_mutex_unlock(&pool->lock);
+    (void)blocks;
 }
 
 void pool_release_block(struct kmem_pool *pool, void *block, const struct pool_ref *ref)

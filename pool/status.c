@@ -260,8 +260,8 @@ int kmem_pool_validate(struct kmem_pool *pool)
         }
     }
     if (rc == 0 && !collecting) {
-        size_t cb = __atomic_load_n(&pool->collectible_blocks, __ATOMIC_RELAXED);
-        size_t cby = __atomic_load_n(&pool->collectible_bytes, __ATOMIC_RELAXED);
+        size_t cb, cby;
+        pool_collectible_locked(pool, &cb, &cby);
         if (cb != v.coll_blocks + lcoll || cby != v.coll_bytes + lcoll_bytes) {
             heap_fmt_line("kmem_pool_validate(%s): %zu collectible blocks (%zu bytes) counted, "
                           "%zu (%zu) have the bit",
@@ -334,8 +334,9 @@ void pool_collect_stats(struct kmem_pool *pool, struct kmem_pool_stats *out)
     out->size_classes_used =
         (size_t)__builtin_popcountll(__atomic_load_n(&pool->cls_used, __ATOMIC_RELAXED));
     out->footprint_bytes = slab_bytes + out->large_bytes;
-    out->collectible_blocks = TCL(pool->collectible_blocks);
-    out->collectible_bytes = TCL(pool->collectible_bytes);
+    heap_mutex_lock(&pool->lock);
+    pool_collectible_locked(pool, &out->collectible_blocks, &out->collectible_bytes);
+    heap_mutex_unlock(&pool->lock);
     out->collections = TCL(pool->collections);
     out->swept_blocks = TCL(pool->swept_blocks);
     out->swept_bytes = TCL(pool->swept_bytes);
