@@ -15,7 +15,8 @@
  *   talloc      a talloc context per tree, talloc_free of the context
  *   malloc      malloc per node, free per node (the process's malloc: LD_PRELOAD a peer)
  *   kmem_cache  a kmem_cache of nodes, kmem_cache_free per node
- * Prints one line: variant, depth, seconds, peak RSS (KiB), checksum (equal for all).
+ * Prints one line: variant, depth, seconds, peak RSS (KiB), checksum (equal for all), CPU
+ * seconds (user + system: on a loaded machine the steadier figure).
  */
 #include <apr_pools.h>
 #include <stdio.h>
@@ -201,7 +202,9 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-    printf("%s %d %.4f %ld %ld\n", names[variant], max_depth, secs, ru.ru_maxrss, sum);
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+    printf("%s %d %.4f %ld %ld %.4f\n", names[variant], max_depth, secs, ru.ru_maxrss, sum, cpu);
     if (variant == V_APR || variant == V_APR_CLEAR)
         apr_terminate();
     return 0;

@@ -68,7 +68,8 @@ static void *hk_main(void *arg)
     pthread_mutex_lock(&pool->hk_mutex);
     for (;;) {
         while (!__atomic_load_n(&pool->hk_requested, __ATOMIC_RELAXED) && !pool->hk_stop)
-            pthread_cond_wait(&pool->hk_cond, &pool->hk_mutex);
+            pthread_cond_wait(&pool->hk_cond, &pool->hk_mutex); /* shared with throttled
+                                                                     allocators: re-check */
         if (pool->hk_stop)
             break;
         pthread_mutex_unlock(&pool->hk_mutex);
@@ -77,6 +78,8 @@ static void *hk_main(void *arg)
         if (!__atomic_load_n(&pool->gc_waiters, __ATOMIC_ACQUIRE))
             gc_collect(pool);
         pthread_mutex_lock(&pool->hk_mutex);
+        pool->hk_cycles++;
+        pthread_cond_broadcast(&pool->hk_cond); /* throttled allocators (pool_gc_account) */
         /* Requests stay set during the cycle (allocations then need no lock); another
          * cycle follows only if allocations passed the new threshold meanwhile. */
         bool again = pool_collectible_bytes(pool) >=
@@ -153,14 +156,42 @@ size_t pool_collectible_bytes(struct kmem_pool *pool)
     return by;
 }
 
+/* Back-pressure: when the program allocates collectible blocks faster than the
+ * housekeeping thread reclaims them, an allocating thread waits for the cycle in progress to
+ * end, at most POOL_THROTTLE_NS (a bound, not a promise: mark may wait for a lock this
+ * thread holds, so the wait must time out). */
+static void gc_throttle(struct kmem_pool *pool)
+{
+    if (pool_in_mark || pool_in_finalizer)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += POOL_THROTTLE_NS;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&pool->hk_mutex);
+    uint64_t cycles = pool->hk_cycles;
+    while (pool->hk_started && !pool->hk_stop && pool->hk_cycles == cycles &&
+           __atomic_load_n(&pool->hk_requested, __ATOMIC_RELAXED)) {
+        if (pthread_cond_timedwait(&pool->hk_cond, &pool->hk_mutex, &until) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&pool->hk_mutex);
+}
+
 void pool_gc_account(struct kmem_pool *pool, size_t blocks, size_t bytes)
 {
     __atomic_fetch_add(&pool->collectible_blocks, blocks, __ATOMIC_RELAXED);
     size_t now = __atomic_add_fetch(&pool->collectible_bytes, bytes, __ATOMIC_RELAXED);
-    if (now >= __atomic_load_n(&pool->threshold, __ATOMIC_RELAXED) &&
-        !(pool->cfg.flags & KMEM_POOL_NO_THREAD) &&
-        !__atomic_load_n(&pool->hk_requested, __ATOMIC_RELAXED))
+    size_t thr = __atomic_load_n(&pool->threshold, __ATOMIC_RELAXED);
+    if (now < thr || (pool->cfg.flags & KMEM_POOL_NO_THREAD))
+        return;
+    if (!__atomic_load_n(&pool->hk_requested, __ATOMIC_RELAXED))
         gc_request(pool);
+    else if (now / POOL_THROTTLE_FACTOR >= thr)
+        gc_throttle(pool);
 }
 
 /* ---------------------------------------------------------------- growable arrays */

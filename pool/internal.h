@@ -56,8 +56,12 @@
 #define POOL_TLS_WAYS 8        /* pools a thread caches for at once (direct-mapped) */
 #define POOL_TC_MAX 32         /* free blocks a thread caches per class (fewer for big ones) */
 #define POOL_REFILL_MAX 64     /* blocks one refill of the stack takes (debug caches) */
-#define POOL_RUN_BYTES 8192    /* a run of slots taken at once: about this many bytes */
-#define POOL_RUN_MAX 512       /* ... and at most this many slots */
+#define POOL_RUN_BYTES 32768   /* a run of slots taken at once: about this many bytes (pages
+                                  of it that no block reached are never touched) */
+#define POOL_RUN_MAX 2048      /* ... and at most this many slots */
+#define POOL_THROTTLE_FACTOR 2 /* collectible bytes at this times the threshold while the */
+#define POOL_THROTTLE_NS 20000000 /* housekeeping thread collects: an allocating thread
+                                     waits up to this long for the cycle to end */
 #define POOL_ACCOUNT_BATCH 65536 /* collectible bytes a thread cache counts before adding
                                     them to the pool's counters */
 #define POOL_KEEP_SLABS 1      /* empty slabs a destroyed pool in a thread's stash keeps */
@@ -151,6 +155,7 @@ struct kmem_pool {
     pthread_cond_t hk_cond;
     pthread_t hk_thread;
     bool hk_started, hk_stop, hk_requested;
+    uint64_t hk_cycles;         /* cycles the thread completed (hk_mutex; hk_cond broadcast) */
 };
 
 /* Size classes (pool.c). */

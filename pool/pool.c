@@ -666,6 +666,7 @@ struct kmem_pool *kmem_pool_create(const char *name, const struct kmem_pool_conf
     pool->collecting = 0;
     pool->gc_waiters = 0;
     pool->hk_started = pool->hk_stop = pool->hk_requested = false;
+    pool->hk_cycles = 0;
     uint64_t serial = __atomic_fetch_add(&next_serial, 1, __ATOMIC_RELAXED);
     pool->way = (uint32_t)(serial % POOL_TLS_WAYS);
     __atomic_store_n(&pool->serial, serial, __ATOMIC_RELAXED);
@@ -1088,6 +1089,18 @@ static __attribute__((noinline)) void *pool_alloc_slow(struct kmem_pool *pool, s
     return block;
 }
 
+/* KM_ZERO: blocks up to 64 bytes with inline stores (no call), larger ones with memset. */
+static inline __attribute__((always_inline)) void zero_small(void *obj, size_t size)
+{
+    if (size <= 64) {
+        uint64_t *w = obj;
+        for (size_t i = 0; i < (size + 7) / 8; i++)
+            w[i] = 0;
+    } else {
+        memset(obj, 0, size);
+    }
+}
+
 /* Publish a collectible block handed out by thread cache e (its address is already where
  * the caller wanted it): the COLLECTIBLE bit with release, then the counts, added to the
  * pool's every POOL_ACCOUNT_BATCH bytes.  The slab is found by the class cache's mask: no
@@ -1108,8 +1121,65 @@ static inline __attribute__((always_inline)) void tc_publish(struct kmem_pool *p
         pool_tc_account_flush(pool, e);
 }
 
-/* The fast path: a hit in the calling thread's cache for a block of a class, plain or
- * collectible. */
+/* A block of class ci from thread cache e: the stack of freed blocks first (its free mark
+ * cleared), then the run (nothing to clear); NULL when both are empty. */
+static inline __attribute__((always_inline)) void *tc_pop(struct pool_tc *e, unsigned ci)
+{
+    struct pool_tc_class *k = &e->cls[ci];
+    uint32_t n = TCL(k->count);
+    if (SLAB_LIKELY(n != 0)) {
+        void *obj = e->objs[ci][n - 1];
+        TCS(k->count, n - 1);
+        *(uintptr_t *)obj = 0; /* its free mark */
+        return obj;
+    }
+    char *b = TCL(k->bump);
+    if (SLAB_LIKELY(b != TCL(k->end))) {
+        TCS(k->bump, b + pool_class_size[ci]);
+        /* The run's next lines, for writing: the caller's first stores to the blocks after
+         * this one then find their lines on the way. */
+        __builtin_prefetch(b + 256, 1, 3);
+        return b;
+    }
+    return NULL;
+}
+
+__attribute__((noinline)) static void *zero_block(void *obj, size_t size)
+{
+    zero_small(obj, size);
+    return obj;
+}
+
+static void *pool_alloc(struct kmem_pool *pool, size_t size, unsigned int flags, void **out);
+
+/* kmem_pool_alloc's other cases: collectible blocks (still a thread-cache hit, published
+ * there), then the slow path. */
+__attribute__((noinline)) static void *pool_alloc_miss(struct kmem_pool *pool, size_t size,
+                                                       unsigned int flags)
+{
+    return pool_alloc(pool, size, flags, NULL);
+}
+
+/* The fast path of a plain block: a hit in the calling thread's cache.  No stack frame:
+ * everything else (collectible blocks, misses, zeroing) is a tail call. */
+void *kmem_pool_alloc(struct kmem_pool *pool, size_t size, unsigned int flags)
+{
+    if (SLAB_LIKELY(pool != NULL && (flags & ~KM_ZERO) == 0 && size - 1 < KMEM_POOL_SMALL_MAX)) {
+        struct pool_tc *e = tc_of(pool);
+        if (SLAB_LIKELY(e != NULL)) {
+            void *obj = tc_pop(e, pool_class_of(size));
+            if (SLAB_LIKELY(obj != NULL)) {
+                if (SLAB_UNLIKELY(flags & KM_ZERO))
+                    return zero_block(obj, size);
+                return obj;
+            }
+        }
+    }
+    return pool_alloc_miss(pool, size, flags);
+}
+
+/* The fast path of kmem_pool_alloc_to and of collectible blocks: the address goes to *out
+ * before the block is published (tc_publish). */
 static inline __attribute__((always_inline)) void *pool_alloc(struct kmem_pool *pool,
                                                               size_t size, unsigned int flags,
                                                               void **out)
@@ -1119,23 +1189,10 @@ static inline __attribute__((always_inline)) void *pool_alloc(struct kmem_pool *
         struct pool_tc *e = tc_of(pool);
         unsigned ci = pool_class_of(size);
         if (SLAB_LIKELY(e != NULL)) {
-            struct pool_tc_class *k = &e->cls[ci];
-            uint32_t n = TCL(k->count);
-            void *obj = NULL;
-            if (SLAB_LIKELY(n != 0)) {
-                obj = e->objs[ci][n - 1];
-                TCS(k->count, n - 1);
-                *(uintptr_t *)obj = 0; /* its free mark */
-            } else {
-                char *b = TCL(k->bump);
-                if (SLAB_LIKELY(b != TCL(k->end))) {
-                    obj = b;
-                    TCS(k->bump, b + pool_class_size[ci]);
-                }
-            }
+            void *obj = tc_pop(e, ci);
             if (SLAB_LIKELY(obj != NULL)) {
-                if (SLAB_UNLIKELY(flags & KM_ZERO))
-                    memset(obj, 0, size);
+                if (flags & KM_ZERO)
+                    zero_small(obj, size);
                 if (out)
                     __atomic_store_n(out, obj, __ATOMIC_RELEASE);
                 if (flags & KMEM_POOL_COLLECTIBLE)
@@ -1145,11 +1202,6 @@ static inline __attribute__((always_inline)) void *pool_alloc(struct kmem_pool *
         }
     }
     return pool_alloc_slow(pool, size, 0, flags, out);
-}
-
-void *kmem_pool_alloc(struct kmem_pool *pool, size_t size, unsigned int flags)
-{
-    return pool_alloc(pool, size, flags, NULL);
 }
 
 int kmem_pool_alloc_to(struct kmem_pool *pool, size_t size, unsigned int flags, void **out)

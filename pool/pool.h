@@ -70,7 +70,7 @@ struct kmem_pool_config {               /* zero-initialise, then set what you ne
 
 #define KMEM_POOL_NAME_MAX 32
 #define KMEM_POOL_DEFAULT_GC_THRESHOLD ((size_t)4 << 20) /* 4 MiB of collectible blocks */
-#define KMEM_POOL_DEFAULT_GC_FACTOR 2.0
+#define KMEM_POOL_DEFAULT_GC_FACTOR 4.0
 /* Blocks up to this size come from the pool's size classes (slabs); larger ones, and blocks
  * aligned to more than 16 bytes, are page blocks recorded in the pool's large-block table. */
 #define KMEM_POOL_SMALL_MAX 8192

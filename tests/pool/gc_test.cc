@@ -184,7 +184,7 @@ TEST(PoolGc, ThresholdAndFactorArithmetic) {
     m.wanted.resize(100);
     EXPECT_EQ(500u, kmem_pool_collect(p));
     EXPECT_EQ(65536u, Stats(p).gc_threshold);
-    // The default factor is 2.
+    // The default factor is 4.
     kmem_pool_config d{};
     d.flags = KMEM_POOL_NO_THREAD;
     d.gc_threshold = 1000;
@@ -199,7 +199,7 @@ TEST(PoolGc, ThresholdAndFactorArithmetic) {
     q = kmem_pool_create("default-factor", &d);
     for (int i = 0; i < 10; i++) all.wanted.push_back(kmem_pool_alloc(q, 8192, KMEM_POOL_COLLECTIBLE));
     EXPECT_EQ(0u, kmem_pool_collect(q));
-    EXPECT_EQ(2u * 81920, Stats(q).gc_threshold);
+    EXPECT_EQ(4u * 81920, Stats(q).gc_threshold);
     kmem_pool_destroy(q);
     kmem_pool_destroy(p);
 }
