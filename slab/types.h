@@ -41,6 +41,10 @@
  *
  * Lock order (outermost first).  A function named *_locked asserts, in debug builds, that its
  * caller holds the lock it needs (heap/mutex.h).  Every lock of slabcache is here:
+ *   0. the pool layer's locks         pool->gc_lock, hk_mutex, pool->lock, pool_global_lock,
+ *      (pool/internal.h)              in that order, taken before any lock below and never
+ *                                     inside one (this layer calls nothing of pool/ but the
+ *                                     thread-flush hook, with no lock held)
  *   1. leak_lock (leak.c)            leak reports and the expected-leak table
  *   2. cache_list_lock (cache.c)     the list of caches and the magazine-table id map
  *   3. magazine_tables_lock          the registry of per-thread tables (magazine.c), and any
