@@ -47,6 +47,7 @@
 #include "slab/internal.h"
 
 #define POOL_MAGIC 0x504f4f4cu /* "POOL" in a live pool */
+#define POOL_NO_OWNER ((const void *)1)
 #define POOL_NCLASSES 33       /* 8, 16..128 step 16, then 4 per doubling to 8192 */
 #define POOL_BM_MARK 0
 #define POOL_BM_COLLECTIBLE 1
@@ -119,7 +120,9 @@ struct kmem_pool {
     uint32_t magic;             /* POOL_MAGIC while live (atomic) */
     uint32_t way;               /* serial % POOL_TLS_WAYS */
     uint64_t serial;            /* unique per create (atomic): thread caches compare it */
-    const void *own_id;         /* the owner thread (pool_thread_id), which uses `own` */
+    const void *own_id;         /* the owner thread (pool_thread_id), which uses `own`, or
+                                   POOL_NO_OWNER (never a thread's id, nor NULL, which is
+                                   a thread's id before its first pool and in finalizers) */
     bool tcache;                /* thread caches on: no caps, no fill or check flags */
     uint64_t cls_used;          /* classes that took slots from their cache in this life */
     struct kmem_pool_config cfg;

@@ -291,7 +291,7 @@ static void owned_flush(bool disown)
                 TCS(e->reserved, TCL(e->reserved) - cached * pool_class_size[ci]);
             }
             if (disown)
-                __atomic_store_n(&p->own_id, NULL, __ATOMIC_RELAXED);
+                __atomic_store_n(&p->own_id, POOL_NO_OWNER, __ATOMIC_RELAXED);
         }
         heap_mutex_unlock(&p->lock);
     }
@@ -680,7 +680,8 @@ struct kmem_pool *kmem_pool_create(const char *name, const struct kmem_pool_conf
     own->linked = pool->tcache;
     if (pool->tcache)
         pool->tcs = own;
-    __atomic_store_n(&pool->own_id, pool->tcache ? pool_thread_id() : NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool->own_id, pool->tcache ? pool_thread_id() : POOL_NO_OWNER,
+                     __ATOMIC_RELAXED);
     if (pool->tcache) {
         unsigned i = pool_owned_next++ % POOL_OWNED_RING;
         pool_owned[i].pool = pool;
@@ -738,7 +739,7 @@ void kmem_pool_destroy(struct kmem_pool *pool)
         tc_unlink_locked(pool, pool->tcs);
     uint64_t used = pool->cls_used;
     pool->cls_used = 0;
-    __atomic_store_n(&pool->own_id, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool->own_id, POOL_NO_OWNER, __ATOMIC_RELAXED);
     struct pool_large *large = pool->large;
     size_t large_cap = pool->large_cap;
     pool->large = NULL;
