@@ -53,6 +53,13 @@ struct kmem_cache *cache_create_fixed_id(const char *name, size_t size,
 struct kmem_cache *cache_create_with_bitmaps(const char *name, size_t size,
                                              const struct kmem_cache_args *args,
                                              unsigned int flags, unsigned extra);
+/* cache_create_with_bitmaps with the smallest slabs that still serve well: the lowest order
+ * with at least SLAB_MIN_OBJECTS slots and slot efficiency >= SLAB_SMALL_EFFICIENCY (else the
+ * usual choice).  For a layer above that empties its caches often (a pool's destroy): each
+ * reset and check walks a slab's header and bitmaps, which small slabs keep short. */
+struct kmem_cache *cache_create_with_bitmaps_small(const char *name, size_t size,
+                                                   const struct kmem_cache_args *args,
+                                                   unsigned int flags, unsigned extra);
 /* kmem_cache_alloc / kmem_cache_free on behalf of a caller elsewhere (kmalloc, malloc):
  * `caller` is what debug caches record and report as the call site (SLAB_STORE_USER). */
 void *cache_alloc_with_caller(struct kmem_cache *c, unsigned int flags, const void *caller);

@@ -241,6 +241,15 @@ int slab_compute_geometry(struct kmem_cache *c)
     unsigned order = 0;
     while (order < last && eff[order] < best - SLAB_EFFICIENCY_SLACK)
         order++;
+    if (c->small_slabs) {
+        for (unsigned o = 0; o < order; o++) {
+            if (eff[o] >= SLAB_SMALL_EFFICIENCY &&
+                slots_that_fit(BUDDY_PAGE_SIZE << o, slot, align, bitmaps) >= SLAB_MIN_OBJECTS) {
+                order = o;
+                break;
+            }
+        }
+    }
     size_t bytes = BUDDY_PAGE_SIZE << order;
     size_t n = slots_that_fit(bytes, slot, align, bitmaps);
     c->slab_order = order;
@@ -1043,7 +1052,9 @@ static void slab_clear_locked(struct kmem_cache *c, struct slab *s)
     uint32_t tail = c->objs_per_slab % 64;
     if (tail && words == c->bitmap_words) /* the padding bits read as in use */
         s->bitmap[c->bitmap_words - 1] = ~(uint64_t)0 << tail;
-    s->bitmap_sum = bitmap_sum_compute(c, s, NULL);
+    /* All words zero now but the last one's padding bits (set at creation, never cleared):
+     * the sum has that word's term only. */
+    s->bitmap_sum = tail ? s->bitmap[c->bitmap_words - 1] * bitmap_weight(c->bitmap_words - 1) : 0;
     s->inuse = 0;
     s->free_word = 0;
     __atomic_store_n(&s->touched, 0, __ATOMIC_RELEASE);

@@ -1073,3 +1073,34 @@ TEST(SlabFreeWords, WordsOfSlotsGoBackTogether) {
 }
 
 }  // namespace
+
+namespace {
+
+// cache_create_with_bitmaps_small: the smallest order with >= SLAB_MIN_OBJECTS slots and slot
+// efficiency >= SLAB_SMALL_EFFICIENCY, never larger than the usual choice.
+TEST(SlabSmallSlabs, SmallestOrderThatServesWell) {
+    for (size_t size : {8, 16, 100, 112, 1024, 5000, 8192}) {
+        kmem_cache *usual = cache_create_with_bitmaps("usual", size, nullptr, 0, 4);
+        kmem_cache *small = cache_create_with_bitmaps_small("small", size, nullptr, 0, 4);
+        ASSERT_NE(nullptr, usual);
+        ASSERT_NE(nullptr, small);
+        EXPECT_LE(small->slab_order, usual->slab_order) << size;
+        EXPECT_GE(small->objs_per_slab, SLAB_MIN_OBJECTS) << size;
+        double eff = static_cast<double>(size_t{small->objs_per_slab} * small->slot_size) /
+                     static_cast<double>(small->slab_bytes);
+        if (small->slab_order < usual->slab_order) {
+            EXPECT_GE(eff, SLAB_SMALL_EFFICIENCY) << size;
+        }
+        if (size == 16) {
+            EXPECT_EQ(0u, small->slab_order) << "one page for small objects";
+        }
+        void *p = kmem_cache_alloc(small, 0);
+        ASSERT_NE(nullptr, p);
+        EXPECT_EQ(0, kmem_cache_validate(small));
+        kmem_cache_free(small, p);
+        kmem_cache_destroy(small);
+        kmem_cache_destroy(usual);
+    }
+}
+
+}  // namespace
