@@ -430,8 +430,8 @@ static struct kmem_cache *class_cache_create(unsigned ci)
     struct kmem_cache_args args = {0};
     args.align = ci == 0 ? 8 : 16;
     args.max_empty_slabs = 2;
-    return cache_create_with_bitmaps(name, pool_class_size[ci], &args, SLAB_NO_MAGAZINE,
-                                     POOL_BITMAPS);
+    return cache_create_with_bitmaps_small(name, pool_class_size[ci], &args, SLAB_NO_MAGAZINE,
+                                           POOL_BITMAPS);
 }
 
 /* A destroyed pool's class cache, emptied: kept for the next pool, or destroyed. */
