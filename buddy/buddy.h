@@ -42,6 +42,8 @@ enum buddy_tag {
     BUDDY_TAG_USER = 1,  /* plain buddy_alloc users, tests */
     BUDDY_TAG_SLAB = 2,  /* a slab: header at the block head (slab/) */
     BUDDY_TAG_LARGE = 3, /* kmalloc large object: whole block is the object (slab/kmalloc) */
+    BUDDY_TAG_POOL = 4,  /* a pool's large block: whole block is the block, recorded in its
+                            pool's table (pool/); not counted for the purge scale */
 };
 /* Tags below this have their live bytes counted (buddy_set_purge_scale). */
 #define BUDDY_TAG_TRACKED 4

@@ -202,11 +202,16 @@ static bool cache_name_ok(const char *name)
     return true;
 }
 
+/* Or'ed into cache_create's extra_bitmaps: cache_create_with_bitmaps_small. */
+#define CACHE_SMALL_SLABS (1u << 16)
+
 static struct kmem_cache *cache_create(const char *name, size_t size,
                                        const struct kmem_cache_args *args, unsigned int flags,
                                        void (*ctor_simple)(void *), uint32_t want_id,
                                        unsigned extra_bitmaps)
 {
+    const bool small_slabs = (extra_bitmaps & CACHE_SMALL_SLABS) != 0;
+    extra_bitmaps &= ~CACHE_SMALL_SLABS;
     static const struct kmem_cache_args no_args;
     if (!args)
         args = &no_args;
@@ -240,6 +245,7 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     c->ctor_simple = ctor_simple;
     c->max_objects = args->max_objects;
     c->max_empty = args->max_empty_slabs ? args->max_empty_slabs : SLAB_DEFAULT_MAX_EMPTY;
+    c->small_slabs = small_slabs;
     c->extra_bitmaps = extra_bitmaps;
     /* Exact live caps and SLAB_NO_MAGAZINE bypass the magazines. */
     bool magazines = !(flags & (SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)) && !c->max_objects &&
@@ -315,6 +321,14 @@ struct kmem_cache *cache_create_with_bitmaps(const char *name, size_t size,
                                              unsigned int flags, unsigned extra)
 {
     return cache_create(name, size, args, flags, NULL, SLAB_NO_ID, extra);
+}
+
+struct kmem_cache *cache_create_with_bitmaps_small(const char *name, size_t size,
+                                                   const struct kmem_cache_args *args,
+                                                   unsigned int flags, unsigned extra)
+{
+    return cache_create(name, size, args, flags, NULL, SLAB_NO_ID,
+                        extra > SLAB_MAX_EXTRA_BITMAPS ? extra : extra | CACHE_SMALL_SLABS);
 }
 
 struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align,

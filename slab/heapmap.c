@@ -131,6 +131,8 @@ static const char *tag_name(uint16_t tag)
         return "large block (kmalloc)";
     case BUDDY_TAG_USER:
         return "buddy block (user)";
+    case BUDDY_TAG_POOL:
+        return "large block (kmem_pool)";
     default:
         return "block";
     }

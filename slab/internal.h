@@ -53,6 +53,13 @@ struct kmem_cache *cache_create_fixed_id(const char *name, size_t size,
 struct kmem_cache *cache_create_with_bitmaps(const char *name, size_t size,
                                              const struct kmem_cache_args *args,
                                              unsigned int flags, unsigned extra);
+/* cache_create_with_bitmaps with the smallest slabs that still serve well: the lowest order
+ * with at least SLAB_MIN_OBJECTS slots and slot efficiency >= SLAB_SMALL_EFFICIENCY (else the
+ * usual choice).  For a layer above that empties its caches often (a pool's destroy): each
+ * reset and check walks a slab's header and bitmaps, which small slabs keep short. */
+struct kmem_cache *cache_create_with_bitmaps_small(const char *name, size_t size,
+                                                   const struct kmem_cache_args *args,
+                                                   unsigned int flags, unsigned extra);
 /* kmem_cache_alloc / kmem_cache_free on behalf of a caller elsewhere (kmalloc, malloc):
  * `caller` is what debug caches record and report as the call site (SLAB_STORE_USER). */
 void *cache_alloc_with_caller(struct kmem_cache *c, unsigned int flags, const void *caller);
@@ -79,6 +86,9 @@ void *magazine_alloc_slow(struct kmem_cache *c, const void *caller);
  * (magazine full, entry not set up, obj on top: a double free, reported), or directly to the
  * slabs for caches without magazines.  caller: the call site in the program. */
 void magazine_free_slow(struct kmem_cache *c, void *obj, const void *caller);
+/* Called first by kmem_cache_thread_flush, for a layer above with per-thread caches of its
+ * own (pool/); fn runs with no lock held.  One hook; a second call replaces it. */
+void magazine_set_thread_flush_hook(void (*fn)(void));
 /* Up to n objects popped from the calling thread's loaded magazine of c into objs (bulk
  * allocation); returns how many. */
 size_t magazine_alloc_bulk(struct kmem_cache *c, void **objs, size_t n);
@@ -146,6 +156,46 @@ int slab_validate_locked(struct kmem_cache *c);
 /* obj, found in `where` (a magazine, a popped run), is an in-use slot of c (cache->lock
  * held).  0, or -1 after a report. */
 int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj, const char *where);
+/* Where an address lives in the slab layer: found by slab_lookup_slot. */
+struct slab_slot {
+    struct kmem_cache *cache;  /* the slab's cache */
+    struct slab *slab;         /* the header */
+    uint32_t idx;              /* slot index in the slab */
+    bool inuse;                /* its in-use bit (relaxed load: a snapshot) */
+};
+/* Is p exactly the start of a slot of a live slab?  Reads only memory known to be ours (the
+ * granule bit, the buddy page map, then the header it names), takes no lock, and fills *out
+ * when the answer is yes.  For layers above that are handed a pointer and must find its
+ * cache (a pool's free and mark); the caller still checks that out->cache is one of its own. */
+bool slab_lookup_slot(const void *p, struct slab_slot *out);
+/* Give every slot of c back at once, in time proportional to the slabs, not the objects:
+ * every slab becomes empty (in-use and extra bitmaps cleared); up to `keep` of them (at most
+ * max_empty) stay on the empty list for reuse, the others go back to the buddy layer.  For a
+ * layer above that frees all of a cache's objects together (a pool's destroy); caches with
+ * a constructor or debug state keep none (their slots are not in a state to hand out
+ * again).  No magazine or depot may hold objects of c (use caches without magazines).
+ * Returns the slots that were in use. */
+size_t slab_reset_all(struct kmem_cache *c, size_t keep);
+/* Take a run of up to max consecutive free slots of one slab, for a layer above that hands
+ * them out by bumping a pointer (a pool's thread caches): *first is the first slot, the
+ * others follow at c->slot_size steps.  The run starts at the slab's first free slot and
+ * goes on through the free slots after it, across bitmap words.  A slab is made when none
+ * has a free slot.  Returns the run's length; 0 (errno ENOMEM) when out of memory.
+ * Caches without magazines and debug state only (a bump pointer skips the debug hooks). */
+size_t slab_alloc_run(struct kmem_cache *c, size_t max, void **first);
+/* Slots of one bitmap word of one slab, for slab_free_words. */
+struct slab_word_free {
+    struct slab *slab;
+    uint32_t word;             /* bitmap word index */
+    uint64_t bits;             /* bit i: slot word * 64 + i */
+};
+/* Give the slots of n words back to their slabs under one cache->lock, a word at a time (a
+ * layer above that finds garbage as bitmap words, like a pool's sweep): for a cache without
+ * magazines or debug state.  A bit whose slot is not in use (or never handed out) is a
+ * double free: reported and skipped; the words of a slab whose header is damaged are
+ * dropped after the report.  Empty slabs beyond max_empty go back to the buddy layer.
+ * Returns the slots freed. */
+size_t slab_free_words(struct kmem_cache *c, const struct slab_word_free *v, size_t n);
 /* Call fn for every slab of c (full, partial, then empty list) with cache->lock held: for a
  * layer above that keeps per-slot bitmaps (cache_create_with_bitmaps).  fn must not
  * allocate from or free to c, nor take a lock that comes before cache->lock. */

@@ -375,8 +375,18 @@ static void table_thread_exit(void *arg)
         table_retire(tc);
 }
 
+static void (*thread_flush_hook)(void);
+
+void magazine_set_thread_flush_hook(void (*fn)(void))
+{
+    __atomic_store_n(&thread_flush_hook, fn, __ATOMIC_RELEASE);
+}
+
 void kmem_cache_thread_flush(void)
 {
+    void (*hook)(void) = __atomic_load_n(&thread_flush_hook, __ATOMIC_ACQUIRE);
+    if (hook)
+        hook();
     struct magazine_table *tc = magazine_tls_table;
     if (tc == &table_empty)
         return;

@@ -234,6 +234,15 @@ int slab_compute_geometry(struct kmem_cache *c)
     unsigned order = 0;
     while (order < last && eff[order] < best - SLAB_EFFICIENCY_SLACK)
         order++;
+    if (c->small_slabs) {
+        for (unsigned o = 0; o < order; o++) {
+            if (eff[o] >= SLAB_SMALL_EFFICIENCY &&
+                slots_that_fit(BUDDY_PAGE_SIZE << o, slot, align, bitmaps) >= SLAB_MIN_OBJECTS) {
+                order = o;
+                break;
+            }
+        }
+    }
     size_t bytes = BUDDY_PAGE_SIZE << order;
     size_t n = slots_that_fit(bytes, slot, align, bitmaps);
     c->slab_order = order;
@@ -694,6 +703,59 @@ void slab_free_batch_with_count(struct kmem_cache *c, void *const *objs, size_t 
     slab_destroy_chain(c, chain);
 }
 
+size_t slab_free_words(struct kmem_cache *c, const struct slab_word_free *v, size_t n)
+{
+    assert(!c->mag_size && !c->marks && !c->debug);
+    size_t dtors = 0, total = 0;
+    heap_mutex_lock(&c->lock);
+    __atomic_store_n(&c->returns, c->returns + 1, __ATOMIC_RELAXED);
+    const struct slab *trusted = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct slab *s = v[i].slab;
+        if (s != trusted) {
+            if (SLAB_UNLIKELY(!slab_trust_locked(c, s, false))) {
+                while (i + 1 < n && v[i + 1].slab == s)
+                    i++;
+                continue;
+            }
+            trusted = s;
+        }
+        uint32_t w = v[i].word;
+        uint64_t bits = v[i].bits, word = w < c->bitmap_words ? s->bitmap[w] : 0;
+        uint64_t touched = w * (uint64_t)64 >= s->touched ? 0
+                           : s->touched - w * (uint64_t)64 >= 64
+                               ? ~(uint64_t)0
+                               : ((uint64_t)1 << (s->touched - w * 64)) - 1;
+        uint64_t bad = bits & ~(word & touched);
+        while (SLAB_UNLIKELY(bad)) {
+            unsigned b = (unsigned)__builtin_ctzll(bad);
+            bad &= bad - 1;
+            double_return_report(c, s->objs + ((size_t)w * 64 + b) * c->slot_size);
+        }
+        bits &= word & touched;
+        if (!bits)
+            continue;
+        uint32_t freed = (uint32_t)__builtin_popcountll(bits), before = s->inuse;
+        slab_bitmap_store_locked(c, s, w, word & ~bits);
+        if (w < s->free_word)
+            s->free_word = w;
+        assert(freed <= before);
+        s->inuse = before - freed;
+        c->inuse_total -= freed;
+        if (s->inuse == 0 || before == c->objs_per_slab)
+            slab_relist_locked(c, s);
+        total += freed;
+    }
+    if (c->max_objects)
+        c->live_capped -= total;
+    struct slab *chain = slab_take_excess_empty_locked(c, c->max_empty, &dtors);
+    c->dtor_calls += dtors;
+    heap_mutex_unlock(&c->lock);
+    slab_destroy_chain(c, chain);
+    __atomic_fetch_add(&c->frees, total, __ATOMIC_RELAXED);
+    return total;
+}
+
 bool slab_free_one(struct kmem_cache *c, void *obj, const void *caller)
 {
     if (SLAB_LIKELY(!c->debug)) {
@@ -986,6 +1048,163 @@ int slab_validate_locked(struct kmem_cache *c)
         VFAIL("validate %s: %zu live objects over the cap %zu", c->name, c->live_capped,
               c->max_objects);
     return 0;
+}
+
+/* ---------------------------------------------------------------- layers above */
+
+bool slab_lookup_slot(const void *p, struct slab_slot *out)
+{
+    void *head;
+    uint16_t tag;
+    if (!buddy_block_of(p, &head, &tag) || tag != BUDDY_TAG_SLAB)
+        return false;
+    struct slab *s = head;
+    struct kmem_cache *c = slab_owner(s); /* the canary vouches for the header */
+    if (!c || ((uintptr_t)p & c->slab_mask) != (uintptr_t)s)
+        return false;
+    uint32_t idx = slab_slot_index(c, s, p);
+    if (idx == UINT32_MAX)
+        return false;
+    out->cache = c;
+    out->slab = s;
+    out->idx = idx;
+    out->inuse = idx < __atomic_load_n(&s->touched, __ATOMIC_ACQUIRE) &&
+                 ((__atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED) >> (idx % 64)) & 1);
+    return true;
+}
+
+/* A slab on no list back to its state when made, but for the constructor (cache->lock held,
+ * s trusted).  Only the words of slots ever handed out (below touched) can have bits: the
+ * in-use bitmap and the extra ones are cleared that far. */
+static void slab_clear_locked(struct kmem_cache *c, struct slab *s)
+{
+    slab_assert_locked(c);
+    size_t words = ((size_t)s->touched + 63) / 64;
+    for (unsigned k = 0; k <= c->extra_bitmaps; k++)
+        memset(s->bitmap + (size_t)k * c->bitmap_words, 0, words * sizeof(uint64_t));
+    uint32_t tail = c->objs_per_slab % 64;
+    if (tail && words == c->bitmap_words) /* the padding bits read as in use */
+        s->bitmap[c->bitmap_words - 1] = ~(uint64_t)0 << tail;
+    /* All words zero now but the last one's padding bits (set at creation, never cleared):
+     * the sum has that word's term only. */
+    s->bitmap_sum = tail ? s->bitmap[c->bitmap_words - 1] * bitmap_weight(c->bitmap_words - 1) : 0;
+    s->inuse = 0;
+    s->free_word = 0;
+    __atomic_store_n(&s->touched, 0, __ATOMIC_RELEASE);
+}
+
+size_t slab_reset_all(struct kmem_cache *c, size_t keep)
+{
+    if (c->debug || c->ctor || c->ctor_simple || c->dtor)
+        keep = 0;
+    if (keep > c->max_empty)
+        keep = c->max_empty;
+    struct slab *chain = NULL, *kept = NULL;
+    size_t nkept = 0, dtors = 0;
+    heap_mutex_lock(&c->lock);
+    assert(!c->mag_size && !c->marks);
+    __atomic_store_n(&c->returns, c->returns + 1, __ATOMIC_RELAXED);
+    size_t live = c->inuse_total;
+    struct slab_list_head *lists[] = {&c->full, &c->partial, &c->empty};
+    for (size_t l = 0; l < 3; l++) {
+        while (lists[l]->first) {
+            struct slab *s = lists[l]->first;
+            if (!slab_trust_locked(c, s, false) || !list_del_locked(c, s))
+                continue; /* reported; rebuilt without it */
+            if (nkept < keep) {
+                slab_clear_locked(c, s);
+                s->next = kept;
+                kept = s;
+                nkept++;
+            } else {
+                if (c->dtor)
+                    dtors += c->objs_per_slab - s->inuse;
+                s->next = chain;
+                chain = s;
+                c->slabs_freed++;
+            }
+        }
+    }
+    while (kept) {
+        struct slab *next = kept->next;
+        list_add_locked(c, kept, SLAB_LIST_EMPTY);
+        kept = next;
+    }
+    c->inuse_total = 0;
+    c->live_capped = 0;
+    __atomic_fetch_add(&c->frees, live, __ATOMIC_RELAXED);
+    c->dtor_calls += dtors;
+    heap_mutex_unlock(&c->lock);
+    slab_destroy_chain(c, chain);
+    return live;
+}
+
+/* The run of free slots that starts at s's first free slot, up to max (cache->lock held,
+ * s trusted). */
+static size_t slab_take_run_locked(struct kmem_cache *c, struct slab *s, size_t max, void **first)
+{
+    slab_assert_locked(c);
+    uint32_t w = s->free_word, words = c->bitmap_words;
+    while (w < words && s->bitmap[w] == ~(uint64_t)0)
+        w++;
+    if (w == words || !max)
+        return 0;
+    unsigned b = (unsigned)__builtin_ctzll(~s->bitmap[w]);
+    *first = s->objs + ((size_t)w * 64 + b) * c->slot_size;
+    size_t got = 0;
+    uint32_t last = 0;
+    for (;;) {
+        uint64_t used = s->bitmap[w] >> b; /* bit 0 is free */
+        size_t len = used ? (size_t)__builtin_ctzll(used) : 64 - b;
+        if (len > max - got)
+            len = max - got;
+        uint64_t bits = (len == 64 ? ~(uint64_t)0 : (((uint64_t)1 << len) - 1)) << b;
+        slab_bitmap_store_locked(c, s, w, s->bitmap[w] | bits);
+        got += len;
+        last = w * 64 + b + (uint32_t)len - 1;
+        /* Go on into the next word only if the run reached the end of this one. */
+        if (b + len < 64 || got == max || ++w == words || (s->bitmap[w] & 1))
+            break;
+        b = 0;
+    }
+    while (s->free_word < words && s->bitmap[s->free_word] == ~(uint64_t)0)
+        s->free_word++;
+    s->inuse += (uint32_t)got;
+    assert(s->inuse <= c->objs_per_slab);
+    if (last >= s->touched)
+        __atomic_store_n(&s->touched, last + 1, __ATOMIC_RELEASE);
+    c->inuse_total += got;
+    slab_relist_locked(c, s);
+    return got;
+}
+
+size_t slab_alloc_run(struct kmem_cache *c, size_t max, void **first)
+{
+    assert(!c->mag_size && !c->marks && !c->debug && !c->max_objects);
+    size_t got = 0;
+    heap_mutex_lock(&c->lock);
+    for (;;) {
+        struct slab *s = c->partial.first ? c->partial.first : c->empty.first;
+        if (s) {
+            if (!slab_trust_locked(c, s, true))
+                continue; /* reported; the lists were rebuilt without it */
+            got = slab_take_run_locked(c, s, max, first);
+            break;
+        }
+        heap_mutex_unlock(&c->lock);
+        s = slab_create(c);
+        heap_mutex_lock(&c->lock);
+        if (!s)
+            break;
+        c->slabs_created++;
+        if (c->ctor || c->ctor_simple)
+            c->ctor_calls += c->objs_per_slab;
+        list_add_locked(c, s, SLAB_LIST_EMPTY);
+    }
+    heap_mutex_unlock(&c->lock);
+    if (!got)
+        errno = ENOMEM;
+    return got;
 }
 
 /* ---------------------------------------------------------------- walks */

@@ -41,6 +41,10 @@
  *
  * Lock order (outermost first).  A function named *_locked asserts, in debug builds, that its
  * caller holds the lock it needs (heap/mutex.h).  Every lock of slabcache is here:
+ *   0. the pool layer's locks         pool->gc_lock, hk_mutex, pool->lock, pool_global_lock,
+ *      (pool/internal.h)              in that order, taken before any lock below and never
+ *                                     inside one (this layer calls nothing of pool/ but the
+ *                                     thread-flush hook, with no lock held)
  *   1. leak_lock (leak.c)            leak reports and the expected-leak table
  *   2. cache_list_lock (cache.c)     the list of caches and the magazine-table id map
  *   3. magazine_tables_lock          the registry of per-thread tables (magazine.c), and any
@@ -106,6 +110,7 @@
 #define SLAB_DEFAULT_MAX_EMPTY 4        /* empty slabs kept per cache */
 #define SLAB_FIRST_REFILL 4             /* a thread's first refill from the slabs (doubles) */
 #define SLAB_MAX_EXTRA_BITMAPS 8        /* extra per-slot bitmaps a cache may ask for */
+#define SLAB_SMALL_EFFICIENCY 0.90      /* small_slabs: the least slot efficiency accepted */
 #define SLAB_KNOWN_FLAGS                                                                    \
     (SLAB_HWCACHE_ALIGN | SLAB_POISON | SLAB_RED_ZONE | SLAB_STORE_USER | SLAB_PANIC |      \
      SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)
@@ -178,6 +183,8 @@ struct kmem_cache {
     uint32_t colour_step;
     uint32_t mag_size;         /* objects per magazine; 0 = no magazines */
     uint32_t extra_bitmaps;    /* bitmaps per slab after the in-use one (layers above) */
+    bool small_slabs;          /* geometry: the smallest slabs that serve well (layers above
+                                  that empty the cache often: cache_create_with_bitmaps_small) */
     bool marks;                /* free marks kept (caches with magazines; fastpath.h) */
     size_t slab_bytes;
     unsigned int flags;

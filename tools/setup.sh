@@ -34,6 +34,9 @@ SLABCACHE_PACKAGES=(
     cmake                   #   (make + pkg-config, CMake find_package), and the man pages
     pkgconf                 #   checked with groff
     groff-base
+    libapr1-dev             # pool benchmarks (benchmarks/pool_bench.sh): APR pools, talloc
+    libtalloc-dev           #   and the Boehm-Demers-Weiser collector
+    libgc-dev
 )
 # shellcheck disable=SC2206
 SLABCACHE_PACKAGES+=(${SLABCACHE_EXTRA_PACKAGES:-})

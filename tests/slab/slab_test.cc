@@ -902,3 +902,205 @@ TEST(SlabExtraBitmaps, GeometryForEveryCount) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ services for layers above
+// slab_lookup_slot finds the cache and slot of a pointer without trusting anything the
+// pointer could reach; slab_reset_all empties a cache in time proportional to its slabs;
+// the thread-flush hook is called by kmem_cache_thread_flush.
+
+namespace {
+
+TEST(SlabLookupSlot, FindsSlotStartsAndNothingElse) {
+    kmem_cache *c = cache_create_with_bitmaps("lookup", 40, nullptr, SLAB_NO_MAGAZINE, 1);
+    ASSERT_NE(nullptr, c);
+    std::vector<void *> objs;
+    for (int i = 0; i < 200; i++) objs.push_back(kmem_cache_alloc(c, 0));
+    for (void *p : objs) {
+        slab_slot at{};
+        ASSERT_TRUE(slab_lookup_slot(p, &at));
+        EXPECT_EQ(c, at.cache);
+        EXPECT_EQ(slab_of(c, p), at.slab);
+        EXPECT_EQ(p, at.slab->objs + size_t{at.idx} * c->slot_size);
+        EXPECT_TRUE(at.inuse);
+        EXPECT_FALSE(slab_lookup_slot(static_cast<char *>(p) + 8, &at)) << "interior";
+    }
+    slab_slot at{};
+    int local = 0;
+    EXPECT_FALSE(slab_lookup_slot(&local, &at)) << "stack";
+    EXPECT_FALSE(slab_lookup_slot(nullptr, &at));
+    EXPECT_FALSE(slab_lookup_slot(slab_of(c, objs[0]), &at)) << "the header";
+    void *big = buddy_alloc(2, BUDDY_TAG_LARGE);
+    ASSERT_NE(nullptr, big);
+    EXPECT_FALSE(slab_lookup_slot(big, &at)) << "a block that is not a slab";
+    buddy_free(big);
+    kmem_cache_free(c, objs[5]);
+    ASSERT_TRUE(slab_lookup_slot(objs[5], &at));
+    EXPECT_FALSE(at.inuse) << "a freed slot is found, and said to be free";
+    objs.erase(objs.begin() + 5);
+    for (void *p : objs) kmem_cache_free(c, p);
+    kmem_cache_destroy(c);
+}
+
+TEST(SlabResetAll, EmptiesEverySlabKeepsSomeAndValidates) {
+    kmem_cache_args args{};
+    args.max_empty_slabs = 3;
+    kmem_cache *c = cache_create_with_bitmaps("reset", 64, &args, SLAB_NO_MAGAZINE, 2);
+    ASSERT_NE(nullptr, c);
+    std::vector<void *> objs;
+    for (uint32_t i = 0; i < 5 * c->objs_per_slab + 3; i++) objs.push_back(kmem_cache_alloc(c, 0));
+    slab_walk(c, [](kmem_cache *cc, slab *s, void *) { slab_extra_bitmap(cc, s, 1)[0] = 5; },
+              nullptr);
+    kmem_cache_stats before = Stats(c);
+    ASSERT_EQ(6u, before.total_slabs);
+    EXPECT_EQ(objs.size(), slab_reset_all(c, 2));
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_stats after = Stats(c);
+    bool debug = c->debug != 0;  // debug caches (ASan builds) keep no slab
+    EXPECT_EQ(debug ? 0u : 2u, after.total_slabs);
+    EXPECT_EQ(debug ? 0u : 2u, after.empty_slabs);
+    EXPECT_EQ(0u, after.active_objects);
+    EXPECT_EQ(before.slabs_freed + (debug ? 6 : 4), after.slabs_freed);
+    WalkState w{c};
+    slab_walk(c, WalkSlab, &w);
+    EXPECT_EQ(0u, w.nonzero_words) << "extra bitmaps of kept slabs are cleared";
+    // The cache works as new: every slot can be handed out again.
+    std::vector<void *> again;
+    for (uint32_t i = 0; i < 2 * c->objs_per_slab; i++) again.push_back(kmem_cache_alloc(c, 0));
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    EXPECT_EQ(debug ? 2u : 2u, Stats(c).total_slabs);
+    for (void *p : again) kmem_cache_free(c, p);
+    EXPECT_EQ(0u, slab_reset_all(c, 100));
+    EXPECT_LE(Stats(c).total_slabs, size_t{args.max_empty_slabs}) << "keep is capped by max_empty";
+    testing::internal::CaptureStderr();
+    kmem_cache_destroy(c);
+    EXPECT_EQ("", testing::internal::GetCapturedStderr());
+}
+
+int flush_hook_calls;
+void FlushHook() { flush_hook_calls++; }
+
+TEST(SlabThreadFlushHook, CalledByKmemCacheThreadFlush) {
+    flush_hook_calls = 0;
+    magazine_set_thread_flush_hook(FlushHook);
+    kmem_cache_thread_flush();
+    EXPECT_EQ(1, flush_hook_calls);
+    magazine_set_thread_flush_hook(nullptr);
+    kmem_cache_thread_flush();
+    EXPECT_EQ(1, flush_hook_calls);
+}
+
+}  // namespace
+
+namespace {
+
+// slab_alloc_run: consecutive free slots, across bitmap words, from the first free slot;
+// the slab's bookkeeping stays valid and the slots free normally.
+TEST(SlabAllocRun, ConsecutiveSlotsAcrossWords) {
+    kmem_cache *c = cache_create_with_bitmaps("run", 16, nullptr, SLAB_NO_MAGAZINE, 2);
+    ASSERT_NE(nullptr, c);
+    if (c->debug) {
+        kmem_cache_destroy(c);
+        GTEST_SKIP() << "debug caches (ASan builds) take no runs";
+    }
+    ASSERT_GT(c->objs_per_slab, 200u);
+    void *first = nullptr;
+    ASSERT_EQ(150u, slab_alloc_run(c, 150, &first));
+    for (uint32_t i = 0; i < 150; i++) {
+        slab_slot at{};
+        char *p = static_cast<char *>(first) + size_t{i} * c->slot_size;
+        ASSERT_TRUE(slab_lookup_slot(p, &at));
+        EXPECT_TRUE(at.inuse) << i;
+        EXPECT_EQ(i, at.idx);
+    }
+    EXPECT_EQ(150u, c->inuse_total);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    // Free a hole in the middle: the next run starts there and stops at the used slot after.
+    char *base = static_cast<char *>(first);
+    kmem_cache_free(c, base + 70 * c->slot_size);
+    kmem_cache_free(c, base + 71 * c->slot_size);
+    void *next = nullptr;
+    ASSERT_EQ(2u, slab_alloc_run(c, 100, &next));
+    EXPECT_EQ(base + 70 * c->slot_size, next);
+    // Then the rest of the slab, then a new slab.
+    ASSERT_EQ(c->objs_per_slab - 150, slab_alloc_run(c, 100000, &next));
+    EXPECT_EQ(base + 150 * c->slot_size, next);
+    EXPECT_EQ(1u, c->full.count);
+    ASSERT_EQ(10u, slab_alloc_run(c, 10, &next));
+    EXPECT_NE(slab_of(c, first), slab_of(c, next));
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    EXPECT_EQ(size_t{c->objs_per_slab} + 10, slab_reset_all(c, 0));
+    kmem_cache_destroy(c);
+}
+
+}  // namespace
+
+namespace {
+
+// slab_free_words: a word of slots at a time, under one lock; bits of free slots are
+// reported as double frees and skipped.
+TEST(SlabFreeWords, WordsOfSlotsGoBackTogether) {
+    ReportMode rm;
+    kmem_cache *c = cache_create_with_bitmaps("words", 32, nullptr, SLAB_NO_MAGAZINE, 1);
+    ASSERT_NE(nullptr, c);
+    if (c->debug) {
+        kmem_cache_destroy(c);
+        GTEST_SKIP() << "debug caches (ASan builds) free one object at a time";
+    }
+    void *first = nullptr;
+    ASSERT_EQ(200u, slab_alloc_run(c, 200, &first));
+    slab *s = slab_of(c, first);
+    slab_slot at{};
+    ASSERT_TRUE(slab_lookup_slot(first, &at));
+    ASSERT_EQ(0u, at.idx);
+    slab_word_free v[] = {{s, 0, ~uint64_t{0}}, {s, 1, 0xf0f0}, {s, 2, 1}};
+    EXPECT_EQ(64u + 8 + 1, slab_free_words(c, v, 3));
+    EXPECT_EQ(200u - 73, Stats(c).active_objects);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    // The same bits again: every one is a double free, nothing changes.
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(0u, slab_free_words(c, v + 1, 1));
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(std::string::npos, err.find("double free")) << err;
+    EXPECT_EQ(200u - 73, Stats(c).active_objects);
+    // Slots never handed out (past touched) are refused too.
+    slab_word_free past[] = {{s, 3, uint64_t{1} << 63}};
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(0u, slab_free_words(c, past, 1));
+    testing::internal::GetCapturedStderr();
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    slab_reset_all(c, 0);
+    kmem_cache_destroy(c);
+}
+
+}  // namespace
+
+namespace {
+
+// cache_create_with_bitmaps_small: the smallest order with >= SLAB_MIN_OBJECTS slots and slot
+// efficiency >= SLAB_SMALL_EFFICIENCY, never larger than the usual choice.
+TEST(SlabSmallSlabs, SmallestOrderThatServesWell) {
+    for (size_t size : {8, 16, 100, 112, 1024, 5000, 8192}) {
+        kmem_cache *usual = cache_create_with_bitmaps("usual", size, nullptr, 0, 4);
+        kmem_cache *small = cache_create_with_bitmaps_small("small", size, nullptr, 0, 4);
+        ASSERT_NE(nullptr, usual);
+        ASSERT_NE(nullptr, small);
+        EXPECT_LE(small->slab_order, usual->slab_order) << size;
+        EXPECT_GE(small->objs_per_slab, SLAB_MIN_OBJECTS) << size;
+        double eff = static_cast<double>(size_t{small->objs_per_slab} * small->slot_size) /
+                     static_cast<double>(small->slab_bytes);
+        if (small->slab_order < usual->slab_order) {
+            EXPECT_GE(eff, SLAB_SMALL_EFFICIENCY) << size;
+        }
+        if (size == 16) {
+            EXPECT_EQ(0u, small->slab_order) << "one page for small objects";
+        }
+        void *p = kmem_cache_alloc(small, 0);
+        ASSERT_NE(nullptr, p);
+        EXPECT_EQ(0, kmem_cache_validate(small));
+        kmem_cache_free(small, p);
+        kmem_cache_destroy(small);
+        kmem_cache_destroy(usual);
+    }
+}
+
+}  // namespace
