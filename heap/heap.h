@@ -147,6 +147,10 @@ static inline struct heap_extent *heap_extent_lookup(const void *addr)
         return NULL;
     return e;
 }
+/* Call fn (unless NULL) once for every live extent, in address order, without a lock (as
+ * heap_extent_lookup: a racing change may or may not be seen); returns how many.  Callers
+ * that need a stable picture hold the locks of the layer that owns the extents. */
+size_t heap_for_each_extent(void (*fn)(struct heap_extent *e, void *arg), void *arg);
 /* One bit per granule: set while the granule belongs to a live extent of kind
  * HEAP_KIND_SPLIT.  heap_is_split_granule() is the one-load ownership test of the free fast
  * paths above (an extent is fully mapped, so any address in it may be read). */

@@ -110,3 +110,23 @@ size_t heap_radix_split_bits_locked(void)
     }
     return n;
 }
+
+size_t heap_for_each_extent(void (*fn)(struct heap_extent *e, void *arg), void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ((size_t)1 << HEAP_RADIX_L1_BITS); i++) {
+        struct heap_extent **leaf = __atomic_load_n(&heap_radix_root[i], __ATOMIC_ACQUIRE);
+        if (!leaf)
+            continue;
+        for (size_t j = 0; j < HEAP_RADIX_L2_COUNT; j++) {
+            struct heap_extent *e = __atomic_load_n(&leaf[j], __ATOMIC_ACQUIRE);
+            uintptr_t granule = ((i << HEAP_RADIX_L2_BITS) | j) << HEAP_EXTENT_SHIFT;
+            if (!e || __atomic_load_n(&e->base, __ATOMIC_RELAXED) != granule)
+                continue;
+            n++;
+            if (fn)
+                fn(e, arg);
+        }
+    }
+    return n;
+}
