@@ -29,7 +29,11 @@ SLABCACHE_PACKAGES=(
     xz-utils
     zstd
     git
-    time                    # /usr/bin/time for benchmarks/programs.sh
+    time                    # /usr/bin/time for benchmarks/programs.sh and compare.sh
+    make                    # tests/install: consumers built outside Bazel, as users build
+    cmake                   #   (make + pkg-config, CMake find_package), and the man pages
+    pkgconf                 #   checked with groff
+    groff-base
 )
 # shellcheck disable=SC2206
 SLABCACHE_PACKAGES+=(${SLABCACHE_EXTRA_PACKAGES:-})
