@@ -70,7 +70,7 @@ double trend_t_cdf(double t, double nu)
     return trend_normal_cdf(z);
 }
 
-void trend_fit(const double *t, const double *y, size_t n, struct trend_fit *out)
+void trend_fit_points(const double *t, const double *y, size_t n, struct trend_fit *out)
 {
     memset(out, 0, sizeof *out);
     out->n = n;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* slab/trend.h - least-squares trends with a confidence figure, without libm.
  *
- * A slow leak shows only as a trend of live bytes over time.  trend_fit() fits the
+ * A slow leak shows only as a trend of live bytes over time.  trend_fit_points() fits the
  * least-squares line y = a + b t and says how sure one can be that the slope is positive:
  * the t statistic of b, with its standard error widened for residuals that follow each other
  * (a spike of activity spans several samples, which are then not independent: the effective
@@ -23,7 +23,11 @@
 extern "C" {
 #endif
 
-#define TREND_MIN_POINTS 8        /* fewer points: no verdict */
+/* Fewer points: no verdict.  With 8, a spike of activity that starts in the last samples of
+ * a short window is indistinguishable from a leak that starts there (trend_test has the
+ * cases); 20 points is 20 s at one sample a second, well within the minute in which a leak
+ * of 100 bytes a second must be flagged. */
+#define TREND_MIN_POINTS 20
 #define TREND_CONFIDENCE 0.99     /* rising: P(slope > 0) at least this */
 
 struct trend_fit {
@@ -37,7 +41,7 @@ struct trend_fit {
 };
 
 /* Fit n points (t[i], y[i]).  Always fills *out (valid = false when it cannot fit). */
-void trend_fit(const double *t, const double *y, size_t n, struct trend_fit *out);
+void trend_fit_points(const double *t, const double *y, size_t n, struct trend_fit *out);
 /* A positive slope beyond the noise: valid, n >= TREND_MIN_POINTS, confidence >=
  * TREND_CONFIDENCE. */
 bool trend_rising(const struct trend_fit *f);

@@ -39,7 +39,7 @@
 #define WATCH_MIN_MS 10u
 #define WATCH_MAX_MS 3600000u
 #define WATCH_PLOT_EVERY 16       /* samples between rewrites of the plot */
-#define WATCH_PLOT_SERIES 10      /* lines in the plot */
+#define WATCH_PLOT_SERIES 10      /* class series in the plot's lower panel */
 #define WATCH_REPORT_SERIES 12    /* rising series named in the exit report */
 #define WATCH_BUF 4096
 #define WATCH_POINTS 256          /* points kept per series */
@@ -177,7 +177,7 @@ static void publish_locked(struct watch_state *w)
 {
     struct slabcache_watch_published *p = &w->pub;
     for (size_t k = 0; k < w->nr_series; k++) {
-        trend_fit(w->t, w->s[k].y, w->n, &w->fit[k]);
+        trend_fit_points(w->t, w->s[k].y, w->n, &w->fit[k]);
         struct slabcache_watch_fit *f = &p->fit[k];
         memcpy(f->name, w->s[k].name, sizeof f->name);
         f->slope_per_min = w->fit[k].slope * 60.0;
@@ -349,9 +349,9 @@ static void report_locked(struct watch_state *w)
     publish_locked(w);
     char span[24], every[24];
     double secs = w->n ? w->t[w->n - 1] - w->t[0] : 0.0;
-    size_t tenths = (size_t)(secs * 10.0 + 0.5), ev = w->interval_ms / 100;
+    size_t tenths = (size_t)(secs * 10.0 + 0.5);
     heap_fmt(span, sizeof span, "%zu.%zu s", tenths / 10, tenths % 10);
-    heap_fmt(every, sizeof every, "%u.%zu s", w->interval_ms / 1000, ev % 10);
+    heap_fmt(every, sizeof every, "%u ms", w->interval_ms);
     size_t rising = 0;
     for (size_t k = 0; k < w->nr_series; k++)
         rising += w->pub.fit[k].rising;
@@ -368,11 +368,12 @@ static void report_locked(struct watch_state *w)
             fmt_conf(conf, sizeof conf, w->fit[best].confidence);
         }
         heap_fmt_line("watch (pid %d): %zu samples over %s (every %s); no live bytes rising "
-                      "beyond the noise%s%s%s%s%s%s",
+                      "beyond the noise%s%s%s%s%s%s%s",
                       (int)w->pid, w->samples, span, every,
-                      best != SIZE_MAX ? " (most likely: " : "",
+                      best != SIZE_MAX ? " (the likeliest: " : "",
                       best != SIZE_MAX ? w->s[best].name : "", best != SIZE_MAX ? " " : "",
-                      rate, best != SIZE_MAX ? ", confidence " : "", best != SIZE_MAX ? conf : "");
+                      rate, best != SIZE_MAX ? ", confidence " : "",
+                      best != SIZE_MAX ? conf : "", best != SIZE_MAX ? ")" : "");
     } else {
         heap_fmt_line("watch (pid %d): %zu samples over %s (every %s); live bytes rising "
                       "beyond the noise (confidence >= %u%%):",
@@ -437,36 +438,40 @@ __attribute__((format(printf, 2, 3))) static void svg_put(struct svg *g, const c
     g->len += n;
 }
 
-/* A round axis maximum: 1, 2 or 5 times a power of ten, at least v. */
+/* A round axis maximum at least v: 1, 2 or 5 times a power of ten of the unit the labels
+ * use (bytes, KiB, MiB, GiB), so the grid lines fall on round labels. */
 static double nice_max(double v)
 {
-    double p = 1.0;
-    while (p * 10.0 <= v)
+    double unit = 1.0;
+    while (v >= 1024.0 * unit && unit < 1099511627776.0)
+        unit *= 1024.0;
+    double x = v / unit, p = 1.0;
+    while (p * 10.0 <= x)
         p *= 10.0;
-    if (v <= p)
-        return p;
-    if (v <= 2.0 * p)
-        return 2.0 * p;
-    if (v <= 5.0 * p)
-        return 5.0 * p;
-    return 10.0 * p;
+    double m = x <= p ? p : x <= 2.0 * p ? 2.0 * p : x <= 5.0 * p ? 5.0 * p : 10.0 * p;
+    return m * unit;
 }
 
-/* The series drawn: total and rss, the rising ones, then the largest others. */
+static bool is_summary(const struct watch_series *s)
+{
+    return strcmp(s->name, "total") == 0 || strcmp(s->name, "rss") == 0;
+}
+
+/* The class series of the lower panel: the rising ones (on their own scale, however small
+ * they are next to the rest), or, when none rises, the largest. */
 static size_t plot_pick(const struct watch_state *w, size_t *pick)
 {
     size_t n = 0;
     bool used[WATCH_SERIES] = {false};
     for (size_t k = 0; k < w->nr_series && n < WATCH_PLOT_SERIES; k++)
-        if (strcmp(w->s[k].name, "total") == 0 || strcmp(w->s[k].name, "rss") == 0 ||
-            w->pub.fit[k].rising) {
+        if (!is_summary(&w->s[k]) && w->pub.fit[k].rising) {
             pick[n++] = k;
             used[k] = true;
         }
-    while (n < WATCH_PLOT_SERIES) {
+    while (n == 0 || (n < WATCH_PLOT_SERIES - 2 && !w->pub.fit[pick[0]].rising)) {
         size_t best = SIZE_MAX;
         for (size_t k = 0; k < w->nr_series; k++)
-            if (!used[k] && w->s[k].last > 0 &&
+            if (!used[k] && !is_summary(&w->s[k]) && w->s[k].last > 0 &&
                 (best == SIZE_MAX || w->s[k].last > w->s[best].last))
                 best = k;
         if (best == SIZE_MAX)
@@ -477,6 +482,87 @@ static size_t plot_pick(const struct watch_state *w, size_t *pick)
     return n;
 }
 
+struct panel {
+    int x0, x1, y0, y1; /* plot area */
+    double tmin, tspan, ymax;
+};
+
+static int panel_x(const struct panel *p, double t)
+{
+    return p->x0 + (int)((t - p->tmin) / p->tspan * (double)(p->x1 - p->x0));
+}
+
+static int panel_y(const struct panel *p, double y)
+{
+    if (y < 0)
+        y = 0;
+    return p->y1 - (int)(y / p->ymax * (double)(p->y1 - p->y0));
+}
+
+/* One panel: grid, axes, the series in `pick` with their fitted lines, and a legend. */
+static void plot_panel(struct svg *g, const struct watch_state *w, struct panel *p,
+                       const size_t *pick, size_t np, const char *title, size_t colour0)
+{
+    static const char *const colour[] = {"#1f77b4", "#7f7f7f", "#d62728", "#2ca02c",
+                                         "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+                                         "#17becf", "#bcbd22", "#393b79", "#637939"};
+    const size_t ncolour = sizeof colour / sizeof colour[0];
+    double ymax = 1.0;
+    for (size_t q = 0; q < np; q++)
+        for (size_t i = 0; i < w->n; i++)
+            if (w->s[pick[q]].y[i] > ymax)
+                ymax = w->s[pick[q]].y[i];
+    p->ymax = nice_max(ymax);
+    char b1[32], b2[32], conf[16];
+    svg_put(g, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">%s</text>\n", p->x0, p->y0 - 8,
+            title);
+    for (int i = 0; i <= 5; i++) {
+        /* four rows (a round maximum in binary units divides into round quarters), five
+         * columns */
+        int y = p->y1 - (p->y1 - p->y0) * i / 4, x = p->x0 + (p->x1 - p->x0) * i / 5;
+        if (i <= 4)
+            svg_put(g,
+                    "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>"
+                    "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n",
+                    p->x0, y, p->x1, y, p->x0 - 6, y + 4,
+                    fmt_bytes(b1, sizeof b1, p->ymax * i / 4));
+        size_t secs = (size_t)(p->tmin + p->tspan * i / 5 + 0.5);
+        svg_put(g,
+                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>"
+                "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%zu s</text>\n",
+                x, p->y0, x, p->y1, x, p->y1 + 16, secs);
+    }
+    svg_put(g, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+               "stroke=\"black\"/>\n",
+            p->x0, p->y0, p->x1 - p->x0, p->y1 - p->y0);
+    double tmax = p->tmin + p->tspan;
+    for (size_t q = 0; q < np; q++) {
+        const struct watch_series *s = &w->s[pick[q]];
+        const struct trend_fit *f = &w->fit[pick[q]];
+        const char *c = colour[(colour0 + q) % ncolour];
+        svg_put(g, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", c);
+        for (size_t i = 0; i < w->n; i++)
+            svg_put(g, "%d,%d ", panel_x(p, w->t[i]), panel_y(p, s->y[i]));
+        svg_put(g, "\"/>\n");
+        if (f->valid)
+            svg_put(g,
+                    "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+                    "stroke-dasharray=\"6,4\"/>\n",
+                    panel_x(p, p->tmin), panel_y(p, f->intercept + f->slope * p->tmin),
+                    panel_x(p, tmax), panel_y(p, f->intercept + f->slope * tmax), c);
+        int ly = p->y0 + (int)q * 34;
+        svg_put(g,
+                "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
+                "<text x=\"%d\" y=\"%d\">%s%s</text>\n",
+                p->x1 + 20, ly, c, p->x1 + 38, ly + 11, s->name,
+                w->pub.fit[pick[q]].rising ? " (rising)" : "");
+        svg_put(g, "<text x=\"%d\" y=\"%d\" fill=\"#555\">%s, confidence %s</text>\n",
+                p->x1 + 38, ly + 25, fmt_rate(b2, sizeof b2, f->slope),
+                fmt_conf(conf, sizeof conf, f->confidence));
+    }
+}
+
+/* The plot: the totals (live bytes and RSS) above, the class series below. */
 static void plot_locked(struct watch_state *w)
 {
     heap_mutex_assert_held(&watch_lock);
@@ -490,76 +576,30 @@ static void plot_locked(struct watch_state *w)
         return;
     g.len = 0;
     g.ok = true;
-    static const char *const colour[WATCH_PLOT_SERIES] = {
-        "#1f77b4", "#7f7f7f", "#d62728", "#2ca02c", "#ff7f0e",
-        "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
-    const int W = 960, H = 540, X0 = 90, X1 = 680, Y0 = 50, Y1 = 480;
-    size_t pick[WATCH_PLOT_SERIES];
-    size_t np = plot_pick(w, pick);
-    double tmin = w->t[0], tmax = w->t[w->n - 1], ymax = 1.0;
-    for (size_t p = 0; p < np; p++)
-        for (size_t i = 0; i < w->n; i++)
-            if (w->s[pick[p]].y[i] > ymax)
-                ymax = w->s[pick[p]].y[i];
-    ymax = nice_max(ymax);
-    double tspan = tmax > tmin ? tmax - tmin : 1.0;
-#define PX(t) (X0 + (int)(((t) - tmin) / tspan * (double)(X1 - X0)))
-#define PY(y) (Y1 - (int)((y) / ymax * (double)(Y1 - Y0)))
+    const int W = 980, H = 760;
+    double tmin = w->t[0], tspan = w->t[w->n - 1] > tmin ? w->t[w->n - 1] - tmin : 1.0;
     svg_put(&g,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"%d\" height=\"%d\" "
             "fill=\"white\"/>\n",
             W, H, W, H);
     svg_put(&g,
-            "<text x=\"%d\" y=\"24\" font-size=\"15\">slabcache watch: pid %d (%s), live bytes "
-            "every ",
-            X0, (int)w->pid, program_invocation_short_name);
-    char b1[32], b2[32];
-    svg_put(&g, "%u ms, %zu samples; dashed: least-squares lines</text>\n", w->interval_ms,
-            w->samples);
-    for (int i = 0; i <= 5; i++) { /* grid and axis labels */
-        int y = Y1 - (Y1 - Y0) * i / 5, x = X0 + (X1 - X0) * i / 5;
-        svg_put(&g,
-                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>"
-                "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n",
-                X0, y, X1, y, X0 - 6, y + 4, fmt_bytes(b1, sizeof b1, ymax * i / 5));
-        size_t secs = (size_t)(tmin + tspan * i / 5 + 0.5);
-        svg_put(&g,
-                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>"
-                "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%zu s</text>\n",
-                x, Y0, x, Y1, x, Y1 + 18, secs);
-    }
-    svg_put(&g, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
-                "stroke=\"black\"/>\n",
-            X0, Y0, X1 - X0, Y1 - Y0);
-    for (size_t p = 0; p < np; p++) {
-        const struct watch_series *s = &w->s[pick[p]];
-        const struct trend_fit *f = &w->fit[pick[p]];
-        svg_put(&g, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
-                colour[p]);
-        for (size_t i = 0; i < w->n; i++)
-            svg_put(&g, "%d,%d ", PX(w->t[i]), PY(s->y[i]));
-        svg_put(&g, "\"/>\n");
-        if (f->valid) {
-            double ya = f->intercept + f->slope * tmin, yb = f->intercept + f->slope * tmax;
-            svg_put(&g,
-                    "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
-                    "stroke-dasharray=\"6,4\"/>\n",
-                    PX(tmin), PY(ya < 0 ? 0 : ya), PX(tmax), PY(yb < 0 ? 0 : yb), colour[p]);
-        }
-        int ly = Y0 + 8 + (int)p * 36;
-        svg_put(&g,
-                "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
-                "<text x=\"%d\" y=\"%d\">%s%s</text>\n",
-                X1 + 20, ly, colour[p], X1 + 38, ly + 11, s->name,
-                w->pub.fit[pick[p]].rising ? " (rising)" : "");
-        char conf[16];
-        svg_put(&g, "<text x=\"%d\" y=\"%d\" fill=\"#555\">%s, confidence %s</text>\n", X1 + 38,
-                ly + 26, fmt_rate(b2, sizeof b2, f->slope),
-                fmt_conf(conf, sizeof conf, f->confidence));
-    }
-#undef PX
-#undef PY
+            "<text x=\"90\" y=\"22\" font-size=\"15\">slabcache watch: pid %d (%s), live bytes "
+            "every %u ms, %zu samples; dashed: least-squares lines</text>\n",
+            (int)w->pid, program_invocation_short_name, w->interval_ms, w->samples);
+    size_t top[2], ntop = 0;
+    for (size_t k = 0; k < w->nr_series && ntop < 2; k++)
+        if (is_summary(&w->s[k]))
+            top[ntop++] = k;
+    struct panel upper = {90, 680, 60, 300, tmin, tspan, 1.0};
+    plot_panel(&g, w, &upper, top, ntop, "all live bytes, and the resident set", 0);
+    size_t pick[WATCH_PLOT_SERIES];
+    size_t np = plot_pick(w, pick);
+    bool rising = np && w->pub.fit[pick[0]].rising;
+    struct panel lower = {90, 680, 370, 720, tmin, tspan, 1.0};
+    plot_panel(&g, w, &lower, pick, np,
+               rising ? "rising classes, each beyond its noise" : "the largest classes (none rising)",
+               2);
     svg_put(&g, "</svg>\n");
     svg_flush(&g);
     close(g.fd);
