@@ -111,6 +111,7 @@ void cache_init_once(void)
     int expected = 0;
     if (__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
+        slab_keys_init(); /* before the first slab: canaries and free marks use them */
         magazine_init();
         /* pthread_atfork may allocate: a re-entrant allocation sees init_state == 1 and goes
          * on without waiting (everything it needs is statically initialised). */
@@ -215,13 +216,25 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
     c->max_objects = args->max_objects;
     c->max_empty = args->max_empty_slabs ? args->max_empty_slabs : SLAB_DEFAULT_MAX_EMPTY;
     c->extra_bitmaps = extra_bitmaps;
+    /* Exact live caps and SLAB_NO_MAGAZINE bypass the magazines. */
+    bool magazines = !(flags & (SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)) && !c->max_objects &&
+                     !c->debug;
+    /* The free mark (fastpath.h) of a cache with magazines: the object's first word, or, for a
+     * constructor's objects, which stay constructed while free, a word of its own after the
+     * object (the slot grows by up to 8 bytes). */
+    c->mark_off = 0;
+    if (magazines && (args->ctor || ctor_simple)) {
+        c->mark_off = (uint32_t)align_up(size, sizeof(uint64_t));
+        c->slot_size = (uint32_t)align_up(c->mark_off + sizeof(uint64_t), align);
+    }
+    if (want_id != SLAB_NO_ID && c->mark_off != 0) { /* magazine_pop_fixed assumes offset 0 */
+        heap_meta_free(c, sizeof *c);
+        return create_fail(name, flags, EINVAL);
+    }
     if (slab_compute_geometry(c) != 0) {
         heap_meta_free(c, sizeof *c);
         return create_fail(name, flags, EINVAL);
     }
-    /* Exact live caps and SLAB_NO_MAGAZINE bypass the magazines. */
-    bool magazines = !(flags & (SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)) && !c->max_objects &&
-                     !c->debug;
     c->mag_size = magazines ? (args->magazine_size ? args->magazine_size
                                                    : magazine_default_size(c->slot_size))
                             : 0;
@@ -243,6 +256,7 @@ static struct kmem_cache *cache_create(const char *name, size_t size,
         }
         c->mag_size = 0; /* out of ids: no magazines */
     }
+    c->marks = c->mag_size != 0;
     c->tc_off = (uint32_t)(offsetof(struct magazine_table, ent) +
                            (c->mag_size ? c->id : SLAB_MAX_CACHES) *
                                sizeof(struct magazine_entry));
@@ -375,11 +389,8 @@ const char *kmem_cache_name(struct kmem_cache *c)
 
 struct kmem_cache *cache_of_block(const void *head)
 {
-    const struct slab *s = head;
-    struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
-    if (s->magic != SLAB_MAGIC || !cache_is_live(c))
-        return NULL;
-    return c;
+    struct kmem_cache *c = slab_owner(head);
+    return cache_is_live(c) ? c : NULL;
 }
 
 /* ---------------------------------------------------------------- validation */
@@ -486,7 +497,7 @@ __attribute__((noinline)) static void cache_free_check(struct kmem_cache *c, voi
         cache_free_checked(c, obj, caller);
         return;
     }
-    if (SLAB_UNLIKELY(!magazine_entry_push(e, obj)))
+    if (SLAB_UNLIKELY(!magazine_entry_push(c, e, obj)))
         magazine_free_slow(c, obj, caller);
 }
 
@@ -527,6 +538,9 @@ size_t kmem_cache_alloc_bulk(struct kmem_cache *c, unsigned int flags, size_t nr
     size_t got = magazine_alloc_bulk(c, objs, nr);
     if (got < nr) {
         size_t more = slab_alloc_batch(c, objs + got, nr - got, __builtin_return_address(0));
+        if (c->marks) /* handed out: no longer free */
+            for (size_t i = got; i < got + more; i++)
+                slab_mark_clear(c, objs[i]);
         __atomic_fetch_add(&c->allocs, more, __ATOMIC_RELAXED);
         got += more;
         if (got < nr) { /* all or nothing */

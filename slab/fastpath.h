@@ -47,11 +47,94 @@ static inline uint32_t slab_slot_index(const struct kmem_cache *c, const struct 
     return (uint32_t)idx;
 }
 
-/* The always-on free check, fast half: obj lies in one of our split extents (buddy
- * extents), the header at the masked address is a live slab of c, obj is exactly a slot
- * start and its bit is set.  Reads only memory known to be ours: the extent map first, and
- * the slab block lies inside the extent because extents and slabs are both naturally
- * aligned.  When it says no, slab_check_free_slow (slab.c) finds out why and reports. */
+/* ---------------------------------------------------------------- keys, canaries, marks
+ * Two per-process secrets (slab.c: slab_keys_init, before the first slab exists): one for
+ * slab header canaries, one for free marks.  A caller's bug can write our metadata's bytes
+ * but, without the secret, not a value we accept. */
+extern uint64_t slab_keys[2];
+
+static inline uint64_t slab_rotl(uint64_t x, unsigned r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+/* The canary of a slab header at s owned by c with slot 0 at objs. */
+static inline uint64_t slab_canary(const struct slab *s, const struct kmem_cache *c,
+                                   const char *objs)
+{
+    return __atomic_load_n(&slab_keys[0], __ATOMIC_RELAXED) ^ (uint64_t)(uintptr_t)s ^
+           slab_rotl((uint64_t)(uintptr_t)c, 21) ^ slab_rotl((uint64_t)(uintptr_t)objs, 42);
+}
+
+/* The free mark.  Every object of a cache with magazines (c->marks) that is free (cached in
+ * a magazine or the depot, or back in its slab below s->touched) holds mark(obj) =
+ * slab_keys[1] ^ obj in the word at c->mark_off: the object's first word, or for caches with
+ * a constructor (whose free objects stay constructed) a word of its own after the object.
+ * Frees write it, every handout to a caller clears it, so a free that finds it is a double
+ * free, wherever the first copy went: deep in this or another thread's magazine, in the
+ * depot, back in the slab.  The key's low nibble is 5, so the mark's low byte is never 0 for
+ * 8-aligned objects (a just-allocated object reads 0 there). */
+static inline uint64_t slab_mark_value(const void *obj)
+{
+    return __atomic_load_n(&slab_keys[1], __ATOMIC_RELAXED) ^ (uint64_t)(uintptr_t)obj;
+}
+
+static inline uint64_t *slab_mark_word(const struct kmem_cache *c, const void *obj)
+{
+    return (uint64_t *)((uintptr_t)obj + c->mark_off);
+}
+
+/* Relaxed atomics: a racing double free in another thread may write the same word. */
+static inline bool slab_mark_is_set(const struct kmem_cache *c, const void *obj)
+{
+    return __atomic_load_n(slab_mark_word(c, obj), __ATOMIC_RELAXED) == slab_mark_value(obj);
+}
+
+static inline void slab_mark_set(const struct kmem_cache *c, const void *obj)
+{
+#if !defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
+    __atomic_store_n(slab_mark_word(c, obj), slab_mark_value(obj), __ATOMIC_RELAXED);
+#else
+    (void)c;
+    (void)obj;
+#endif
+}
+
+/* A handout to a caller (c->marks): the object is no longer free. */
+static inline void slab_mark_clear(const struct kmem_cache *c, void *obj)
+{
+#if !defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
+    __atomic_store_n(slab_mark_word(c, obj), 0, __ATOMIC_RELAXED);
+#else
+    (void)c;
+    (void)obj;
+#endif
+}
+
+/* The cache that owns the slab whose header is at s, when the header's canary vouches for
+ * it; NULL for anything else (a damaged header, a block that is not a slab).  s must be
+ * memory we own and may read (a block of one of our split extents). */
+static inline struct kmem_cache *slab_owner(const struct slab *s)
+{
+    struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
+    const char *objs = __atomic_load_n(&s->objs, __ATOMIC_RELAXED);
+    if (c && __atomic_load_n(&s->canary, __ATOMIC_RELAXED) == slab_canary(s, c, objs))
+        return c;
+    return NULL;
+}
+
+/* The always-on free check, fast half.  True when obj may be freed to c:
+ *   - obj lies in one of our split (buddy) extents: one bit (heap_is_split_granule), so the
+ *     header at the masked address is mapped memory we own;
+ *   - that header's canary says it is a live slab of c with slot 0 at the objs it holds;
+ *   - obj is exactly a slot start (one multiply, slab_slot_index) of a slot that has been
+ *     handed out at least once (below s->touched);
+ *   - obj does not hold its free mark: it was not freed since it was last handed out.
+ * Reads the header's first line and the object's mark word, nothing shared-and-written: the
+ * in-use bitmap, which refills and returns under cache->lock keep rewriting, is not read
+ * here for caches with marks.  Caches without them (no magazines: debug options, live caps,
+ * SLAB_NO_MAGAZINE) read the slot's in-use bit instead.  When it says no,
+ * slab_check_free_slow (slab.c) finds out why and reports. */
 static inline bool slab_check_free_fast(struct kmem_cache *c, const void *obj)
 {
 #if defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
@@ -61,13 +144,20 @@ static inline bool slab_check_free_fast(struct kmem_cache *c, const void *obj)
     return true;
 #endif
     if (SLAB_LIKELY(heap_is_split_granule(obj))) {
-        struct slab *s = slab_of(c, obj);
-        if (SLAB_LIKELY(s->magic == SLAB_MAGIC &&
-                        __atomic_load_n(&s->cache, __ATOMIC_RELAXED) == c)) {
-            uint32_t idx = slab_slot_index(c, s, obj);
-            return SLAB_LIKELY(idx != UINT32_MAX &&
-                               (__atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED) &
-                                ((uint64_t)1 << (idx % 64))));
+        const struct slab *s = slab_of(c, obj);
+        const char *objs = __atomic_load_n(&s->objs, __ATOMIC_RELAXED);
+        if (SLAB_LIKELY(__atomic_load_n(&s->canary, __ATOMIC_RELAXED) ==
+                        slab_canary(s, c, objs))) {
+            uint64_t off = (uint64_t)((uintptr_t)obj - (uintptr_t)objs);
+            unsigned __int128 prod = (unsigned __int128)off * c->recip;
+            uint64_t idx = (uint64_t)(prod >> 64);
+            if (SLAB_UNLIKELY(idx >= __atomic_load_n(&s->touched, __ATOMIC_RELAXED) ||
+                              idx >= c->objs_per_slab || (uint64_t)prod >= c->recip))
+                return false;
+            if (SLAB_LIKELY(c->marks))
+                return !slab_mark_is_set(c, obj);
+            /* No magazines, no marks: the in-use bit says whether the slot is free. */
+            return (__atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED) >> (idx % 64)) & 1;
         }
     }
     return false;
@@ -112,6 +202,7 @@ static inline __attribute__((always_inline)) bool magazine_pop(struct kmem_cache
                     top != __atomic_load_n(&e->lo, __ATOMIC_RELAXED))) {
         __atomic_store_n(&e->top, top - 1, __ATOMIC_RELAXED);
         *obj = top[-1];
+        slab_mark_clear(c, *obj);
         return true;
     }
     return false;
@@ -119,7 +210,8 @@ static inline __attribute__((always_inline)) bool magazine_pop(struct kmem_cache
 
 /* Pop from the calling thread's entry `id`, a fixed id (SLAB_FIXED_IDS): only the cache
  * created with that id ever uses the entry, so no cache compare is needed; an unused entry
- * has an empty window (top == lo) and misses. */
+ * has an empty window (top == lo) and misses.  Fixed ids are the kmalloc classes, which have
+ * no constructor: their free mark is the object's first word (cache_create_fixed_id checks). */
 static inline __attribute__((always_inline)) bool magazine_pop_fixed(uint32_t id, void **obj)
 {
     struct magazine_entry *e = &magazine_tls_table->ent[id];
@@ -127,22 +219,12 @@ static inline __attribute__((always_inline)) bool magazine_pop_fixed(uint32_t id
     if (SLAB_LIKELY(top != __atomic_load_n(&e->lo, __ATOMIC_RELAXED))) {
         __atomic_store_n(&e->top, top - 1, __ATOMIC_RELAXED);
         *obj = top[-1];
+#if !defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
+        __atomic_store_n((uint64_t *)*obj, 0, __ATOMIC_RELAXED);
+#endif
         return true;
     }
     return false;
-}
-
-/* The word just below top: the object on top of the magazine or, when it is empty, the
- * magazine's `next` link, which is never an object address.  Read through an integer so no
- * pointer is formed before the array. */
-static inline const void *magazine_window_top(void **top)
-{
-#if defined(SLABCACHE_UNCHECKED_FREE_FOR_BENCHMARKS)
-    (void)top;
-    return NULL;
-#else
-    return *(void *const *)((uintptr_t)top - sizeof(void *));
-#endif
 }
 
 /* The popped run.  An alloc pops top[-1] and leaves the pointer where it was, so the words
@@ -154,15 +236,18 @@ static inline const void *magazine_window_top(void **top)
  *   - any other push writes obj at top[0] and NULL at top[1] (objs has a spare word for
  *     top == hi - 1), so the run becomes empty;
  *   - opening the window writes NULL at top[0].
- * So `*top == obj` proves that obj is an in-use slot of c, exactly what the always-on check
- * (slab_check_free_fast) establishes, unless another thread freed obj meanwhile and it went
- * back to its slab (where its bit is cleared and the slab may be released).  Every return to
- * the slabs increments cache->returns; the window records it when it opens, and the run is
- * trusted only while the two are equal.  An object freed by another thread that is still in
- * a magazine keeps its bit set and passes the full check too, so the run accepts nothing
- * the full check would refuse.  A LIFO free (a temporary freed before the next allocation of
- * its cache) then costs a compare instead of the check.  obj != NULL (the run ends at a
- * NULL). */
+ * So `*top == obj` proves what the header half of the always-on check establishes (obj is a
+ * slot of c that was handed out), unless obj went back to its slab since, freed by another
+ * thread (its slab may even be released): every return to the slabs increments
+ * cache->returns, the window records it when it opens, and the run is trusted only while
+ * the two are equal.  What the run cannot prove is that no other thread freed obj since it
+ * was popped here (a double free across threads, the first copy still cached): the free
+ * mark says it, and a LIFO free reads only its low byte, which is where the program's
+ * latest store to the object most likely went (a wider load of a word the program has just
+ * written in part would wait for the store to reach the cache).  A low byte that matches
+ * sends the free to the complete check, which compares the whole mark.  A LIFO free (a
+ * temporary freed before the next allocation of its cache) then costs two compares, the
+ * byte and the mark store, instead of the check.  obj != NULL (the run ends at a NULL). */
 static inline __attribute__((always_inline)) bool
 magazine_entry_push_popped(const struct kmem_cache *c, struct magazine_entry *e, const void *obj)
 {
@@ -177,9 +262,15 @@ magazine_entry_push_popped(const struct kmem_cache *c, struct magazine_entry *e,
     if (SLAB_LIKELY(top != __atomic_load_n(&e->hi, __ATOMIC_RELAXED) && *top == obj &&
                     __atomic_load_n(&e->returns_seen, __ATOMIC_RELAXED) ==
                         __atomic_load_n(&c->returns, __ATOMIC_RELAXED))) {
-        __atomic_store_n(&e->top, top + 1, __ATOMIC_RELAXED);
-        magazine_count_one(&e->frees);
-        return true;
+        uint64_t mark = slab_mark_value(obj);
+        uint64_t *word = slab_mark_word(c, obj);
+        if (SLAB_LIKELY(__atomic_load_n((const uint8_t *)word, __ATOMIC_RELAXED) !=
+                        (uint8_t)mark)) {
+            __atomic_store_n(word, mark, __ATOMIC_RELAXED);
+            __atomic_store_n(&e->top, top + 1, __ATOMIC_RELAXED);
+            magazine_count_one(&e->frees);
+            return true;
+        }
     }
     return false;
 #endif
@@ -193,16 +284,15 @@ static inline __attribute__((always_inline)) bool magazine_push_popped(struct km
 }
 
 /* Push obj, which passed slab_check_free_fast(c, obj), onto the calling thread's magazine of
- * c, ending the popped run.  False when the slow path must take it: magazine full, no entry
- * yet, or obj already on top (the most common double free, caught as cheaply as glibc's
- * "fasttop" check; an object deeper in a magazine keeps its slab bit set, so the complete
- * check needs SLAB_CONSISTENCY_CHECKS, which has no magazines). */
-static inline __attribute__((always_inline)) bool magazine_entry_push(struct magazine_entry *e,
-                                                                      void *obj)
+ * c, marking it free and ending the popped run.  False when the slow path must take it:
+ * magazine full or no entry yet (caches without magazines point at the sentinel entry,
+ * whose window is empty). */
+static inline __attribute__((always_inline)) bool
+magazine_entry_push(const struct kmem_cache *c, struct magazine_entry *e, void *obj)
 {
     void **top = __atomic_load_n(&e->top, __ATOMIC_RELAXED);
-    if (SLAB_LIKELY(top != __atomic_load_n(&e->hi, __ATOMIC_RELAXED) &&
-                    magazine_window_top(top) != obj)) {
+    if (SLAB_LIKELY(top != __atomic_load_n(&e->hi, __ATOMIC_RELAXED))) {
+        slab_mark_set(c, obj);
         top[0] = obj;
         top[1] = NULL;
         __atomic_store_n(&e->top, top + 1, __ATOMIC_RELAXED);
@@ -214,7 +304,7 @@ static inline __attribute__((always_inline)) bool magazine_entry_push(struct mag
 
 static inline __attribute__((always_inline)) bool magazine_push(struct kmem_cache *c, void *obj)
 {
-    return magazine_entry_push(magazine_entry_of(c), obj);
+    return magazine_entry_push(c, magazine_entry_of(c), obj);
 }
 
 #endif

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 
 #include "heap/fmt.h"
+#include "slab/fastpath.h"
 #include "slab/internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -55,27 +56,6 @@ struct map_snapshot {
     struct map_extent ext[];
 };
 
-/* Call fn for every live extent once (the granule of its base), lock-free. */
-static size_t walk_extents(void (*fn)(struct heap_extent *e, void *arg), void *arg)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < ((size_t)1 << HEAP_RADIX_L1_BITS); i++) {
-        struct heap_extent **leaf = __atomic_load_n(&heap_radix_root[i], __ATOMIC_ACQUIRE);
-        if (!leaf)
-            continue;
-        for (size_t j = 0; j < ((size_t)1 << HEAP_RADIX_L2_BITS); j++) {
-            struct heap_extent *e = __atomic_load_n(&leaf[j], __ATOMIC_ACQUIRE);
-            uintptr_t granule = ((i << HEAP_RADIX_L2_BITS) | j) << HEAP_EXTENT_SHIFT;
-            if (!e || e->base != granule)
-                continue;
-            n++;
-            if (fn)
-                fn(e, arg);
-        }
-    }
-    return n;
-}
-
 static size_t map_cache_index(struct map_snapshot *sn, const struct kmem_cache *c)
 {
     for (size_t i = 0; i < sn->nr_caches; i++)
@@ -107,16 +87,17 @@ static void snap_extent(struct heap_extent *e, void *arg)
         if (m->pages[p].state != BUDDY_PAGE_ALLOC_HEAD || m->pages[p].tag != BUDDY_TAG_SLAB)
             continue;
         const struct slab *s = (const struct slab *)(m->base + (p << BUDDY_PAGE_SHIFT));
-        if (s->magic != SLAB_MAGIC)
+        struct kmem_cache *owner = slab_owner(s);
+        if (!owner)
             continue;
-        m->cache_idx[p] = (uint16_t)map_cache_index(sn, s->cache);
+        m->cache_idx[p] = (uint16_t)map_cache_index(sn, owner);
         m->inuse[p] = s->inuse;
     }
 }
 
 static struct map_snapshot *snapshot_take(size_t *bytes)
 {
-    size_t cap = walk_extents(NULL, NULL) + 4;
+    size_t cap = heap_for_each_extent(NULL, NULL) + 4;
     *bytes = sizeof(struct map_snapshot) + cap * sizeof(struct map_extent);
     struct map_snapshot *sn = heap_meta_alloc(*bytes);
     if (!sn)
@@ -132,7 +113,7 @@ static struct map_snapshot *snapshot_take(size_t *bytes)
         mc->object_size = c->object_size;
     }
     buddy_lock_all();
-    walk_extents(snap_extent, sn);
+    heap_for_each_extent(snap_extent, sn);
     buddy_unlock_all();
     heap_mutex_unlock(&cache_list_lock);
     struct heap_stats hs;

@@ -164,6 +164,9 @@ struct magazine_table **magazine_table_list_address(void);
 /* Slab geometry of c from its slot_size, align and extra_bitmaps: order, slots per slab,
  * bitmap words, offset of slot 0, colours, reciprocal.  0, or -1 when nothing fits. */
 int slab_compute_geometry(struct kmem_cache *c);
+/* The per-process secrets of slab canaries and free marks (slab_keys, fastpath.h); called
+ * once, before the first cache is made. */
+void slab_keys_init(void);
 /* Take up to n objects from the slabs into objs (cache->lock taken inside), recording
  * `caller` in debug caches; returns how many (errno ENOMEM when fewer than n). */
 size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n, const void *caller);

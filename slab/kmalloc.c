@@ -512,9 +512,8 @@ static inline struct kmem_cache *page_map_cache(void *p)
     void *head;
     uint16_t tag;
     if (SLAB_LIKELY(buddy_block_of(p, &head, &tag) && tag == BUDDY_TAG_SLAB)) {
-        const struct slab *s = head;
-        struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
-        if (SLAB_LIKELY(s->magic == SLAB_MAGIC && c != NULL)) {
+        struct kmem_cache *c = slab_owner(head);
+        if (SLAB_LIKELY(c != NULL)) {
             kmalloc_hint_record(p, head, c);
             return c;
         }

@@ -583,32 +583,25 @@ void *magazine_alloc_slow(struct kmem_cache *c, const void *caller)
             return alloc_failed(c);
         __atomic_fetch_add(&c->allocs, 1, __ATOMIC_RELAXED);
     }
+    if (c->marks) /* handed out: no longer free */
+        slab_mark_clear(c, obj);
     return obj;
 }
 
-/* Report a double free caught on the magazine top (see magazine_entry_push). */
-__attribute__((noinline, cold)) static void double_free_report(struct kmem_cache *c, void *obj)
-{
-    __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
-    heap_fmt_line("kmem_cache_free: double free of %p in cache %s (object is already free)",
-                  obj, c->name);
-    report_misuse();
-}
-
-/* caller: the return address in the program, for debug caches (which have no magazines). */
+/* The free of an object that passed the always-on check (its free mark included) when the
+ * fast path could not push it: magazine full, no entry yet, or no magazines.  It is marked
+ * free first (c->marks), wherever it goes.  caller: the return address in the program, for
+ * debug caches (which have no magazines). */
 __attribute__((noinline)) void magazine_free_slow(struct kmem_cache *c, void *obj,
                                                   const void *caller)
 {
+    if (c->marks)
+        slab_mark_set(c, obj);
     struct magazine_entry *e = entry_for(c);
     if (e) {
         entry_window_close(e);
         struct magazine *m = e->loaded;
         uint32_t n = TC_LOAD(m->count);
-        if (n != 0 && m->objs[n - 1] == obj) {
-            entry_window_open(c, e);
-            double_free_report(c, obj);
-            return;
-        }
         if (n == m->size)
             entry_make_room(c, e);
         m = e->loaded;
@@ -630,8 +623,10 @@ size_t magazine_alloc_bulk(struct kmem_cache *c, void **objs, size_t n)
         entry_window_close(e);
         struct magazine *m = e->loaded;
         uint32_t cnt = TC_LOAD(m->count);
-        while (got < n && cnt)
-            objs[got++] = m->objs[--cnt];
+        while (got < n && cnt) {
+            objs[got] = m->objs[--cnt];
+            slab_mark_clear(c, objs[got++]); /* handed out: no longer free */
+        }
         TC_STORE(m->count, cnt); /* allocs from the magazine are derived */
         entry_window_open(c, e);
     }

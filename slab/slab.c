@@ -47,6 +47,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <time.h>
 
 #include "buddy/buddy.h"
 #include "heap/fmt.h"
@@ -57,6 +59,139 @@
 #define SLAB_EFFICIENCY_SLACK 0.001
 
 #define slab_assert_locked(c) heap_mutex_assert_held(&(c)->lock)
+
+/* ---------------------------------------------------------------- keys */
+
+uint64_t slab_keys[2];
+
+/* splitmix64: spreads the bits of one input over the output. */
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+void slab_keys_init(void)
+{
+    /* The kernel's 16 random bytes for this process (glibc already used them for its stack
+     * guard and pointer guard: mixed here with the clock and an address, never used raw). */
+    uint64_t seed[2] = {0, 0};
+    const void *r = (const void *)getauxval(AT_RANDOM);
+    if (r)
+        memcpy(seed, r, sizeof seed);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t k0 = mix64(seed[0] ^ mix64(t ^ (uint64_t)(uintptr_t)&seed));
+    uint64_t k1 = mix64(seed[1] ^ mix64(k0 + t));
+    /* Low nibble 5: a mark's low byte is never 0 for an 8-aligned object (fastpath.h). */
+    k1 = (k1 & ~(uint64_t)0xf) | 0x5;
+    __atomic_store_n(&slab_keys[0], k0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slab_keys[1], k1, __ATOMIC_RELAXED);
+}
+
+/* ---------------------------------------------------------------- header checks */
+
+/* The weight of bitmap word w in struct slab's bitmap_sum: sum = sum over w of word * weight
+ * (mod 2^64).  Odd weights, different per word, so a change to any one word or a swap of two
+ * words changes the sum; kept up to date word by word (slab_bitmap_store_locked). */
+static inline uint64_t bitmap_weight(uint32_t w)
+{
+    return (2 * (uint64_t)w + 1) * 0x9e3779b97f4a7c15ull;
+}
+
+/* The weighted sum of s's in-use bitmap, and (when bits is not NULL) its set bits that
+ * stand for slots (padding bits excluded). */
+static uint64_t bitmap_sum_compute(const struct kmem_cache *c, const struct slab *s,
+                                   uint32_t *bits)
+{
+    uint64_t sum = 0;
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < c->bitmap_words; w++) {
+        uint64_t word = __atomic_load_n(&s->bitmap[w], __ATOMIC_RELAXED);
+        sum += word * bitmap_weight(w);
+        n += (uint32_t)__builtin_popcountll(word);
+    }
+    if (bits)
+        *bits = n - (c->objs_per_slab % 64 ? 64 - c->objs_per_slab % 64 : 0);
+    return sum;
+}
+
+/* Store a new value of in-use bitmap word w (cache->lock held): the free check does not read
+ * the bitmap any more, but stats and the validator do without the lock, hence the atomic
+ * store. */
+static inline void slab_bitmap_store_locked(struct kmem_cache *c, struct slab *s, uint32_t w,
+                                            uint64_t word)
+{
+    slab_assert_locked(c);
+    s->bitmap_sum += (word - s->bitmap[w]) * bitmap_weight(w);
+    __atomic_store_n(&s->bitmap[w], word, __ATOMIC_RELAXED);
+}
+
+/* What is wrong with the header of s, a slab of c, or NULL when every field a slow path
+ * relies on is in range and the canary vouches for the rest.  `deep` also recomputes the
+ * bitmap sum (before slots are taken from s: a bitmap that lost a bit would hand out a live
+ * object). */
+static const char *slab_header_problem(const struct kmem_cache *c, const struct slab *s,
+                                       bool deep)
+{
+    if (!heap_is_split_granule(s) || ((uintptr_t)s & ~c->slab_mask))
+        return "not a slab address";
+    if (s->canary != slab_canary(s, c, s->objs) || s->cache != c)
+        return "canary";
+    size_t off = (size_t)(s->objs - (const char *)s);
+    if (off < c->objs_offset || off - c->objs_offset > c->colour_max ||
+        (off - c->objs_offset) % c->colour_step)
+        return "object area";
+    if (s->inuse > c->objs_per_slab || s->touched > c->objs_per_slab ||
+        s->free_word > c->bitmap_words || s->list > SLAB_LIST_EMPTY)
+        return "counts";
+    uint32_t bits;
+    if (deep && (bitmap_sum_compute(c, s, &bits) != s->bitmap_sum || bits != s->inuse))
+        return "bitmap";
+    return NULL;
+}
+
+static void slab_rebuild_lists_locked(struct kmem_cache *c, const struct slab *detached);
+
+/* A damaged header (slab_header_problem said `what`): report it, then abort, or with
+ * SLABCACHE_ON_ERROR=report rebuild the cache's lists from the buddy page map without the
+ * damaged slabs, which are never touched again (their memory stays allocated).  The caller
+ * then starts over from the list heads, which are sound again.  `detached`: a sound slab of
+ * the cache that the caller holds off the lists (counted, about to be listed), or NULL. */
+__attribute__((noinline, cold)) static void slab_damaged_locked(struct kmem_cache *c,
+                                                                const struct slab *s,
+                                                                const char *what,
+                                                                const struct slab *detached)
+{
+    slab_assert_locked(c);
+    __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
+    heap_fmt_line("slab %p of cache %s: header damaged (%s; overflow from the block below, or "
+                  "a write through a stale pointer?)",
+                  (const void *)s, c->name, what);
+    report_misuse();
+    slab_rebuild_lists_locked(c, detached);
+}
+
+/* s is a slab of c whose header may be used (slab_header_problem); false after reporting a
+ * damaged one (and, when the program goes on, rebuilding the lists without it). */
+static bool slab_trust_locked(struct kmem_cache *c, const struct slab *s, bool deep)
+{
+    const char *why = slab_header_problem(c, s, deep);
+    if (SLAB_LIKELY(!why))
+        return true;
+    slab_damaged_locked(c, s, why, NULL);
+    return false;
+}
+
+/* A list link read from a header: NULL, or a slab of c whose header may be used.  Checked
+ * before it is followed, so a forged link never steers a write. */
+static bool slab_link_ok(const struct kmem_cache *c, const struct slab *p)
+{
+    return !p || !slab_header_problem(c, p, false);
+}
 
 /* ---------------------------------------------------------------- geometry */
 
@@ -139,20 +274,36 @@ static struct slab_list_head *list_of(struct kmem_cache *c, uint8_t which)
     }
 }
 
-static void list_del_locked(struct kmem_cache *c, struct slab *s)
+/* Unlink s, a slab of c whose header was trusted, from its list.  Its links and its
+ * neighbours' back links are checked first (safe unlinking): a forged link is reported
+ * (slab_damaged_locked) and never written through.  False when s itself turned out damaged
+ * (the program goes on: s is on no list and must not be used). */
+static bool list_del_locked(struct kmem_cache *c, struct slab *s)
 {
     slab_assert_locked(c);
-    struct slab_list_head *h = list_of(c, s->list);
-    assert(h->count > 0 && (s->prev ? s->prev->next == s : h->first == s));
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        h->first = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    h->count--;
-    s->next = s->prev = NULL;
-    s->list = SLAB_LIST_NONE;
+    for (;;) {
+        struct slab_list_head *h = list_of(c, s->list);
+        struct slab *prev = s->prev, *next = s->next;
+        if (SLAB_LIKELY(s->list != SLAB_LIST_NONE && h->count > 0 && slab_link_ok(c, prev) &&
+                        slab_link_ok(c, next) && (prev ? prev->next == s : h->first == s) &&
+                        (!next || next->prev == s))) {
+            if (prev)
+                prev->next = next;
+            else
+                h->first = next;
+            if (next)
+                next->prev = prev;
+            h->count--;
+            s->next = s->prev = NULL;
+            s->list = SLAB_LIST_NONE;
+            return true;
+        }
+        /* Going on (SLABCACHE_ON_ERROR=report): the lists were rebuilt from the page map,
+         * with s on the list its count says if its own header is sound. */
+        slab_damaged_locked(c, s, "list links", NULL);
+        if (slab_header_problem(c, s, false))
+            return false;
+    }
 }
 
 static void list_add_locked(struct kmem_cache *c, struct slab *s, uint8_t which)
@@ -160,6 +311,10 @@ static void list_add_locked(struct kmem_cache *c, struct slab *s, uint8_t which)
     slab_assert_locked(c);
     assert(s->list == SLAB_LIST_NONE);
     struct slab_list_head *h = list_of(c, which);
+    while (SLAB_UNLIKELY(!slab_link_ok(c, h->first))) {
+        slab_damaged_locked(c, h->first, "list head", s); /* rebuilt: the head is sound */
+        h = list_of(c, which);
+    }
     s->prev = NULL;
     s->next = h->first;
     if (h->first)
@@ -181,10 +336,8 @@ static inline void slab_relist_locked(struct kmem_cache *c, struct slab *s)
     slab_assert_locked(c);
     assert(s->inuse <= c->objs_per_slab);
     uint8_t want = list_for_inuse(c, s->inuse);
-    if (want != s->list) {
-        list_del_locked(c, s);
+    if (want != s->list && list_del_locked(c, s))
         list_add_locked(c, s, want);
-    }
 }
 
 /* ---------------------------------------------------------------- making and freeing slabs */
@@ -197,13 +350,14 @@ static struct slab *slab_create(struct kmem_cache *c)
         return NULL;
     uint32_t colours = c->colour_max / c->colour_step + 1;
     uint32_t colour = __atomic_fetch_add(&c->colour_next, 1, __ATOMIC_RELAXED) % colours;
-    s->magic = SLAB_MAGIC;
     s->inuse = 0;
+    s->touched = 0;
     s->cache = c;
     s->next = s->prev = NULL;
     s->objs = (char *)s + c->objs_offset + (size_t)colour * c->colour_step;
     s->free_word = 0;
     s->list = SLAB_LIST_NONE;
+    s->canary = slab_canary(s, c, s->objs);
     assert(((uintptr_t)s & ~c->slab_mask) == 0 &&
            (size_t)(s->objs - (char *)s) + (size_t)c->objs_per_slab * c->slot_size <=
                c->slab_bytes);
@@ -212,6 +366,7 @@ static struct slab *slab_create(struct kmem_cache *c)
     uint32_t tail = c->objs_per_slab % 64;
     if (tail) /* bits past the last slot read as "in use" so the scan never returns them */
         s->bitmap[c->bitmap_words - 1] = ~(uint64_t)0 << tail;
+    s->bitmap_sum = bitmap_sum_compute(c, s, NULL);
     if (c->ctor || c->ctor_simple) {
         for (uint32_t i = 0; i < c->objs_per_slab; i++) {
             void *obj = s->objs + (size_t)i * c->slot_size;
@@ -241,7 +396,7 @@ static void slab_destroy(struct kmem_cache *c, struct slab *s)
     }
     if (c->debug)
         debug_mark_slab_release(c, s);
-    s->magic = 0;
+    s->canary = 0;
     s->cache = NULL;
     buddy_free(s);
 }
@@ -263,7 +418,8 @@ static struct slab *slab_take_excess_empty_locked(struct kmem_cache *c, size_t k
     struct slab *chain = NULL;
     while (c->empty.count > keep) {
         struct slab *s = c->empty.first;
-        list_del_locked(c, s);
+        if (!slab_trust_locked(c, s, false) || !list_del_locked(c, s))
+            continue; /* reported; the lists were rebuilt without it */
         s->next = chain;
         chain = s;
         c->slabs_freed++;
@@ -285,15 +441,19 @@ void slab_release_empty(struct kmem_cache *c, size_t keep)
 
 /* ---------------------------------------------------------------- objects <-> slabs */
 
-/* Take up to n free slots of s (cache->lock held). */
+/* Take up to n free slots of s (cache->lock held; s trusted).  Objects leave the slab
+ * marked free (c->marks): what goes into a magazine is free, and a handout to a caller
+ * clears the mark.  touched moves past the highest slot taken after the marks are written,
+ * so the lock-free check never sees a slot below touched without its mark. */
 static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs, size_t n)
 {
     slab_assert_locked(c);
     /* Locals for everything the loop reads: the stores into objs[] may alias the header. */
     size_t got = 0;
-    uint32_t w = s->free_word, words = c->bitmap_words;
+    uint32_t w = s->free_word, words = c->bitmap_words, last = 0;
     char *base = s->objs;
     size_t slot = c->slot_size;
+    const bool marks = c->marks;
     while (got < n && w < words) {
         uint64_t used = s->bitmap[w];
         uint64_t avail = ~used;
@@ -305,22 +465,29 @@ static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs
         do {
             unsigned b = (unsigned)__builtin_ctzll(avail);
             avail &= avail - 1;
-            objs[got++] = wbase + (size_t)b * slot;
+            void *obj = wbase + (size_t)b * slot;
+            if (marks)
+                slab_mark_set(c, obj);
+            objs[got++] = obj;
+            last = w * 64 + b;
         } while (avail && got < n);
-        /* The bits not left in avail: the used ones and the ones just taken.  Lock-free
-         * readers (free-time checks) load bitmap words with relaxed atomics. */
-        __atomic_store_n(&s->bitmap[w], ~avail, __ATOMIC_RELAXED);
+        /* The bits not left in avail: the used ones and the ones just taken. */
+        slab_bitmap_store_locked(c, s, w, ~avail);
         if (!avail)
             w++;
     }
     s->free_word = w;
     s->inuse += (uint32_t)got;
     assert(s->inuse <= c->objs_per_slab && (got == n || w == words));
+    if (got && last >= s->touched)
+        __atomic_store_n(&s->touched, last + 1, __ATOMIC_RELEASE);
     c->inuse_total += got;
     slab_relist_locked(c, s);
     return got;
 }
 
+/* Up to n objects from the partial slabs, then the empty ones (cache->lock held).  Each slab
+ * is checked before a slot is taken from it: its header and, by its sum, its bitmap. */
 static size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n)
 {
     slab_assert_locked(c);
@@ -329,6 +496,8 @@ static size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t 
         struct slab *s = c->partial.first ? c->partial.first : c->empty.first;
         if (!s)
             break;
+        if (!slab_trust_locked(c, s, true))
+            continue; /* reported; the lists were rebuilt without it */
         got += slab_take_locked(c, s, objs + got, n - got);
     }
     return got;
@@ -446,26 +615,27 @@ size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n, const void 
     return alloc_batch(c, objs, n, NULL, caller);
 }
 
-/* A slot whose bit is already clear came back to its slab a second time: the same object
- * was freed twice while it sat in a magazine below its top, where the always-on check cannot
- * tell a cached object from an allocated one.  Reported, and the caller drops it. */
+/* A slot whose bit is already clear came back to its slab a second time: the same object was
+ * freed twice at once by two threads (each found it without its free mark), or its mark was
+ * overwritten while it was free.  Reported, and the caller drops it. */
 __attribute__((noinline, cold)) static void double_return_report(struct kmem_cache *c,
                                                                  const void *obj)
 {
     __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
-    heap_fmt_line("double free of %p in cache %s (freed twice while it sat in a magazine; "
-                  "caught when the magazine went back to the slab)",
+    heap_fmt_line("double free of %p in cache %s (small object; found when it went back to its "
+                  "slab: two frees at once, or a write after free)",
                   obj, c->name);
     report_misuse();
 }
 
 /* Give in-use slots back to their slabs (cache->lock held; objects already validated).
  * Consecutive objects of one slab (a magazine filled in allocation order holds runs of them)
- * share one header update: the bitmap words are cleared one by one, inuse, free_word and
- * the list move once per run.  Before any bit is cleared, cache->returns moves on: every
- * popped run recorded before stops being trusted (magazine_push_popped).  A slot
+ * share one header check and update: the bitmap words are cleared one by one, inuse,
+ * free_word and the list move once per run.  Before any bit is cleared, cache->returns moves
+ * on: every popped run recorded before stops being trusted (magazine_push_popped).  A slot
  * whose bit is already clear is a double free that reached the slab twice: reported and
- * skipped, so inuse keeps counting set bits. */
+ * skipped, so inuse keeps counting set bits.  The objects of a slab whose header turns out
+ * damaged are dropped after the report. */
 static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
 {
     slab_assert_locked(c);
@@ -473,16 +643,26 @@ static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size
     size_t i = 0, total = 0;
     while (i < n) {
         struct slab *s = slab_of(c, objs[i]);
+        if (SLAB_UNLIKELY(!slab_trust_locked(c, s, false))) {
+            do
+                i++;
+            while (i < n && slab_of(c, objs[i]) == s);
+            continue;
+        }
         uint32_t free_word = s->free_word, freed = 0;
         do {
             uint32_t idx = slab_slot_index(c, s, objs[i]);
+            if (SLAB_UNLIKELY(idx == UINT32_MAX || idx >= s->touched)) {
+                double_return_report(c, objs[i++]);
+                continue;
+            }
             uint32_t w = idx / 64;
             uint64_t bit = (uint64_t)1 << (idx % 64), word = s->bitmap[w];
             if (SLAB_UNLIKELY(!(word & bit))) {
                 double_return_report(c, objs[i++]);
                 continue;
             }
-            __atomic_store_n(&s->bitmap[w], word & ~bit, __ATOMIC_RELAXED);
+            slab_bitmap_store_locked(c, s, w, word & ~bit);
             if (w < free_word)
                 free_word = w;
             freed++;
@@ -490,7 +670,7 @@ static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size
         } while (i < n && slab_of(c, objs[i]) == s);
         s->free_word = free_word;
         uint32_t before = s->inuse;
-        assert(s->magic == SLAB_MAGIC && s->cache == c && freed <= before);
+        assert(freed <= before);
         s->inuse = before - freed;
         c->inuse_total -= freed;
         /* Only the full -> partial/empty and partial -> empty transitions move the slab. */
@@ -560,7 +740,8 @@ static void count_invalid(struct kmem_cache *c)
 }
 
 /* Why obj cannot be freed to c: a message, or NULL when it can.  Reads only memory that is
- * known to be ours (the extent map first, then the buddy page map, then the slab header). */
+ * known to be ours (the extent map first, then the buddy page map, then the slab header,
+ * which only its canary makes believable). */
 static const char *slab_diagnose(struct kmem_cache *c, const void *obj, struct kmem_cache **owner)
 {
     *owner = NULL;
@@ -569,16 +750,19 @@ static const char *slab_diagnose(struct kmem_cache *c, const void *obj, struct k
         return "invalid free (pointer not from slabcache)";
     struct buddy_block_info info;
     if (!buddy_lookup(obj, &info) || info.tag != BUDDY_TAG_SLAB)
-        return "invalid free (pointer not in a slab)";
+        return "invalid free (pointer not in a slab: a freed page or inside a large block)";
     struct slab *s = (struct slab *)info.head;
-    struct kmem_cache *oc = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
-    if (s->magic != SLAB_MAGIC || !oc)
-        return "invalid free (slab header damaged)";
+    struct kmem_cache *oc = slab_owner(s);
+    if (!oc)
+        return "invalid free (slab header damaged: overflow from the block below?)";
     *owner = oc;
     if (oc != c)
         return "wrong cache";
-    if (slab_slot_index(c, s, obj) == UINT32_MAX)
+    uint32_t idx = slab_slot_index(c, s, obj);
+    if (idx == UINT32_MAX)
         return "invalid free (not the start of an object)";
+    if (idx >= __atomic_load_n(&s->touched, __ATOMIC_ACQUIRE))
+        return "invalid free (a slot never handed out)";
     return NULL;
 }
 
@@ -591,14 +775,20 @@ __attribute__((noinline, cold)) bool slab_check_free_slow(struct kmem_cache *c, 
     struct kmem_cache *owner;
     const char *why = slab_diagnose(c, obj, &owner);
     if (!why) {
-        struct slab *s = slab_of(c, obj);
-        uint32_t idx = slab_slot_index(c, s, obj);
-        uint64_t word = __atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED);
-        if (word & ((uint64_t)1 << (idx % 64)))
+        bool already_free;
+        if (c->marks) {
+            already_free = slab_mark_is_set(c, obj);
+        } else {
+            struct slab *s = slab_of(c, obj);
+            uint32_t idx = slab_slot_index(c, s, obj);
+            uint64_t word = __atomic_load_n(&s->bitmap[idx / 64], __ATOMIC_RELAXED);
+            already_free = !(word & ((uint64_t)1 << (idx % 64)));
+        }
+        if (!already_free)
             return true;
         count_invalid(c);
-        heap_fmt_line("%s: double free of %p in cache %s (object is already free)", op, obj,
-                      c->name);
+        heap_fmt_line("%s: double free of %p in cache %s (object is already free%s)", op, obj,
+                      c->name, c->marks ? ": cached, or back in its slab" : "");
         if (c->debug)
             debug_report_track(c, obj);
         report_misuse();
@@ -629,8 +819,9 @@ static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t li
     slab_assert_locked(c);
     if ((uintptr_t)s & ~c->slab_mask)
         VFAIL("validate %s: slab %p not aligned to %zu", c->name, (void *)s, c->slab_bytes);
-    if (s->magic != SLAB_MAGIC || s->cache != c)
-        VFAIL("validate %s: slab %p header damaged (magic or cache)", c->name, (void *)s);
+    const char *why = slab_header_problem(c, s, true);
+    if (why)
+        VFAIL("validate %s: slab %p header damaged (%s)", c->name, (void *)s, why);
     if (s->list != list)
         VFAIL("validate %s: slab %p marked list %u but found on list %u", c->name, (void *)s,
               (unsigned)s->list, (unsigned)list);
@@ -670,6 +861,17 @@ static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t li
     if (list_for_inuse(c, s->inuse) != list)
         VFAIL("validate %s: slab %p with %u in use is on the wrong list", c->name, (void *)s,
               s->inuse);
+    /* Slots never handed out are free; free slots that were handed out hold their mark. */
+    for (uint32_t i = 0; i < c->objs_per_slab; i++) {
+        bool used = (s->bitmap[i / 64] >> (i % 64)) & 1;
+        if (i >= s->touched && used)
+            VFAIL("validate %s: slab %p slot %u is in use but was never handed out (touched "
+                  "%u)", c->name, (void *)s, i, s->touched);
+        if (deep && c->marks && i < s->touched && !used &&
+            !slab_mark_is_set(c, s->objs + (size_t)i * c->slot_size))
+            VFAIL("validate %s: free object %p has lost its free mark (a write after free?)",
+                  c->name, (void *)(s->objs + (size_t)i * c->slot_size));
+    }
     if (deep && (c->debug & (SLAB_DBG_REDZONE | SLAB_DBG_POISON))) {
         for (uint32_t i = 0; i < c->objs_per_slab; i++) {
             bool used = (s->bitmap[i / 64] >> (i % 64)) & 1;
@@ -688,6 +890,10 @@ static int validate_list_locked(struct kmem_cache *c, struct slab_list_head *h, 
     size_t n = 0;
     struct slab *prev = NULL;
     for (struct slab *s = h->first; s; prev = s, s = s->next) {
+        const char *why = slab_header_problem(c, s, false);
+        if (why) /* checked before its links are followed */
+            VFAIL("validate %s: list %u reaches slab %p, header damaged (%s)", c->name,
+                  (unsigned)list, (void *)s, why);
         if (s->prev != prev)
             VFAIL("validate %s: slab %p back link broken", c->name, (void *)s);
         if (validate_slab_locked(c, s, list, inuse_sum, true))
@@ -708,11 +914,13 @@ int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj, const
     if (!e || e->kind != HEAP_KIND_SPLIT)
         VFAIL("validate %s: %s holds %p, not a slabcache address", c->name, where, obj);
     struct slab *s = slab_of(c, obj);
-    if (s->magic != SLAB_MAGIC || s->cache != c)
+    if (slab_owner(s) != c)
         VFAIL("validate %s: %s holds %p, not in a slab of this cache", c->name, where, obj);
     uint32_t idx = slab_slot_index(c, s, obj);
     if (idx == UINT32_MAX)
         VFAIL("validate %s: %s holds %p, not a slot start", c->name, where, obj);
+    if (idx >= s->touched)
+        VFAIL("validate %s: %s holds %p, a slot never handed out", c->name, where, obj);
     if (!(s->bitmap[idx / 64] & ((uint64_t)1 << (idx % 64))))
         VFAIL("validate %s: %s holds %p but its slot is free", c->name, where, obj);
     return 0;
@@ -749,14 +957,19 @@ int slab_validate_locked(struct kmem_cache *c)
 
 /* ---------------------------------------------------------------- walks */
 
-/* Up to `max` addresses of slots still in use (cache->lock held). */
+/* Up to `max` addresses of slots still in use (cache->lock held).  Starts over if a damaged
+ * link is found (reported; the lists are rebuilt when the program goes on). */
 static size_t collect_live_locked(struct kmem_cache *c, void **addrs, size_t max)
 {
     slab_assert_locked(c);
-    size_t n = 0;
-    const struct slab_list_head *lists[] = {&c->full, &c->partial};
+    size_t n;
+restart:
+    n = 0;
+    struct slab_list_head *lists[] = {&c->full, &c->partial};
     for (size_t l = 0; l < 2; l++) {
         for (struct slab *s = lists[l]->first; s && n < max; s = s->next) {
+            if (!slab_trust_locked(c, s, false))
+                goto restart;
             for (uint32_t i = 0; i < c->objs_per_slab && n < max; i++)
                 if (s->bitmap[i / 64] & ((uint64_t)1 << (i % 64)))
                     addrs[n++] = s->objs + (size_t)i * c->slot_size;
@@ -773,7 +986,8 @@ static struct slab *take_all_slabs_locked(struct kmem_cache *c)
     for (size_t l = 0; l < 3; l++) {
         while (lists[l]->first) {
             struct slab *s = lists[l]->first;
-            list_del_locked(c, s);
+            if (!slab_trust_locked(c, s, false) || !list_del_locked(c, s))
+                continue; /* reported; rebuilt without it */
             s->next = chain;
             chain = s;
         }
@@ -797,8 +1011,70 @@ void slab_walk(struct kmem_cache *c, void (*fn)(struct kmem_cache *c, struct sla
 {
     heap_mutex_lock(&c->lock);
     struct slab_list_head *lists[] = {&c->full, &c->partial, &c->empty};
-    for (size_t l = 0; l < 3; l++)
-        for (struct slab *s = lists[l]->first; s; s = s->next)
+    for (size_t l = 0; l < 3; l++) {
+        for (struct slab *s = lists[l]->first; s; s = s->next) {
+            if (!slab_trust_locked(c, s, false)) {
+                l = (size_t)-1; /* reported and rebuilt: start over */
+                break;
+            }
             fn(c, s, arg);
+        }
+    }
     heap_mutex_unlock(&c->lock);
+}
+
+/* ---------------------------------------------------------------- recovery */
+
+struct rebuild {
+    struct kmem_cache *c;
+    const struct slab *detached;
+    size_t kept, inuse;
+};
+
+static void rebuild_extent(struct heap_extent *e, void *arg)
+{
+    struct rebuild *rb = arg;
+    struct kmem_cache *c = rb->c;
+    const struct buddy_page *pages = e->kind == HEAP_KIND_SPLIT ? e->owner : NULL;
+    if (!pages)
+        return;
+    for (size_t p = 0; p < BUDDY_PAGES_PER_EXTENT; p += (size_t)1 << c->slab_order) {
+        const struct buddy_page pg = pages[p];
+        struct slab *s = (struct slab *)(e->base + (p << BUDDY_PAGE_SHIFT));
+        /* Slabs being made or released are on no list and come back by themselves. */
+        if (pg.state != BUDDY_PAGE_ALLOC_HEAD || pg.tag != BUDDY_TAG_SLAB ||
+            pg.order != c->slab_order || slab_header_problem(c, s, true) ||
+            s->list == SLAB_LIST_NONE || s == rb->detached)
+            continue;
+        s->list = SLAB_LIST_NONE;
+        list_add_locked(c, s, list_for_inuse(c, s->inuse));
+        rb->kept++;
+        rb->inuse += s->inuse;
+    }
+}
+
+/* The cache's lists from the buddy page map (out of band, so what a caller's write cannot
+ * reach): every slab block of the cache's order whose header is sound, on the list its count
+ * says.  Damaged slabs are left out and never touched again (their memory stays allocated,
+ * counted in slabs_lost); their objects in magazines are dropped when they come back.  Slabs
+ * on no list are being made (not counted yet) or released (no longer counted), except
+ * `detached`, which is counted and which its caller lists. */
+static void slab_rebuild_lists_locked(struct kmem_cache *c, const struct slab *detached)
+{
+    slab_assert_locked(c);
+    struct slab_list_head *lists[] = {&c->full, &c->partial, &c->empty};
+    for (size_t l = 0; l < 3; l++) {
+        lists[l]->first = NULL;
+        lists[l]->count = 0;
+    }
+    struct rebuild rb = {c, detached, detached ? 1 : 0, detached ? detached->inuse : 0};
+    buddy_lock_all();
+    heap_for_each_extent(rebuild_extent, &rb);
+    buddy_unlock_all();
+    size_t listed = c->slabs_created - c->slabs_freed;
+    if (listed > rb.kept) {
+        c->slabs_lost += listed - rb.kept;
+        c->slabs_freed += listed - rb.kept;
+    }
+    c->inuse_total = rb.inuse;
 }

@@ -100,12 +100,23 @@
 enum slab_list { SLAB_LIST_NONE = 0, SLAB_LIST_FULL, SLAB_LIST_PARTIAL, SLAB_LIST_EMPTY };
 
 /* ---------------------------------------------------------------- slab (cache->lock) */
+/* The header at the start of every slab.  The first 24 bytes are what the lock-free free
+ * check reads (fastpath.h): the canary, the object area and the high-water mark of slots
+ * ever handed out.  The canary binds the header to its address, its cache and its object
+ * area under a per-process secret (slab_canary), so a header that a caller's overflow from
+ * the block below (or a stray write) has reached is never trusted: the fast check refuses
+ * it, and every slow path checks it, and the ranges of the other fields, before use
+ * (slab_trust_locked). */
 struct slab {
-    uint32_t magic;            /* SLAB_MAGIC while the slab belongs to a cache */
-    uint32_t inuse;            /* set bits in bitmap */
+    uint64_t canary;           /* slab_canary(s, cache, objs) while the slab is in use */
+    char *objs;                /* slot 0 (after the colour offset) */
+    uint32_t touched;          /* slots [0, touched) have been taken from the bitmap at least
+                                  once (written under cache->lock, read by the free check) */
+    uint32_t inuse;            /* set bits in the in-use bitmap */
     struct kmem_cache *cache;  /* owner */
     struct slab *next, *prev;  /* on one of the cache's lists */
-    char *objs;                /* slot 0 (after the colour offset) */
+    uint64_t bitmap_sum;       /* slab_bitmap_sum() of the in-use bitmap, kept as words
+                                  change: a bitmap changed behind the lock's back shows */
     uint32_t free_word;        /* no zero bit below this bitmap word */
     uint8_t list;              /* enum slab_list */
     uint8_t unused8[3];
@@ -128,23 +139,27 @@ struct magazine {
 
 /* ---------------------------------------------------------------- cache */
 struct kmem_cache {
-    /* read-mostly: geometry, set at create */
+    /* read-mostly: geometry, set at create.  The fields the fast paths read come first, on
+     * the struct's first cache line. */
+    uintptr_t slab_mask;       /* ~(slab_bytes - 1) */
+    uint64_t recip;            /* ceil(2^64 / slot_size): see slab_slot_index */
+    uint32_t tc_off;           /* byte offset of this cache's entry in struct magazine_table */
+    uint32_t objs_per_slab;
+    uint32_t mark_off;         /* offset of the free mark in a slot (fastpath.h) */
+    uint32_t object_size;      /* as asked */
     uint32_t magic;
     uint32_t id;               /* index into every thread's magazine table, or SLAB_NO_ID */
-    uint32_t object_size;      /* as asked */
-    uint32_t slot_size;        /* object_size rounded up to align */
+    uint32_t slot_size;        /* object_size rounded up to align (plus the mark or debug
+                                  bytes where a slot needs them) */
     uint32_t align;
-    uint32_t objs_per_slab;
     uint32_t slab_order;       /* slab = 2^slab_order pages */
     uint32_t bitmap_words;     /* words of each bitmap of a slab */
     uint32_t objs_offset;      /* header + bitmaps, aligned: offset of slot 0 without colour */
     uint32_t colour_max;       /* largest colour offset (multiple of colour_step) */
     uint32_t colour_step;
     uint32_t mag_size;         /* objects per magazine; 0 = no magazines */
-    uint32_t tc_off;           /* byte offset of this cache's entry in struct magazine_table */
     uint32_t extra_bitmaps;    /* bitmaps per slab after the in-use one (layers above) */
-    uint64_t recip;            /* ceil(2^64 / slot_size): see slab_slot_index */
-    uintptr_t slab_mask;       /* ~(slab_bytes - 1) */
+    bool marks;                /* free marks kept (caches with magazines; fastpath.h) */
     size_t slab_bytes;
     unsigned int flags;
     void (*ctor)(void *obj, void *arg);
@@ -168,6 +183,7 @@ struct kmem_cache {
     uint32_t colour_next;
     size_t inuse_total;        /* sum of slab->inuse */
     size_t slabs_created, slabs_freed;
+    size_t slabs_lost;         /* slabs with a damaged header, set aside (never reused) */
     size_t ctor_calls, dtor_calls;
     size_t allocs, frees;      /* counted here for threads without a magazine table, and
                                   folded in from exiting threads' tables */
