@@ -72,6 +72,11 @@ size_t state_rss_bytes(void);
 
 /* ---------------------------------------------------------------- stats.c, leak.c, heapmap.c */
 
+/* heapmap.c */
+/* The text of slabcache_heap_map, a line at a time to put(line, arg), with no allocator lock
+ * held (put may use stdio). */
+void heapmap_text(void (*put)(const char *line, void *arg), void *arg);
+
 /* leak.c */
 struct leak_options {
     unsigned kinds;    /* SLABCACHE_LEAK_* to report at exit; 0: none */

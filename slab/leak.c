@@ -2,8 +2,9 @@
 /* slab/leak.c - leak reports by reachability (at exit with SLABCACHE_LEAKS, or on demand),
  * the listing of every live block, and expected leaks.
  *
- * Blocks are every allocation a caller holds: small objects (an in-use slot of a slab that
- * no magazine or depot holds), large buddy blocks and huge mappings of the kmalloc front.
+ * Blocks are every allocation a caller holds: small objects (an in-use slot of a slab without
+ * its free mark: objects in magazines and depots carry it, fastpath.h), large buddy blocks
+ * and huge mappings of the kmalloc front.
  * They are classified as valgrind's memcheck and LeakSanitizer do, by a conservative mark
  * from the roots:
  *   roots            the writable segments (data, bss) of every loaded module
@@ -48,6 +49,7 @@
 
 #include "heap/fmt.h"
 #include "slab/debug.h"
+#include "slab/fastpath.h"
 #include "slab/internal.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -174,23 +176,20 @@ static uint16_t cache_index_locked(const struct kmem_cache *c)
     return (uint16_t)nr_leak_caches++;
 }
 
+/* The free mark of a slot holding a caller's data is that data: read it as the scan reads
+ * the blocks, without telling the sanitizers (a caller may write it meanwhile). */
+LEAK_NO_SANITIZE static bool slot_marked(const struct kmem_cache *c, const void *obj)
+{
+    return *(const volatile uint64_t *)slab_mark_word(c, obj) == slab_mark_value(obj);
+}
+
 /* The live and root blocks of one cache (leak_lock and cache_list_lock held).  A slot is
- * live when its in-use bit is set and no magazine or depot holds it. */
+ * live when its in-use bit is set and, in a cache with free marks (magazines), it does not
+ * carry its mark: objects cached in magazines and the depot are marked free. */
 static void gather_cache_locked(struct kmem_cache *c, struct block_set *set)
 {
     leak_assert_locked();
     heap_mutex_assert_held(&cache_list_lock);
-    size_t ncached = c->mag_size ? magazine_collect_cached(c, NULL, 0) : 0;
-    size_t cap = ncached ? ncached + 256 : 0; /* room for frees racing with us */
-    void **cached = cap ? heap_meta_alloc(cap * sizeof(void *)) : NULL;
-    if (cached) {
-        ncached = magazine_collect_cached(c, cached, cap);
-        if (ncached > cap)
-            ncached = cap;
-        ptrset_sort(cached, ncached);
-    } else {
-        ncached = 0;
-    }
     uint16_t ci = cache_index_locked(c);
     bool constructed = c->ctor || c->ctor_simple;
     heap_mutex_lock(&c->lock);
@@ -202,10 +201,10 @@ static void gather_cache_locked(struct kmem_cache *c, struct block_set *set)
                 struct leak_block blk = {(uintptr_t)obj, c->object_size, NULL, ci, LK_SMALL,
                                          LS_UNSEEN, 0, 0};
                 bool in_use = (s->bitmap[i / 64] >> (i % 64)) & 1;
-                if (!in_use || ptrset_contains((const void *const *)cached, ncached, obj)) {
+                if (!in_use || (c->marks && slot_marked(c, obj))) {
                     if (!constructed)
                         continue;
-                    blk.flags = LF_ROOT;
+                    blk.flags = LF_ROOT; /* free, in its constructed state */
                 } else if (c->debug & SLAB_DBG_USER) {
                     blk.site = debug_track_of(c, obj)->alloc_site;
                 }
@@ -214,8 +213,6 @@ static void gather_cache_locked(struct kmem_cache *c, struct block_set *set)
         }
     }
     heap_mutex_unlock(&c->lock);
-    if (cached)
-        heap_meta_free(cached, cap * sizeof(void *));
 }
 
 static void gather_block(void *head, size_t bytes, unsigned order, uint16_t tag, void *arg)

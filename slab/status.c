@@ -165,6 +165,17 @@ static void print_counters(struct status_out *o)
              hs.mmap_failures, hs.limit_failures, hs.stranded_bytes);
 }
 
+/* A line of the heap map, with the prefix of the others. */
+static void put_map_line(const char *line, void *arg)
+{
+    struct status_out *o = arg;
+    char copy[STATUS_LINE_MAX];
+    size_t n = strnlen(line, sizeof copy - 1);
+    memcpy(copy, line, n);
+    copy[n && copy[n - 1] == '\n' ? n - 1 : n] = '\0';
+    out_line(o, "%s", copy);
+}
+
 struct list_ctx {
     struct status_out *o;
     size_t n, bytes;
@@ -190,8 +201,7 @@ static void print_text(struct status_out *o, const struct slabcache_state *st, i
     print_counters(o);
     if (verbosity < 3)
         return;
-    if (o->fp)
-        slabcache_heap_map(o->fp);
+    heapmap_text(put_map_line, o);
     if (verbosity < 4)
         return;
     struct list_ctx l = {o, 0, 0};

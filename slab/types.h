@@ -41,6 +41,8 @@
  *
  * Lock order (outermost first).  A function named *_locked asserts, in debug builds, that its
  * caller holds the lock it needs (heap/mutex.h).  Every lock of slabcache is here:
+ *   0. status_lock (status.c),       the state copy of the status printers; a watch sample
+ *      watch_lock (watch.c)          and the watch's exit report (never held together)
  *   1. leak_lock (leak.c)            leak reports and the expected-leak table
  *   2. cache_list_lock (cache.c)     the list of caches and the magazine-table id map
  *   3. magazine_tables_lock          the registry of per-thread tables (magazine.c), and any
@@ -52,7 +54,10 @@
  *   6. the buddy lock (buddy/buddy.c)
  *   7. the HEAP lock (heap/heap.c), then the META lock (heap/meta.c)
  *   -  the debug options lock (debug.c) is a leaf: taken with no other lock held, and nothing
- *      is taken inside it.
+ *      is taken inside it; so is the report descriptor's spin lock (heap/fmt.c), taken to
+ *      open it and, in a fork child, to reopen a per-pid log.
+ * The leak report marks blocks holding the buddy and heap locks (buddy_lock_all, 6 and 7)
+ * with leak_lock and nothing between: no block can be released while it is read.
  * Slabs are made and released outside cache->lock (the buddy lock is taken alone);
  * constructors and destructors run with no lock held.  Per-thread magazines take no lock:
  * only their thread touches them, except under magazine_tables_lock (above).  fork(): the

@@ -34,6 +34,8 @@ SLABCACHE_PACKAGES=(
     cmake                   #   (make + pkg-config, CMake find_package), and the man pages
     pkgconf                 #   checked with groff
     groff-base
+    libncurses-dev          # tools/slabtop's screen
+    tmux                    # tests/observe:slabtop_test drives slabtop in a tmux pane
 )
 # shellcheck disable=SC2206
 SLABCACHE_PACKAGES+=(${SLABCACHE_EXTRA_PACKAGES:-})

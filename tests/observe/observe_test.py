@@ -129,6 +129,13 @@ def test_stats_json():
     for value in ("0", "no", "false", "off"):
         rc, out, err = run({"SLABCACHE_STATS": value}, "printf")
         check(err == "", f"SLABCACHE_STATS={value} printed {err!r}")
+    # Verbosity 4 at exit: the counters, the heap map and every live block, each line tagged.
+    rc, out, err = run({"SLABCACHE_STATS": "4"}, "printf")
+    for part in ("] buddyinfo: Node 0", "] slabcache heap map (pages of 4 KiB",
+                 "] live blocks:", " bytes, cache kmalloc-4096 (4096 bytes each)"):
+        check(part in err, f"SLABCACHE_STATS=4: no '{part}'", err[:3000])
+    check(all(line.startswith("slabcache: [") for line in err.splitlines()),
+          "SLABCACHE_STATS=4: a line without the tag", err[:3000])
     rc, out, err = run({"SLABCACHE_STATS": "maybe"}, "printf")
     check("ignoring malformed SLABCACHE_STATS=maybe" in err, f"malformed: {err!r}")
 

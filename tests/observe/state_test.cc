@@ -130,6 +130,48 @@ TEST(State, EachVerbosityAddsWhatItPromises) {
     slabcache_print_status(nullptr, 4);  // nothing, no crash
 }
 
+std::string Capture(void (*fn)(FILE *)) {
+    char *buf = nullptr;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    fn(f);
+    fclose(f);
+    std::string s(buf, len);
+    free(buf);
+    return s;
+}
+
+// The heap map counts a huge block's resident pages with the other blocks', and draws its
+// bar below its label.
+TEST(State, HeapMapShowsHugeBlocks) {
+    const size_t bytes = size_t(9) << 20;
+    char *huge = static_cast<char *>(malloc(bytes));
+    memset(huge, 1, bytes);  // every page resident
+    std::string t = Capture(slabcache_heap_map);
+    char head[128];
+    snprintf(head, sizeof head, "extent %p size 9216 KiB mmap huge (one dedicated block) 2304 "
+             "pages 2304 resident", static_cast<void *>(huge));
+    EXPECT_NE(std::string::npos, t.find(head)) << head << "\n" << t.substr(0, 3000);
+    size_t at = t.find("KiB in slabs (holding");
+    ASSERT_NE(std::string::npos, at) << t;
+    size_t other = t.find("KiB of objects, cached ones included), ", at);
+    ASSERT_NE(std::string::npos, other) << t;
+    size_t kib = strtoul(t.c_str() + other + strlen("KiB of objects, cached ones included), "),
+                         nullptr, 10);
+    EXPECT_GE(kib, bytes >> 10) << t.substr(at);
+    std::string svg = Capture(slabcache_heap_map_svg);
+    char label[64];
+    snprintf(label, sizeof label, "extent %p 9216 KiB</text>", static_cast<void *>(huge));
+    size_t l = svg.find(label);
+    ASSERT_NE(std::string::npos, l) << svg.substr(0, 2000);
+    size_t ty = svg.rfind("y=\"", l), ry = svg.find("<rect x=\"0\" y=\"", l);
+    ASSERT_NE(std::string::npos, ty);
+    ASSERT_NE(std::string::npos, ry);
+    int text_y = atoi(svg.c_str() + ty + 3), rect_y = atoi(svg.c_str() + ry + 15);
+    EXPECT_GT(rect_y, text_y) << "the bar starts above the label's baseline";
+    free(huge);
+}
+
 TEST(State, MalloptActsOnWhatMaps) {
     EXPECT_EQ(1, mallopt(M_ARENA_MAX, 4));
     EXPECT_EQ(1, mallopt(M_MMAP_THRESHOLD, 1 << 20));
