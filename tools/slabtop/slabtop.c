@@ -9,7 +9,8 @@
  * large-block size with active and total objects, use %, object size, slabs, cached objects,
  * allocations per second since the last refresh and the trend of its live bytes (the
  * program's own fit when it runs with SLABCACHE_WATCH, else a least-squares fit of the
- * refreshes seen here; "!" marks a slope positive beyond the noise).
+ * refreshes seen here): slope per minute, confidence that it is positive, and "!" for a
+ * slope positive beyond the noise (slab/trend.h).
  *
  * Sort keys, as slabtop(1) (-s KEY, or the key while it runs): a active objects, b objects
  * per slab, c cache size, l slabs, v active slabs, n name, o objects (default), p pages per
@@ -233,12 +234,6 @@ static int render(emit_fn emit, size_t max_rows)
     emitf(emit, line++, false, " slabtop - pid %d (%s) - every %.1f s - sorted by %s (%c) - %02d:%02d:%02d%s",
           (int)g.pid, g.target.comm, g.delay, sort_name(g.sort), g.sort, tm.tm_hour, tm.tm_min,
           tm.tm_sec, s->inconsistent ? " - torn read" : "");
-    emitf(emit, line++, false,
-          " Heap: %s (sbrk %s, mmap %s)  In use: %s  Cached: %s  Free: %s  RSS: %s",
-          human(a, sizeof a, (double)s->heap), human(b, sizeof b, (double)s->sbrk),
-          human(c, sizeof c, (double)s->mmap), human(d, sizeof d, (double)s->in_use),
-          human(e, sizeof e, (double)s->cached), human(f, sizeof f, (double)s->free),
-          human(h, sizeof h, (double)s->rss));
     uint64_t active = 0, total = 0, slabs = 0;
     double rate = 0.0;
     bool have_rate = false;
@@ -254,13 +249,18 @@ static int render(emit_fn emit, size_t max_rows)
             have_rate = true;
         }
     emitf(emit, line++, false,
-          " Objects: %llu active / %llu total (%.1f%%)  Slabs: %llu  Caches: %zu  Large: %llu "
-          "blocks, %s  Huge: %llu, %s  Threads: %zu  Allocs/s: %s",
+          " Heap: %s (sbrk %s, mmap %s)  In use: %s  Cached: %s  Free: %s  RSS: %s  Allocs/s: %s",
+          human(a, sizeof a, (double)s->heap), human(b, sizeof b, (double)s->sbrk),
+          human(c, sizeof c, (double)s->mmap), human(d, sizeof d, (double)s->in_use),
+          human(e, sizeof e, (double)s->cached), human(f, sizeof f, (double)s->free),
+          human(h, sizeof h, (double)s->rss), have_rate ? human(i, sizeof i, rate) : "-");
+    emitf(emit, line++, false,
+          " Objects: %llu / %llu (%.1f%%)  Slabs: %llu  Caches: %zu  Large: %llu (%s)  "
+          "Huge: %llu (%s)  Threads: %zu",
           (unsigned long long)active, (unsigned long long)total,
           total ? 100.0 * (double)active / (double)total : 0.0, (unsigned long long)slabs,
           s->caches, (unsigned long long)s->large_blocks, human(a, sizeof a, (double)s->large_bytes),
-          (unsigned long long)s->huge_blocks, human(b, sizeof b, (double)s->huge_bytes), s->threads,
-          have_rate ? human(i, sizeof i, rate) : "-");
+          (unsigned long long)s->huge_blocks, human(b, sizeof b, (double)s->huge_bytes), s->threads);
     if (s->has_watch)
         emitf(emit, line++, false,
               " Trend: the program's SLABCACHE_WATCH fits (%llu samples every %.2f s over %.0f s)",
@@ -280,11 +280,14 @@ static int render(emit_fn emit, size_t max_rows)
         if (v->has_trend) {
             char sl[16];
             double m = v->slope_min < 0 ? -v->slope_min : v->slope_min;
-            snprintf(trend, sizeof trend, "%s%s/m %3.0f%%%s", v->slope_min < 0 ? "-" : "+",
-                     human(sl, sizeof sl, m), v->confidence * 100.0 > 99.0 && v->confidence < 1.0
-                                                   ? 99.0
-                                                   : v->confidence * 100.0,
-                     v->rising ? "!" : " ");
+            /* The confidence rounded down, so 99% means at least the TREND_CONFIDENCE that
+             * the "!" of a rising series needs. */
+            int pct = (int)(v->confidence * 100.0);
+            if (v->slope_min == 0.0)
+                snprintf(trend, sizeof trend, "0/m     ");
+            else
+                snprintf(trend, sizeof trend, "%s%s/m %3d%%%s", v->slope_min < 0 ? "-" : "+",
+                         human(sl, sizeof sl, m), pct > 99 ? 99 : pct, v->rising ? "!" : " ");
         }
         if (v->rate >= 0)
             human(rates, sizeof rates, v->rate);
