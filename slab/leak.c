@@ -716,8 +716,11 @@ static bool report_locked(const struct block_set *set, unsigned kinds, struct le
     return ok;
 }
 
-/* The report; *written = every line reached the output.  Returns the lost blocks. */
-static size_t leak_report_from(unsigned kinds, uintptr_t stack_from, bool *written)
+/* The report; *written = every line reached the output.  Returns the lost blocks.  Never
+ * inlined: its locals (and its callees' once inlined) must lie below the entry point's
+ * frame, where the scan of the stack starts. */
+__attribute__((noinline)) static size_t leak_report_from(unsigned kinds, uintptr_t stack_from,
+                                                         bool *written)
 {
     struct block_set set = {0};
     struct leak_totals t;
@@ -738,14 +741,29 @@ static size_t leak_report_from(unsigned kinds, uintptr_t stack_from, bool *writt
     return t.count[LS_DEFINITE] + t.count[LS_INDIRECT];
 }
 
+/* The stack pointer of the caller's frame: the real stack, not the address of a local (under
+ * ASan's detect_stack_use_after_return, locals whose address is taken live on a fake stack
+ * elsewhere). */
+static inline __attribute__((always_inline)) uintptr_t current_sp(void)
+{
+    uintptr_t sp;
+#if defined(__x86_64__)
+    __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+#else
+    sp = (uintptr_t)__builtin_frame_address(0);
+#endif
+    return sp;
+}
+
 /* The entry points: the callee-saved registers are spilled into this frame, and the stack
- * is scanned from here up, so the report's own frames (below) are not roots. */
+ * is scanned from its stack pointer up, so the report's own frames (below) are not roots. */
 __attribute__((noinline)) static size_t leak_report_entry(unsigned kinds, bool *written)
 {
     __builtin_unwind_init();
-    volatile uintptr_t anchor = 0;
-    size_t n = leak_report_from(kinds, (uintptr_t)&anchor, written);
-    anchor = n; /* keeps the frame (and the spills above anchor) alive across the call */
+    size_t n = leak_report_from(kinds, current_sp(), written);
+    __asm__ volatile("" : : "r"(n) : "memory"); /* no tail call: this frame stays */
     return n;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 extern "C" {
@@ -324,13 +325,23 @@ TEST(DebugSilence, CorrectUseUnderEveryOptionPrintsNothing) {
 
 // ------------------------------------------------------------------ leaks
 
-// Where the tests hide pointers from the leak scan: the test links the system malloc, whose
-// heap is no root (only module data and the calling thread's stack are).
-void *g_leak_reachable;
+}  // namespace
 
-// Blocks made in a frame that is gone (and cleared) by the time of the report.
-__attribute__((noinline)) void MakeLeaks(kmem_cache *u, kmem_cache *m, std::vector<void *> *hidden) {
-    for (int i = 0; i < 5; i++) hidden->push_back(kmem_cache_alloc(u, 0));  // definitely lost
+// Reachable through a global (volatile and external, so the store is not optimised away).
+void *volatile g_leak_reachable;
+
+namespace {
+
+// Where the tests hide pointers from the leak scan: the test links the system malloc, whose
+// heap is no root (only module data and the calling thread's stack are).  The blocks are
+// made by another thread, so no stale copy of a pointer stays in this thread's stack or
+// registers (a conservative scan takes any such copy for a reference; optimised builds
+// leave them in places no clearing reaches).
+__attribute__((noinline)) void MakeLeaksNow(kmem_cache *u, kmem_cache *m,
+                                            std::vector<void *> *hidden) {
+    // Every block is cleared: a slot's old contents (earlier tests used this memory) could
+    // hold what looks like a pointer to another block.
+    for (int i = 0; i < 5; i++) hidden->push_back(kmem_cache_zalloc(u, 0));  // definitely lost
     void **a = static_cast<void **>(kmem_cache_alloc(m, 0));
     void **b = static_cast<void **>(kmem_cache_alloc(m, 0));
     memset(a, 0, 40);
@@ -348,6 +359,17 @@ __attribute__((noinline)) void MakeLeaks(kmem_cache *u, kmem_cache *m, std::vect
     hidden->push_back(rr);
 }
 
+void MakeLeaks(kmem_cache *u, kmem_cache *m, std::vector<void *> *hidden) {
+    std::thread t(MakeLeaksNow, u, m, hidden);
+    t.join();
+}
+
+// One block of c lost, made by another thread (as above).
+void LoseOne(kmem_cache *c) {
+    std::thread t([c] { kmem_cache_alloc(c, 0); });
+    t.join();
+}
+
 // Zero the stack below the caller, where the frames of MakeLeaks were.
 __attribute__((noinline)) void ClearStack() {
     volatile char buf[32768];
@@ -360,7 +382,7 @@ TEST(DebugLeaks, ClassifiedByReachabilitySkippingMagazinesAndExpectedLeaks) {
     std::vector<void *> *hidden = new std::vector<void *>;             // system malloc
     hidden->reserve(32);
     MakeLeaks(u, m, hidden);
-    void *expected = kmem_cache_alloc(u, 0);
+    void *expected = kmem_cache_zalloc(u, 0);
     slabcache_register_expected_leak(expected);
     kmem_cache_free(m, kmem_cache_alloc(m, 0));  // sits in this thread's magazine: free
     ClearStack();
@@ -418,7 +440,7 @@ TEST(DebugLeaksDeathTest, AtExitReportAndExitCode) {
         {
             setenv("SLABCACHE_LEAKS", "exit", 1);
             kmem_cache *c = kmem_cache_create("exit-leak", 32, 0, 0, nullptr);
-            kmem_cache_alloc(c, 0);
+            LoseOne(c);
             exit(0);
         },
         testing::ExitedWithCode(23),
@@ -428,7 +450,7 @@ TEST(DebugLeaksDeathTest, AtExitReportAndExitCode) {
             setenv("SLABCACHE_LEAKS", "1", 1);
             setenv("SLABCACHE_LEAK_EXIT_CODE", "7", 1);
             kmem_cache *c = kmem_cache_create("exit-leak", 32, 0, 0, nullptr);
-            kmem_cache_alloc(c, 0);
+            LoseOne(c);
             exit(0);
         },
         testing::ExitedWithCode(7), "cache exit-leak");
