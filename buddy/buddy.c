@@ -88,6 +88,7 @@
 #include <unistd.h>
 
 #include "heap/options.h"
+#include "heap/fmt.h"
 
 #ifdef NDEBUG
 static const bool buddy_debug = false;
@@ -177,24 +178,13 @@ static size_t fmt_end(struct buddy_fmt *f)
     return f->len;
 }
 
-static void write_all(int fd, const char *s, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, s, n);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
-            return;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
+/* Reports go to the report descriptor of heap/fmt.h (SLABCACHE_LOG, or stderr kept at
+ * start-up), like every other layer's. */
 static void fmt_flush(struct buddy_fmt *f, int fd)
 {
+    (void)fd;
     size_t n = fmt_end(f);
-    write_all(fd, f->buf, n < f->cap ? n : f->cap - 1);
+    heap_output_write(f->buf, n < f->cap ? n : f->cap - 1);
 }
 
 static void fmt_to_file(struct buddy_fmt *f, FILE *out)
@@ -889,6 +879,49 @@ void buddy_get_stats(struct buddy_stats *out)
     buddy_lock();
     *out = buddy.st;
     buddy_unlock();
+}
+
+struct each_huge {
+    void (*fn)(void *head, size_t bytes, unsigned order, uint16_t tag, void *arg);
+    void *arg;
+    size_t n;
+};
+
+static void each_huge_extent(struct heap_extent *he, void *arg)
+{
+    struct each_huge *h = arg;
+    if (he->kind != HEAP_KIND_WHOLE || he->tag == BUDDY_TAG_NONE)
+        return;
+    h->fn((void *)he->base, he->size, BUDDY_ORDER_HUGE, he->tag, h->arg);
+    h->n++;
+}
+
+size_t buddy_for_each_block(void (*fn)(void *head, size_t bytes, unsigned order, uint16_t tag,
+                                       void *arg),
+                            void *arg)
+{
+    size_t n = 0;
+    buddy_lock();
+    for (const struct buddy_extent *ext = buddy.extents; ext; ext = ext->next) {
+        for (size_t p = 0; p < BUDDY_PAGES_PER_EXTENT;) {
+            struct buddy_page pg = page_get(&ext->pages[p]);
+            if (pg.order > BUDDY_MAX_ORDER) { /* never: the validator's business */
+                p++;
+                continue;
+            }
+            if (pg.state == BUDDY_PAGE_ALLOC_HEAD) {
+                fn(page_addr(ext, p), order_bytes(pg.order), pg.order, pg.tag, arg);
+                n++;
+            }
+            p += pg.state == BUDDY_PAGE_ALLOC_HEAD || pg.state == BUDDY_PAGE_FREE_HEAD
+                     ? order_pages(pg.order)
+                     : 1;
+        }
+    }
+    struct each_huge h = {fn, arg, 0};
+    heap_for_each_extent(each_huge_extent, &h);
+    buddy_unlock();
+    return n + h.n;
 }
 
 static void format_buddyinfo(struct buddy_fmt *f, const struct buddy_stats *st)

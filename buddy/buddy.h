@@ -184,6 +184,13 @@ struct buddy_stats {
     size_t invalid_frees;                    /* buddy_free calls refused */
 };
 void buddy_get_stats(struct buddy_stats *out);
+/* Call fn(head, bytes, order, tag, arg) for every allocated block, in address order within
+ * each extent, then for every huge block (order BUDDY_ORDER_HUGE), with the buddy lock held:
+ * fn must not allocate, call into this layer, or take a lock that comes before the buddy's
+ * (slab/types.h).  Returns how many blocks were visited. */
+size_t buddy_for_each_block(void (*fn)(void *head, size_t bytes, unsigned order, uint16_t tag,
+                                       void *arg),
+                            void *arg);
 /* /proc/buddyinfo style: "Node 0, zone   slabcache   n0 n1 ... n10\n" */
 void buddy_print_buddyinfo(FILE *out);
 int buddy_format_buddyinfo(char *buf, size_t len); /* same text into buf; snprintf rules */

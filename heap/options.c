@@ -56,7 +56,7 @@ const char *const heap_opt_script_help[] = {
 };
 
 struct opt_value {
-    uint64_t num;                  /* BOOL 0/1, SIZE, UINT, CHOICE index */
+    uint64_t num;                  /* BOOL 0/1, SIZE, UINT, CHOICE index (list: bit set) */
     uint8_t source;                /* enum heap_opt_source */
     char text[HEAP_OPT_TEXT_MAX];  /* the environment's text (STRING: the value) */
 };
@@ -185,6 +185,46 @@ static int choice_index(const struct heap_opt_def *d, const char *w, size_t wlen
     return -1;
 }
 
+static bool choice_is_list(const struct heap_opt_def *d)
+{
+    return d->type == HEAP_OPT_CHOICE && d->min == HEAP_OPT_LIST;
+}
+
+/* One word of a CHOICE: its index, or -1. */
+static int choice_word(const struct heap_opt_def *d, const char *w, size_t wlen)
+{
+    int idx = choice_index(d, w, wlen);
+    if (idx < 0 && choice_takes_bools(d) && wlen < 8) {
+        char one[8];
+        memcpy(one, w, wlen);
+        one[wlen] = '\0';
+        bool b;
+        if (parse_bool_text(one, &b) == 0)
+            idx = b ? 1 : 0;
+    }
+    return idx;
+}
+
+/* A list CHOICE: the set of the words' indexes as bits; "off" empties the set so far. */
+static int parse_list(const struct heap_opt_def *d, const char *text, uint64_t *out)
+{
+    uint64_t set = 0;
+    const char *p = text;
+    do {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        int idx = choice_word(d, p, len);
+        if (idx < 0 || idx >= 64)
+            return -1;
+        set = idx == 0 ? 0 : set | (1ull << idx);
+        p = comma ? comma + 1 : p + len;
+        if (comma && !*p)
+            return -1;
+    } while (*p);
+    *out = set;
+    return 0;
+}
+
 int heap_opt_parse(enum heap_opt id, const char *text, uint64_t *out)
 {
     const struct heap_opt_def *d = heap_opt_lookup(id);
@@ -209,9 +249,12 @@ int heap_opt_parse(enum heap_opt id, const char *text, uint64_t *out)
         break;
     }
     case HEAP_OPT_CHOICE: {
-        int idx = choice_index(d, text, strlen(text));
-        if (idx < 0 && choice_takes_bools(d) && parse_bool_text(text, &b) == 0)
-            idx = b ? 1 : 0;
+        if (choice_is_list(d)) {
+            if (parse_list(d, text, &v) != 0)
+                return -1;
+            break;
+        }
+        int idx = choice_word(d, text, strlen(text));
         if (idx < 0)
             return -1;
         v = (uint64_t)idx;
@@ -283,7 +326,20 @@ size_t heap_opt_format(char *buf, size_t len, enum heap_opt id, uint64_t value)
     case HEAP_OPT_BOOL: return heap_fmt(buf, len, "%s", value ? "on" : "off");
     case HEAP_OPT_SIZE: return format_size(buf, len, value);
     case HEAP_OPT_UINT: return heap_fmt(buf, len, "%zu", (size_t)value);
-    case HEAP_OPT_CHOICE: return format_word(buf, len, d, value);
+    case HEAP_OPT_CHOICE:
+        if (choice_is_list(d)) {
+            if (value == 0)
+                return format_word(buf, len, d, 0);
+            size_t pos = 0;
+            for (unsigned i = 1; i < 64 && pos + 1 < len; i++)
+                if (value & (1ull << i)) {
+                    if (pos)
+                        pos += heap_fmt(buf + pos, len - pos, "%s", ",");
+                    pos += format_word(buf + pos, len - pos, d, i);
+                }
+            return pos;
+        }
+        return format_word(buf, len, d, value);
     case HEAP_OPT_STRING: break;
     }
     return heap_fmt(buf, len, "%s", "unset");
@@ -326,6 +382,8 @@ size_t heap_opt_format_expected(char *buf, size_t len, enum heap_opt id)
         if (choice_takes_bools(d))
             pos += heap_fmt(buf + pos, len - pos, "%s",
                             " (off and on also as 0/1, no/yes, false/true)");
+        if (choice_is_list(d))
+            pos += heap_fmt(buf + pos, len - pos, "%s", ", or several separated by commas");
         return pos;
     }
     case HEAP_OPT_STRING:
@@ -395,8 +453,12 @@ static const struct opt_value *value_of(enum heap_opt id, enum heap_opt_type typ
     return &opts.v[id];
 }
 
+/* A BOOL, or a CHOICE whose words start with "off|on": is it anything but off? */
 bool heap_opt_bool(enum heap_opt id)
 {
+    if ((unsigned)id < OPT_COUNT && opt_defs[id].type == HEAP_OPT_CHOICE &&
+        choice_takes_bools(&opt_defs[id]))
+        return value_of(id, HEAP_OPT_CHOICE)->num != 0;
     return value_of(id, HEAP_OPT_BOOL)->num != 0;
 }
 
@@ -422,6 +484,8 @@ bool heap_opt_is(enum heap_opt id, const char *word)
     int idx = word && (unsigned)id < OPT_COUNT ? choice_index(&opt_defs[id], word, strlen(word))
                                                : -1;
     assert(idx >= 0 && "not one of the option's words");
+    if (idx >= 0 && choice_is_list(&opt_defs[id])) /* a list: is the word in it ("off": empty) */
+        return idx == 0 ? v->num == 0 : (v->num >> idx) & 1;
     return idx >= 0 && v->num == (uint64_t)idx;
 }
 

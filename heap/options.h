@@ -7,14 +7,17 @@
  * first access (inside the first malloc, possibly before main), without allocating: getenv,
  * a walk of `environ`, parsing by hand, reports formatted on the stack and written with
  * write(2).  Every layer reads its options through the accessors; nothing else in the
- * library calls getenv.
+ * library calls getenv, but heap/fmt.c for SLABCACHE_LOG (the report descriptor is opened to
+ * write the option table's own lines, under its lock).
  *
  * Values, by type (the same for every variable of that type):
  *   BOOL    1/0, yes/no, true/false, on/off, in any case
  *   SIZE    a decimal number of bytes with an optional k, m or g suffix (powers of 1024)
  *   UINT    a decimal number from min to max
  *   CHOICE  one of the words in `values` ("abort|report"), in any case; when the words start
- *           with "off|on", the boolean words above also mean off and on
+ *           with "off|on", the boolean words above also mean off and on.  A CHOICE whose
+ *           `min` is HEAP_OPT_LIST takes several words separated by commas ("all,exit"):
+ *           its value is the set of their indexes as bits, "off" the empty set
  *   STRING  any text up to HEAP_OPT_TEXT_MAX - 1 bytes, checked by its reader
  * An empty value is the same as an unset variable, except for STRING variables (their reader
  * decides: an empty SLABCACHE_DEBUG means every debug option, as the kernel's bare slub_debug).
@@ -78,13 +81,20 @@ extern "C" {
     X(FAIL, STRING, 0, 0, 0, "every=N|prob=P[,seed=S][,cache=NAME...]",                          \
       "fault injection: fail every Nth allocation, or each with probability P, in the caches " \
       "named (all when none)")                                                                   \
-    X(LEAKS, CHOICE, 0, 0, 0, "off|on|exit",                                                     \
-      "report the objects still allocated at exit; exit: also end the process with "            \
-      "SLABCACHE_LEAK_EXIT_CODE when there are any")                                            \
+    X(LEAKS, CHOICE, 0, HEAP_OPT_LIST, 0, "off|on|exit|reachable|all|list",                       \
+      "report the blocks lost at exit (on), also the reachable ones (reachable), also every "   \
+      "live block (all, list); exit: also end the process with SLABCACHE_LEAK_EXIT_CODE "       \
+      "when blocks were lost; words separated by commas")                                       \
     X(LEAK_EXIT_CODE, UINT, 23, 1, 255, "",                                                      \
       "exit status when leaks were found; setting it makes SLABCACHE_LEAKS=on exit too")        \
-    X(STATS, BOOL, 0, 0, 1, "",                                                                  \
-      "print every cache in /proc/slabinfo form to stderr at exit (the drop-in malloc)")        \
+    X(STATS, CHOICE, 0, 0, 0, "off|on|2|3|4|json",                                               \
+      "print the state at exit on the report descriptor: on (or 1) every cache in "             \
+      "/proc/slabinfo form, 2 to 4 with more detail, json as one JSON document")                \
+    X(WATCH, STRING, 0, 0, 0, "INTERVAL[,file=PATH]",                                            \
+      "the leak-slope watch: sample the live bytes every INTERVAL (10ms to 1h: 1, 0.5, 250ms, " \
+      "2m) and report caches whose live bytes grow steadily (docs/observability.md)")          \
+    X(LOG, STRING, 0, 0, 0, "PATH",                                                              \
+      "write reports and statistics to PATH instead of stderr (%p: the process id)")           \
     X(VALGRIND, BOOL, 1, 0, 1, "",                                                               \
       "under valgrind, caches take the slow paths that tell memcheck about every object; "     \
       "off: keep the magazines (for callgrind or cachegrind)")                                  \
@@ -110,6 +120,9 @@ enum heap_opt {
 #undef HEAP_OPT_ENUM
     OPT_COUNT
 };
+
+/* `min` of a CHOICE that takes a comma-separated list of its words. */
+#define HEAP_OPT_LIST 1
 
 enum heap_opt_type { HEAP_OPT_BOOL, HEAP_OPT_SIZE, HEAP_OPT_UINT, HEAP_OPT_CHOICE, HEAP_OPT_STRING };
 

@@ -41,6 +41,7 @@ struct map_extent {
     uint32_t inuse[BUDDY_PAGES_PER_EXTENT];     /* slab heads: objects in use */
     unsigned char res[BUDDY_PAGES_PER_EXTENT];  /* mincore(2): bit 0 = page resident */
     bool res_known;                             /* mincore succeeded */
+    size_t whole_resident;                      /* resident pages of a huge (whole) extent */
 };
 
 struct map_cache {
@@ -75,6 +76,21 @@ static void snap_extent(struct heap_extent *e, void *arg)
     m->source = e->source;
     m->kind = e->kind;
     m->tag = e->tag;
+    m->whole_resident = 0;
+    if (e->kind == HEAP_KIND_WHOLE) {
+        /* A huge block: its resident pages count with the other blocks', in chunks of a
+         * page map's worth (the block may span many extents' worth of pages). */
+        for (size_t off = 0; off < e->size; off += BUDDY_PAGES_PER_EXTENT << BUDDY_PAGE_SHIFT) {
+            size_t len = e->size - off < (BUDDY_PAGES_PER_EXTENT << BUDDY_PAGE_SHIFT)
+                             ? e->size - off
+                             : BUDDY_PAGES_PER_EXTENT << BUDDY_PAGE_SHIFT;
+            if (mincore((void *)(e->base + off), len, m->res) != 0)
+                break;
+            for (size_t p = 0; p < len >> BUDDY_PAGE_SHIFT; p++)
+                m->whole_resident += m->res[p] & 1;
+        }
+        return;
+    }
     if (e->kind != HEAP_KIND_SPLIT || !e->owner)
         return;
     /* The buddy extent record starts with its page map (buddy.c). */
@@ -148,25 +164,30 @@ static size_t resident_pages(const struct map_extent *m, size_t p, size_t n)
     return r;
 }
 
-void slabcache_heap_map(FILE *out)
+void heapmap_text(void (*put)(const char *line, void *arg), void *arg)
 {
-    if (!out)
-        return;
     size_t bytes;
     struct map_snapshot *sn = snapshot_take(&bytes);
     if (!sn) {
-        fputs("slabcache heap map: out of memory for the snapshot\n", out);
+        put("slabcache heap map: out of memory for the snapshot\n", arg);
         return;
     }
     char line[256];
     size_t res_slab = 0, res_large = 0, res_free = 0, slab_obj_bytes = 0;
-    fputs("slabcache heap map (pages of 4 KiB; resident = in RAM now, mincore)\n", out);
+    put("slabcache heap map (pages of 4 KiB; resident = in RAM now, mincore)\n", arg);
     for (size_t i = 0; i < sn->nr_ext; i++) {
         const struct map_extent *m = &sn->ext[i];
-        heap_fmt(line, sizeof line, "extent %p size %zu KiB %s %s\n", (void *)m->base,
-                 m->size >> 10, m->source == HEAP_SRC_SBRK ? "sbrk" : "mmap",
-                 m->kind == HEAP_KIND_SPLIT ? "buddy" : "huge (one dedicated block)");
-        fputs(line, out);
+        if (m->kind == HEAP_KIND_SPLIT)
+            heap_fmt(line, sizeof line, "extent %p size %zu KiB %s buddy\n", (void *)m->base,
+                     m->size >> 10, m->source == HEAP_SRC_SBRK ? "sbrk" : "mmap");
+        else
+            heap_fmt(line, sizeof line,
+                     "extent %p size %zu KiB %s huge (one dedicated block) %zu pages %zu "
+                     "resident\n",
+                     (void *)m->base, m->size >> 10, m->source == HEAP_SRC_SBRK ? "sbrk" : "mmap",
+                     m->size >> BUDDY_PAGE_SHIFT, m->whole_resident);
+        put(line, arg);
+        res_large += m->whole_resident;
         if (m->kind != HEAP_KIND_SPLIT)
             continue;
         size_t npages = m->size >> BUDDY_PAGE_SHIFT;
@@ -212,21 +233,33 @@ void slabcache_heap_map(FILE *out)
                          (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), (unsigned)pg->state);
                 p++;
             }
-            fputs(line, out);
+            put(line, arg);
         }
     }
     heap_fmt(line, sizeof line, "metadata: %zu KiB mapped (cache structs, magazines, page "
                                    "maps)\n",
              sn->meta_bytes >> 10);
-    fputs(line, out);
+    put(line, arg);
     heap_fmt(line, sizeof line,
              "resident: %zu KiB in slabs (holding %zu KiB of objects, cached ones "
              "included), %zu KiB in other blocks, %zu KiB in free blocks\n",
              res_slab * (BUDDY_PAGE_SIZE >> 10), slab_obj_bytes >> 10,
              res_large * (BUDDY_PAGE_SIZE >> 10), res_free * (BUDDY_PAGE_SIZE >> 10));
-    fputs(line, out);
-    fflush(out);
+    put(line, arg);
     heap_meta_free(sn, bytes);
+}
+
+static void put_file(const char *line, void *arg)
+{
+    fputs(line, arg);
+}
+
+void slabcache_heap_map(FILE *out)
+{
+    if (!out)
+        return;
+    heapmap_text(put_file, out);
+    fflush(out);
 }
 
 /* A distinct colour per cache index (golden-angle hues). */
@@ -247,7 +280,7 @@ void slabcache_heap_map_svg(FILE *out)
     const int cell = MAP_SVG_CELL, cols = MAP_SVG_COLS;
     int rows = 0;
     for (size_t i = 0; i < sn->nr_ext; i++)
-        rows += sn->ext[i].kind == HEAP_KIND_SPLIT ? (int)(BUDDY_PAGES_PER_EXTENT / cols) + 2 : 2;
+        rows += sn->ext[i].kind == HEAP_KIND_SPLIT ? (int)(BUDDY_PAGES_PER_EXTENT / cols) + 2 : 3;
     size_t meta_pages = sn->meta_bytes >> BUDDY_PAGE_SHIFT;
     rows += (int)((meta_pages + (size_t)cols - 1) / (size_t)cols) + 2;
     int legend_rows = (int)sn->nr_caches + 5;
@@ -267,10 +300,11 @@ void slabcache_heap_map_svg(FILE *out)
         fprintf(out, "<text x=\"0\" y=\"%d\">extent %p %zu KiB</text>\n", y + 10,
                 (void *)m->base, m->size >> 10);
         y += 2 * cell;
-        if (m->kind != HEAP_KIND_SPLIT) {
+        if (m->kind != HEAP_KIND_SPLIT) { /* a bar below its label */
             fprintf(out, "<rect x=\"0\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#9467bd\">"
-                         "<title>huge block</title></rect>\n",
-                    y - cell, cols * cell, cell - 1);
+                         "<title>huge block, %zu KiB, %zu pages resident</title></rect>\n",
+                    y, cols * cell, cell - 1, m->size >> 10, m->whole_resident);
+            y += cell;
             continue;
         }
         const char *fill = "#e0e0e0";

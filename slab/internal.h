@@ -31,7 +31,72 @@
 #include <stdint.h>
 
 #include "heap/fmt.h"
+#include "slab/introspect.h"
 #include "slab/types.h"
+
+/* ---------------------------------------------------------------- top floors
+ * state.c (the memory manager's state), status.c (its printers and the exit reports),
+ * watch.c (the leak-slope watch), introspect.c (the root a watcher reads) sit over stats.c,
+ * leak.c and heapmap.c. */
+
+/* status.c */
+/* SLABCACHE_STATS: off, text at a verbosity (1 to 4) or JSON.  False when malformed (then
+ * off; reported when `report`). */
+enum stats_mode { STATS_OFF = 0, STATS_TEXT, STATS_JSON };
+struct stats_options {
+    enum stats_mode mode;
+    int verbosity;
+};
+bool stats_option(struct stats_options *out, bool report);
+
+/* watch.c */
+extern struct slabcache_watch_published *watch_published; /* the fits for slabtop, or NULL */
+/* SLABCACHE_WATCH=interval[,file=PATH]: the interval in milliseconds (0: off) and the path of
+ * the plot written at exit ("" for none).  False when malformed (reported; then off). */
+#define WATCH_PATH_MAX 4096
+struct watch_options {
+    unsigned interval_ms;
+    char file[WATCH_PATH_MAX];
+};
+bool watch_option(struct watch_options *out);
+/* Start the sampling thread (at start-up); the exit report and plot. */
+void watch_start(const struct watch_options *o);
+void watch_at_exit(void);
+
+/* state.c */
+/* The state (slab.h) of the process: the totals, and up to max rows (rows may be NULL). */
+void state_collect(struct slabcache_totals *t, struct slabcache_class_state *rows, size_t max,
+                   size_t *nr_rows);
+/* The process's resident set in bytes (/proc/self/statm), 0 when unreadable. */
+size_t state_rss_bytes(void);
+
+/* ---------------------------------------------------------------- stats.c, leak.c, heapmap.c */
+
+/* heapmap.c */
+/* The text of slabcache_heap_map, a line at a time to put(line, arg), with no allocator lock
+ * held (put may use stdio). */
+void heapmap_text(void (*put)(const char *line, void *arg), void *arg);
+
+/* leak.c */
+struct leak_options {
+    unsigned kinds;    /* SLABCACHE_LEAK_* to report at exit; 0: none */
+    bool exit_status;  /* end the process with exit_code when blocks were lost */
+    int exit_code;
+};
+/* SLABCACHE_LEAKS and SLABCACHE_LEAK_EXIT_CODE.  False when malformed (then off; reported
+ * when `report`). */
+bool leak_option(struct leak_options *out, bool report);
+/* The exit report; may end the process (_exit) with the status asked for. */
+void leak_at_exit(const struct leak_options *o);
+/* Every live block (objects, large and huge blocks), in address order, with leak_lock held
+ * and no other allocator lock: fn may use stdio. */
+struct leak_block_info {
+    const void *start;
+    size_t size;
+    const char *what; /* "cache kmalloc-64 (64 bytes each)", "large blocks of 65536 bytes" */
+    const void *site; /* allocation site (caches with U), else NULL */
+};
+void leak_for_each_block(void (*fn)(const struct leak_block_info *b, void *arg), void *arg);
 
 /* ---------------------------------------------------------------- cache.c */
 extern struct heap_mutex cache_list_lock;   /* lock 2 (types.h) */
@@ -110,6 +175,8 @@ int magazine_validate(struct kmem_cache *c);
 /* fork child, after every lock was released: retire the tables of the threads that do not
  * exist in the child (their cached objects go back to the slabs). */
 void magazine_fork_child(void);
+/* The address of the list head of thread tables, for the introspection root. */
+struct magazine_table **magazine_table_list_address(void);
 
 /* ---------------------------------------------------------------- slab.c */
 /* Slab geometry of c from its slot_size, align and extra_bitmaps: order, slots per slab,
@@ -207,6 +274,8 @@ void slab_walk(struct kmem_cache *c, void (*fn)(struct kmem_cache *c, struct sla
 void report_misuse(void);
 /* Tests: read SLABCACHE_ON_ERROR again at the next misuse report. */
 void report_reset_options(void);
+/* What follows a misuse report from now on: abort (true) or go on (mallopt M_CHECK_ACTION). */
+void report_set_abort(bool abort_after);
 
 /* ---------------------------------------------------------------- ptrset.c */
 /* Sets of pointers as arrays sorted by address, without allocating. */

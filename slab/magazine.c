@@ -860,3 +860,8 @@ void magazine_fork_child(void)
         table_retire(tc);
     }
 }
+
+struct magazine_table **magazine_table_list_address(void)
+{
+    return &table_list;
+}

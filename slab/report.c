@@ -49,3 +49,9 @@ void report_reset_options(void)
     heap_opt_reset_for_tests(); /* SLABCACHE_ON_ERROR from the environment */
     __atomic_store_n(&on_error_mode, ON_ERROR_UNREAD, __ATOMIC_RELAXED);
 }
+
+void report_set_abort(bool abort_after)
+{
+    __atomic_store_n(&on_error_mode, abort_after ? ON_ERROR_ABORT : ON_ERROR_REPORT,
+                     __ATOMIC_RELAXED);
+}

@@ -139,6 +139,70 @@ void kmem_cache_print_json(FILE *out);
  * caches). */
 void kmem_cache_for_each(void (*fn)(struct kmem_cache *cache, void *arg), void *arg);
 
+/* ---------------------------------------------------------------- process state
+ * The memory manager's state (FastMM's GetMemoryManagerState): a row per size class (every
+ * kmem_cache, the kmalloc classes included) and per block size of large and huge blocks, and
+ * the process totals.  Long form: docs/observability.md. */
+
+#define SLABCACHE_STATE_MAX_CLASSES 280 /* cache rows beyond this are summed in the totals */
+
+enum slabcache_class_kind {
+    SLABCACHE_CLASS_CACHE = 0, /* a kmem_cache: small objects in slabs */
+    SLABCACHE_CLASS_LARGE = 1, /* buddy blocks of one size (4 KiB .. 4 MiB) for kmalloc */
+    SLABCACHE_CLASS_HUGE = 2,  /* dedicated mappings above 4 MiB (all sizes in one row) */
+};
+
+struct slabcache_class_state {
+    char name[KMEM_CACHE_NAME_MAX]; /* cache name, "large-64K", "huge" */
+    unsigned int kind;        /* enum slabcache_class_kind */
+    size_t object_size;       /* object size; block size for large rows; 0 for huge */
+    size_t slot_size;         /* bytes a block takes in its slab (caches), else as above */
+    size_t blocks_in_use;     /* held by callers */
+    size_t bytes_in_use;      /* blocks_in_use * object_size (huge: their sizes) */
+    size_t blocks_cached;     /* freed, kept in magazines and depots (caches only) */
+    size_t bytes_cached;      /* blocks_cached * slot_size */
+    size_t bytes_reserved;    /* slabs of the cache; the blocks themselves (large, huge) */
+    size_t slabs;             /* caches only */
+    size_t allocs, frees;     /* cumulative (caches only) */
+    double efficiency;        /* percent: bytes_in_use / bytes_reserved (0 when nothing) */
+};
+
+/* The process totals.  heap_bytes = in_use_bytes + cached_bytes + slab_free_bytes +
+ * free_bytes (up to blocks of buddy_alloc's own users, and races). */
+struct slabcache_totals {
+    size_t heap_bytes;        /* held from the OS for blocks: sbrk_bytes + mmap_bytes */
+    size_t sbrk_bytes;        /* from the program break (with alignment padding) */
+    size_t mmap_bytes;        /* mapped (fallback extents, huge blocks) */
+    size_t metadata_bytes;    /* mapped for the allocator's own records */
+    size_t in_use_bytes;      /* held by callers: objects, large and huge blocks */
+    size_t cached_bytes;      /* freed objects kept in magazines and depots */
+    size_t slab_free_bytes;   /* the rest of the slabs: free slots, headers, leftovers */
+    size_t free_bytes;        /* held from the OS but in no block: free buddy blocks, kept
+                                 extents */
+    size_t returned_bytes;    /* cumulative: given back to the OS (trimmed, unmapped, purged) */
+    size_t rss_bytes;         /* the process's resident set (/proc/self/statm); 0: unknown */
+    double efficiency;        /* percent: in_use_bytes / heap_bytes */
+    size_t caches;            /* live caches (may exceed the rows filled) */
+};
+
+struct slabcache_state {
+    struct slabcache_totals totals;
+    size_t nr_classes;        /* rows filled in classes[]: caches, then large, then huge */
+    struct slabcache_class_state classes[SLABCACHE_STATE_MAX_CLASSES];
+};
+/* Fill *out (about 40 KB: give it static or heap storage in threads with small stacks).
+ * 0, or -1 with errno EINVAL for NULL.  Exact when no thread is inside the allocator. */
+int slabcache_get_state(struct slabcache_state *out);
+
+/* The state as text (MDX's dumpPoolStatus), by verbosity:
+ *   0  one line: heap, in use, cached, free, metadata, RSS
+ *   1  + a row per class with blocks or allocations, large and huge rows (SLABCACHE_STATS=1)
+ *   2  + every class, the buddy and heap counters
+ *   3  + the heap map: every extent, slab and block (slabcache_heap_map)
+ *   4  + every live block with its size and kind (MemServer's close listing)
+ * No allocator lock is held while stdio runs. */
+void slabcache_print_status(FILE *out, int verbosity);
+
 /* ---------------------------------------------------------------- checks */
 
 /* Walk every slab, list and bitmap of the cache and check every invariant (counts, list
@@ -153,14 +217,27 @@ int slabcache_validate(void);
  * Long form, with real reports and how to read them: docs/debugging.md.  Environment:
  *   SLABCACHE_DEBUG=FZPUT[,cache,...]  per-cache debug options (slub_debug syntax)
  *   SLABCACHE_FAIL=every=N|prob=P[,seed=S][,cache=NAME]  fault injection
- *   SLABCACHE_LEAKS=1|exit             leak report at exit (exit: status 23, or
- *                                      SLABCACHE_LEAK_EXIT_CODE, when leaks were found)
- *   SLABCACHE_ON_ERROR=report          continue after a misuse report instead of abort() */
+ *   SLABCACHE_LEAKS=1|reachable|all[,exit]  leak report at exit (exit: status 23, or
+ *                                      SLABCACHE_LEAK_EXIT_CODE, when blocks were lost)
+ *   SLABCACHE_ON_ERROR=report          continue after a misuse report instead of abort()
+ *   SLABCACHE_STATS=1|json, SLABCACHE_LOG=PATH, SLABCACHE_WATCH=interval[,file=PATH]:
+ *                                      docs/observability.md */
 
-/* Report the objects still allocated in every cache on stderr, grouped by allocation site
- * (caches with SLAB_STORE_USER / U) or by cache, with counts, bytes and first addresses.
- * Objects cached in magazines and registered expected leaks are not counted.  Prints nothing
- * when there is nothing to report.  Returns the number of leaked objects. */
+/* Leak kinds, by reachability at the time of the report (valgrind's and LeakSanitizer's). */
+#define SLABCACHE_LEAK_DEFINITE 0x1u  /* nothing points into the block */
+#define SLABCACHE_LEAK_INDIRECT 0x2u  /* only other lost blocks point into it */
+#define SLABCACHE_LEAK_REACHABLE 0x4u /* a root (globals, the stack) or a reachable block does */
+#define SLABCACHE_LEAK_LIST 0x8u      /* also list every live block with its size and state */
+/* Report the blocks of the given kinds on the report descriptor (stderr, or SLABCACHE_LOG),
+ * grouped by state and by allocation site (caches with SLAB_STORE_USER / U), cache, or
+ * large-block size, largest groups first, with counts, bytes and first addresses.  Every
+ * kind of block counts: objects of every cache, large blocks and huge mappings.  Roots are
+ * the writable data of every loaded module and the calling thread's stack, registers and
+ * TLS; other threads' stacks are not scanned.  Objects cached in magazines are free, and
+ * registered expected leaks are left out.  Prints nothing when no block of the kinds asked
+ * for exists.  Returns the number of lost (definitely + indirectly) blocks. */
+size_t slabcache_leak_report_kinds(unsigned kinds);
+/* slabcache_leak_report_kinds(SLABCACHE_LEAK_DEFINITE | SLABCACHE_LEAK_INDIRECT). */
 size_t slabcache_leak_report(void);
 /* Keep p (an object start) out of leak reports (FastMM's RegisterExpectedMemoryLeak).
  * Up to SLABCACHE_EXPECTED_LEAKS_MAX pointers; past that the call is reported and ignored. */

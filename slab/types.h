@@ -45,6 +45,9 @@
  *      (pool/internal.h)              in that order, taken before any lock below and never
  *                                     inside one (this layer calls nothing of pool/ but the
  *                                     thread-flush hook, with no lock held)
+ *   0. status_lock (status.c),       the state copy of the status printers; a watch sample
+ *      watch_lock (watch.c)          and the watch's exit report (never held together, nor
+ *                                    with a pool lock)
  *   1. leak_lock (leak.c)            leak reports and the expected-leak table
  *   2. cache_list_lock (cache.c)     the list of caches and the magazine-table id map
  *   3. magazine_tables_lock          the registry of per-thread tables (magazine.c), and any
@@ -58,7 +61,10 @@
  *   8. the option lock (heap/options.c): held only while the option table is read or its
  *      start-up lines written; nothing is taken inside it
  *   -  the debug options lock (debug.c) is taken with no other lock held; only the option
- *      lock is taken inside it.
+ *      lock is taken inside it.  The report descriptor's spin lock (heap/fmt.c) is a leaf,
+ *      taken to open it and, in a fork child, to reopen a per-pid log.
+ * The leak report marks blocks holding the buddy and heap locks (buddy_lock_all, 6 and 7)
+ * with leak_lock and nothing between: no block can be released while it is read.
  * Slabs are made and released outside cache->lock (the buddy lock is taken alone);
  * constructors and destructors run with no lock held.  Per-thread magazines take no lock:
  * only their thread touches them, except under magazine_tables_lock (above).

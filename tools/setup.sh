@@ -37,6 +37,8 @@ SLABCACHE_PACKAGES=(
     libapr1-dev             # pool benchmarks (benchmarks/pool_bench.sh): APR pools, talloc
     libtalloc-dev           #   and the Boehm-Demers-Weiser collector
     libgc-dev
+    libncurses-dev          # tools/slabtop's screen
+    tmux                    # tests/observe:slabtop_test drives slabtop in a tmux pane
 )
 # shellcheck disable=SC2206
 SLABCACHE_PACKAGES+=(${SLABCACHE_EXTRA_PACKAGES:-})

@@ -9,8 +9,11 @@
    export fails here until it is documented, and a documented function that is no longer
    exported fails too.  An entry is a table row whose table has an "errors" column, with
    `name(...)` in its first cell; its errors cell may not be empty.  Each `##` section that
-   holds entries also holds an example (a fenced code block).
-2. The SYNOPSIS of man page slabcache(3) declares exactly the exported functions.
+   holds entries also holds an example (a fenced code block).  An exported object (a data
+   symbol: the introspection root) is checked the same way, with `name` (no parentheses)
+   as its entry's first cell.
+2. The SYNOPSIS of man page slabcache(3) declares exactly the exported functions and objects
+   (an object as `extern TYPE name;`).
 3. The default of kmem_cache_args.max_empty_slabs is the same in slab.h's comment, in
    api.md, and in the library: MAX_EMPTY_PROBE measures it (empty slabs a cache keeps after
    everything is freed).
@@ -85,6 +88,7 @@ def api_entries(path):
         if all(re.fullmatch(r":?-+:?", c) for c in cells) or errors_col is None:
             continue
         names = re.findall(r"`([a-z_][a-z0-9_]*)\(", cells[0])
+        names += re.findall(r"^`([a-z_][a-z0-9_]*)`$", cells[0])  # an object
         if not names:
             continue
         if errors_col >= len(cells) or not cells[errors_col]:
@@ -114,6 +118,7 @@ def man_synopsis(path):
             continue
         line = re.sub(r"\\f[BIRP]|\\[-&]|\"", "", line)  # font changes, escapes, quotes
         line = re.sub(r"^\.(BI|BR|IR|RB|RI|B|I)\s+", "", line)
+        names.update(re.findall(r"^extern\b.*\b([a-z_][a-z0-9_]*)\s*;", line))  # objects
         for name in re.findall(r"\b([a-z_][a-z0-9_]*)\s*\(", line):
             if name not in C_WORDS:  # "void (*fn)(...)", "sizeof(...)"
                 names.add(name)

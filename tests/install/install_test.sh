@@ -179,10 +179,10 @@ so=$prefix/lib/libslabcache.so.$major
 out=$(LD_PRELOAD=$so SLABCACHE_STATS=1 "$work/probe" 2>"$work/probe.err") ||
     fail "the probe failed under LD_PRELOAD: $(cat "$work/probe.err")"
 [[ $out == "malloc from $so" ]] || fail "with LD_PRELOAD=$so the probe saw: $out"
-grep -q '^slabinfo - version: 2.1' "$work/probe.err" ||
-    fail "SLABCACHE_STATS=1 printed no slabinfo at exit: $(cat "$work/probe.err")"
-grep -qE '^kmalloc-[0-9]+ +[0-9]+ +[1-9]' "$work/probe.err" ||
-    fail "no kmalloc cache with objects in the preloaded probe's slabinfo"
+grep -qE '^slabcache: \[[0-9]+\] statistics of probe at exit$' "$work/probe.err" ||
+    fail "SLABCACHE_STATS=1 printed no statistics at exit: $(cat "$work/probe.err")"
+grep -qE '^slabcache: \[[0-9]+\]   kmalloc-[0-9]+ +[1-9]' "$work/probe.err" ||
+    fail "no kmalloc cache with objects in the preloaded probe's statistics"
 echo "   $out"
 
 echo "PASS"

@@ -148,15 +148,15 @@ TEST_F(Options, BooleansTakeEveryDocumentedWordInAnyCase) {
     };
     for (auto &w : words) {
         uint64_t v = 7;
-        EXPECT_EQ(0, heap_opt_parse(OPT_STATS, w.first, &v)) << w.first;
+        EXPECT_EQ(0, heap_opt_parse(OPT_VERBOSE, w.first, &v)) << w.first;
         EXPECT_EQ(w.second ? 1u : 0u, v) << w.first;
-        Set({{"SLABCACHE_STATS", w.first}});
-        EXPECT_EQ(w.second, heap_opt_bool(OPT_STATS)) << w.first;
-        EXPECT_EQ(HEAP_OPT_FROM_ENV, heap_opt_source(OPT_STATS)) << w.first;
+        Set({{"SLABCACHE_VERBOSE", w.first}});
+        EXPECT_EQ(w.second, heap_opt_bool(OPT_VERBOSE)) << w.first;
+        EXPECT_EQ(HEAP_OPT_FROM_ENV, heap_opt_source(OPT_VERBOSE)) << w.first;
     }
     for (const char *bad : {"maybe", "2", "10", "y", "n", "on ", " 1", "+1", "yess", "o", "offf"}) {
         uint64_t v;
-        EXPECT_EQ(-1, heap_opt_parse(OPT_STATS, bad, &v)) << bad;
+        EXPECT_EQ(-1, heap_opt_parse(OPT_VERBOSE, bad, &v)) << bad;
     }
 }
 
@@ -193,13 +193,36 @@ TEST_F(Options, ChoicesTakeTheirWordsInAnyCaseAndBooleansWhenOffOn) {
     EXPECT_EQ(-1, heap_opt_parse(OPT_ON_ERROR, "reprot", &v));
     EXPECT_EQ(-1, heap_opt_parse(OPT_ON_ERROR, "repor", &v));
     EXPECT_EQ(-1, heap_opt_parse(OPT_ON_ERROR, "reports", &v));
+    // SLABCACHE_STATS: off|on|2|3|4|json, with the boolean words for off and on.
+    const std::pair<const char *, uint64_t> stats[] = {
+        {"off", 0}, {"no", 0}, {"1", 1}, {"On", 1}, {"2", 2}, {"4", 4}, {"JSON", 5}};
+    for (auto &st : stats) {
+        EXPECT_EQ(0, heap_opt_parse(OPT_STATS, st.first, &v)) << st.first;
+        EXPECT_EQ(st.second, v) << st.first;
+    }
+    for (const char *bad : {"5", "maybe", "1,2", "jsonl"})
+        EXPECT_EQ(-1, heap_opt_parse(OPT_STATS, bad, &v)) << bad;
+    // SLABCACHE_LEAKS is a list (off|on|exit|reachable|all|list): the set of words as bits,
+    // off empties it.
     const std::pair<const char *, uint64_t> leaks[] = {
-        {"off", 0}, {"on", 1}, {"exit", 2}, {"Exit", 2}, {"EXIT", 2},
-        {"0", 0},   {"no", 0}, {"1", 1},    {"yes", 1},  {"TRUE", 1}};
+        {"off", 0},      {"on", 1u << 1},  {"exit", 1u << 2}, {"Exit", 1u << 2},
+        {"0", 0},        {"no", 0},        {"1", 1u << 1},    {"TRUE", 1u << 1},
+        {"all,exit", (1u << 4) | (1u << 2)},  {"reachable,Yes", (1u << 3) | (1u << 1)},
+        {"exit,off", 0}, {"off,list", 1u << 5}};
     for (auto &l : leaks) {
         EXPECT_EQ(0, heap_opt_parse(OPT_LEAKS, l.first, &v)) << l.first;
         EXPECT_EQ(l.second, v) << l.first;
     }
+    for (const char *bad : {"exit,", ",exit", "exit,,on", "sometimes", "all;exit"})
+        EXPECT_EQ(-1, heap_opt_parse(OPT_LEAKS, bad, &v)) << bad;
+    Set({{"SLABCACHE_LEAKS", "Reachable,EXIT"}});
+    EXPECT_TRUE(heap_opt_is(OPT_LEAKS, "exit"));
+    EXPECT_TRUE(heap_opt_is(OPT_LEAKS, "reachable"));
+    EXPECT_FALSE(heap_opt_is(OPT_LEAKS, "all"));
+    EXPECT_FALSE(heap_opt_is(OPT_LEAKS, "off"));
+    char buf[64];
+    heap_opt_format(buf, sizeof buf, OPT_LEAKS, heap_opt_choice(OPT_LEAKS));
+    EXPECT_STREQ("exit,reachable", buf);
 }
 
 // ------------------------------------------------------------------ every variable
@@ -220,9 +243,11 @@ const Case kCases[] = {
     {OPT_ON_ERROR, "report", 1, "reprot"},
     {OPT_DEBUG, "Z,inode;U,dentry", 0, nullptr},
     {OPT_FAIL, "every=3,cache=x", 0, nullptr},
-    {OPT_LEAKS, "exit", 2, "sometimes"},
+    {OPT_LEAKS, "all,EXIT", (1u << 4) | (1u << 2), "sometimes"},
     {OPT_LEAK_EXIT_CODE, "7", 7, "256"},
     {OPT_STATS, "yes", 1, "maybe"},
+    {OPT_WATCH, "250ms,file=/tmp/w", 0, nullptr},
+    {OPT_LOG, "/tmp/log.%p", 0, nullptr},
     {OPT_VALGRIND, "off", 0, "memcheck"},
     {OPT_VERBOSE, "1", 1, "very"},
     {OPT_PEAKMAP, "/tmp/peak", 0, nullptr},

@@ -6,7 +6,8 @@
 # fails when a file uses one on its own floor or a higher one, so no call loop can come back:
 #
 #   heap/*  <  buddy  <  ptrset < report < debug < slab < magazine < cache
-#                        < {stats, leak, heapmap}  <  kmalloc
+#                        < {stats, leak, heapmap} < state < watch < {status, introspect}
+#                        <  kmalloc
 #
 # Inside heap/ only the ground floor is checked: fmt.c (the formatter of every layer) uses
 # nothing of heap/.  A new object file of slab/ must be given a floor here (the test says so).
@@ -17,6 +18,7 @@ set -euo pipefail
 declare -A floor=(
     [ptrset]=20 [report]=21 [debug]=22 [slab]=23 [magazine]=24 [cache]=25
     [stats]=26 [leak]=26 [heapmap]=26
+    [state]=27 [watch]=28 [status]=29 [introspect]=29
     [kmalloc]=30
 )
 
