@@ -99,6 +99,7 @@ def main(argv):
         text = open(h).read()
         macros |= set(re.findall(r"#define\s+(SLABCACHE_[A-Z0-9_]+)", text))
         macros |= set(re.findall(r"^(SLABCACHE_[A-Z0-9_]+) =", text, re.M))
+        macros |= set(re.findall(r"^\s+(SLABCACHE_[A-Z0-9_]+)\s*(?:=|,)", text, re.M))  # enums
     known = set(table) | set(scripts) | macros
     for doc in docs:
         for i, line in enumerate(open(doc, encoding="utf-8"), 1):

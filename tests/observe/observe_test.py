@@ -137,7 +137,7 @@ def test_stats_json():
     check(all(line.startswith("slabcache: [") for line in err.splitlines()),
           "SLABCACHE_STATS=4: a line without the tag", err[:3000])
     rc, out, err = run({"SLABCACHE_STATS": "maybe"}, "printf")
-    check("ignoring malformed SLABCACHE_STATS=maybe" in err, f"malformed: {err!r}")
+    check("slabcache: SLABCACHE_STATS=maybe: expected one of off, on, 2, 3, 4, json" in err, f"malformed: {err!r}")
 
 
 def test_glibc_introspection():

@@ -9,7 +9,7 @@
 # (debug builds' lock registry, heap/mutex.c) only scan a static array.
 set -euo pipefail
 allowed=" getenv environ memcmp memcpy memmove memset memchr strlen strnlen strchr strcmp
-  strncmp strcspn write __errno_location __stack_chk_fail __assert_fail _GLOBAL_OFFSET_TABLE_
+  strncmp strcspn strstr write open close fcntl fstat getpid __errno_location __stack_chk_fail __assert_fail _GLOBAL_OFFSET_TABLE_
   pthread_mutex_lock pthread_mutex_unlock pthread_equal pthread_self heap_mutex_note
   heap_mutex_forget
   heap_fmt heap_vfmt heap_fmt_line heap_fmt_vline "

@@ -351,13 +351,14 @@ TEST_F(Options, ValuesThatUsedToBeMisreadAreReadOrReported) {
               Announce());
     ClearEnvironment();
     Set({{"SLABCACHE_STATS", "maybe"}});
-    EXPECT_EQ("slabcache: SLABCACHE_STATS=maybe: expected a boolean (1/0, yes/no, true/false, "
-              "on/off); using the default (off)\n",
+    EXPECT_EQ("slabcache: SLABCACHE_STATS=maybe: expected one of off, on, 2, 3, 4, json (off "
+              "and on also as 0/1, no/yes, false/true); using the default (off)\n",
               Announce());
     ClearEnvironment();
     Set({{"SLABCACHE_LEAKS", "sometimes"}});
-    EXPECT_EQ("slabcache: SLABCACHE_LEAKS=sometimes: expected one of off, on, exit (off and on "
-              "also as 0/1, no/yes, false/true); using the default (off)\n",
+    EXPECT_EQ("slabcache: SLABCACHE_LEAKS=sometimes: expected one of off, on, exit, reachable, "
+              "all, list (off and on also as 0/1, no/yes, false/true), or several separated by "
+              "commas; using the default (off)\n",
               Announce());
     ClearEnvironment();
     Set({{"SLABCACHE_HEAP_LIMIT", "1x"}});
@@ -394,7 +395,7 @@ TEST_F(Options, ReportedValuesStayOnOneLine) {
     std::string out = Announce();
     ASSERT_EQ(1u, Lines(out).size()) << out;
     EXPECT_EQ(0u, out.find("slabcache: SLABCACHE_STATS=ma?ybeeee")) << out;
-    EXPECT_NE(std::string::npos, out.find("...: expected a boolean")) << out;
+    EXPECT_NE(std::string::npos, out.find("...: expected one of off, on")) << out;
 }
 
 // ------------------------------------------------------------------ unknown names
