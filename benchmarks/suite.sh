@@ -23,6 +23,10 @@
 #   --only a,b         run only these workloads (--list shows them)
 #   --bindir DIR       the workload binaries, or one of them (default: built here)
 #   --timeout S        per run (default 900)
+#   --profile          instead of timing: for each selected workload and allocator (default:
+#                      slabcache), `perf stat` (task clock, faults, context switches), `perf
+#                      record` (cpu-clock, DWARF call graphs) with the top symbols by self time
+#                      and their callers, and `strace -c -f`, into DIR/profile/
 #   --smoke            every workload once at tiny sizes, under glibc and (when --so names a
 #                      library that exists) slabcache, or --allocators; exit status 1 when any
 #                      fails or prints a check line different from glibc's
@@ -31,10 +35,10 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 args="$*"
-quick=0 rounds="" only="" out="" docs=0 so="" bindir="" smoke=0 list=0 timeout_s=900
+quick=0 rounds="" only="" out="" docs=0 so="" bindir="" smoke=0 list=0 timeout_s=900 profile=0
 allocators_sel=""
 extra=()
-usage() { sed -n '2,29p' "$0"; }
+usage() { sed -n '2,33p' "$0"; }
 while (($#)); do
     case "$1" in
         --quick) quick=1 ;;
@@ -48,6 +52,7 @@ while (($#)); do
         --bindir) bindir=${2:?--bindir needs a directory}; shift ;;
         --timeout) timeout_s=${2:?--timeout needs seconds}; shift ;;
         --smoke) smoke=1 ;;
+        --profile) profile=1 ;;
         --list) list=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "suite.sh: unknown argument '$1' (--help lists them)" >&2; exit 2 ;;
@@ -127,8 +132,9 @@ for e in "${extra[@]}"; do
     allocs+=("$ename")
     lib[$ename]=$(readlink -f "$epath")
 done
-# The smoke test checks the workloads and slabcache, not the peers.
+# The smoke test checks the workloads and slabcache, not the peers; profiles are slabcache's.
 ((smoke)) && [[ -z $allocators_sel ]] && allocators_sel=glibc,slabcache
+((profile)) && [[ -z $allocators_sel ]] && allocators_sel=slabcache
 if [[ -n $allocators_sel ]]; then
     IFS=',' read -r -a want <<<"$allocators_sel"
     for a in "${want[@]}"; do
@@ -181,20 +187,26 @@ need_pdf() {
     env -u LD_PRELOAD bash "$here/suite/make_pdf.sh" "$pdf" "$pages" || { pdf=""; return 1; }
 }
 
+# workload_cmd WORKLOAD ARGS DIR: the command line in CMD (false when gs has no document).
+workload_cmd() {
+    local w=$1 wargs=${2//N/$n} d=$3
+    if [[ $w == gs ]]; then
+        need_pdf || return 1
+        CMD=(gs -q -dSAFER -dBATCH -dNOPAUSE -sDEVICE=ppmraw -r30 -sOutputFile="$d/page.ppm" "$pdf")
+    else
+        # shellcheck disable=SC2206
+        CMD=("$bindir/${W_BIN[$w]}" $wargs)
+    fi
+}
+
 # run_one WORKLOAD ALLOCATOR ARGS: runs it in a fresh directory; sets R_STATUS, R_LINE
 # (the tab-separated measurements) and R_CHECK.
 run_one() {
-    local w=$1 a=$2 wargs=$3 d cmd
+    local w=$1 a=$2 wargs=$3 d
     d=$work/run/$w.$a.$RANDOM$RANDOM
     mkdir -p "$d"
-    wargs=${wargs//N/$n}
-    if [[ $w == gs ]]; then
-        need_pdf || { R_STATUS=fail R_CHECK="" R_LINE=""; return; }
-        cmd=(gs -q -dSAFER -dBATCH -dNOPAUSE -sDEVICE=ppmraw -r30 -sOutputFile="$d/page.ppm" "$pdf")
-    else
-        # shellcheck disable=SC2206
-        cmd=("$bindir/${W_BIN[$w]}" $wargs)
-    fi
+    workload_cmd "$w" "$wargs" "$d" || { R_STATUS=fail R_CHECK="" R_LINE=""; return; }
+    local cmd=("${CMD[@]}")
     local load t0 t1 rc
     load=$(cut -d' ' -f1 /proc/loadavg)
     t0=$EPOCHREALTIME
@@ -256,26 +268,47 @@ fi
 [[ -n $out ]] || out=$(mktemp -d "${TMPDIR:-/tmp}/slabcache-suite-out.XXXXXX")
 mkdir -p "$out" || exit 1
 out=$(cd "$out" && pwd)
+
+# ---------------------------------------------------------------- profiles
+if ((profile)); then
+    command -v perf >/dev/null || { echo "suite.sh: perf not installed (linux-perf)" >&2; exit 1; }
+    command -v strace >/dev/null || { echo "suite.sh: strace not installed" >&2; exit 1; }
+    p=$out/profile
+    mkdir -p "$p"
+    # Hardware counters are not always there (VMs): fall back to the software clock.
+    events=task-clock,page-faults,minor-faults,major-faults,context-switches,cpu-migrations
+    perf stat -e instructions true >/dev/null 2>&1 && events=instructions,cycles,$events
+    for w in "${selected[@]}"; do
+        for a in "${allocs[@]}"; do
+            d=$work/run/$w.$a.profile
+            mkdir -p "$d"
+            workload_cmd "$w" "${W_ARGS[$w]}" "$d" || continue
+            f=$p/$w.$a
+            echo "suite.sh: profiling $w under $a" >&2
+            (cd "$d" && perf stat -e "$events" -o "$f.perfstat" env LD_PRELOAD="${lib[$a]}"                 "${CMD[@]}" >/dev/null 2>"$f.err")
+            (cd "$d" && strace -f -c -o "$f.strace" env LD_PRELOAD="${lib[$a]}" "${CMD[@]}"                 >/dev/null 2>>"$f.err")
+            (cd "$d" && perf record -q -e cpu-clock -F 499 --call-graph dwarf,32768 -o "$d/perf.data"                 env LD_PRELOAD="${lib[$a]}" "${CMD[@]}" >/dev/null 2>>"$f.err")
+            perf report -i "$d/perf.data" --no-children --sort dso,sym --stdio -g none                 --percent-limit 0.5 2>/dev/null | grep -v '^$' >"$f.self"
+            perf report -i "$d/perf.data" --no-children --sort sym --stdio                 -g caller,0.5,callee,function,percent --percent-limit 3 2>/dev/null |
+                grep -v '^$' | head -n 400 >"$f.callers"
+            rm -rf "$d"
+            {
+                echo "== $w under $a: ${CMD[*]}"
+                grep -E 'task-clock|faults|switches|migrations|instructions|cycles|elapsed' "$f.perfstat"
+                echo "-- system calls (strace -c -f), top 8:"
+                sed -n '1,2p;3,10p' "$f.strace" | grep -vE '^-+' || true
+                echo "-- self time, top 15 (perf record -e cpu-clock):"
+                grep -E '^ +[0-9.]+%' "$f.self" | head -n 15
+            } >>"$p/summary.txt"
+        done
+    done
+    cat "$p/summary.txt"
+    exit 0
+fi
 raw=$out/raw.tsv
 printf '# round\tworkload\tallocator\tstatus\twall\tuser\tsys\trss_kib\tminflt\tmajflt\tvcs\tivcs\tload\tinternal\tcheck\n' >"$raw"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 date=$(date -u '+%Y-%m-%d %H:%M UTC')
-echo "suite.sh: ${#selected[@]} workloads x ${#allocs[@]} allocators x $rounds round(s) -> $out" >&2
-for ((r = 1; r <= rounds; r++)); do
-    for w in "${selected[@]}"; do
-        # rotate the allocator order every round (and per workload), so no allocator always
-        # runs first or right after a particular other one
-        k=$(( (r - 1 + ${#w}) % ${#allocs[@]} ))
-        order=("${allocs[@]:k}" "${allocs[@]:0:k}")
-        for a in "${order[@]}"; do
-            run_one "$w" "$a" "${W_ARGS[$w]}"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$w" "$a" "$R_STATUS" "$R_LINE" "$R_CHECK" >>"$raw"
-            printf 'round %d %-15s %-10s %s %ss\n' "$r" "$w" "$a" "$R_STATUS" "${R_LINE%%$'\t'*}" >&2
-        done
-    done
-done
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-
 # meta.json (python3 writes it: no hand-made JSON escaping)
 {
     for w in "${selected[@]}"; do
@@ -291,7 +324,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 } >"$work/workloads.tsv"
 for a in "${allocs[@]}"; do printf '%s\t%s\n' "$a" "${lib[$a]}"; done >"$work/allocs.tsv"
 SUITE_COMMAND="bash benchmarks/suite.sh${args:+ $args}" SUITE_DATE=$date SUITE_ROUNDS=$rounds \
-SUITE_N=$n SUITE_LOAD_BEFORE=$load_before SUITE_LOAD_AFTER=$load_after \
+SUITE_N=$n SUITE_LOAD_BEFORE=$load_before \
 SUITE_PEERS=$(dpkg-query -W -f='${Package} ${Version}; ' libc6 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 ghostscript 2>/dev/null | sed 's/; $//') \
 python3 - "$work/workloads.tsv" "$work/allocs.tsv" "$out/meta.json" <<'EOF'
 import json, os, platform, subprocess, sys
@@ -309,10 +342,31 @@ e = os.environ
 meta = {"command": e["SUITE_COMMAND"], "date": e["SUITE_DATE"], "rounds": int(e["SUITE_ROUNDS"]),
         "n": int(e["SUITE_N"]), "nproc": os.cpu_count(), "cpu": cpu,
         "kernel": platform.system() + " " + platform.release(), "peers": e["SUITE_PEERS"],
-        "load_before": e["SUITE_LOAD_BEFORE"], "load_after": e["SUITE_LOAD_AFTER"],
+        "load_before": e["SUITE_LOAD_BEFORE"],
         "workloads": wl, "allocators": [a for a, _ in al],
         "libraries": {a: p for a, p in al}}
 json.dump(meta, open(sys.argv[3], "w"), indent=1)
+EOF
+echo "suite.sh: ${#selected[@]} workloads x ${#allocs[@]} allocators x $rounds round(s) -> $out" >&2
+for ((r = 1; r <= rounds; r++)); do
+    for w in "${selected[@]}"; do
+        # rotate the allocator order every round (and per workload), so no allocator always
+        # runs first or right after a particular other one
+        k=$(( (r - 1 + ${#w}) % ${#allocs[@]} ))
+        order=("${allocs[@]:k}" "${allocs[@]:0:k}")
+        for a in "${order[@]}"; do
+            run_one "$w" "$a" "${W_ARGS[$w]}"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$w" "$a" "$R_STATUS" "$R_LINE" "$R_CHECK" >>"$raw"
+            printf 'round %d %-15s %-10s %s %ss\n' "$r" "$w" "$a" "$R_STATUS" "${R_LINE%%$'\t'*}" >&2
+        done
+    done
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+python3 - "$out/meta.json" "$load_after" <<'EOF'
+import json, sys
+meta = json.load(open(sys.argv[1]))
+meta["load_after"] = sys.argv[2]
+json.dump(meta, open(sys.argv[1], "w"), indent=1)
 EOF
 python3 "$here/suite/report.py" "$out" || exit 1
 if ((docs)); then

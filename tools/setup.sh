@@ -29,7 +29,8 @@ SLABCACHE_PACKAGES=(
     xz-utils
     zstd
     git
-    time                    # /usr/bin/time for benchmarks/programs.sh
+    time                    # /usr/bin/time for benchmarks/programs.sh and suite.sh
+    ghostscript             # the gs workload of benchmarks/suite.sh and programs.sh
 )
 # shellcheck disable=SC2206
 SLABCACHE_PACKAGES+=(${SLABCACHE_EXTRA_PACKAGES:-})
