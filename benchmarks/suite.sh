@@ -18,7 +18,8 @@
 # suite.md.  DIR defaults to a new directory under $TMPDIR; --docs also copies the results to
 # docs/benchmarks-suite-results.md, docs/bench_suite.json and docs/bench_suite.svg.
 #   --so PATH          use this libslabcache.so (no build)
-#   --alloc NAME=PATH  one more allocator to preload (e.g. a prototype build), repeatable
+#   --alloc NAME=PATH[,VAR=VALUE...]  one more allocator to preload (e.g. a prototype build),
+#                      with environment variables for its runs only; repeatable
 #   --allocators a,b   run only these (glibc, jemalloc, tcmalloc, mimalloc, slabcache, extras)
 #   --only a,b         run only these workloads (--list shows them)
 #   --bindir DIR       the workload binaries, or one of them (default: built here)
@@ -122,15 +123,24 @@ libdir=/usr/lib/x86_64-linux-gnu
 allocs=(glibc jemalloc tcmalloc mimalloc slabcache)
 declare -A lib=([glibc]="" [jemalloc]=$libdir/libjemalloc.so.2
     [tcmalloc]=$libdir/libtcmalloc_minimal.so.4 [mimalloc]=$libdir/libmimalloc.so.2 [slabcache]="")
+declare -A aenv # allocator -> space-separated VAR=VALUE for its runs
 for e in "${extra[@]}"; do
-    ename=${e%%=*} epath=${e#*=}
-    if [[ -z $ename || $ename == "$e" || -z $epath ]]; then
-        echo "suite.sh: --alloc wants NAME=PATH, got '$e'" >&2
+    ename=${e%%=*} rest=${e#*=}
+    epath=${rest%%,*}
+    if [[ -z $ename || $ename == "$e" || -z $epath || -n ${lib[$ename]+x} ]]; then
+        echo "suite.sh: --alloc wants a new NAME=PATH[,VAR=VALUE...], got '$e'" >&2
         exit 2
     fi
     [[ -f $epath ]] || { echo "suite.sh: --alloc $ename: no file $epath" >&2; exit 2; }
     allocs+=("$ename")
     lib[$ename]=$(readlink -f "$epath")
+    if [[ $rest == *,* ]]; then
+        IFS=',' read -r -a vars <<<"${rest#*,}"
+        for v in "${vars[@]}"; do
+            [[ $v =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || { echo "suite.sh: --alloc $ename: '$v' is not VAR=VALUE" >&2; exit 2; }
+        done
+        aenv[$ename]="${vars[*]}"
+    fi
 done
 # The smoke test checks the workloads and slabcache, not the peers; profiles are slabcache's.
 ((smoke)) && [[ -z $allocators_sel ]] && allocators_sel=glibc,slabcache
@@ -210,8 +220,10 @@ run_one() {
     local load t0 t1 rc
     load=$(cut -d' ' -f1 /proc/loadavg)
     t0=$EPOCHREALTIME
+    local ev=()
+    read -r -a ev <<<"${aenv[$a]:-}"
     (cd "$d" && timeout "$timeout_s" /usr/bin/time -f '%U %S %M %R %F %w %c' -o "$d/time" \
-        env LD_PRELOAD="${lib[$a]}" "${cmd[@]}" >"$d/out" 2>"$d/err")
+        env "${ev[@]}" LD_PRELOAD="${lib[$a]}" "${cmd[@]}" >"$d/out" 2>"$d/err")
     rc=$?
     t1=$EPOCHREALTIME
     local tl
@@ -285,11 +297,18 @@ if ((profile)); then
             workload_cmd "$w" "${W_ARGS[$w]}" "$d" || continue
             f=$p/$w.$a
             echo "suite.sh: profiling $w under $a" >&2
-            (cd "$d" && perf stat -e "$events" -o "$f.perfstat" env LD_PRELOAD="${lib[$a]}"                 "${CMD[@]}" >/dev/null 2>"$f.err")
-            (cd "$d" && strace -f -c -o "$f.strace" env LD_PRELOAD="${lib[$a]}" "${CMD[@]}"                 >/dev/null 2>>"$f.err")
-            (cd "$d" && perf record -q -e cpu-clock -F 499 --call-graph dwarf,32768 -o "$d/perf.data"                 env LD_PRELOAD="${lib[$a]}" "${CMD[@]}" >/dev/null 2>>"$f.err")
-            perf report -i "$d/perf.data" --no-children --sort dso,sym --stdio -g none                 --percent-limit 0.5 2>/dev/null | grep -v '^$' >"$f.self"
-            perf report -i "$d/perf.data" --no-children --sort sym --stdio                 -g caller,0.5,callee,function,percent --percent-limit 3 2>/dev/null |
+            read -r -a ev <<<"${aenv[$a]:-}"
+            (cd "$d" && perf stat -e "$events" -o "$f.perfstat" env "${ev[@]}" \
+                LD_PRELOAD="${lib[$a]}" "${CMD[@]}" >/dev/null 2>"$f.err")
+            (cd "$d" && strace -f -c -o "$f.strace" env "${ev[@]}" LD_PRELOAD="${lib[$a]}" \
+                "${CMD[@]}" >/dev/null 2>>"$f.err")
+            (cd "$d" && perf record -q -e cpu-clock -F 499 --call-graph dwarf,32768 \
+                -o "$d/perf.data" env "${ev[@]}" LD_PRELOAD="${lib[$a]}" "${CMD[@]}" \
+                >/dev/null 2>>"$f.err")
+            perf report -i "$d/perf.data" --no-children --sort dso,sym --stdio -g none \
+                --percent-limit 0.5 2>/dev/null | grep -v '^$' >"$f.self"
+            perf report -i "$d/perf.data" --no-children --sort sym --stdio \
+                -g caller,0.5,callee,function,percent --percent-limit 3 2>/dev/null |
                 grep -v '^$' | head -n 400 >"$f.callers"
             rm -rf "$d"
             {
@@ -322,7 +341,7 @@ date=$(date -u '+%Y-%m-%d %H:%M UTC')
         printf '%s\t%s\t%s\t%s\n' "$w" "${W_PAT[$w]}" "$c" "$th"
     done
 } >"$work/workloads.tsv"
-for a in "${allocs[@]}"; do printf '%s\t%s\n' "$a" "${lib[$a]}"; done >"$work/allocs.tsv"
+for a in "${allocs[@]}"; do printf '%s\t%s\n' "$a" "${lib[$a]}${aenv[$a]:+ (${aenv[$a]})}"; done >"$work/allocs.tsv"
 SUITE_COMMAND="bash benchmarks/suite.sh${args:+ $args}" SUITE_DATE=$date SUITE_ROUNDS=$rounds \
 SUITE_N=$n SUITE_LOAD_BEFORE=$load_before \
 SUITE_PEERS=$(dpkg-query -W -f='${Package} ${Version}; ' libc6 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 ghostscript 2>/dev/null | sed 's/; $//') \
