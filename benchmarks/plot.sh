@@ -2,34 +2,75 @@
 # SPDX-License-Identifier: MIT
 # Plots of the benchmark JSON (gnuplot, Debian's gnuplot-nox), as SVG files.
 #
-#   bash benchmarks/plot.sh CACHE_JSON MEM_JSON [OUTDIR]      (OUTDIR: docs/)
+#   bash benchmarks/plot.sh CACHE_JSON MEM_JSON OUTDIR
 #
 #   OUTDIR/bench_lifo.svg    LIFO ns per alloc+free, median with min-max bars
 #   OUTDIR/bench_ratio.svg   every workload: median / best peer's median (1 = best peer)
 #   OUTDIR/bench_mem.svg     RSS growth / live bytes against object size
 #
-# cache_bench and mem_bench write one result object per JSON line; awk reads them, so no
-# JSON tool is needed.  Either JSON may be "-" to skip its plots.
+# The JSON is read with python3's json module (any layout: one result per line as the
+# benchmarks write it, compact, or pretty-printed).  Either JSON may be "-" to skip its plots.
 set -euo pipefail
 
 cache_json=${1:?usage: plot.sh CACHE_JSON MEM_JSON [OUTDIR]}
 mem_json=${2:?usage: plot.sh CACHE_JSON MEM_JSON [OUTDIR]}
-out=${3:-docs}
+out=${3:?usage: plot.sh CACHE_JSON MEM_JSON OUTDIR}
 command -v gnuplot >/dev/null || { echo "plot.sh: gnuplot not installed (apt-get install gnuplot-nox)" >&2; exit 1; }
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# field NAME: the value of "NAME": in the current line (string or number).
-awk_lib='
-function field(name,   s, i, v) {
-    i = index($0, "\"" name "\": ")
-    if (i == 0) return ""
-    s = substr($0, i + length(name) + 4)
-    if (substr(s, 1, 1) == "\"") { s = substr(s, 2); return substr(s, 1, index(s, "\"") - 1) }
-    match(s, /^[-0-9.eE+a-z]+/)
-    return substr(s, 1, RLENGTH)
-}'
+# tables DATA_KIND JSON OUT...: the gnuplot data files, written by python3 from the JSON.
+#   cache JSON LIFO_DAT RATIO_DAT   LIFO "allocator median min max" rows; per workload metric
+#                                   (ns metrics only) the ratio to the best peer, one column
+#                                   per allocator in the order they first appear
+#   mem JSON MEM_DAT                per object size, each allocator's RSS growth / live bytes
+tables() {
+    python3 - "$@" <<'PY'
+import json, sys
+
+kind, path, outs = sys.argv[1], sys.argv[2], sys.argv[3:]
+try:
+    with open(path) as f:
+        doc = json.load(f)
+    results = doc["results"]
+except (OSError, ValueError, KeyError, TypeError) as e:
+    sys.exit(f"plot.sh: {path}: not benchmark JSON ({e})")
+
+def num(v):
+    return "NaN" if v is None or v == "" else repr(float(v))
+
+def table(path, first, rows, cols, cell):
+    with open(path, "w") as f:
+        f.write(" ".join([first] + cols) + "\n")
+        for r in rows:
+            f.write(" ".join([str(r)] + [cell.get((r, c), "NaN") for c in cols]) + "\n")
+
+if kind == "cache":
+    with open(outs[0], "w") as f:
+        for r in results:
+            if r.get("workload") == "lifo" and r.get("median") is not None:
+                f.write(f"{r['allocator']} {num(r['median'])} {num(r['min'])} {num(r['max'])}\n")
+    rows, cols, cell = [], [], {}
+    for r in results:
+        if r.get("unit") != "ns/obj":
+            continue
+        w, m, a = r["workload"], r["metric"], r["allocator"]
+        row = w if w == m else f"{w}-{m}"
+        rows += [row] if row not in rows else []
+        cols += [a] if a not in cols else []
+        cell[(row, a)] = num(r.get("ratio_best_peer"))
+    table(outs[1], "workload", rows, cols, cell)
+else:
+    rows, cols, cell = [], [], {}
+    for r in results:
+        s, a = r["size"], r["allocator"]
+        rows += [s] if s not in rows else []
+        cols += [a] if a not in cols else []
+        cell[(s, a)] = num(r.get("live_ratio"))
+    table(outs[0], "size", rows, cols, cell)
+PY
+}
 
 style='set terminal svg size 900,480 dynamic font "sans,12" background rgb "white"
 set grid ytics
@@ -40,11 +81,7 @@ set ytics nomirror
 set termoption noenhanced'
 
 if [[ "$cache_json" != "-" ]]; then
-    # LIFO: allocator median min max
-    awk "$awk_lib"'
-        /"workload": "lifo"/ && field("median") != "null" {
-            print field("allocator"), field("median"), field("min"), field("max") }' \
-        "$cache_json" >"$tmp/lifo.dat"
+    tables cache "$cache_json" "$tmp/lifo.dat" "$tmp/ratio.dat"
     gnuplot <<GP
 $style
 set output "$out/bench_lifo.svg"
@@ -54,27 +91,9 @@ set yrange [0:*]
 set style fill solid 0.6 border -1
 set boxwidth 0.6
 unset key
-plot "$tmp/lifo.dat" using 0:2:xtic(1) with boxes lc rgb "#4477aa", \
-     "" using 0:2:3:4 with yerrorbars lc rgb "black" pt -1
+plot "$tmp/lifo.dat" using 0:2:xtic(1) with boxes lc rgb "#4477aa" notitle, \
+     "" using 0:2:3:4 with yerrorbars lc rgb "black" pt -1 notitle
 GP
-    # Ratio to the best peer: one row per workload metric (ns metrics only), one column per
-    # allocator, in the order the allocators first appear.
-    awk "$awk_lib"'
-        /"workload": / && field("unit") == "ns/obj" {
-            w = field("workload"); m = field("metric"); a = field("allocator")
-            row = (w == m) ? w : w "-" m
-            if (!(row in seen_row)) { seen_row[row] = 1; rows[++nr] = row }
-            if (!(a in seen_a)) { seen_a[a] = 1; al[++na] = a }
-            r = field("ratio_best_peer"); v[row, a] = (r == "null" || r == "") ? "NaN" : r
-        }
-        END {
-            printf "workload"; for (j = 1; j <= na; j++) printf " %s", al[j]; printf "\n"
-            for (i = 1; i <= nr; i++) {
-                printf "%s", rows[i]
-                for (j = 1; j <= na; j++) printf " %s", ((rows[i], al[j]) in v) ? v[rows[i], al[j]] : "NaN"
-                printf "\n"
-            }
-        }' "$cache_json" >"$tmp/ratio.dat"
     ncols=$(head -1 "$tmp/ratio.dat" | wc -w)
     gnuplot <<GP
 $style
@@ -95,21 +114,7 @@ GP
 fi
 
 if [[ "$mem_json" != "-" ]]; then
-    awk "$awk_lib"'
-        /"allocator": / {
-            a = field("allocator"); s = field("size")
-            if (!(a in seen_a)) { seen_a[a] = 1; al[++na] = a }
-            if (!(s in seen_s)) { seen_s[s] = 1; sz[++ns] = s }
-            v[s, a] = field("live_ratio")
-        }
-        END {
-            printf "size"; for (j = 1; j <= na; j++) printf " %s", al[j]; printf "\n"
-            for (i = 1; i <= ns; i++) {
-                printf "%s", sz[i]
-                for (j = 1; j <= na; j++) printf " %s", ((sz[i], al[j]) in v) ? v[sz[i], al[j]] : "NaN"
-                printf "\n"
-            }
-        }' "$mem_json" >"$tmp/mem.dat"
+    tables mem "$mem_json" "$tmp/mem.dat"
     ncols=$(head -1 "$tmp/mem.dat" | wc -w)
     gnuplot <<GP
 $style

@@ -5,7 +5,7 @@
 # resolution; /usr/bin/time's %e has 10 ms, 3-9% of the shortest programs) and peak RSS
 # (/usr/bin/time -f %M).
 #
-#   bash benchmarks/programs.sh [--quick] [--reps N] [--so PATH] [--only a,b] [--out FILE]
+#   bash benchmarks/programs.sh [--quick] [--reps N] [--so PATH] [--only a,b] [--out DIR]
 #
 # The workloads are those of tests/programs (tests/programs/programs.sh), same input for every
 # allocator, and two more: "gs" (ghostscript rendering a generated PDF at 30 dpi, the md5 of
@@ -13,18 +13,21 @@
 # workload of benchmarks/suite, its check line as output).  Each run's output is checked
 # against glibc's (a mismatch is marked "!").  Each (program, allocator) pair runs --reps
 # times (default 3, --quick: 1), interleaved across allocators, and the median wall time and
-# median peak RSS are kept.  Peak RSS is the largest
-# of the process tree (wait4 rusage).  Also measured: "malloc16", a C program holding 4M live
-# 16-byte mallocs (reports RSS growth / live bytes, the density goal).
-# Writes a markdown report (default docs/benchmarks-programs.md) with ratios to glibc and to
-# the best peer, the geometric means, and the goals checked.
+# median peak RSS are kept.  Peak RSS is the largest of the process tree (wait4 rusage).
+# Also measured: "malloc16", a C program holding 4M live 16-byte mallocs (reports RSS
+# growth / live bytes, the density goal).
+# Writes a markdown report, DIR/benchmarks-programs.md (default DIR: a new directory under
+# $TMPDIR; `--out docs` regenerates the project's page), with ratios to glibc and to the
+# best peer, the geometric means, and the goals checked, and prints it.  --only takes names
+# from the list above and malloc16 (which always runs); an unknown name, or nothing left to
+# run, is an error (status 2, 1).  To time a program of your own: benchmarks/compare.sh.
 # Peers: Debian packages libjemalloc2, libtcmalloc-minimal4, libmimalloc2.0 (installed
 # quietly if missing); time from the `time` package, gs from `ghostscript`.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
-quick=0 reps="" so="" only="" out=$repo/docs/benchmarks-programs.md
+quick=0 reps="" so="" only="" out=""
 args="$*"
 while (($#)); do
     case "$1" in
@@ -33,12 +36,36 @@ while (($#)); do
         --so) so=$2; shift ;;
         --only) only=$2; shift ;;
         --out) out=$2; shift ;;
-        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
-        *) echo "programs.sh: unknown argument $1" >&2; exit 2 ;;
+        -h | --help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "programs.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 [[ -n $reps ]] || { ((quick)) && reps=1 || reps=3; }
+[[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "programs.sh: --reps needs a positive number, got '$reps'" >&2; exit 2; }
+
+# shellcheck source=tests/programs/programs.sh
+source "$repo/tests/programs/programs.sh"
+# Two more programs of benchmarks/suite (defined below, once the input exists).
+PROGRAMS+=(gs espresso)
+PROGRAM_TOOL[gs]=gs
+if [[ -n $only ]]; then
+    IFS=, read -r -a wanted <<<"$only"
+    for p in "${wanted[@]}"; do
+        [[ " ${PROGRAMS[*]} malloc16 " == *" $p "* ]] || {
+            echo "programs.sh: --only: unknown program '$p' (known: ${PROGRAMS[*]} malloc16;" \
+                "for a program of your own: bash benchmarks/compare.sh -- CMD ARGS...)" >&2
+            exit 2
+        }
+    done
+fi
+if [[ -z $out ]]; then
+    out=$(mktemp -d "${TMPDIR:-/tmp}/slabcache-programs.XXXXXX")
+elif ! mkdir -p "$out" 2>/dev/null || [[ ! -d $out ]]; then
+    echo "programs.sh: --out: cannot create directory $out" >&2
+    exit 2
+fi
+report=$out/benchmarks-programs.md
 
 if [[ -z $so ]]; then
     (cd "$repo" && bazel build -c opt //slab:libslabcache.so >&2) || exit 1
@@ -48,8 +75,6 @@ so=$(readlink -f "$so")
 (cd "$repo" && bazel build -c opt --noshow_progress //benchmarks/suite:espresso >&2) || exit 1
 espresso_bin=$(cd "$repo" && bazel info -c opt bazel-bin 2>/dev/null)/benchmarks/suite/espresso
 
-# shellcheck source=tests/programs/programs.sh
-source "$repo/tests/programs/programs.sh"
 programs_install
 libdir=/usr/lib/x86_64-linux-gnu
 pkgs=()
@@ -134,8 +159,6 @@ prog_gs() {
 }
 prog_espresso() { "$ESPRESSO_BIN" "$ESPRESSO_FUNCTIONS" 16 120 | grep '^check:'; }
 export -f prog_gs prog_espresso
-PROGRAMS+=(gs espresso)
-PROGRAM_TOOL[gs]=gs
 PROGRAM_TOOL[espresso]=$espresso_bin
 
 progs=()
@@ -144,6 +167,10 @@ for p in "${PROGRAMS[@]}"; do
     command -v "${PROGRAM_TOOL[$p]}" >/dev/null 2>&1 || { echo "skip $p" >&2; continue; }
     progs+=("$p")
 done
+if [[ -n $only && ${#progs[@]} == 0 && ",$only," != *,malloc16,* ]]; then
+    echo "programs.sh: nothing to run: the tools of '$only' are missing" >&2
+    exit 1
+fi
 
 declare -A T R OK D16
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
@@ -189,60 +216,65 @@ done
     echo "\"!\" marks output that differed from glibc's.  Workloads: tests/programs/programs.sh"
     echo "($( ((quick)) && echo "--quick sizes" || echo "full sizes"))."
     echo
-    printf '| program |'
-    for a in "${allocs[@]}"; do printf ' %s s |' "$a"; done
-    printf ' vs glibc | vs best peer |'
-    for a in "${allocs[@]}"; do printf ' %s MiB |' "$a"; done
-    printf ' RSS vs glibc |\n|---|'
-    for _ in "${allocs[@]}" x x "${allocs[@]}" x; do printf -- '---:|'; done
-    echo
-    for p in "${progs[@]}"; do
-        printf '| %s |' "$p"
-        for a in "${allocs[@]}"; do printf ' %s%s |' "${T[$p.$a]}" "${OK[$p.$a]:-}"; done
-        awk -v s="${T[$p.slabcache]}" -v g="${T[$p.glibc]}" -v j="${T[$p.jemalloc]:-}" \
-            -v t="${T[$p.tcmalloc]:-}" -v m="${T[$p.mimalloc]:-}" 'BEGIN {
-            b = 0; if (j != "") b = j; if (t != "" && (b == 0 || t < b)) b = t; if (m != "" && (b == 0 || m < b)) b = m;
-            printf " %.2fx | %s |", (g > 0 ? s / g : 0), (b > 0 ? sprintf("%.2fx", s / b) : "-") }'
-        for a in "${allocs[@]}"; do awk -v r="${R[$p.$a]}" 'BEGIN { printf " %.1f |", r / 1024 }'; done
-        awk -v s="${R[$p.slabcache]}" -v g="${R[$p.glibc]}" 'BEGIN { printf " %.2fx |\n", s / g }'
-    done
-    # geometric means
-    printf '| **geomean** |'
-    for a in "${allocs[@]}"; do
-        for p in "${progs[@]}"; do echo "${T[$p.$a]}"; done |
-            awk '{ if ($1 > 0) { s += log($1); n++ } } END { printf " %.2f |", n ? exp(s / n) : 0 }'
-    done
-    for p in "${progs[@]}"; do echo "${T[$p.slabcache]} ${T[$p.glibc]} ${T[$p.jemalloc]:-0} ${T[$p.tcmalloc]:-0} ${T[$p.mimalloc]:-0}"; done |
-        awk '{ s = $1; if (s <= 0 || $2 <= 0) next; gl += log(s / $2); b = 0;
-               for (i = 3; i <= 5; i++) if ($i > 0 && (b == 0 || $i < b)) b = $i;
-               if (b > 0) { bp += log(s / b); nb++ } n++ }
-             END { printf " **%.3fx** | **%s** |", exp(gl / n), nb ? sprintf("%.3fx", exp(bp / nb)) : "-" }'
-    for a in "${allocs[@]}"; do
-        for p in "${progs[@]}"; do echo "${R[$p.$a]}"; done |
-            awk '{ if ($1 > 0) { s += log($1 / 1024); n++ } } END { printf " %.1f |", n ? exp(s / n) : 0 }'
-    done
-    for p in "${progs[@]}"; do echo "${R[$p.slabcache]} ${R[$p.glibc]}"; done |
-        awk '{ s += log($1 / $2); n++ } END { printf " **%.3fx** |\n", exp(s / n) }'
-    echo
+    if ((${#progs[@]})); then
+        printf '| program |'
+        for a in "${allocs[@]}"; do printf ' %s s |' "$a"; done
+        printf ' vs glibc | vs best peer |'
+        for a in "${allocs[@]}"; do printf ' %s MiB |' "$a"; done
+        printf ' RSS vs glibc |\n|---|'
+        for _ in "${allocs[@]}" x x "${allocs[@]}" x; do printf -- '---:|'; done
+        echo
+        for p in "${progs[@]}"; do
+            printf '| %s |' "$p"
+            for a in "${allocs[@]}"; do printf ' %s%s |' "${T[$p.$a]}" "${OK[$p.$a]:-}"; done
+            awk -v s="${T[$p.slabcache]}" -v g="${T[$p.glibc]}" -v j="${T[$p.jemalloc]:-}" \
+                -v t="${T[$p.tcmalloc]:-}" -v m="${T[$p.mimalloc]:-}" 'BEGIN {
+                b = 0; if (j != "") b = j; if (t != "" && (b == 0 || t < b)) b = t; if (m != "" && (b == 0 || m < b)) b = m;
+                printf " %.2fx | %s |", (g > 0 ? s / g : 0), (b > 0 ? sprintf("%.2fx", s / b) : "-") }'
+            for a in "${allocs[@]}"; do awk -v r="${R[$p.$a]}" 'BEGIN { printf " %.1f |", r / 1024 }'; done
+            awk -v s="${R[$p.slabcache]}" -v g="${R[$p.glibc]}" 'BEGIN { printf " %.2fx |\n", s / g }'
+        done
+        # geometric means
+        printf '| **geomean** |'
+        for a in "${allocs[@]}"; do
+            for p in "${progs[@]}"; do echo "${T[$p.$a]}"; done |
+                awk '{ if ($1 > 0) { s += log($1); n++ } } END { printf " %.2f |", n ? exp(s / n) : 0 }'
+        done
+        for p in "${progs[@]}"; do echo "${T[$p.slabcache]} ${T[$p.glibc]} ${T[$p.jemalloc]:-0} ${T[$p.tcmalloc]:-0} ${T[$p.mimalloc]:-0}"; done |
+            awk '{ s = $1; if (s <= 0 || $2 <= 0) next; gl += log(s / $2); b = 0;
+                   for (i = 3; i <= 5; i++) if ($i > 0 && (b == 0 || $i < b)) b = $i;
+                   if (b > 0) { bp += log(s / b); nb++ } n++ }
+                 END { printf " **%.3fx** | **%s** |", exp(gl / n), nb ? sprintf("%.3fx", exp(bp / nb)) : "-" }'
+        for a in "${allocs[@]}"; do
+            for p in "${progs[@]}"; do echo "${R[$p.$a]}"; done |
+                awk '{ if ($1 > 0) { s += log($1 / 1024); n++ } } END { printf " %.1f |", n ? exp(s / n) : 0 }'
+        done
+        for p in "${progs[@]}"; do echo "${R[$p.slabcache]} ${R[$p.glibc]}"; done |
+            awk '{ s += log($1 / $2); n++ } END { printf " **%.3fx** |\n", exp(s / n) }'
+        echo
+    fi
     echo "16-byte mallocs (malloc16: 4M live blocks, RSS growth / live bytes):"
     for a in "${allocs[@]}"; do printf ' %s %s;' "$a" "${D16[$a]:-?}"; done
     echo
     echo
-    echo "## Goals"
-    echo
-    for p in "${progs[@]}"; do echo "$p ${T[$p.slabcache]} ${T[$p.glibc]} ${T[$p.jemalloc]:-0} ${T[$p.tcmalloc]:-0} ${T[$p.mimalloc]:-0} ${R[$p.slabcache]} ${R[$p.glibc]}"; done |
-        awk -v d16="${D16[slabcache]:-99}" '
-        { n++; gl += log($2 / $3); b = 0; for (i = 4; i <= 6; i++) if ($i > 0 && (b == 0 || $i < b)) b = $i;
-          if (b > 0) { bp += log($2 / b); nb++ }
-          if ($2 / $3 > worst) { worst = $2 / $3; wp = $1 }
-          if ($7 / $8 > rworst) { rworst = $7 / $8; rp = $1 } }
-        END {
-          g = exp(gl / n); pb = nb ? exp(bp / nb) : 0;
-          printf "| goal | target | measured | met |\n|---|---|---|---|\n";
-          printf "| geomean time vs glibc | <= 0.95x | %.3fx | %s |\n", g, g <= 0.95 ? "yes" : "**no**";
-          printf "| geomean time vs best peer | <= 1.0x | %.3fx | %s |\n", pb, pb <= 1.0 ? "yes" : "**no**";
-          printf "| worst program vs glibc | <= 1.3x | %.2fx (%s) | %s |\n", worst, wp, worst <= 1.3 ? "yes" : "**no**";
-          printf "| worst peak RSS vs glibc | <= 1.1x | %.2fx (%s) | %s |\n", rworst, rp, rworst <= 1.1 ? "yes" : "**no**";
-          printf "| 16-byte mallocs, bytes per live byte | <= 1.01x | %.3fx | %s |\n", d16, d16 <= 1.01 ? "yes" : "**no**" }'
-} >"$out"
-cat "$out"
+    if ((${#progs[@]})); then
+        echo "## Goals"
+        echo
+        for p in "${progs[@]}"; do echo "$p ${T[$p.slabcache]} ${T[$p.glibc]} ${T[$p.jemalloc]:-0} ${T[$p.tcmalloc]:-0} ${T[$p.mimalloc]:-0} ${R[$p.slabcache]} ${R[$p.glibc]}"; done |
+            awk -v d16="${D16[slabcache]:-99}" '
+            { n++; gl += log($2 / $3); b = 0; for (i = 4; i <= 6; i++) if ($i > 0 && (b == 0 || $i < b)) b = $i;
+              if (b > 0) { bp += log($2 / b); nb++ }
+              if ($2 / $3 > worst) { worst = $2 / $3; wp = $1 }
+              if ($7 / $8 > rworst) { rworst = $7 / $8; rp = $1 } }
+            END {
+              g = exp(gl / n); pb = nb ? exp(bp / nb) : 0;
+              printf "| goal | target | measured | met |\n|---|---|---|---|\n";
+              printf "| geomean time vs glibc | <= 0.95x | %.3fx | %s |\n", g, g <= 0.95 ? "yes" : "**no**";
+              printf "| geomean time vs best peer | <= 1.0x | %.3fx | %s |\n", pb, pb <= 1.0 ? "yes" : "**no**";
+              printf "| worst program vs glibc | <= 1.3x | %.2fx (%s) | %s |\n", worst, wp, worst <= 1.3 ? "yes" : "**no**";
+              printf "| worst peak RSS vs glibc | <= 1.1x | %.2fx (%s) | %s |\n", rworst, rp, rworst <= 1.1 ? "yes" : "**no**";
+              printf "| 16-byte mallocs, bytes per live byte | <= 1.01x | %.3fx | %s |\n", d16, d16 <= 1.01 ? "yes" : "**no**" }'
+    fi
+} >"$report"
+cat "$report"
+echo "programs.sh: wrote $report" >&2

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The full benchmark run: build optimised, run cache_bench and mem_bench, draw the plots and
-# write docs/benchmarks.md (machine, command, tables, plot links).
+# write benchmarks.md (machine, command, tables, plot links).
 #
 #   bash benchmarks/run_all.sh                 full run (a few minutes on 2 cores)
 #   bash benchmarks/run_all.sh --quick         the quick sizes (under a minute)
 #   bash benchmarks/run_all.sh --reps 9        more repetitions (default 7; quick 5)
+#   bash benchmarks/run_all.sh --out docs      write the project's pages (docs/benchmarks.md)
 #
-# Writes docs/benchmarks.md, docs/bench_cache.json, docs/bench_mem.json and docs/bench_*.svg.
+# Writes DIR/benchmarks.md, DIR/bench_cache.json, DIR/bench_mem.json and DIR/bench_*.svg,
+# DIR given by --out DIR (default: a new directory under $TMPDIR, printed at the end).
 # SLABCACHE_BAZEL overrides the Bazel command (as in tools/main.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,15 +19,30 @@ bazel_cmd=(${SLABCACHE_BAZEL:-bazel})
 invocation="bash benchmarks/run_all.sh${*:+ $*}"
 quick=()
 cache_args=()
+out=""
 while (($#)); do
     case "$1" in
         --quick) quick=(--quick); cache_args+=(--quick); check_reps=5 ;;
-        --reps) cache_args+=(--reps "$2"); shift ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-        *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
+        --reps | --out)
+            (($# >= 2)) || { echo "run_all.sh: $1 needs a value" >&2; exit 2; }
+            if [[ $1 == --reps ]]; then
+                [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "run_all.sh: --reps needs a positive number, got '$2'" >&2; exit 2; }
+                cache_args+=(--reps "$2")
+            else
+                out=$2
+            fi
+            shift ;;
+        -h|--help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "run_all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
+if [[ -z $out ]]; then
+    out=$(mktemp -d "${TMPDIR:-/tmp}/slabcache-bench.XXXXXX")
+elif ! mkdir -p "$out" 2>/dev/null || [[ ! -d $out ]]; then
+    echo "run_all.sh: --out: cannot create directory $out" >&2
+    exit 2
+fi
 
 "${bazel_cmd[@]}" build --config=opt --noshow_progress //benchmarks:cache_bench //benchmarks:mem_bench
 bin=$("${bazel_cmd[@]}" info --config=opt bazel-bin 2>/dev/null)
@@ -33,13 +50,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 start=$(date -u '+%Y-%m-%d %H:%M UTC')
-# Results go to docs/ only once both runs have finished.
+# Results go to $out only once both runs have finished.
 "$bin/benchmarks/cache_bench" "${cache_args[@]}" --json "$tmp/cache.json" >"$tmp/cache.md"
 "$bin/benchmarks/mem_bench" "${quick[@]}" --json "$tmp/mem.json" >"$tmp/mem.md"
 bash benchmarks/check_cost.sh "${check_reps:-7}" "${quick[@]}" >"$tmp/check.md"
-cp "$tmp/cache.json" docs/bench_cache.json
-cp "$tmp/mem.json" docs/bench_mem.json
-plots=$(bash benchmarks/plot.sh docs/bench_cache.json docs/bench_mem.json docs 2>&1) || {
+cp "$tmp/cache.json" "$out/bench_cache.json"
+cp "$tmp/mem.json" "$out/bench_mem.json"
+plots=$(bash benchmarks/plot.sh "$out/bench_cache.json" "$out/bench_mem.json" "$out" 2>&1) || {
     echo "run_all.sh: plotting failed: $plots" >&2
     plots=""
 }
@@ -68,7 +85,7 @@ not absolute nanoseconds across runs.
     bazel run -c opt //benchmarks:quick                  # both benchmarks, quick sizes (< 1 min)
     bazel run -c opt //benchmarks:cache_bench -- --reps 9 --only lifo,random --json /tmp/c.json
     bazel run -c opt //benchmarks:mem_bench -- --quick
-    bash benchmarks/run_all.sh                           # this page, the JSON and the plots
+    bash benchmarks/run_all.sh --out docs                # this page, the JSON and the plots
 
 Peers are Debian packages: \`apt-get install libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
 gnuplot-nox\`; a peer that does not load is listed as missing and left out.
@@ -143,8 +160,8 @@ HEADER
     echo "## Plots"
     echo
     for f in bench_lifo bench_ratio bench_mem; do
-        [[ -f "docs/$f.svg" ]] && echo "![${f}]($f.svg)" && echo
+        [[ -f "$out/$f.svg" ]] && echo "![${f}]($f.svg)" && echo
     done
     echo "Raw results: [bench_cache.json](bench_cache.json), [bench_mem.json](bench_mem.json)."
-} >docs/benchmarks.md
-echo "run_all.sh: wrote docs/benchmarks.md"
+} >"$out/benchmarks.md"
+echo "run_all.sh: wrote $out/benchmarks.md"

@@ -7,7 +7,8 @@
 #                            [--so PATH] [--alloc NAME=PATH]... [--allocators a,b] [--list]
 #   bash benchmarks/suite.sh --smoke --bindir DIR [--so PATH]     (the Bazel smoke test)
 #
-# Builds //slab:libslabcache.so and the workloads with --config=opt, then runs every workload
+# (For one program of your own, benchmarks/compare.sh.)  Builds //slab:libslabcache.so and
+# the workloads with --config=opt, then runs every workload
 # under each allocator (LD_PRELOAD of Debian's libjemalloc.so.2, libtcmalloc_minimal.so.4,
 # libmimalloc.so.2 and slabcache; glibc without a preload), interleaved: in every round each
 # workload runs once per allocator, in an order rotated every round.  --rounds N (default
@@ -39,7 +40,7 @@ args="$*"
 quick=0 rounds="" only="" out="" docs=0 so="" bindir="" smoke=0 list=0 timeout_s=900 profile=0
 allocators_sel=""
 extra=()
-usage() { sed -n '2,33p' "$0"; }
+usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; }
 while (($#)); do
     case "$1" in
         --quick) quick=1 ;;

@@ -63,7 +63,7 @@
  *   it.
  *
  * HUGE BLOCKS
- *   Requests above 4 MiB (buddy_alloc_bytes) are dedicated heap extents of kind HEAP_KIND_HUGE
+ *   Requests above 4 MiB (buddy_alloc_bytes) are dedicated heap extents of kind HEAP_KIND_WHOLE
  *   whose heap descriptor holds the tag; buddy_free() of their base gives them back whole.
  *
  * LOCKING
@@ -290,7 +290,7 @@ static void purged_set(struct buddy_extent *ext, size_t idx, bool on)
 /* The buddy extent record behind a heap extent, or NULL if it is not one of ours. */
 static struct buddy_extent *extent_of_heap(const struct heap_extent *he)
 {
-    if (!he || __atomic_load_n(&he->kind, __ATOMIC_RELAXED) != HEAP_KIND_BUDDY)
+    if (!he || __atomic_load_n(&he->kind, __ATOMIC_RELAXED) != HEAP_KIND_SPLIT)
         return NULL;
     struct buddy_extent *ext = __atomic_load_n(&he->owner, __ATOMIC_RELAXED);
     if (!ext || ext->heap != he)
@@ -394,7 +394,7 @@ static int extent_grow_locked(void)
         return -1;
     }
     struct heap_extent *he =
-        heap_extent_alloc(HEAP_EXTENT_SIZE, HEAP_KIND_BUDDY, 0, ext, false);
+        heap_extent_alloc(HEAP_EXTENT_SIZE, HEAP_KIND_SPLIT, 0, ext, false);
     if (!he) {
         int e = errno;
         heap_meta_free(ext, sizeof *ext);
@@ -578,7 +578,7 @@ int buddy_order_for_size(size_t bytes)
 
 static void *huge_alloc(size_t bytes, uint16_t tag)
 {
-    struct heap_extent *he = heap_extent_alloc(bytes, HEAP_KIND_HUGE, tag, NULL, true);
+    struct heap_extent *he = heap_extent_alloc(bytes, HEAP_KIND_WHOLE, tag, NULL, true);
     buddy_lock();
     if (he) {
         buddy.st.huge_blocks++;
@@ -651,7 +651,7 @@ static int checked_free_locked(void *ptr)
     if (!ptr)
         return invalid_free_locked(ptr, "NULL pointer", NULL);
     struct heap_extent *he = heap_extent_lookup(ptr);
-    if (he && he->kind == HEAP_KIND_HUGE)
+    if (he && he->kind == HEAP_KIND_WHOLE)
         return huge_free_locked(he, ptr);
     struct buddy_extent *ext = extent_of_heap(he);
     if (!ext)
@@ -750,7 +750,7 @@ bool buddy_lookup(const void *ptr, struct buddy_block_info *out)
     if (!he)
         return false;
     struct buddy_block_info info;
-    if (__atomic_load_n(&he->kind, __ATOMIC_RELAXED) == HEAP_KIND_HUGE) {
+    if (__atomic_load_n(&he->kind, __ATOMIC_RELAXED) == HEAP_KIND_WHOLE) {
         info.head = (void *)__atomic_load_n(&he->base, __ATOMIC_RELAXED);
         info.size = __atomic_load_n(&he->size, __ATOMIC_RELAXED);
         info.order = BUDDY_ORDER_HUGE;
@@ -1074,7 +1074,7 @@ static int validate_extent_locked(const struct buddy_extent *ext, struct validat
 {
     const struct heap_extent *he = ext->heap;
     if (!he || he != heap_extent_lookup(ext->base) || he->owner != ext ||
-        he->kind != HEAP_KIND_BUDDY || (char *)he->base != ext->base ||
+        he->kind != HEAP_KIND_SPLIT || (char *)he->base != ext->base ||
         he->size < HEAP_EXTENT_SIZE)
         return validate_fail("extent record does not match its heap extent", ext->base, 0, 0);
     for (size_t i = 0; i < BUDDY_PAGES_PER_EXTENT;) {

@@ -107,7 +107,7 @@ bool buddy_lookup(const void *ptr, struct buddy_block_info *out);
  * per-extent record). */
 static inline bool buddy_block_of(const void *p, void **head, uint16_t *tag)
 {
-    if (!heap_is_buddy_granule(p))
+    if (!heap_is_split_granule(p))
         return false;
     struct heap_extent *he = heap_extent_lookup(p);
     if (!he)

@@ -44,13 +44,12 @@
  * are in no entry.  Magic: HEAP_EXTENT_MAGIC live, EXT_FREE_MAGIC on the free list, 0 spare.
  *
  * ==== Locking ====
- *   1. HEAP lock (heap_mutex): the lists, `top`, options, stats, the ops table, radix writes.
+ *   1. HEAP lock (heap_lock_mutex): the lists, `top`, options, stats, the ops table, radix writes.
  *   2. META lock (meta.c), taken inside the HEAP lock when a descriptor is allocated.
- * Callers above (buddy) take their own lock before ours.  heap_extent_lookup() takes none.
- * Functions named *_locked expect the HEAP lock held.
+ * Callers above take their own locks before ours.  heap_extent_lookup() takes none.
+ * Functions named *_locked expect the HEAP lock held (asserted in debug builds).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -82,7 +81,7 @@ struct region {
     uintptr_t base;
 };
 
-static pthread_mutex_t heap_mutex = PTHREAD_MUTEX_INITIALIZER;
+struct heap_mutex heap_lock_mutex = HEAP_MUTEX_INITIALIZER;
 
 static struct {
     bool ready;                 /* opts loaded */
@@ -98,21 +97,23 @@ static struct {
 
 void heap_lock(void)
 {
-    pthread_mutex_lock(&heap_mutex);
+    heap_mutex_lock(&heap_lock_mutex);
 }
 
 void heap_unlock(void)
 {
-    pthread_mutex_unlock(&heap_mutex);
+    heap_mutex_unlock(&heap_lock_mutex);
 }
 
 bool heap_holds_extents_locked(void)
 {
+    heap_assert_locked();
     return heap.live || heap.free;
 }
 
 static void options_ready_locked(void)
 {
+    heap_assert_locked();
     if (!heap.ready) {
         heap_options_load(&heap.opts);
         heap.ready = true;
@@ -183,6 +184,7 @@ static void list_remove(struct heap_extent **head, struct heap_extent *e)
 
 static struct heap_extent *desc_get_locked(void)
 {
+    heap_assert_locked();
     struct heap_extent *e = heap.spare;
     if (e) {
         heap.spare = e->next;
@@ -194,6 +196,7 @@ static struct heap_extent *desc_get_locked(void)
 
 static void desc_put_locked(struct heap_extent *e)
 {
+    heap_assert_locked();
     e->magic = EXT_SPARE_MAGIC;
     e->owner = NULL;
     e->prev = NULL;
@@ -218,17 +221,20 @@ static void desc_set_region(struct heap_extent *e, const struct region *r, size_
 
 static size_t *source_bytes_locked(enum heap_source src)
 {
+    heap_assert_locked();
     return src == HEAP_SRC_SBRK ? &heap.st.sbrk_bytes : &heap.st.mmap_bytes;
 }
 
 static size_t held_locked(void)
 {
+    heap_assert_locked();
     return heap.st.sbrk_bytes + heap.st.mmap_bytes + heap.st.stranded_bytes;
 }
 
 /* May we take `more` bytes from the OS?  Counts the refusal. */
 static bool limit_allows_locked(size_t more)
 {
+    heap_assert_locked();
     size_t limit = heap.opts.limit, held = held_locked();
     if (limit == 0 || (more <= limit && held <= limit - more))
         return true;
@@ -241,6 +247,7 @@ static bool limit_allows_locked(size_t more)
 /* A break value found by sbrk(0): count it if someone else put it there. */
 static void note_break_locked(uintptr_t brk)
 {
+    heap_assert_locked();
     if (heap.top && brk != heap.top && brk != heap.foreign_brk) {
         heap.st.foreign_moves++;
         heap.foreign_brk = brk;
@@ -250,6 +257,7 @@ static void note_break_locked(uintptr_t brk)
 /* sbrk(0), or 0 when the OS refuses. */
 static uintptr_t brk_read_locked(void)
 {
+    heap_assert_locked();
     void *r = heap_os()->sbrk(0);
     if (r == SBRK_FAILED) {
         heap.st.sbrk_failures++;
@@ -261,6 +269,7 @@ static uintptr_t brk_read_locked(void)
 /* Shrink the break by len if it still ends at start + len; true if it did. */
 static bool brk_give_back_locked(uintptr_t start, size_t len)
 {
+    heap_assert_locked();
     uintptr_t now = brk_read_locked();
     if (now != start + len || len > (size_t)INTPTR_MAX) {
         note_break_locked(now);
@@ -288,6 +297,7 @@ static bool brk_give_back_locked(uintptr_t start, size_t len)
 /* We won [old, old + incr) although the break moved before our sbrk (step 4). */
 static enum grow sbrk_recover_locked(uintptr_t old, size_t incr, size_t size, struct region *out)
 {
+    heap_assert_locked();
     uintptr_t end = old + incr;
     uintptr_t base = (old + HEAP_EXTENT_SIZE - 1) & ~(uintptr_t)(HEAP_EXTENT_SIZE - 1);
     if (base >= old && base <= end && size <= end - base) {
@@ -307,6 +317,7 @@ static enum grow sbrk_recover_locked(uintptr_t old, size_t incr, size_t size, st
 /* One attempt at steps 1-4 of the protocol. */
 static enum grow sbrk_try_locked(size_t size, struct region *out)
 {
+    heap_assert_locked();
     uintptr_t cur = brk_read_locked();
     if (!cur)
         return GROW_OS_FAIL;
@@ -338,6 +349,7 @@ static enum grow sbrk_try_locked(size_t size, struct region *out)
 
 static enum grow sbrk_grow_locked(size_t size, struct region *out)
 {
+    heap_assert_locked();
     for (int i = 0; i < SBRK_ATTEMPTS; i++) {
         enum grow g = sbrk_try_locked(size, out);
         if (g != GROW_RETRY)
@@ -349,6 +361,7 @@ static enum grow sbrk_grow_locked(size_t size, struct region *out)
 /* Trim e's region if it is the top of the break and the break is still ours. */
 static bool sbrk_trim_locked(struct heap_extent *e)
 {
+    heap_assert_locked();
     if (!heap.top || region_end(e) != heap.top)
         return false;
     if (!brk_give_back_locked(region_start(e), e->map_size))
@@ -360,6 +373,7 @@ static bool sbrk_trim_locked(struct heap_extent *e)
 /* After a trim: free extents that became the top go back too. */
 static void sbrk_trim_free_tops_locked(void)
 {
+    heap_assert_locked();
     struct heap_extent *f = heap.free;
     while (f) {
         if (f->source != HEAP_SRC_SBRK || region_end(f) != heap.top) {
@@ -380,6 +394,7 @@ static void sbrk_trim_free_tops_locked(void)
 
 static void os_unmap_locked(uintptr_t start, size_t len)
 {
+    heap_assert_locked();
     if (heap_os()->munmap((void *)start, len) == 0)
         heap.st.returned_bytes += len;
 }
@@ -387,6 +402,7 @@ static void os_unmap_locked(uintptr_t start, size_t len)
 /* Map `size` bytes at a HEAP_EXTENT_SIZE-aligned base: over-map, unmap head and tail. */
 static enum grow mmap_grow_locked(size_t size, struct region *out)
 {
+    heap_assert_locked();
     size_t len = size + HEAP_EXTENT_SIZE - HEAP_PAGE_SIZE; /* mmap is page aligned */
     if (!limit_allows_locked(size))
         return GROW_REFUSED;
@@ -409,6 +425,7 @@ static enum grow mmap_grow_locked(size_t size, struct region *out)
 
 static void free_list_add_locked(struct heap_extent *e)
 {
+    heap_assert_locked();
     e->magic = EXT_FREE_MAGIC;
     list_push(&heap.free, e);
     heap.free_bytes += e->size;
@@ -417,6 +434,7 @@ static void free_list_add_locked(struct heap_extent *e)
 
 static void extent_purge_locked(struct heap_extent *e)
 {
+    heap_assert_locked();
     e->dirty = heap_os()->madvise((void *)e->base, e->size, MADV_DONTNEED) != 0;
     if (!e->dirty)
         heap.st.returned_bytes += e->size;
@@ -425,6 +443,7 @@ static void extent_purge_locked(struct heap_extent *e)
 /* Give back an extent that is in no list and no radix entry; see the policy at the top. */
 static void extent_retire_locked(struct heap_extent *e)
 {
+    heap_assert_locked();
     if (e->source == HEAP_SRC_SBRK && sbrk_trim_locked(e)) {
         desc_put_locked(e);
         sbrk_trim_free_tops_locked();
@@ -447,6 +466,7 @@ static void extent_retire_locked(struct heap_extent *e)
 /* First fit on the free list; the front `size` bytes become e, the rest stays free. */
 static bool extent_take_free_locked(struct heap_extent *e, size_t size)
 {
+    heap_assert_locked();
     struct heap_extent *f = heap.free;
     while (f && f->size < size)
         f = f->next;
@@ -473,6 +493,7 @@ static bool extent_take_free_locked(struct heap_extent *e, size_t size)
 /* Grow the break, or map, for a non-dedicated extent. */
 static bool extent_grow_locked(struct heap_extent *e, size_t size)
 {
+    heap_assert_locked();
     struct region r;
     enum grow g = GROW_OS_FAIL;
     enum heap_source src = HEAP_SRC_SBRK;
@@ -491,6 +512,7 @@ static bool extent_grow_locked(struct heap_extent *e, size_t size)
 
 static bool extent_map_dedicated_locked(struct heap_extent *e, size_t size)
 {
+    heap_assert_locked();
     struct region r;
     if (mmap_grow_locked(size, &r) != GROW_OK)
         return false;
@@ -503,6 +525,7 @@ static bool extent_map_dedicated_locked(struct heap_extent *e, size_t size)
 static bool extent_publish_locked(struct heap_extent *e, enum heap_kind kind, uint16_t tag,
                                   void *owner)
 {
+    heap_assert_locked();
     if (heap_radix_prepare_locked(e->base, e->size) != 0)
         return false;
     e->kind = (uint8_t)kind;
@@ -541,6 +564,7 @@ struct heap_extent *heap_extent_alloc(size_t size, enum heap_kind kind, uint16_t
 
 static bool extent_is_live_locked(const struct heap_extent *e)
 {
+    heap_assert_locked();
     return e && is_aligned((uintptr_t)e, META_ALIGN) && e->magic == HEAP_EXTENT_MAGIC &&
            heap_radix_get(e->base) == e;
 }
@@ -613,13 +637,9 @@ void heap_get_stats(struct heap_stats *out)
 
 static void print_counter(FILE *out, const char *name, size_t value)
 {
-    struct heap_fmt f = {.len = 0};
-    heap_fmt_str(&f, "heap: ");
-    heap_fmt_str(&f, name);
-    heap_fmt_str(&f, " ");
-    heap_fmt_dec(&f, value);
-    heap_fmt_str(&f, "\n");
-    fwrite(f.buf, 1, f.len, out);
+    char line[128];
+    size_t n = heap_fmt(line, sizeof line, "heap: %s %zu\n", name, value);
+    fwrite(line, 1, n, out);
 }
 
 void heap_print_stats(FILE *out)
@@ -643,7 +663,7 @@ void heap_print_stats(FILE *out)
 /* ---------------------------------------------------------------- validation */
 
 struct totals {
-    size_t sbrk_bytes, mmap_bytes, free_bytes, live_granules, buddy_granules;
+    size_t sbrk_bytes, mmap_bytes, free_bytes, live_granules, split_granules;
 };
 
 #define CHECK(cond, what, a, b)                                                                   \
@@ -656,6 +676,7 @@ struct totals {
 
 static int validate_geometry_locked(const struct heap_extent *e)
 {
+    heap_assert_locked();
     CHECK(is_aligned(e->base, HEAP_EXTENT_SIZE), "extent base not 4 MiB aligned", e, e->base);
     CHECK(e->size && is_aligned(e->size, HEAP_PAGE_SIZE), "extent size not a page multiple", e,
           e->size);
@@ -673,14 +694,15 @@ static int validate_geometry_locked(const struct heap_extent *e)
 }
 
 /* Every granule of e maps to want (e itself when live, NULL when free), and its bit in the
- * buddy granule map is set exactly when e is a live buddy extent. */
+ * split granule map is set exactly when e is a live split extent. */
 static int validate_radix_locked(const struct heap_extent *e, const struct heap_extent *want)
 {
-    bool buddy = want && want->kind == HEAP_KIND_BUDDY;
+    heap_assert_locked();
+    bool split = want && want->kind == HEAP_KIND_SPLIT;
     for (uintptr_t g = e->base; g - e->base < e->size; g += HEAP_EXTENT_SIZE) {
         CHECK(heap_radix_get(g) == want, "radix entry does not match the extent", e, g);
-        CHECK(heap_is_buddy_granule((const void *)g) == buddy,
-              "buddy granule bit does not match the extent", e, g);
+        CHECK(heap_is_split_granule((const void *)g) == split,
+              "split granule bit does not match the extent", e, g);
     }
     return 0;
 }
@@ -688,6 +710,7 @@ static int validate_radix_locked(const struct heap_extent *e, const struct heap_
 static int validate_list_locked(const struct heap_extent *head, uint32_t magic, size_t count,
                                 struct totals *t)
 {
+    heap_assert_locked();
     size_t n = 0;
     const struct heap_extent *prev = NULL;
     for (const struct heap_extent *e = head; e; prev = e, e = e->next, n++) {
@@ -705,8 +728,8 @@ static int validate_list_locked(const struct heap_extent *head, uint32_t magic, 
             t->mmap_bytes += e->map_size;
         if (magic == HEAP_EXTENT_MAGIC) {
             t->live_granules += heap_radix_granules(e->base, e->size);
-            if (e->kind == HEAP_KIND_BUDDY)
-                t->buddy_granules += heap_radix_granules(e->base, e->size);
+            if (e->kind == HEAP_KIND_SPLIT)
+                t->split_granules += heap_radix_granules(e->base, e->size);
         }
         else
             t->free_bytes += e->size;
@@ -723,6 +746,7 @@ static bool regions_overlap(const struct heap_extent *a, const struct heap_exten
 /* No two regions (live or free) overlap: quadratic, for tests. */
 static int validate_overlaps_locked(void)
 {
+    heap_assert_locked();
     struct heap_extent *lists[] = {heap.live, heap.free};
     for (size_t i = 0; i < 2; i++)
         for (const struct heap_extent *a = lists[i]; a; a = a->next)
@@ -734,6 +758,7 @@ static int validate_overlaps_locked(void)
 
 static int validate_locked(void)
 {
+    heap_assert_locked();
     struct totals t = {0};
     if (validate_list_locked(heap.live, HEAP_EXTENT_MAGIC, heap.st.extents, &t) ||
         validate_list_locked(heap.free, EXT_FREE_MAGIC, heap.st.free_extents, &t) ||
@@ -748,9 +773,9 @@ static int validate_locked(void)
     size_t entries = heap_radix_count_locked();
     CHECK(entries == t.live_granules, "radix entries do not match the live extents", entries,
           t.live_granules);
-    size_t buddy_bits = heap_radix_buddy_bits_locked();
-    CHECK(buddy_bits == t.buddy_granules, "buddy granule bits do not match the buddy extents",
-          buddy_bits, t.buddy_granules);
+    size_t split_bits = heap_radix_split_bits_locked();
+    CHECK(split_bits == t.split_granules, "split granule bits do not match the split extents",
+          split_bits, t.split_granules);
     for (const struct heap_extent *s = heap.spare; s; s = s->next)
         CHECK(s->magic == EXT_SPARE_MAGIC, "spare descriptor has a magic", s, s->magic);
     return 0;

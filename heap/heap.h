@@ -2,7 +2,7 @@
 /* heap/heap.h - the bottom layer of slabcache: 4 MiB-aligned extents of address space.
  *
  * The heap hands out *extents*: runs of memory whose base is aligned to HEAP_EXTENT_SIZE
- * (4 MiB, the buddy layer's largest block) and whose size is a multiple of the page size.
+ * (4 MiB) and whose size is a multiple of the page size.
  * Extents come from the program break (sbrk) by default, or from mmap when the break cannot
  * move (or when the caller asks for a dedicated mapping).  Every extent is registered in a
  * two-level radix map keyed by (address >> HEAP_EXTENT_SHIFT), so any address can be mapped
@@ -11,9 +11,10 @@
  * The heap never assumes it owns the break: other code (glibc malloc, the program) may move it
  * between two of our calls.  See docs/design.md, "heap" (docs/design-heap.md).
  *
- * Thread safety: every function here is thread-safe (one lock, HEAP lock, innermost but one:
- * lock order in docs/design.md).  heap_extent_lookup() takes no lock.
- * Nothing in this layer calls malloc.
+ * Thread safety: every function here is thread-safe (the HEAP lock, and inside it the META
+ * lock of the metadata memory; they come last in the order of every lock, docs/design.md).
+ * heap_extent_lookup() takes no lock.  Nothing in this layer calls malloc, and nothing here
+ * knows the layers above: an extent's kind, tag and owner are whatever its owner sets.
  */
 #ifndef SLABCACHE_HEAP_HEAP_H
 #define SLABCACHE_HEAP_HEAP_H
@@ -32,15 +33,19 @@ extern "C" {
 
 #define HEAP_PAGE_SHIFT 12
 #define HEAP_PAGE_SIZE ((size_t)1 << HEAP_PAGE_SHIFT)
-#define HEAP_EXTENT_SHIFT 22 /* 4 MiB: one buddy block of the largest order */
+#define HEAP_EXTENT_SHIFT 22 /* 4 MiB */
 #define HEAP_EXTENT_SIZE ((size_t)1 << HEAP_EXTENT_SHIFT)
 #define HEAP_ADDR_BITS 48 /* user-space addresses handled by the radix map */
 
 /* ---------------------------------------------------------------- OS seam */
 
-/* The only place slabcache talks to the OS.  Tests install a fake with heap_set_os_ops() that
- * fails on the Nth call or moves the break behind the heap's back.  Each member has the
- * signature and error convention of the libc function it is named after. */
+/* Every OS call that obtains, returns or purges extent memory goes through this table (os.c).
+ * Tests install a fake with heap_set_os_ops() that fails on the Nth call or moves the break
+ * behind the heap's back.  Each member has the signature and error convention of the libc
+ * function it is named after.  The calls that do not go through it, and why: the heap's own
+ * bookkeeping memory (radix leaves, metadata chunks) is mapped with mmap(2) directly
+ * (heap_internal.h), and the heap map of the layer above reads residency with mincore(2),
+ * which changes nothing. */
 struct heap_os_ops {
     void *(*sbrk)(intptr_t increment);
     void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
@@ -74,17 +79,21 @@ int heap_set_options(const struct heap_options *opts); /* 0, or -1/EINVAL */
 
 enum heap_source { HEAP_SRC_SBRK = 1, HEAP_SRC_MMAP = 2 };
 
-/* What an extent is used for; set by its owner, read by lookups. */
-enum heap_kind { HEAP_KIND_NONE = 0, HEAP_KIND_BUDDY = 1, HEAP_KIND_HUGE = 2 };
+/* How the owner uses an extent; set at allocation, read by lookups.
+ *   SPLIT  the owner splits it into blocks and reads its per-extent record (`owner`) from any
+ *          interior address; its granules are flagged in heap_split_granules, so the test
+ *          "is this address in a live split extent" is one load (heap_is_split_granule).
+ *   WHOLE  one block, handed out whole (the owner keeps its tag in `tag`). */
+enum heap_kind { HEAP_KIND_NONE = 0, HEAP_KIND_SPLIT = 1, HEAP_KIND_WHOLE = 2 };
 
 struct heap_extent {
     uintptr_t base;       /* HEAP_EXTENT_SIZE aligned */
     size_t size;          /* bytes usable from base, multiple of HEAP_PAGE_SIZE */
     uint8_t source;       /* enum heap_source */
     uint8_t kind;         /* enum heap_kind */
-    uint16_t tag;         /* owner's tag (for HUGE: the caller's tag) */
+    uint16_t tag;         /* the owner's tag */
     uint32_t magic;       /* HEAP_EXTENT_MAGIC while in use */
-    void *owner;          /* owner's per-extent data (buddy: its page map) */
+    void *owner;          /* the owner's per-extent record */
     struct heap_extent *next, *prev; /* heap's lists; owned by the heap */
     size_t map_size;      /* MMAP: bytes mapped (>= size); SBRK: bytes of the break used */
     uint32_t lead;        /* bytes obtained before base (sbrk alignment padding); the OS
@@ -139,17 +148,17 @@ static inline struct heap_extent *heap_extent_lookup(const void *addr)
     return e;
 }
 /* One bit per granule: set while the granule belongs to a live extent of kind
- * HEAP_KIND_BUDDY.  heap_is_buddy_granule() is the one-load ownership test of the free fast
- * paths (a buddy extent is fully mapped, so any address in it may be read). */
-#define HEAP_BUDDY_GRANULE_WORDS (((size_t)1 << HEAP_RADIX_BITS) / 64)
-extern uint64_t heap_buddy_granules[HEAP_BUDDY_GRANULE_WORDS];
+ * HEAP_KIND_SPLIT.  heap_is_split_granule() is the one-load ownership test of the free fast
+ * paths above (an extent is fully mapped, so any address in it may be read). */
+#define HEAP_SPLIT_GRANULE_WORDS (((size_t)1 << HEAP_RADIX_BITS) / 64)
+extern uint64_t heap_split_granules[HEAP_SPLIT_GRANULE_WORDS];
 
-static inline bool heap_is_buddy_granule(const void *addr)
+static inline bool heap_is_split_granule(const void *addr)
 {
     uintptr_t key = (uintptr_t)addr >> HEAP_EXTENT_SHIFT;
     if (key >> HEAP_RADIX_BITS)
         return false;
-    return (__atomic_load_n(&heap_buddy_granules[key / 64], __ATOMIC_ACQUIRE) >> (key % 64)) & 1;
+    return (__atomic_load_n(&heap_split_granules[key / 64], __ATOMIC_ACQUIRE) >> (key % 64)) & 1;
 }
 
 /* madvise(MADV_DONTNEED) a page-aligned range inside a live extent: the pages read back as
@@ -158,8 +167,8 @@ int heap_purge(void *addr, size_t len);
 
 /* ---------------------------------------------------------------- metadata memory */
 
-/* Small internal allocations for metadata (descriptors, page maps, cache structs,
- * magazines) that must never come from malloc.  Backed by mmap'd chunks; zero-filled;
+/* Small internal allocations for metadata (the heap's descriptors, and the records of the
+ * layers above) that must never come from malloc.  Backed by mmap'd chunks; zero-filled;
  * aligned to 64 bytes.  Thread-safe.  Freed blocks are recycled by size. */
 void *heap_meta_alloc(size_t size);
 void heap_meta_free(void *p, size_t size);

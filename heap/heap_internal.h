@@ -8,11 +8,18 @@
  *   radix.c    the radix map from 4 MiB granules to descriptors (heap_radix_root).
  *   meta.c     heap_meta_alloc/free: mmap'd metadata chunks.  Owns the META lock.
  *   options.c  parsing of the environment, without allocating.
- *   fmt.c      formatting into stack buffers, error lines with write(2).
+ *   fmt.c      the formatter of every layer (heap/fmt.h), heap_report.
+ *   mutex.h    the lock of every layer (heap/mutex.h): owner recorded in debug builds.
  *
- * Lock order: HEAP lock, then META lock (descriptors are allocated under the HEAP lock).
- * Radix leaves and metadata chunks are mapped with mmap(2) directly, not through the ops
- * table: they are never given back, so they must not live in memory a test fake controls.
+ * Lock order: HEAP lock, then META lock (descriptors are allocated under the HEAP lock); they
+ * come after every lock of the layers above (docs/design.md, "Lock order").  Functions named
+ * *_locked assert in debug builds that the caller holds the lock they name.
+ *
+ * OS calls: extents (sbrk, mmap, munmap, madvise) go through the ops table (os.c).  Radix
+ * leaves and metadata chunks are mapped with mmap(2) directly, and large metadata blocks
+ * unmapped with munmap(2), not through the table: they are never part of an extent, and
+ * descriptors and leaves must stay readable by lock-free lookups whatever fake a test
+ * installs (a fake that fails on demand would otherwise fail the heap's own bookkeeping).
  */
 #ifndef SLABCACHE_HEAP_HEAP_INTERNAL_H
 #define SLABCACHE_HEAP_HEAP_INTERNAL_H
@@ -22,15 +29,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "heap/fmt.h"
 #include "heap/heap.h"
+#include "heap/mutex.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* ---------------------------------------------------------------- heap.c */
+/* The HEAP lock (heap.c): the extent lists, options, stats, the ops table, radix writes. */
+extern struct heap_mutex heap_lock_mutex;
 void heap_lock(void);
 void heap_unlock(void);
+#define heap_assert_locked() heap_mutex_assert_held(&heap_lock_mutex)
 bool heap_holds_extents_locked(void); /* caller holds the HEAP lock */
 
 /* ---------------------------------------------------------------- os.c */
@@ -45,8 +57,8 @@ void heap_os_install_locked(const struct heap_os_ops *ops); /* caller holds HEAP
 int heap_radix_prepare_locked(uintptr_t base, size_t size);
 /* Point every granule of [base, base + size) at e (NULL to clear); leaves must exist. */
 void heap_radix_set_locked(uintptr_t base, size_t size, struct heap_extent *e);
-/* Bits set in heap_buddy_granules (for heap_validate). */
-size_t heap_radix_buddy_bits_locked(void);
+/* Bits set in heap_split_granules (for heap_validate). */
+size_t heap_radix_split_bits_locked(void);
 /* The entry of the granule holding addr (no range check), for the validator. */
 struct heap_extent *heap_radix_get(uintptr_t addr);
 /* Non-NULL entries in the whole map (walks every leaf; for the validator). */
@@ -73,17 +85,7 @@ int heap_options_parse_size(const char *s, size_t *out);
 int heap_options_parse_bool(const char *s, bool *out);
 
 /* ---------------------------------------------------------------- fmt.c */
-#define HEAP_FMT_CAP 256
-struct heap_fmt {
-    char buf[HEAP_FMT_CAP];
-    size_t len; /* bytes used; text past the capacity is dropped */
-};
-void heap_fmt_str(struct heap_fmt *f, const char *s);
-void heap_fmt_dec(struct heap_fmt *f, uintmax_t v);
-void heap_fmt_hex(struct heap_fmt *f, uintmax_t v); /* "0x..." */
-/* Terminate the text with '\n' and write(2) it to stderr (errno preserved). */
-void heap_fmt_emit(struct heap_fmt *f);
-/* One line "slabcache: heap: <what> <a> <b>\n" (addresses in hex) to stderr with write(2). */
+/* One line "slabcache: heap: <what> <a> <b>\n" (a and b in hex) to stderr with write(2). */
 void heap_report(const char *what, uintptr_t a, uintptr_t b);
 
 #ifdef __cplusplus

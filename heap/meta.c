@@ -1,24 +1,23 @@
 /* SPDX-License-Identifier: MIT */
-/* heap/meta.c - memory for metadata (descriptors, page maps, caches), never from malloc.
+/* heap/meta.c - memory for metadata (descriptors, the layers' records), never from malloc.
  *
  * Small requests (<= META_MAX_CLASS) are rounded to a class: multiples of 64 bytes up to
  * 256, then four classes per power of two (320, 384, 448, 512, 640, ...), so a block wastes
- * less than a quarter of its size.  Power-of-two classes wasted up to half, and the blocks
- * are carved consecutively from a chunk, so the waste spread the touched parts over more
- * pages: a magazine of 64 pointers (528 bytes) took 1 KiB, a buddy extent's page map
- * (4,256 bytes) 8 KiB, two touched pages each (malloc16: 0.2% of its live bytes).  Blocks
- * are carved by a bump pointer from META_CHUNK_SIZE chunks mapped
- * with mmap(2) directly (not through the ops table: chunks are never unmapped, and
- * descriptors living in them must stay readable by lock-free lookups forever).  Every block
- * is 64-byte aligned because chunks are page aligned and every class is a multiple of 64.
+ * less than a quarter of its size.  Blocks are carved consecutively from a chunk, so the
+ * waste of a class also spreads the touched parts of the blocks over more pages (power-of-two
+ * classes wasted up to half; docs/limits.md has the figures).  Blocks are carved by a bump
+ * pointer from META_CHUNK_SIZE chunks mapped with mmap(2) directly (not through the ops
+ * table: chunks are never unmapped, and descriptors living in them must stay readable by
+ * lock-free lookups forever).  Every block is 64-byte aligned because chunks are page
+ * aligned and every class is a multiple of 64.
  * Freed blocks go on a LIFO list per class (link in the block's first word) and their
  * requested bytes are zeroed again when handed out (not the whole class: the rest may be
  * pages never touched); fresh chunk memory is already zero.
  * Large requests get their own page-rounded mapping, unmapped by heap_meta_free.
  * The caller passes heap_meta_free() the size it allocated (like munmap).
- * Locking: one META lock, taken after the HEAP lock when both are held. */
+ * Locking: one META lock, taken after the HEAP lock when both are held; functions named
+ * *_locked assert it in debug builds. */
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -42,7 +41,8 @@ struct meta_chunk {
     struct meta_chunk *next;
 };
 
-static pthread_mutex_t meta_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct heap_mutex meta_mutex = HEAP_MUTEX_INITIALIZER;
+#define meta_assert_locked() heap_mutex_assert_held(&meta_mutex)
 static struct {
     struct meta_block *free[META_CLASSES]; /* per class, LIFO */
     size_t free_count[META_CLASSES];
@@ -53,12 +53,12 @@ static struct {
 
 void heap_meta_lock(void)
 {
-    pthread_mutex_lock(&meta_mutex);
+    heap_mutex_lock(&meta_mutex);
 }
 
 void heap_meta_unlock(void)
 {
-    pthread_mutex_unlock(&meta_mutex);
+    heap_mutex_unlock(&meta_mutex);
 }
 
 size_t heap_meta_mapped_bytes(void)
@@ -96,6 +96,7 @@ static unsigned meta_class(size_t size)
 
 static void meta_push_locked(void *p, unsigned c)
 {
+    meta_assert_locked();
     struct meta_block *b = p;
     b->next = meta.free[c];
     meta.free[c] = b;
@@ -105,6 +106,7 @@ static void meta_push_locked(void *p, unsigned c)
 /* Give the unused tail of the current chunk to the free lists, largest classes first. */
 static void meta_retire_bump_locked(void)
 {
+    meta_assert_locked();
     for (unsigned c = META_CLASSES; c-- > 0;) {
         while (meta.bump_end - meta.bump >= meta_class_size(c)) {
             meta_push_locked((void *)meta.bump, c);
@@ -115,6 +117,7 @@ static void meta_retire_bump_locked(void)
 
 static int meta_new_chunk_locked(void)
 {
+    meta_assert_locked();
     void *p = mmap(NULL, META_CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
     if (p == MAP_FAILED)
@@ -197,6 +200,7 @@ void heap_meta_free(void *p, size_t size)
 
 static bool meta_in_some_chunk_locked(uintptr_t p, size_t len)
 {
+    meta_assert_locked();
     for (struct meta_chunk *c = meta.chunks; c; c = c->next) {
         uintptr_t lo = (uintptr_t)c + META_CHUNK_HEADER, hi = (uintptr_t)c + META_CHUNK_SIZE;
         if (p >= lo && p <= hi && len <= hi - p)
@@ -207,6 +211,7 @@ static bool meta_in_some_chunk_locked(uintptr_t p, size_t len)
 
 static int meta_validate_class_locked(unsigned c)
 {
+    meta_assert_locked();
     size_t n = 0;
     for (struct meta_block *b = meta.free[c]; b; b = b->next, n++) {
         if (n >= meta.free_count[c]) {

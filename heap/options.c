@@ -60,12 +60,7 @@ int heap_options_parse_bool(const char *s, bool *out)
 
 static void opt_report_malformed(const char *name, const char *value)
 {
-    struct heap_fmt f = {.len = 0};
-    heap_fmt_str(&f, "slabcache: heap: ignoring malformed ");
-    heap_fmt_str(&f, name);
-    heap_fmt_str(&f, "=");
-    heap_fmt_str(&f, value);
-    heap_fmt_emit(&f);
+    heap_fmt_line("heap: ignoring malformed %s=%s", name, value);
 }
 
 static void opt_env_size(const char *name, size_t *val)

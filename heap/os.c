@@ -27,6 +27,7 @@ const struct heap_os_ops *heap_os(void)
 
 void heap_os_install_locked(const struct heap_os_ops *ops)
 {
+    heap_assert_locked();
     __atomic_store_n(&os_current, ops ? ops : &heap_os_real, __ATOMIC_RELEASE);
 }
 

@@ -36,6 +36,7 @@ static struct heap_extent **radix_slot(uintptr_t key)
 
 int heap_radix_prepare_locked(uintptr_t base, size_t size)
 {
+    heap_assert_locked();
     uintptr_t first = radix_key(base), last = radix_key(base + size - 1);
     if (size == 0 || base + size - 1 < base || (last >> HEAP_RADIX_BITS)) {
         errno = ENOMEM; /* outside the addresses the map covers */
@@ -55,19 +56,20 @@ int heap_radix_prepare_locked(uintptr_t base, size_t size)
     return 0;
 }
 
-uint64_t heap_buddy_granules[HEAP_BUDDY_GRANULE_WORDS];
+uint64_t heap_split_granules[HEAP_SPLIT_GRANULE_WORDS];
 
 void heap_radix_set_locked(uintptr_t base, size_t size, struct heap_extent *e)
 {
+    heap_assert_locked();
     uintptr_t last = radix_key(base + size - 1);
-    bool buddy = e && e->kind == HEAP_KIND_BUDDY;
+    bool split = e && e->kind == HEAP_KIND_SPLIT;
     for (uintptr_t key = radix_key(base); key <= last; key++) {
         __atomic_store_n(radix_slot(key), e, __ATOMIC_RELEASE);
         uint64_t bit = (uint64_t)1 << (key % 64);
-        if (buddy)
-            __atomic_fetch_or(&heap_buddy_granules[key / 64], bit, __ATOMIC_RELEASE);
+        if (split)
+            __atomic_fetch_or(&heap_split_granules[key / 64], bit, __ATOMIC_RELEASE);
         else
-            __atomic_fetch_and(&heap_buddy_granules[key / 64], ~bit, __ATOMIC_RELEASE);
+            __atomic_fetch_and(&heap_split_granules[key / 64], ~bit, __ATOMIC_RELEASE);
     }
 }
 
@@ -82,6 +84,7 @@ struct heap_extent *heap_radix_get(uintptr_t addr)
 
 size_t heap_radix_count_locked(void)
 {
+    heap_assert_locked();
     size_t n = 0;
     for (size_t l1 = 0; l1 < HEAP_RADIX_L1_COUNT; l1++) {
         struct heap_extent **leaf = heap_radix_root[l1];
@@ -91,10 +94,11 @@ size_t heap_radix_count_locked(void)
     return n;
 }
 
-/* Set bits in the buddy granule map.  Bits can only be set where a leaf exists (an extent was
+/* Set bits in the split granule map.  Bits can only be set where a leaf exists (an extent was
  * entered there), so only those stretches of the map are counted. */
-size_t heap_radix_buddy_bits_locked(void)
+size_t heap_radix_split_bits_locked(void)
 {
+    heap_assert_locked();
     size_t n = 0;
     const size_t words_per_leaf = HEAP_RADIX_L2_COUNT / 64;
     for (size_t l1 = 0; l1 < HEAP_RADIX_L1_COUNT; l1++) {
@@ -102,7 +106,7 @@ size_t heap_radix_buddy_bits_locked(void)
             continue;
         for (size_t w = l1 * words_per_leaf; w < (l1 + 1) * words_per_leaf; w++)
             n += (size_t)__builtin_popcountll(
-                __atomic_load_n(&heap_buddy_granules[w], __ATOMIC_RELAXED));
+                __atomic_load_n(&heap_split_granules[w], __ATOMIC_RELAXED));
     }
     return n;
 }

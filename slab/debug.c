@@ -10,19 +10,22 @@
  *
  * A cache gets its debug bits from its SLAB_* flags and the environment at creation; any bit
  * means no magazines, so every operation reaches slab.c, which calls the hooks here under
- * cache->lock.  Hooks never print: they fill a struct slab_debug_problem which slab.c
- * reports (slab_debug_report) after dropping the lock.  Caches with a constructor are never
+ * cache->lock.  Hooks never print: they fill a struct debug_problem which slab.c
+ * reports (debug_report) after dropping the lock.  Caches with a constructor are never
  * poisoned (as in SLUB): their free objects must keep their constructed state.
  */
+#include "slab/debug.h"
+
 #include <dlfcn.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "slab/slab_internal.h"
+#include "heap/fmt.h"
+#include "slab/fastpath.h"
+#include "slab/internal.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
@@ -50,7 +53,8 @@
 
 /* ---------------------------------------------------------------- options */
 
-static pthread_mutex_t opts_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct heap_mutex opts_lock = HEAP_MUTEX_INITIALIZER; /* a leaf (types.h) */
+#define opts_assert_locked() heap_mutex_assert_held(&opts_lock)
 static struct {
     bool parsed;
     unsigned letters;        /* SLABCACHE_DEBUG bits */
@@ -134,6 +138,7 @@ static uint64_t parse_prob(const char *s, size_t len, bool *ok)
 
 static void parse_fail_locked(const char *v)
 {
+    opts_assert_locked();
     bool ok = true;
     opts.fail_seed = 1;
     for (const char *p = v; *p;) {
@@ -158,9 +163,9 @@ static void parse_fail_locked(const char *v)
         p = end ? end + 1 : p + len;
     }
     if (!ok || (!opts.fail_every && !opts.fail_threshold)) {
-        slab_report("SLABCACHE_FAIL=%s: expected every=N or prob=P[,seed=S][,cache=NAME]; "
-                    "ignored",
-                    v);
+        heap_fmt_line("SLABCACHE_FAIL=%s: expected every=N or prob=P[,seed=S][,cache=NAME]; "
+                      "ignored",
+                      v);
         opts.fail_every = opts.fail_threshold = 0;
         opts.fail_names = NULL;
         return;
@@ -172,6 +177,7 @@ static void parse_fail_locked(const char *v)
 
 static void parse_options_locked(void)
 {
+    opts_assert_locked();
     memset(&opts, 0, sizeof opts);
     opts.parsed = true;
     const char *v = getenv("SLABCACHE_DEBUG"); /* getenv never allocates */
@@ -190,7 +196,7 @@ static void parse_options_locked(void)
             case '-': bits = 0; i = nletters; break;
             default: {
                 char letter[2] = {v[i], '\0'};
-                slab_report("SLABCACHE_DEBUG: unknown option '%s' ignored (FZPUT or -)", letter);
+                heap_fmt_line("SLABCACHE_DEBUG: unknown option '%s' ignored (FZPUT or -)", letter);
                 break;
             }
             }
@@ -202,11 +208,11 @@ static void parse_options_locked(void)
         parse_fail_locked(f);
 }
 
-void slab_debug_reset_options(void)
+void debug_reset_options(void)
 {
-    pthread_mutex_lock(&opts_lock);
+    heap_mutex_lock(&opts_lock);
     opts.parsed = false;
-    pthread_mutex_unlock(&opts_lock);
+    heap_mutex_unlock(&opts_lock);
 }
 
 static inline size_t align_up_sz(size_t x, size_t a)
@@ -214,7 +220,7 @@ static inline size_t align_up_sz(size_t x, size_t a)
     return (x + a - 1) & ~(a - 1);
 }
 
-void slab_debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor)
+void debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_ctor)
 {
     unsigned bits = 0;
     if (flags & SLAB_CONSISTENCY_CHECKS)
@@ -226,7 +232,7 @@ void slab_debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_c
     if (flags & SLAB_STORE_USER)
         bits |= SLAB_DBG_USER;
 
-    pthread_mutex_lock(&opts_lock);
+    heap_mutex_lock(&opts_lock);
     if (!opts.parsed)
         parse_options_locked();
     if (opts.letters && (!opts.names || name_in_list(opts.names, NULL, c->name)))
@@ -238,7 +244,7 @@ void slab_debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_c
         c->fail_rng = opts.fail_seed;
         c->fail_count = 0;
     }
-    pthread_mutex_unlock(&opts_lock);
+    heap_mutex_unlock(&opts_lock);
 
     if (has_ctor) /* objects keep their constructed state while free: no poison (SLUB) */
         bits &= ~SLAB_DBG_POISON;
@@ -258,7 +264,7 @@ void slab_debug_setup_cache(struct kmem_cache *c, unsigned int flags, bool has_c
     }
     if (bits & SLAB_DBG_USER) {
         c->track_off = (uint32_t)align_up_sz(off, 8);
-        off = c->track_off + sizeof(struct slab_track);
+        off = c->track_off + sizeof(struct debug_track);
     }
     c->slot_size = (uint32_t)align_up_sz(off, c->align);
 }
@@ -313,7 +319,7 @@ static void redzone_fill(const struct kmem_cache *c, void *obj, unsigned char v)
 
 /* ---------------------------------------------------------------- memory checkers */
 
-void slab_debug_mark_slab_new(struct kmem_cache *c, struct slab *s)
+void debug_mark_slab_new(struct kmem_cache *c, struct slab *s)
 {
     (void)s;
     if (!(c->debug & (SLAB_DBG_VALGRIND | SLAB_DBG_ASAN)))
@@ -332,7 +338,7 @@ void slab_debug_mark_slab_new(struct kmem_cache *c, struct slab *s)
     }
 }
 
-void slab_debug_mark_slab_release(struct kmem_cache *c, struct slab *s)
+void debug_mark_slab_release(struct kmem_cache *c, struct slab *s)
 {
     (void)s;
 #if SLAB_HAVE_VALGRIND
@@ -346,7 +352,7 @@ void slab_debug_mark_slab_release(struct kmem_cache *c, struct slab *s)
     (void)c;
 }
 
-void slab_debug_mark_dtor(struct kmem_cache *c, void *obj)
+void debug_mark_dtor(struct kmem_cache *c, void *obj)
 {
     (void)obj;
 #if SLAB_HAVE_VALGRIND
@@ -360,7 +366,7 @@ void slab_debug_mark_dtor(struct kmem_cache *c, void *obj)
     (void)c;
 }
 
-void slab_debug_mark_alloc(struct kmem_cache *c, void *obj)
+void debug_mark_alloc(struct kmem_cache *c, void *obj)
 {
     (void)obj;
 #if SLAB_HAVE_VALGRIND
@@ -378,7 +384,7 @@ void slab_debug_mark_alloc(struct kmem_cache *c, void *obj)
     (void)c;
 }
 
-void slab_debug_mark_free(struct kmem_cache *c, void *obj)
+void debug_mark_free(struct kmem_cache *c, void *obj)
 {
     (void)obj;
 #if SLAB_HAVE_VALGRIND
@@ -415,7 +421,7 @@ static void close_after_check(const struct kmem_cache *c, const void *obj)
 
 /* ---------------------------------------------------------------- hooks */
 
-void slab_debug_init_slab(struct kmem_cache *c, struct slab *s)
+void debug_init_slab(struct kmem_cache *c, struct slab *s)
 {
     if (c->debug & (SLAB_DBG_POISON | SLAB_DBG_REDZONE | SLAB_DBG_USER)) {
         for (uint32_t i = 0; i < c->objs_per_slab; i++) {
@@ -425,14 +431,15 @@ void slab_debug_init_slab(struct kmem_cache *c, struct slab *s)
             if (c->debug & SLAB_DBG_REDZONE)
                 redzone_fill(c, obj, SLAB_RED_INACTIVE);
             if (c->debug & SLAB_DBG_USER)
-                memset(slab_debug_track(c, obj), 0, sizeof(struct slab_track));
+                memset(debug_track_of(c, obj), 0, sizeof(struct debug_track));
         }
     }
-    slab_debug_mark_slab_new(c, s);
+    debug_mark_slab_new(c, s);
 }
 
-bool slab_debug_should_fail_locked(struct kmem_cache *c)
+bool debug_should_fail_locked(struct kmem_cache *c)
 {
+    heap_mutex_assert_held(&c->lock);
     c->fail_count++;
     if (c->fail_every && c->fail_count % c->fail_every == 0)
         return true;
@@ -448,20 +455,21 @@ bool slab_debug_should_fail_locked(struct kmem_cache *c)
 }
 
 static void problem_track(const struct kmem_cache *c, const void *obj,
-                          struct slab_debug_problem *pb)
+                          struct debug_problem *pb)
 {
     if (c->debug & SLAB_DBG_USER) {
         pb->have_track = true;
-        pb->track = *slab_debug_track(c, obj);
+        pb->track = *debug_track_of(c, obj);
     }
 }
 
-void slab_debug_alloc_locked(struct kmem_cache *c, void *obj, const void *caller,
-                             struct slab_debug_problem *pb)
+void debug_alloc_locked(struct kmem_cache *c, void *obj, const void *caller,
+                        struct debug_problem *pb)
 {
+    heap_mutex_assert_held(&c->lock);
     open_for_check(c, obj);
     if (c->debug & SLAB_DBG_POISON) {
-        struct slab_debug_problem p = {0};
+        struct debug_problem p = {0};
         if (find_changed(obj, c->object_size, SLAB_POISON_FREE, true, SLAB_POISON_END,
                          &p.first, &p.last, &p.found, &p.expected) &&
             pb->kind == SLAB_DBG_OK) {
@@ -474,7 +482,7 @@ void slab_debug_alloc_locked(struct kmem_cache *c, void *obj, const void *caller
         }
     }
     if (c->debug & SLAB_DBG_REDZONE) {
-        struct slab_debug_problem p = {0};
+        struct debug_problem p = {0};
         if (find_changed((unsigned char *)obj + c->rz_off, c->rz_len, SLAB_RED_INACTIVE, false,
                          0, &p.first, &p.last, &p.found, &p.expected) &&
             pb->kind == SLAB_DBG_OK) {
@@ -488,17 +496,18 @@ void slab_debug_alloc_locked(struct kmem_cache *c, void *obj, const void *caller
         redzone_fill(c, obj, SLAB_RED_ACTIVE);
     }
     if (c->debug & SLAB_DBG_USER) {
-        struct slab_track *t = slab_debug_track(c, obj);
+        struct debug_track *t = debug_track_of(c, obj);
         t->alloc_site = caller;
         t->alloc_tid = current_tid();
         t->alloc_ns = now_ns();
     }
-    slab_debug_mark_alloc(c, obj);
+    debug_mark_alloc(c, obj);
 }
 
-bool slab_debug_free_locked(struct kmem_cache *c, void *obj, const void *caller,
-                            struct slab_debug_problem *pb)
+bool debug_free_locked(struct kmem_cache *c, void *obj, const void *caller,
+                       struct debug_problem *pb)
 {
+    heap_mutex_assert_held(&c->lock);
     struct slab *s = slab_of(c, obj);
     uint32_t idx = slab_slot_index(c, s, obj);
     if (idx == UINT32_MAX || !(s->bitmap[idx / 64] & ((uint64_t)1 << (idx % 64)))) {
@@ -523,27 +532,28 @@ bool slab_debug_free_locked(struct kmem_cache *c, void *obj, const void *caller,
     if (c->debug & SLAB_DBG_POISON)
         poison_fill(c, obj);
     if (c->debug & SLAB_DBG_USER) {
-        struct slab_track *t = slab_debug_track(c, obj);
+        struct debug_track *t = debug_track_of(c, obj);
         t->free_site = caller;
         t->free_tid = current_tid();
         t->free_ns = now_ns();
     }
-    slab_debug_mark_free(c, obj);
+    debug_mark_free(c, obj);
     return true;
 }
 
-int slab_debug_validate_slot_locked(struct kmem_cache *c, const void *obj, bool in_use)
+int debug_validate_slot_locked(struct kmem_cache *c, const void *obj, bool in_use)
 {
+    heap_mutex_assert_held(&c->lock);
     size_t first = 0, last = 0;
     unsigned char found = 0, expected = 0;
     if (c->debug & SLAB_DBG_REDZONE) {
         unsigned char want = in_use ? SLAB_RED_ACTIVE : SLAB_RED_INACTIVE;
         if (find_changed((const unsigned char *)obj + c->rz_off, c->rz_len, want, false, 0,
                          &first, &last, &found, &expected)) {
-            slab_report("validate %s: red zone overwritten: %s object %p, red zone bytes "
-                        "%zu..%zu past its end changed (0x%zx expected, found 0x%zx)",
-                        c->name, in_use ? "allocated" : "free", obj, first, last,
-                        (size_t)expected, (size_t)found);
+            heap_fmt_line("validate %s: red zone overwritten: %s object %p, red zone bytes "
+                          "%zu..%zu past its end changed (0x%zx expected, found 0x%zx)",
+                          c->name, in_use ? "allocated" : "free", obj, first, last,
+                          (size_t)expected, (size_t)found);
             return -1;
         }
     }
@@ -553,9 +563,9 @@ int slab_debug_validate_slot_locked(struct kmem_cache *c, const void *obj, bool 
                                 &first, &last, &found, &expected);
         close_after_check(c, obj);
         if (bad) {
-            slab_report("validate %s: use after free: free object %p modified at offset "
-                        "%zu..%zu (0x%zx expected, found 0x%zx)",
-                        c->name, obj, first, last, (size_t)expected, (size_t)found);
+            heap_fmt_line("validate %s: use after free: free object %p modified at offset "
+                          "%zu..%zu (0x%zx expected, found 0x%zx)",
+                          c->name, obj, first, last, (size_t)expected, (size_t)found);
             return -1;
         }
     }
@@ -570,10 +580,10 @@ struct site_search {
     const char *name;
 };
 
-size_t slab_debug_format_site(char *buf, size_t len, const void *addr)
+size_t debug_format_site(char *buf, size_t len, const void *addr)
 {
     if (!addr)
-        return slab_format(buf, len, "%s", "(unknown)");
+        return heap_fmt(buf, len, "%s", "(unknown)");
     /* dladdr walks the loaded objects under the loader's lock; glibc's _dl_addr does not
      * allocate.  It names exported symbols only: the module+offset part is what addr2line
      * reads (addr2line -e module offset). */
@@ -582,16 +592,16 @@ size_t slab_debug_format_site(char *buf, size_t len, const void *addr)
     /* The return address points after the call: look up addr - 1 so a call at the very
      * end of a function is attributed to it. */
     const void *look = (const char *)addr - 1;
-    size_t pos = slab_format(buf, len, "%p", addr);
+    size_t pos = heap_fmt(buf, len, "%p", addr);
     if (dladdr(look, &info) && info.dli_fbase) {
         const char *mod = info.dli_fname && *info.dli_fname ? info.dli_fname
                                                             : program_invocation_name;
-        pos += slab_format(buf + pos, len - pos, " (%s+0x%zx", mod,
-                           (size_t)((uintptr_t)addr - (uintptr_t)info.dli_fbase));
+        pos += heap_fmt(buf + pos, len - pos, " (%s+0x%zx", mod,
+                        (size_t)((uintptr_t)addr - (uintptr_t)info.dli_fbase));
         if (info.dli_sname && info.dli_saddr)
-            pos += slab_format(buf + pos, len - pos, " %s+0x%zx", info.dli_sname,
-                               (size_t)((uintptr_t)addr - (uintptr_t)info.dli_saddr));
-        pos += slab_format(buf + pos, len - pos, "%s", ")");
+            pos += heap_fmt(buf + pos, len - pos, " %s+0x%zx", info.dli_sname,
+                            (size_t)((uintptr_t)addr - (uintptr_t)info.dli_saddr));
+        pos += heap_fmt(buf + pos, len - pos, "%s", ")");
     }
     return pos;
 }
@@ -599,83 +609,83 @@ size_t slab_debug_format_site(char *buf, size_t len, const void *addr)
 /* CLOCK_MONOTONIC nanoseconds as seconds with 6 decimals ("2605.933305"). */
 static void format_seconds(char *buf, size_t len, uint64_t ns)
 {
-    size_t pos = slab_format(buf, len, "%zu.", (size_t)(ns / 1000000000u));
+    size_t pos = heap_fmt(buf, len, "%zu.", (size_t)(ns / 1000000000u));
     size_t us = (size_t)(ns % 1000000000u / 1000u);
     for (size_t div = 100000; div && pos + 1 < len; div /= 10)
         buf[pos++] = (char)('0' + us / div % 10);
     buf[pos < len ? pos : len - 1] = '\0';
 }
 
-static void report_track(const struct slab_debug_problem *pb)
+static void track_report(const struct debug_problem *pb)
 {
     if (!pb->have_track)
         return;
     char site[DBG_SITE_MAX];
-    const struct slab_track *t = &pb->track;
+    const struct debug_track *t = &pb->track;
     if (t->alloc_site) {
-        slab_debug_format_site(site, sizeof site, t->alloc_site);
+        debug_format_site(site, sizeof site, t->alloc_site);
         char when[32];
         format_seconds(when, sizeof when, t->alloc_ns);
-        slab_report("  last allocated by %s, thread %u, at %s s", site, t->alloc_tid, when);
+        heap_fmt_line("  last allocated by %s, thread %u, at %s s", site, t->alloc_tid, when);
     }
     if (t->free_site) {
-        slab_debug_format_site(site, sizeof site, t->free_site);
+        debug_format_site(site, sizeof site, t->free_site);
         char when[32];
         format_seconds(when, sizeof when, t->free_ns);
-        slab_report("  last freed by %s, thread %u, at %s s", site, t->free_tid, when);
+        heap_fmt_line("  last freed by %s, thread %u, at %s s", site, t->free_tid, when);
     }
 }
 
-void slab_debug_report_track(struct kmem_cache *c, const void *obj)
+void debug_report_track(struct kmem_cache *c, const void *obj)
 {
     if (!(c->debug & SLAB_DBG_USER))
         return;
-    struct slab_debug_problem pb = {0};
+    struct debug_problem pb = {0};
     problem_track(c, obj, &pb);
-    report_track(&pb);
+    track_report(&pb);
 }
 
-void slab_debug_report(struct kmem_cache *c, const struct slab_debug_problem *pb)
+void debug_report(struct kmem_cache *c, const struct debug_problem *pb)
 {
     char site[DBG_SITE_MAX];
-    slab_debug_format_site(site, sizeof site, pb->caller);
+    debug_format_site(site, sizeof site, pb->caller);
     switch (pb->kind) {
     case SLAB_DBG_OK:
         return;
     case SLAB_DBG_USE_AFTER_FREE:
-        slab_report("use after free in cache %s: object %p was modified after it was freed, "
-                    "bytes %zu..%zu (0x%zx expected, found 0x%zx at offset %zu); found at "
-                    "alloc by %s",
-                    c->name, pb->obj, pb->first, pb->last, (size_t)pb->expected,
-                    (size_t)pb->found, pb->first, site);
+        heap_fmt_line("use after free in cache %s: object %p was modified after it was freed, "
+                      "bytes %zu..%zu (0x%zx expected, found 0x%zx at offset %zu); found at "
+                      "alloc by %s",
+                      c->name, pb->obj, pb->first, pb->last, (size_t)pb->expected,
+                      (size_t)pb->found, pb->first, site);
         break;
     case SLAB_DBG_REDZONE_BAD:
-        slab_report("red zone overwritten in cache %s: %s object %p (size %u), red zone bytes "
-                    "%zu..%zu past its end changed (0x%zx expected, found 0x%zx); found at %s "
-                    "by %s",
-                    c->name, pb->op[0] == 'a' ? "free" : "allocated", pb->obj,
-                    c->object_size, pb->first, pb->last, (size_t)pb->expected,
-                    (size_t)pb->found, pb->op, site);
+        heap_fmt_line("red zone overwritten in cache %s: %s object %p (size %u), red zone bytes "
+                      "%zu..%zu past its end changed (0x%zx expected, found 0x%zx); found at %s "
+                      "by %s",
+                      c->name, pb->op[0] == 'a' ? "free" : "allocated", pb->obj,
+                      c->object_size, pb->first, pb->last, (size_t)pb->expected,
+                      (size_t)pb->found, pb->op, site);
         break;
     case SLAB_DBG_DOUBLE_FREE:
         __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
-        slab_report("kmem_cache_free: double free of %p in cache %s (object is already free); "
-                    "freed again by %s",
-                    pb->obj, c->name, site);
+        heap_fmt_line("kmem_cache_free: double free of %p in cache %s (object is already free); "
+                      "freed again by %s",
+                      pb->obj, c->name, site);
         break;
     case SLAB_DBG_SLAB_BAD:
-        slab_report("consistency check failed in cache %s at %s of %p by %s", c->name, pb->op,
-                    pb->obj, site);
+        heap_fmt_line("consistency check failed in cache %s at %s of %p by %s", c->name, pb->op,
+                      pb->obj, site);
         break;
     }
-    report_track(pb);
-    slab_misuse();
+    track_report(pb);
+    report_misuse();
 }
 
-void slab_debug_trace(struct kmem_cache *c, const char *op, const void *obj,
-                      const void *caller)
+void debug_trace(struct kmem_cache *c, const char *op, const void *obj,
+                 const void *caller)
 {
     char site[DBG_SITE_MAX];
-    slab_debug_format_site(site, sizeof site, caller);
-    slab_report("trace %s %s %p size %u by %s", c->name, op, obj, c->object_size, site);
+    debug_format_site(site, sizeof site, caller);
+    heap_fmt_line("trace %s %s %p size %u by %s", c->name, op, obj, c->object_size, site);
 }

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* slab/heapmap.c - the heap map (FastMM's GetMemoryMap) and an object dump (MDX dumpMemory).
  *
- * The text map gives each block's resident pages (mincore(2), taken with the snapshot) and
+ * The text map gives each block's resident pages (mincore(2), taken with the snapshot; called
+ * directly, not through the heap's OS table, because it only reads residency) and
  * ends with where the resident memory is: slabs (against the bytes of the objects they hold),
  * large blocks and free blocks.  That is the question a peak-RSS comparison with another
  * allocator asks (docs/limits.md, section 4).
  *
  * A map is taken in two steps so that no allocator lock is held while stdio runs (stdio may
- * call malloc, which may be us): under slab_caches_lock and the buddy and heap locks, every
+ * call malloc, which may be us): under cache_list_lock and the buddy and heap locks, every
  * extent of the radix map is copied into a snapshot from heap_meta_alloc (its page map, and
  * for each slab head the owning cache's index and the slab's use); then, with no lock held,
  * the snapshot is printed as text or as an SVG picture with one cell per 4 KiB page.
@@ -16,7 +17,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "slab/slab_internal.h"
+#include "heap/fmt.h"
+#include "slab/internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define MAP_NO_ASAN __attribute__((no_sanitize_address))
@@ -74,7 +76,7 @@ static size_t walk_extents(void (*fn)(struct heap_extent *e, void *arg), void *a
     return n;
 }
 
-static size_t cache_index(struct map_snapshot *sn, const struct kmem_cache *c)
+static size_t map_cache_index(struct map_snapshot *sn, const struct kmem_cache *c)
 {
     for (size_t i = 0; i < sn->nr_caches; i++)
         if (sn->caches[i].cache == c)
@@ -93,7 +95,7 @@ static void snap_extent(struct heap_extent *e, void *arg)
     m->source = e->source;
     m->kind = e->kind;
     m->tag = e->tag;
-    if (e->kind != HEAP_KIND_BUDDY || !e->owner)
+    if (e->kind != HEAP_KIND_SPLIT || !e->owner)
         return;
     /* The buddy extent record starts with its page map (buddy.c). */
     memcpy(m->pages, e->owner, sizeof m->pages);
@@ -107,7 +109,7 @@ static void snap_extent(struct heap_extent *e, void *arg)
         const struct slab *s = (const struct slab *)(m->base + (p << BUDDY_PAGE_SHIFT));
         if (s->magic != SLAB_MAGIC)
             continue;
-        m->cache_idx[p] = (uint16_t)cache_index(sn, s->cache);
+        m->cache_idx[p] = (uint16_t)map_cache_index(sn, s->cache);
         m->inuse[p] = s->inuse;
     }
 }
@@ -120,8 +122,8 @@ static struct map_snapshot *snapshot_take(size_t *bytes)
     if (!sn)
         return NULL;
     sn->cap_ext = cap;
-    pthread_mutex_lock(&slab_caches_lock);
-    for (struct kmem_cache *c = slab_caches; c && sn->nr_caches < MAP_MAX_CACHES;
+    heap_mutex_lock(&cache_list_lock);
+    for (struct kmem_cache *c = cache_list; c && sn->nr_caches < MAP_MAX_CACHES;
          c = c->next_cache) {
         struct map_cache *mc = &sn->caches[sn->nr_caches++];
         mc->cache = c;
@@ -132,7 +134,7 @@ static struct map_snapshot *snapshot_take(size_t *bytes)
     buddy_lock_all();
     walk_extents(snap_extent, sn);
     buddy_unlock_all();
-    pthread_mutex_unlock(&slab_caches_lock);
+    heap_mutex_unlock(&cache_list_lock);
     struct heap_stats hs;
     heap_get_stats(&hs);
     sn->meta_bytes = hs.meta_bytes;
@@ -178,11 +180,11 @@ void slabcache_heap_map(FILE *out)
     fputs("slabcache heap map (pages of 4 KiB; resident = in RAM now, mincore)\n", out);
     for (size_t i = 0; i < sn->nr_ext; i++) {
         const struct map_extent *m = &sn->ext[i];
-        slab_format(line, sizeof line, "extent %p size %zu KiB %s %s\n", (void *)m->base,
-                    m->size >> 10, m->source == HEAP_SRC_SBRK ? "sbrk" : "mmap",
-                    m->kind == HEAP_KIND_BUDDY ? "buddy" : "huge (one dedicated block)");
+        heap_fmt(line, sizeof line, "extent %p size %zu KiB %s %s\n", (void *)m->base,
+                 m->size >> 10, m->source == HEAP_SRC_SBRK ? "sbrk" : "mmap",
+                 m->kind == HEAP_KIND_SPLIT ? "buddy" : "huge (one dedicated block)");
         fputs(line, out);
-        if (m->kind != HEAP_KIND_BUDDY)
+        if (m->kind != HEAP_KIND_SPLIT)
             continue;
         size_t npages = m->size >> BUDDY_PAGE_SHIFT;
         if (npages > BUDDY_PAGES_PER_EXTENT)
@@ -197,8 +199,8 @@ void slabcache_heap_map(FILE *out)
                     q += (size_t)1 << m->pages[q].order;
                 size_t r = resident_pages(m, p, q - p);
                 res_free += r;
-                slab_format(line, sizeof line, "  %p %4zu pages %4zu resident  free\n",
-                            (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), q - p, r);
+                heap_fmt(line, sizeof line, "  %p %4zu pages %4zu resident  free\n",
+                         (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), q - p, r);
                 p = q;
             } else if (pg->state == BUDDY_PAGE_ALLOC_HEAD) {
                 size_t ci = m->cache_idx[p];
@@ -207,48 +209,48 @@ void slabcache_heap_map(FILE *out)
                     const struct map_cache *mc = &sn->caches[ci - 1];
                     res_slab += r;
                     slab_obj_bytes += (size_t)m->inuse[p] * mc->object_size;
-                    slab_format(line, sizeof line,
-                                "  %p %4zu pages %4zu resident  slab of cache %s: %u/%u objects "
-                                "of %u bytes in use\n",
-                                (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), run, r, mc->name,
-                                m->inuse[p], mc->objs_per_slab, mc->object_size);
+                    heap_fmt(line, sizeof line,
+                             "  %p %4zu pages %4zu resident  slab of cache %s: %u/%u objects "
+                             "of %u bytes in use\n",
+                             (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), run, r, mc->name,
+                             m->inuse[p], mc->objs_per_slab, mc->object_size);
                 } else {
                     if (pg->tag == BUDDY_TAG_SLAB)
                         res_slab += r;
                     else
                         res_large += r;
-                    slab_format(line, sizeof line, "  %p %4zu pages %4zu resident  %s\n",
-                                (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), run, r,
-                                tag_name(pg->tag));
+                    heap_fmt(line, sizeof line, "  %p %4zu pages %4zu resident  %s\n",
+                             (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), run, r,
+                             tag_name(pg->tag));
                 }
                 p += run;
             } else {
-                slab_format(line, sizeof line, "  %p   page map entry %u (tail?)\n",
-                            (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), (unsigned)pg->state);
+                heap_fmt(line, sizeof line, "  %p   page map entry %u (tail?)\n",
+                         (void *)(m->base + (p << BUDDY_PAGE_SHIFT)), (unsigned)pg->state);
                 p++;
             }
             fputs(line, out);
         }
     }
-    slab_format(line, sizeof line, "metadata: %zu KiB mapped (cache structs, magazines, page "
+    heap_fmt(line, sizeof line, "metadata: %zu KiB mapped (cache structs, magazines, page "
                                    "maps)\n",
-                sn->meta_bytes >> 10);
+             sn->meta_bytes >> 10);
     fputs(line, out);
-    slab_format(line, sizeof line,
-                "resident: %zu KiB in slabs (holding %zu KiB of objects, cached ones "
-                "included), %zu KiB in other blocks, %zu KiB in free blocks\n",
-                res_slab * (BUDDY_PAGE_SIZE >> 10), slab_obj_bytes >> 10,
-                res_large * (BUDDY_PAGE_SIZE >> 10), res_free * (BUDDY_PAGE_SIZE >> 10));
+    heap_fmt(line, sizeof line,
+             "resident: %zu KiB in slabs (holding %zu KiB of objects, cached ones "
+             "included), %zu KiB in other blocks, %zu KiB in free blocks\n",
+             res_slab * (BUDDY_PAGE_SIZE >> 10), slab_obj_bytes >> 10,
+             res_large * (BUDDY_PAGE_SIZE >> 10), res_free * (BUDDY_PAGE_SIZE >> 10));
     fputs(line, out);
     fflush(out);
     heap_meta_free(sn, bytes);
 }
 
 /* A distinct colour per cache index (golden-angle hues). */
-static void cache_colour(size_t idx, char *buf, size_t len)
+static void map_cache_colour(size_t idx, char *buf, size_t len)
 {
     unsigned hue = (unsigned)((idx * 137) % 360);
-    slab_format(buf, len, "hsl(%u,65%%,50%%)", hue);
+    heap_fmt(buf, len, "hsl(%u,65%%,50%%)", hue);
 }
 
 void slabcache_heap_map_svg(FILE *out)
@@ -262,7 +264,7 @@ void slabcache_heap_map_svg(FILE *out)
     const int cell = MAP_SVG_CELL, cols = MAP_SVG_COLS;
     int rows = 0;
     for (size_t i = 0; i < sn->nr_ext; i++)
-        rows += sn->ext[i].kind == HEAP_KIND_BUDDY ? (int)(BUDDY_PAGES_PER_EXTENT / cols) + 2 : 2;
+        rows += sn->ext[i].kind == HEAP_KIND_SPLIT ? (int)(BUDDY_PAGES_PER_EXTENT / cols) + 2 : 2;
     size_t meta_pages = sn->meta_bytes >> BUDDY_PAGE_SHIFT;
     rows += (int)((meta_pages + (size_t)cols - 1) / (size_t)cols) + 2;
     int legend_rows = (int)sn->nr_caches + 5;
@@ -282,7 +284,7 @@ void slabcache_heap_map_svg(FILE *out)
         fprintf(out, "<text x=\"0\" y=\"%d\">extent %p %zu KiB</text>\n", y + 10,
                 (void *)m->base, m->size >> 10);
         y += 2 * cell;
-        if (m->kind != HEAP_KIND_BUDDY) {
+        if (m->kind != HEAP_KIND_SPLIT) {
             fprintf(out, "<rect x=\"0\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#9467bd\">"
                          "<title>huge block</title></rect>\n",
                     y - cell, cols * cell, cell - 1);
@@ -298,7 +300,7 @@ void slabcache_heap_map_svg(FILE *out)
                 what = "free";
             } else if (pg->tag == BUDDY_TAG_SLAB && head < BUDDY_PAGES_PER_EXTENT &&
                        m->cache_idx[head]) {
-                cache_colour(m->cache_idx[head], colour, sizeof colour);
+                map_cache_colour(m->cache_idx[head], colour, sizeof colour);
                 fill = colour;
                 what = sn->caches[m->cache_idx[head] - 1].name;
             } else if (pg->tag == BUDDY_TAG_LARGE) {
@@ -339,7 +341,7 @@ void slabcache_heap_map_svg(FILE *out)
                 "<text x=\"%d\" y=\"%d\">%s</text>\n",
                 lx, ly - 9, fixed[i].fill, lx + 14, ly, fixed[i].label);
     for (size_t i = 0; i < sn->nr_caches; i++, ly += 14) {
-        cache_colour(i + 1, colour, sizeof colour);
+        map_cache_colour(i + 1, colour, sizeof colour);
         fprintf(out,
                 "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
                 "<text x=\"%d\" y=\"%d\">slab: %s</text>\n",
@@ -355,7 +357,7 @@ void slabcache_heap_map_svg(FILE *out)
 MAP_NO_ASAN static void dump_line(char *line, size_t len, const unsigned char *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t pos = slab_format(line, len, "%p: ", (const void *)p);
+    size_t pos = heap_fmt(line, len, "%p: ", (const void *)p);
     for (size_t i = 0; i < 16; i++) {
         if (pos + 4 >= len)
             break;
@@ -385,23 +387,23 @@ void slabcache_dump(FILE *out, const void *p, size_t len)
     char line[160];
     struct buddy_block_info info;
     if (buddy_lookup(p, &info) && info.tag == BUDDY_TAG_SLAB) {
-        struct kmem_cache *c = slab_block_cache(info.head);
+        struct kmem_cache *c = cache_of_block(info.head);
         if (c) {
             const struct slab *s = info.head;
             size_t off = (size_t)((const char *)p - s->objs);
             size_t idx = (const char *)p >= s->objs ? off / c->slot_size : 0;
             bool used = idx < c->objs_per_slab && ((s->bitmap[idx / 64] >> (idx % 64)) & 1);
-            slab_format(line, sizeof line,
-                        "%p: cache %s, slot %zu at %p (+%zu), object size %u, slot size %u, "
-                        "%s\n",
-                        p, c->name, idx, (void *)(s->objs + idx * c->slot_size),
-                        off - idx * c->slot_size, c->object_size, c->slot_size,
-                        used ? "in use" : "free");
+            heap_fmt(line, sizeof line,
+                     "%p: cache %s, slot %zu at %p (+%zu), object size %u, slot size %u, "
+                     "%s\n",
+                     p, c->name, idx, (void *)(s->objs + idx * c->slot_size),
+                     off - idx * c->slot_size, c->object_size, c->slot_size,
+                     used ? "in use" : "free");
             fputs(line, out);
         }
     } else if (buddy_lookup(p, &info)) {
-        slab_format(line, sizeof line, "%p: %s at %p, %zu bytes\n", p, tag_name(info.tag),
-                    info.head, info.size);
+        heap_fmt(line, sizeof line, "%p: %s at %p, %zu bytes\n", p, tag_name(info.tag),
+                 info.head, info.size);
         fputs(line, out);
     }
     const unsigned char *b = p;

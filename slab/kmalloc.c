@@ -6,14 +6,12 @@
  *   in steps of 2^(k-3), up to KMALLOC_MAX_CACHE_SIZE (32 KiB).  Above 128 bytes a request
  *   of s bytes gets a class c with c - s < c / 8, so internal waste stays under 12.5%.
  *   One exception: (4096, 4608] is split in 128-byte steps (4224, 4352, 4480, 4608), for
- *   blocks of a page plus a header.  SQLite's page cache allocates 4368 bytes per 4 KiB
- *   page (4096 + its page header + its 8-byte size prefix): kmalloc-4608 holds 7 per 32 KiB
- *   slab, 4681 bytes each (+7%, ~290 KiB of its 4 MiB peak); kmalloc-4480 holds 29 per
- *   128 KiB slab, 4520 bytes each (+3.5%).  Only this octave: finer classes elsewhere spread
- *   a program's short-lived blocks over more caches, each keeping its own pages (SQLite's
- *   9..18 KiB statement buffers cost ~16 KiB per class they touch).  The split keeps every
- *   class a multiple of its step, so power-of-two multiples still get classes with lowbit
- *   >= their alignment (kmalloc_aligned, below).
+ *   blocks of a page plus a header (a page cache's pages with their headers), which the
+ *   coarse class 4608 holds with more waste per slab.  Only this octave: finer classes
+ *   elsewhere spread a program's short-lived blocks over more caches, each keeping its own
+ *   pages (docs/limits.md has the figures).  The split keeps every class a multiple of its
+ *   step, so power-of-two multiples still get classes with lowbit >= their alignment
+ *   (kmalloc_aligned, below).
  *   Every class is created with the alignment lowbit(c) (capped at a page): a class whose
  *   size is a multiple of 2^j hands out 2^j-aligned objects, so 16-multiples are 16-aligned
  *   (malloc rounds requests to 16 and uses only those) and power-of-two classes are naturally
@@ -31,16 +29,16 @@
  *   block of 64 KiB or more in one sweep: a block freed and allocated again costs no page
  *   faults, and peak RSS of programs that grow big buffers by realloc stays near glibc's.
  *   The budget in force is a quarter of the live large blocks' bytes, between 256 KiB and
- *   1 MiB (buddy_set_purge_scale): with 1 MiB, git pack-objects (about 1 MiB of large
- *   blocks live) peaked with up to 400 KiB of freed blocks still resident (glibc unmaps each
- *   freed chunk above its mmap threshold at once); a program with 4 MiB or more of large
- *   blocks live keeps the whole 1 MiB.
+ *   1 MiB (buddy_set_purge_scale): a program with few large blocks live would otherwise
+ *   peak with a large share of freed blocks still resident (glibc unmaps each freed chunk
+ *   above its mmap threshold at once); one with 4 MiB or more of large blocks live keeps
+ *   the whole 1 MiB.
  *
  * FREE
- *   buddy_lookup(p) reads the page map: tag SLAB -> slab_block_cache(head) -> kmem_cache_free
+ *   buddy_lookup(p) reads the page map: tag SLAB -> cache_of_block(head) -> kmem_cache_free
  *   (which validates and reports double or invalid frees); tag LARGE -> the block must start
  *   at p (or be an aligned huge block with a matching header) -> buddy_free.  Anything else
- *   is reported ("slabcache: free: invalid free of 0x... (...)") and slab_misuse() decides.
+ *   is reported ("slabcache: free: invalid free of 0x... (...)") and report_misuse() decides.
  *
  * REALLOC
  *   In place while the new size fits the usable size and is more than half of it (small
@@ -54,8 +52,8 @@
  * INITIALISATION
  *   The first allocation (or the constructor in malloc.c) builds the class tables; each class's
  *   cache is created lazily by the first allocation of that class (kmalloc_class_cache), so a
- *   short-lived process pays only for the classes it uses (git's workload spawns ~4000
- *   processes: eager creation of all 80 cost ~20 page faults each).  A NULL slot in the class
+ *   short-lived process pays only for the classes it uses (eager creation of every class
+ *   costs page faults in each of them).  A NULL slot in the class
  *   table sends the fast path to kmalloc_slow(), which creates the cache, so the fast path
  *   needs no "initialised?" test.  Allocations made *during* initialisation by the
  *   initialising thread (pthread_atfork may call malloc) are served as whole buddy pages,
@@ -72,7 +70,8 @@
 #include "buddy/buddy.h"
 #include "heap/heap.h"
 #include "slab/kmalloc_internal.h"
-#include "slab/slab_internal.h"
+#include "slab/fastpath.h"
+#include "slab/internal.h"
 
 #define KMALLOC_SMALL_STEP_MAX 128u     /* 8-byte steps up to here */
 #define KMALLOC_SUBCLASS_SHIFT 3        /* 2^3 = 8 classes per power of two */
@@ -110,8 +109,8 @@ static uint8_t size_index[KMALLOC_TABLE_MAX / 8 + 1]; /* (size + 7) / 8 -> class
 #define KMI(q) KMI_CLASS((q) ? 16 * (q) : 16)
 #define KMI4(q) KMI(q), KMI(q + 1), KMI(q + 2), KMI(q + 3)
 #define KMI16(q) KMI4(q), KMI4(q + 4), KMI4(q + 8), KMI4(q + 12)
-_Static_assert(KMALLOC_TABLE_MAX / 16 + 1 == 65, "kmalloc_malloc_index lists 65 entries");
-const uint8_t kmalloc_malloc_index[KMALLOC_TABLE_MAX / 16 + 1] = {KMI16(0), KMI16(16), KMI16(32),
+_Static_assert(KMALLOC_TABLE_MAX / 16 + 1 == 65, "kmalloc_index16 lists 65 entries");
+const uint8_t kmalloc_index16[KMALLOC_TABLE_MAX / 16 + 1] = {KMI16(0), KMI16(16), KMI16(32),
                                                                   KMI16(48), KMI(64)};
 
 /* Header at the base of a huge block whose object was moved up to honour an alignment
@@ -195,7 +194,7 @@ static void class_tables_init(void)
 /* ---------------------------------------------------------------- init */
 
 /* The cache of class i, created on first use.  Creation is lock-free: threads racing to
- * create it get the same cache (slab_cache_create_fixed_id), or, for magazine-less (debug)
+ * create it get the same cache (cache_create_fixed_id), or, for magazine-less (debug)
  * caches, the loser of the publish destroys its own (it never held an object).
  * NULL when the cache cannot be made: that class is then served by the large path. */
 struct kmem_cache *kmalloc_class_cache(unsigned i)
@@ -206,7 +205,7 @@ struct kmem_cache *kmalloc_class_cache(unsigned i)
     if (SLAB_LIKELY(c != NULL) || !kmalloc_ready())
         return c;
     char name[KMEM_CACHE_NAME_MAX];
-    slab_format(name, sizeof name, "kmalloc-%u", class_size[i]);
+    heap_fmt(name, sizeof name, "kmalloc-%u", class_size[i]);
     size_t align = lowbit(class_size[i]);
     if (align > BUDDY_PAGE_SIZE)
         align = BUDDY_PAGE_SIZE;
@@ -215,7 +214,7 @@ struct kmem_cache *kmalloc_class_cache(unsigned i)
     struct kmem_cache_args args = {0};
     args.align = align;
     args.max_empty_slabs = KMALLOC_MAX_EMPTY_SLABS;
-    c = slab_cache_create_fixed_id(name, class_size[i], &args, 0, i);
+    c = cache_create_fixed_id(name, class_size[i], &args, 0, i);
     if (!c)
         return NULL;
     /* Racing creators get the same cache (fixed id i), so the loser of the publish has
@@ -241,7 +240,7 @@ void kmalloc_init(void)
         class_tables_init();
         buddy_set_purge_budget(KMALLOC_PURGE_BUDGET, BUDDY_TAG_LARGE);
         buddy_set_purge_scale(KMALLOC_PURGE_BUDGET_MIN, KMALLOC_PURGE_BUDGET_SHIFT);
-        slab_init_once(); /* pthread_atfork inside may re-enter malloc: see kmalloc_slow */
+        cache_init_once(); /* pthread_atfork inside may re-enter malloc: see kmalloc_slow */
         tls_in_init = 0;
         __atomic_store_n(&kmalloc_state, 2, __ATOMIC_RELEASE);
         return;
@@ -270,9 +269,9 @@ static inline bool is_pow2(size_t x)
  * calloc skips memory fresh from the top or from mmap.  A dirty block from
  * KMALLOC_PURGE_MIN_BYTES up (glibc's mmap threshold) is zeroed by purging it (MADV_DONTNEED:
  * its pages read back as zero and are faulted in only when the program touches them), which
- * is what glibc's calloc gets from a fresh mmap.  memset made every page resident: git calls
- * calloc(512 KiB) for hash tables it fills sparsely, and each one cost 512 KiB of peak RSS
- * (git rev-parse: 1 MiB over glibc).  The first page is cleared by hand: it holds the buddy
+ * is what glibc's calloc gets from a fresh mmap.  memset would make every page resident, and
+ * programs calloc large hash tables that they fill sparsely (docs/limits.md, section 5).
+ * The first page is cleared by hand: it holds the buddy
  * free-list link, so it is resident already.  Smaller requests, and a purge that fails, use
  * memset on the requested bytes (the rest stays untouched). */
 static void large_zero(void *p, size_t size, size_t block_bytes, bool clean)
@@ -338,14 +337,11 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
  * blocks of 64 KiB and more stays resident, so a program that frees a block and allocates one
  * of the same size again reuses it without page faults; past the budget every such free
  * block is purged (all but its first page, which holds the buddy's free-list link) in one
- * sweep.  Purging every freed block at once cost GCC 11,000 madvise calls and their page
- * faults compiling one file (it allocates and frees 128-512 KiB arrays per function: 1.07x
- * the best peer); glibc's sliding mmap threshold (never purge a size freed once) was
- * measured and rejected: SQLite's sorter frees 128 KiB..2 MiB buffers that it regrows, and
- * keeping them all resident took its peak RSS from 9.1 to 11.3 MiB.  The budget bounds that
- * cost.  Measured on GCC compiling one file: 11,372 madvise calls with a purge per free,
- * 2,127 with a 1 MiB budget, 24,501 with 256 KiB (each sweep purges every free block not
- * purged yet, so a small budget sweeps often).  (large_free: the LARGE branch of
+ * sweep.  Purging every freed block at once costs a program that allocates and frees large
+ * arrays in a loop a system call and page faults per block; never purging a size freed once
+ * (glibc's sliding mmap threshold) keeps every regrown buffer resident.  The budget bounds
+ * both; a small budget sweeps often, since each sweep purges every free block not purged
+ * yet (docs/limits.md, section 5, has the measurements).  (large_free: the LARGE branch of
  * kmalloc_free_slow.) */
 
 /* Offset of p in the LARGE block described by info, or SIZE_MAX when p is not a valid
@@ -399,7 +395,7 @@ void *kmalloc_slow(size_t size, size_t align, unsigned int flags, const void *ca
         if (s <= KMALLOC_MAX_CACHE_SIZE) {
             struct kmem_cache *c = kmalloc_class_cache(kmalloc_class_index(s));
             if (c)
-                return slab_cache_alloc_from(c, flags, caller);
+                return cache_alloc_with_caller(c, flags, caller);
         }
     }
     /* Large, or a class without a cache (during initialisation, or creation failed). */
@@ -408,29 +404,29 @@ void *kmalloc_slow(size_t size, size_t align, unsigned int flags, const void *ca
 
 /* Every entry point passes its own return address down: debug caches (SLAB_STORE_USER)
  * record the program's call site, not one inside this file. */
-static inline __attribute__((always_inline)) void *kmalloc_from(size_t size, unsigned int flags,
-                                                                const void *caller)
+static inline __attribute__((always_inline)) void *
+kmalloc_with_caller(size_t size, unsigned int flags, const void *caller)
 {
     if (SLAB_LIKELY(size <= KMALLOC_MAX_CACHE_SIZE)) {
         unsigned i = class_index_of(size);
-        void *obj; /* class i's magazines are entry i (slab_cache_create_fixed_id) */
-        if (SLAB_LIKELY(!(flags & KM_ZERO)) && SLAB_LIKELY(slab_magazine_pop_fixed(i, &obj)))
+        void *obj; /* class i's magazines are entry i (cache_create_fixed_id) */
+        if (SLAB_LIKELY(!(flags & KM_ZERO)) && SLAB_LIKELY(magazine_pop_fixed(i, &obj)))
             return obj;
         struct kmem_cache *c = __atomic_load_n(&kmalloc_caches[i], __ATOMIC_ACQUIRE);
         if (SLAB_LIKELY(c != NULL))
-            return slab_cache_alloc_from(c, flags, caller);
+            return cache_alloc_with_caller(c, flags, caller);
     }
     return kmalloc_slow(size, 0, flags, caller);
 }
 
 void *kmalloc(size_t size, unsigned int flags)
 {
-    return kmalloc_from(size, flags, SLAB_CALLER);
+    return kmalloc_with_caller(size, flags, SLAB_CALLER);
 }
 
 void *kzalloc(size_t size, unsigned int flags)
 {
-    return kmalloc_from(size, flags | KM_ZERO, SLAB_CALLER);
+    return kmalloc_with_caller(size, flags | KM_ZERO, SLAB_CALLER);
 }
 
 void *kcalloc(size_t n, size_t size, unsigned int flags)
@@ -440,7 +436,7 @@ void *kcalloc(size_t n, size_t size, unsigned int flags)
         errno = ENOMEM;
         return NULL;
     }
-    return kmalloc_from(bytes, flags | KM_ZERO, SLAB_CALLER);
+    return kmalloc_with_caller(bytes, flags | KM_ZERO, SLAB_CALLER);
 }
 
 void *kmalloc_aligned(size_t align, size_t size, unsigned int flags)
@@ -450,22 +446,22 @@ void *kmalloc_aligned(size_t align, size_t size, unsigned int flags)
         return NULL;
     }
     if (align <= 8)
-        return kmalloc_from(size, flags, SLAB_CALLER);
+        return kmalloc_with_caller(size, flags, SLAB_CALLER);
     return kmalloc_slow(size, align, flags, SLAB_CALLER);
 }
 
 /* ---------------------------------------------------------------- free and size */
 
-static void report_bad_pointer(const char *op, const void *p)
+static void bad_pointer_report(const char *op, const void *p)
 {
     struct heap_extent *e = heap_extent_lookup(p);
     if (!e)
-        slab_report("%s: invalid free of %p (pointer not from slabcache)", op, p);
+        heap_fmt_line("%s: invalid free of %p (pointer not from slabcache)", op, p);
     else
-        slab_report("%s: invalid free of %p (not the start of an allocated block: double "
-                    "free or interior pointer)",
-                    op, p);
-    slab_misuse();
+        heap_fmt_line("%s: invalid free of %p (not the start of an allocated block: double "
+                      "free or interior pointer)",
+                      op, p);
+    report_misuse();
 }
 
 /* kmalloc_free_op without the common case: large blocks, and pointers to report. */
@@ -475,9 +471,9 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
     struct buddy_block_info info;
     if (SLAB_LIKELY(buddy_lookup(p, &info))) {
         if (SLAB_LIKELY(info.tag == BUDDY_TAG_SLAB)) {
-            struct kmem_cache *c = slab_block_cache(info.head);
+            struct kmem_cache *c = cache_of_block(info.head);
             if (SLAB_LIKELY(c != NULL)) {
-                slab_cache_free_from(c, p, caller); /* validates: double, interior, wrong cache */
+                cache_free_with_caller(c, p, caller); /* validates: double, interior, wrong cache */
                 return;
             }
         } else if (info.tag == BUDDY_TAG_LARGE) {
@@ -490,28 +486,28 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
             }
         }
     }
-    report_bad_pointer(op, p);
+    bad_pointer_report(op, p);
 }
 
-__thread struct kfree_hint kmalloc_kfree_hints[KFREE_HINTS]
+__thread struct kmalloc_hint kmalloc_hints[KMALLOC_HINTS]
     __attribute__((tls_model("initial-exec")));
 
 /* Remember that p's slab (at head) belongs to c, for the next free or usable-size query
  * near p.  Only the size-class caches are hinted: they are never destroyed, so a stale hint
  * always names a live cache. */
-static inline void kfree_hint_record(const void *p, const void *head, struct kmem_cache *c)
+static inline void kmalloc_hint_record(const void *p, const void *head, struct kmem_cache *c)
 {
     if (c->object_size <= KMALLOC_MAX_CACHE_SIZE &&
         __atomic_load_n(&kmalloc_caches[kmalloc_class_index(c->object_size)],
                         __ATOMIC_RELAXED) == c) {
-        struct kfree_hint *h = kfree_hint_for(p);
+        struct kmalloc_hint *h = kmalloc_hint_for(p);
         h->slab = (uintptr_t)head;
         h->cache = c;
     }
 }
 
 /* The page-map walk: the slab's cache, or NULL. */
-static inline struct kmem_cache *kfree_lookup(void *p)
+static inline struct kmem_cache *page_map_cache(void *p)
 {
     void *head;
     uint16_t tag;
@@ -519,7 +515,7 @@ static inline struct kmem_cache *kfree_lookup(void *p)
         const struct slab *s = head;
         struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
         if (SLAB_LIKELY(s->magic == SLAB_MAGIC && c != NULL)) {
-            kfree_hint_record(p, head, c);
+            kmalloc_hint_record(p, head, c);
             return c;
         }
     }
@@ -532,9 +528,9 @@ __attribute__((noinline)) void kmalloc_free_lookup(void *p, const char *op, cons
 {
     if (SLAB_UNLIKELY(!p))
         return;
-    struct kmem_cache *c = kfree_lookup(p);
+    struct kmem_cache *c = page_map_cache(p);
     if (SLAB_LIKELY(c != NULL)) {
-        slab_cache_free_from(c, p, caller);
+        cache_free_with_caller(c, p, caller);
         return;
     }
     kmalloc_free_slow(p, op, caller);
@@ -558,9 +554,9 @@ static size_t usable_size_lookup(const void *p, const char *op, bool as_free)
     struct buddy_block_info info;
     if (SLAB_LIKELY(buddy_lookup(p, &info))) {
         if (SLAB_LIKELY(info.tag == BUDDY_TAG_SLAB)) {
-            struct kmem_cache *c = slab_block_cache(info.head);
+            struct kmem_cache *c = cache_of_block(info.head);
             if (SLAB_LIKELY(c != NULL)) {
-                kfree_hint_record(p, info.head, c);
+                kmalloc_hint_record(p, info.head, c);
                 if (as_free && !slab_check_free_fast(c, p) && !slab_check_free_slow(c, p, op))
                     return 0; /* reported: interior pointer, or freed back to its slab */
                 return c->object_size;
@@ -571,8 +567,8 @@ static size_t usable_size_lookup(const void *p, const char *op, bool as_free)
                 return info.size - off;
         }
     }
-    slab_report("%s: %p is not an allocated block from slabcache", op, p);
-    slab_misuse();
+    heap_fmt_line("%s: %p is not an allocated block from slabcache", op, p);
+    report_misuse();
     return 0;
 }
 
@@ -592,20 +588,18 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
                       const void *caller)
 {
     if (!p)
-        return malloc_classes ? kmalloc_malloc(size, flags, caller)
-                              : kmalloc_from(size, flags, caller);
+        return malloc_classes ? kmalloc_for_malloc(size, flags, caller)
+                              : kmalloc_with_caller(size, flags, caller);
     if (size == 0) { /* glibc: realloc(p, 0) frees p and returns NULL */
         kmalloc_free_op(p, "realloc", caller);
         return NULL;
     }
     /* The usable size: the hinted cache when p passes its check (a live slot), else one
-     * page-map lookup for slab objects and large blocks alike (large blocks used to take
-     * two: growing a 40-200 KB block one byte at a time, as gawk builds strings, went from
-     * 10.0-11.1 to 7.9-8.6 ns per realloc under LD_PRELOAD; glibc 6.3, mimalloc 3.6.  A
-     * copy of usable_size_lookup inlined here measured 6.9-7.7 ns; one function serves
-     * ksize and realloc instead). */
+     * page-map lookup for slab objects and large blocks alike (usable_size_lookup serves
+     * ksize and realloc; a realloc that grows a large block by a byte at a time makes this
+     * lookup on every call). */
     size_t old;
-    struct kmem_cache *hc = kfree_hint_check(p);
+    struct kmem_cache *hc = kmalloc_hint_check(p);
     if (SLAB_LIKELY(hc != NULL))
         old = hc->object_size;
     else if ((old = usable_size_lookup(p, "realloc", true)) == 0)
@@ -624,11 +618,11 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
         if (grown > want && grown > old)
             want = grown;
     }
-    void *n = malloc_classes ? kmalloc_malloc(want, 0, caller)
-                             : kmalloc_from(want, flags & ~KM_ZERO, caller);
+    void *n = malloc_classes ? kmalloc_for_malloc(want, 0, caller)
+                             : kmalloc_with_caller(want, flags & ~KM_ZERO, caller);
     if (!n && want != size)
-        n = malloc_classes ? kmalloc_malloc(size, 0, caller)
-                           : kmalloc_from(size, flags & ~KM_ZERO, caller);
+        n = malloc_classes ? kmalloc_for_malloc(size, 0, caller)
+                           : kmalloc_with_caller(size, flags & ~KM_ZERO, caller);
     if (!n)
         return NULL; /* p untouched, errno ENOMEM */
     memcpy(n, p, size < old ? size : old);
@@ -645,24 +639,24 @@ void *krealloc(void *p, size_t size, unsigned int flags)
 
 /* ---------------------------------------------------------------- malloc classes */
 
-void *kmalloc_malloc(size_t size, unsigned int flags, const void *caller)
+void *kmalloc_for_malloc(size_t size, unsigned int flags, const void *caller)
 {
     if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX)) {
         /* 16-byte multiples only: their classes hand out 16-aligned objects. */
         struct kmem_cache *c = __atomic_load_n(
-            &kmalloc_caches[kmalloc_malloc_index[(size + 15) / 16]], __ATOMIC_ACQUIRE);
+            &kmalloc_caches[kmalloc_index16[(size + 15) / 16]], __ATOMIC_ACQUIRE);
         if (SLAB_LIKELY(c != NULL))
-            return slab_cache_alloc_from(c, flags, caller);
+            return cache_alloc_with_caller(c, flags, caller);
         size_t s = size ? (size + 15) & ~(size_t)15 : 16;
         return kmalloc_slow(s, 16, flags, caller);
     }
     /* Above 128 bytes every class size is a multiple of 16. */
-    return kmalloc_from(size, flags, caller);
+    return kmalloc_with_caller(size, flags, caller);
 }
 
-void *kmalloc_malloc_aligned(size_t align, size_t size, const void *caller)
+void *kmalloc_for_malloc_aligned(size_t align, size_t size, const void *caller)
 {
     if (align <= 16)
-        return kmalloc_malloc(size, 0, caller);
+        return kmalloc_for_malloc(size, 0, caller);
     return kmalloc_slow(size, align, 0, caller);
 }

@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 #include "slab/kmalloc.h"
-#include "slab/slab_internal.h"
+#include "slab/fastpath.h"
+#include "slab/internal.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,42 +49,42 @@ size_t kmalloc_usable_size_op(const void *p, const char *op);
 void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_classes,
                       const void *caller);
 /* malloc semantics: 16-byte aligned results, malloc(0) = a unique 16-byte block. */
-void *kmalloc_malloc(size_t size, unsigned int flags, const void *caller);
-void *kmalloc_malloc_aligned(size_t align, size_t size, const void *caller);
+void *kmalloc_for_malloc(size_t size, unsigned int flags, const void *caller);
+void *kmalloc_for_malloc_aligned(size_t align, size_t size, const void *caller);
 
 /* ---------------------------------------------------------------- inline fast paths
  * malloc and free inline these: one class-table load and the magazine pop, or the hinted
  * cache, the always-on check and the magazine push, with no call in between. */
 
-/* malloc's class for 0 <= size <= KMALLOC_TABLE_MAX: kmalloc_malloc_index[(size + 15) / 16],
+/* malloc's class for 0 <= size <= KMALLOC_TABLE_MAX: kmalloc_index16[(size + 15) / 16],
  * the class of the size rounded up to 16 (16 for size 0).  A constant table, so it is right
  * before initialisation too (kmalloc_caches[] is NULL until then). */
-extern const uint8_t kmalloc_malloc_index[KMALLOC_TABLE_MAX / 16 + 1];
+extern const uint8_t kmalloc_index16[KMALLOC_TABLE_MAX / 16 + 1];
 
-/* Per-thread hints for free: the last slab freed into for each of KFREE_HINTS address
+/* Per-thread hints for free: the last slab freed into for each of KMALLOC_HINTS address
  * buckets (p >> 16).  A hit names the cache without the page-map walk.  The hint is only a
  * guess: slab_check_free_fast validates p against the hinted cache (the complete always-on
  * check), and a slab released and reused since fails it and takes the full path.  Only the
  * size-class caches are hinted: they are never destroyed, so a stale hint names a live
  * cache. */
-#define KFREE_HINTS 16
-struct kfree_hint {
+#define KMALLOC_HINTS 16
+struct kmalloc_hint {
     uintptr_t slab; /* slab base, or 0 */
     struct kmem_cache *cache;
 };
-extern __thread struct kfree_hint kmalloc_kfree_hints[KFREE_HINTS]
+extern __thread struct kmalloc_hint kmalloc_hints[KMALLOC_HINTS]
     __attribute__((tls_model("initial-exec")));
 
-static inline struct kfree_hint *kfree_hint_for(const void *p)
+static inline struct kmalloc_hint *kmalloc_hint_for(const void *p)
 {
-    return &kmalloc_kfree_hints[((uintptr_t)p >> 16) % KFREE_HINTS];
+    return &kmalloc_hints[((uintptr_t)p >> 16) % KMALLOC_HINTS];
 }
 
 /* The hinted cache of p when p is a live slot of it (the complete always-on check), else
  * NULL. */
-static inline __attribute__((always_inline)) struct kmem_cache *kfree_hint_check(const void *p)
+static inline __attribute__((always_inline)) struct kmem_cache *kmalloc_hint_check(const void *p)
 {
-    const struct kfree_hint *h = kfree_hint_for(p);
+    const struct kmalloc_hint *h = kmalloc_hint_for(p);
     struct kmem_cache *c = h->cache;
     if (SLAB_LIKELY(c != NULL && ((uintptr_t)p & c->slab_mask) == h->slab &&
                     slab_check_free_fast(c, p)))
@@ -92,26 +93,26 @@ static inline __attribute__((always_inline)) struct kmem_cache *kfree_hint_check
 }
 
 /* malloc without the call: the 16-byte-multiple classes up to KMALLOC_TABLE_MAX. */
-static inline __attribute__((always_inline)) void *kmalloc_malloc_inline(size_t size,
+static inline __attribute__((always_inline)) void *kmalloc_for_malloc_inline(size_t size,
                                                                           const void *caller)
 {
     if (SLAB_LIKELY(size <= KMALLOC_TABLE_MAX)) {
-        /* Class i's cache has magazine table id i (slab_cache_create_fixed_id): the entry
+        /* Class i's cache has magazine table id i (cache_create_fixed_id): the entry
          * comes from the index alone.  Before the class's cache exists, or when it has no
-         * magazines (debug), the entry's window is empty and kmalloc_malloc takes over. */
+         * magazines (debug), the entry's window is empty and kmalloc_for_malloc takes over. */
         void *obj;
-        if (SLAB_LIKELY(slab_magazine_pop_fixed(kmalloc_malloc_index[(size + 15) / 16], &obj)))
+        if (SLAB_LIKELY(magazine_pop_fixed(kmalloc_index16[(size + 15) / 16], &obj)))
             return obj;
     }
-    return kmalloc_malloc(size, 0, caller);
+    return kmalloc_for_malloc(size, 0, caller);
 }
 
 /* ksize / malloc_usable_size: the hinted cache's object size when p passes its check (a
- * live slot; Redis asks for every block it allocates and frees), else the page-map walk,
- * which records the hint, handles large blocks and reports bad pointers. */
+ * live slot; some programs ask for every block they allocate and free), else the page-map
+ * walk, which records the hint, handles large blocks and reports bad pointers. */
 static inline size_t kmalloc_usable_size_inline(const void *p, const char *op)
 {
-    struct kmem_cache *c = kfree_hint_check(p);
+    struct kmem_cache *c = kmalloc_hint_check(p);
     return SLAB_LIKELY(c != NULL) ? c->object_size : kmalloc_usable_size_op(p, op);
 }
 
@@ -124,14 +125,14 @@ static inline __attribute__((always_inline)) void kmalloc_free_inline(void *p, c
                                                                       const void *caller)
 {
     /* The block this thread allocated last from the hinted class (a LIFO free) needs no
-     * check: slab_magazine_push_popped. */
-    struct kmem_cache *hc = kfree_hint_for(p)->cache;
-    if (SLAB_LIKELY(p != NULL && hc != NULL) && SLAB_LIKELY(slab_magazine_push_popped(hc, p)))
+     * check: magazine_push_popped. */
+    struct kmem_cache *hc = kmalloc_hint_for(p)->cache;
+    if (SLAB_LIKELY(p != NULL && hc != NULL) && SLAB_LIKELY(magazine_push_popped(hc, p)))
         return;
-    struct kmem_cache *c = kfree_hint_check(p);
+    struct kmem_cache *c = kmalloc_hint_check(p);
     if (SLAB_LIKELY(c != NULL)) {
-        if (SLAB_UNLIKELY(!slab_magazine_push(c, p)))
-            slab_cache_free_slow(c, p, caller);
+        if (SLAB_UNLIKELY(!magazine_push(c, p)))
+            magazine_free_slow(c, p, caller);
         return;
     }
     kmalloc_free_lookup(p, op, caller);

@@ -6,10 +6,11 @@
  * Leaks are grouped without malloc: a fixed open-addressing table in static storage keyed by
  * (cache, allocation site) -- the site is known for caches with U (SLAB_STORE_USER), else it
  * is NULL and the group is the cache (one object size).  Cached pointers are copied into a
- * heap_meta_alloc buffer and sorted, so each slot costs one binary search.
+ * heap_meta_alloc buffer and sorted (ptrset.c), so each slot costs one binary search.
  *
- * Locks: leak_lock (static) serialises reports and guards the expected-leak table; a report
- * takes it first, then slab_caches_lock and each cache's locks in the documented order.
+ * Locks: leak_lock serialises reports and guards the expected-leak table; a report takes it
+ * first, then cache_list_lock and each cache's locks in the order of types.h.  Functions
+ * named *_locked assert their locks in debug builds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "slab/slab_internal.h"
+#include "heap/fmt.h"
+#include "slab/debug.h"
+#include "slab/internal.h"
 
 #define LEAK_GROUPS 1024u        /* power of two */
 #define LEAK_FIRST_ADDRS 4
@@ -33,63 +36,12 @@ struct leak_group {
     const void *first[LEAK_FIRST_ADDRS];
 };
 
-static pthread_mutex_t leak_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct heap_mutex leak_lock = HEAP_MUTEX_INITIALIZER; /* lock 1 (types.h) */
+#define leak_assert_locked() heap_mutex_assert_held(&leak_lock)
 static struct leak_group groups[LEAK_GROUPS];           /* leak_lock */
 static size_t nr_groups, ungrouped;                     /* leak_lock */
 static const void *expected[SLABCACHE_EXPECTED_LEAKS_MAX]; /* sorted; leak_lock */
 static size_t nr_expected;                              /* leak_lock */
-
-/* ---------------------------------------------------------------- sorted pointer sets */
-
-/* Index of the first element >= p in the sorted set. */
-static size_t lower_bound(const void *const *set, size_t n, const void *p)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if ((uintptr_t)set[mid] < (uintptr_t)p)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static bool set_has(const void *const *set, size_t n, const void *p)
-{
-    size_t i = lower_bound(set, n, p);
-    return i < n && set[i] == p;
-}
-
-static void sift_down(void **a, size_t root, size_t n)
-{
-    for (;;) {
-        size_t child = 2 * root + 1;
-        if (child >= n)
-            return;
-        if (child + 1 < n && (uintptr_t)a[child + 1] > (uintptr_t)a[child])
-            child++;
-        if ((uintptr_t)a[root] >= (uintptr_t)a[child])
-            return;
-        void *t = a[root];
-        a[root] = a[child];
-        a[child] = t;
-        root = child;
-    }
-}
-
-/* Heapsort (qsort may allocate); slab_internal.h. */
-void slab_sort_pointers(void **a, size_t n)
-{
-    for (size_t i = n / 2; i-- > 0;)
-        sift_down(a, i, n);
-    for (size_t end = n; end-- > 1;) {
-        void *t = a[0];
-        a[0] = a[end];
-        a[end] = t;
-        sift_down(a, 0, end);
-    }
-}
 
 /* ---------------------------------------------------------------- expected leaks */
 
@@ -97,47 +49,41 @@ void slabcache_register_expected_leak(const void *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&leak_lock);
-    size_t i = lower_bound(expected, nr_expected, p);
+    heap_mutex_lock(&leak_lock);
+    size_t i = ptrset_lower_bound(expected, nr_expected, p);
     if (!(i < nr_expected && expected[i] == p)) {
         if (nr_expected == SLABCACHE_EXPECTED_LEAKS_MAX) {
-            pthread_mutex_unlock(&leak_lock);
-            slab_report("slabcache_register_expected_leak(%p): table full (%zu entries); "
-                        "ignored",
-                        p, (size_t)SLABCACHE_EXPECTED_LEAKS_MAX);
+            heap_mutex_unlock(&leak_lock);
+            heap_fmt_line("slabcache_register_expected_leak(%p): table full (%zu entries); "
+                          "ignored",
+                          p, (size_t)SLABCACHE_EXPECTED_LEAKS_MAX);
             return;
         }
         memmove(&expected[i + 1], &expected[i], (nr_expected - i) * sizeof expected[0]);
         expected[i] = p;
         nr_expected++;
     }
-    pthread_mutex_unlock(&leak_lock);
+    heap_mutex_unlock(&leak_lock);
 }
 
 void slabcache_unregister_expected_leak(const void *p)
 {
-    pthread_mutex_lock(&leak_lock);
-    size_t i = lower_bound(expected, nr_expected, p);
+    heap_mutex_lock(&leak_lock);
+    size_t i = ptrset_lower_bound(expected, nr_expected, p);
     if (i < nr_expected && expected[i] == p) {
         memmove(&expected[i], &expected[i + 1], (nr_expected - i - 1) * sizeof expected[0]);
         nr_expected--;
     }
-    pthread_mutex_unlock(&leak_lock);
-}
-
-bool slab_leak_is_expected(const void *p)
-{
-    pthread_mutex_lock(&leak_lock);
-    bool yes = set_has(expected, nr_expected, p);
-    pthread_mutex_unlock(&leak_lock);
-    return yes;
+    heap_mutex_unlock(&leak_lock);
 }
 
 /* ---------------------------------------------------------------- grouping (leak_lock) */
 
 static void group_add_locked(const struct kmem_cache *c, const void *site, const void *obj)
 {
-    uintptr_t h = ((uintptr_t)c >> 6) * 0x9e3779b97f4a7c15ull ^ (uintptr_t)site * 0xff51afd7ed558ccdull;
+    leak_assert_locked();
+    uintptr_t h =
+        ((uintptr_t)c >> 6) * 0x9e3779b97f4a7c15ull ^ (uintptr_t)site * 0xff51afd7ed558ccdull;
     h ^= h >> 29;
     for (size_t probe = 0; probe < LEAK_GROUPS; probe++) {
         struct leak_group *g = &groups[(h + probe) & (LEAK_GROUPS - 1)];
@@ -159,22 +105,24 @@ static void group_add_locked(const struct kmem_cache *c, const void *site, const
     ungrouped++;
 }
 
-/* Group the leaks of one cache; returns how many (slab_caches_lock and leak_lock held). */
-static size_t cache_leaks_locked(struct kmem_cache *c, size_t *expected_skipped)
+/* Group the leaks of one cache; returns how many (cache_list_lock and leak_lock held). */
+static size_t group_leaks_of_cache_locked(struct kmem_cache *c, size_t *expected_skipped)
 {
-    size_t ncached = c->mag_size ? slab_tcache_collect_cached(c, NULL, 0) : 0;
+    leak_assert_locked();
+    heap_mutex_assert_held(&cache_list_lock);
+    size_t ncached = c->mag_size ? magazine_collect_cached(c, NULL, 0) : 0;
     size_t cap = ncached ? ncached + 256 : 0; /* room for frees racing with us */
     void **cached = cap ? heap_meta_alloc(cap * sizeof(void *)) : NULL;
     if (cached) {
-        ncached = slab_tcache_collect_cached(c, cached, cap);
+        ncached = magazine_collect_cached(c, cached, cap);
         if (ncached > cap)
             ncached = cap;
-        slab_sort_pointers(cached, ncached);
+        ptrset_sort(cached, ncached);
     } else {
         ncached = 0;
     }
     size_t leaks = 0;
-    pthread_mutex_lock(&c->lock);
+    heap_mutex_lock(&c->lock);
     const struct slab_list_head *lists[] = {&c->full, &c->partial};
     for (size_t l = 0; l < 2; l++) {
         for (struct slab *s = lists[l]->first; s; s = s->next) {
@@ -182,55 +130,55 @@ static size_t cache_leaks_locked(struct kmem_cache *c, size_t *expected_skipped)
                 if (!((s->bitmap[i / 64] >> (i % 64)) & 1))
                     continue;
                 const void *obj = s->objs + (size_t)i * c->slot_size;
-                if (set_has((const void *const *)cached, ncached, obj))
+                if (ptrset_contains((const void *const *)cached, ncached, obj))
                     continue;
-                if (set_has(expected, nr_expected, obj)) {
+                if (ptrset_contains(expected, nr_expected, obj)) {
                     (*expected_skipped)++;
                     continue;
                 }
                 const void *site =
-                    (c->debug & SLAB_DBG_USER) ? slab_debug_track(c, obj)->alloc_site : NULL;
+                    (c->debug & SLAB_DBG_USER) ? debug_track_of(c, obj)->alloc_site : NULL;
                 group_add_locked(c, site, obj);
                 leaks++;
             }
         }
     }
-    pthread_mutex_unlock(&c->lock);
+    heap_mutex_unlock(&c->lock);
     if (cached)
         heap_meta_free(cached, cap * sizeof(void *));
     return leaks;
 }
 
-static void report_group(const struct leak_group *g)
+static void group_report(const struct leak_group *g)
 {
     char addrs[LEAK_FIRST_ADDRS * 20 + 8];
     size_t pos = 0;
     size_t shown = g->count < LEAK_FIRST_ADDRS ? g->count : LEAK_FIRST_ADDRS;
     for (size_t i = 0; i < shown; i++)
-        pos += slab_format(addrs + pos, sizeof addrs - pos, " %p", g->first[i]);
+        pos += heap_fmt(addrs + pos, sizeof addrs - pos, " %p", g->first[i]);
     const char *more = g->count > shown ? " ..." : "";
     if (g->site) {
         char site[200];
-        slab_debug_format_site(site, sizeof site, g->site);
-        slab_report("  %zu objects (%zu bytes) of cache %s (%u bytes each) allocated by %s; "
-                    "first:%s%s",
-                    g->count, g->bytes, g->name, g->size, site, addrs, more);
+        debug_format_site(site, sizeof site, g->site);
+        heap_fmt_line("  %zu objects (%zu bytes) of cache %s (%u bytes each) allocated by %s; "
+                      "first:%s%s",
+                      g->count, g->bytes, g->name, g->size, site, addrs, more);
     } else {
-        slab_report("  %zu objects (%zu bytes) of cache %s (%u bytes each); first:%s%s",
-                    g->count, g->bytes, g->name, g->size, addrs, more);
+        heap_fmt_line("  %zu objects (%zu bytes) of cache %s (%u bytes each); first:%s%s",
+                      g->count, g->bytes, g->name, g->size, addrs, more);
     }
 }
 
 size_t slabcache_leak_report(void)
 {
     size_t total = 0, bytes = 0, skipped = 0;
-    pthread_mutex_lock(&leak_lock);
+    heap_mutex_lock(&leak_lock);
     memset(groups, 0, sizeof groups);
     nr_groups = ungrouped = 0;
-    pthread_mutex_lock(&slab_caches_lock);
-    for (struct kmem_cache *c = slab_caches; c; c = c->next_cache)
-        total += cache_leaks_locked(c, &skipped);
-    pthread_mutex_unlock(&slab_caches_lock);
+    heap_mutex_lock(&cache_list_lock);
+    for (struct kmem_cache *c = cache_list; c; c = c->next_cache)
+        total += group_leaks_of_cache_locked(c, &skipped);
+    heap_mutex_unlock(&cache_list_lock);
     if (total) {
         /* Largest groups first: move them to the front, selection style (few are shown). */
         size_t n = 0;
@@ -239,9 +187,9 @@ size_t slabcache_leak_report(void)
                 bytes += groups[i].bytes;
                 groups[n++] = groups[i];
             }
-        slab_report("leak report: %zu objects (%zu bytes) still allocated, in %zu groups "
-                    "(not counted: objects cached in magazines, %zu expected leaks)",
-                    total, bytes + 0, n, skipped);
+        heap_fmt_line("leak report: %zu objects (%zu bytes) still allocated, in %zu groups "
+                      "(not counted: objects cached in magazines, %zu expected leaks)",
+                      total, bytes + 0, n, skipped);
         size_t shown = n < LEAK_GROUPS_SHOWN ? n : LEAK_GROUPS_SHOWN;
         for (size_t i = 0; i < shown; i++) {
             size_t best = i;
@@ -251,13 +199,13 @@ size_t slabcache_leak_report(void)
             struct leak_group t = groups[i];
             groups[i] = groups[best];
             groups[best] = t;
-            report_group(&groups[i]);
+            group_report(&groups[i]);
         }
         if (n > shown || ungrouped)
-            slab_report("  ... %zu more groups, %zu objects not grouped (table full)",
-                        n - shown, ungrouped);
+            heap_fmt_line("  ... %zu more groups, %zu objects not grouped (table full)",
+                          n - shown, ungrouped);
     }
-    pthread_mutex_unlock(&leak_lock);
+    heap_mutex_unlock(&leak_lock);
     return total;
 }
 
@@ -266,7 +214,7 @@ size_t slabcache_leak_report(void)
 /* SLABCACHE_LEAKS=1: report at exit.  SLABCACHE_LEAKS=exit, or SLABCACHE_LEAK_EXIT_CODE=N:
  * also end the process with status N (default 23) when leaks were found, for CI.  Runs as a
  * destructor, after main returned or exit() was called: stdio is flushed before _exit. */
-__attribute__((destructor)) static void slab_leak_at_exit(void)
+__attribute__((destructor)) static void leak_report_at_exit(void)
 {
     const char *v = getenv("SLABCACHE_LEAKS");
     if (!v || !*v || strcmp(v, "0") == 0)

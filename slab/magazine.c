@@ -1,26 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /* slab/magazine.c - per-thread magazines and the depot (Bonwick & Adams, USENIX 2001).
  *
- * Each thread has a table (struct slab_tcache) with one entry per cache id: a `loaded` and a
- * `previous` magazine (arrays of object pointers; previous is no_magazine, a placeholder,
- * until loaded first fills up).  kmem_cache_alloc pops from `loaded`, kmem_cache_free
- * pushes onto it, both through the entry's window on it (struct slab_tc_entry; the inline
- * fast paths are in slab_internal.h): no lock, no atomic read-modify-write, no touch of the
- * magazine header, and no touch of the slab beyond the free-time validity check.  Every slow
- * path closes the window first and opens it again last.  When `loaded` is empty (alloc) or
- * full (free),
- * it is swapped with `previous` if that helps; otherwise the depot (cache->depot_lock)
- * exchanges a whole magazine: a full one for allocation, an empty one for freeing.  Only when
- * the depot has no full magazine does an allocation go to the slab layer, taking 4 objects
- * at first and doubling per refill, up to half a magazine (a whole one once the thread has
- * its second), under one cache->lock acquisition.  A thread that frees objects allocated by
+ * Each thread has a table (struct magazine_table) with one entry per cache id: a `loaded`
+ * and a `previous` magazine (arrays of object pointers; previous is no_magazine, a
+ * placeholder, until loaded first fills up).  kmem_cache_alloc pops from `loaded`,
+ * kmem_cache_free pushes onto it, both through the entry's window on it (struct
+ * magazine_entry; the inline fast paths are in fastpath.h, the entry points in cache.c): no
+ * lock, no atomic read-modify-write, no touch of the magazine header, and no touch of the
+ * slab beyond the free-time validity check.  Every slow path here closes the window first
+ * and opens it again last.  When `loaded` is empty (alloc) or full (free), it is swapped with
+ * `previous` if that helps; otherwise the depot (cache->depot_lock) exchanges a whole
+ * magazine: a full one for allocation, an empty one for freeing.  Only when the depot has no
+ * full magazine does an allocation go to the slab layer, taking SLAB_FIRST_REFILL objects at
+ * first and doubling per refill, up to half a magazine (a whole one once the thread has its
+ * second), under one cache->lock acquisition.  A thread that frees objects allocated by
  * another (producer/consumer) fills magazines that reach the producer through the depot, one
  * lock round trip per magazine.
  *
  * Magazine size by slot size: <= 256 B: 64, <= 1 KiB: 32, <= 4 KiB: 16, else 8 objects
  * (kmem_cache_args.magazine_size overrides).  The depot keeps at most depot_max_full full
- * magazines (about 1 MiB of objects, at least 8 magazines); past that, a free returns a
- * magazine's worth of objects to the slabs.
+ * magazines (about 1 MiB of objects, at least 8 magazines: cache.c); past that, a free
+ * returns a magazine's worth of objects to the slabs.
  *
  * Objects in magazines keep their slab bit set: to the slab layer they are "in use".  So:
  *   active_objects (held by callers) = sum(slab->inuse) - cached_objects
@@ -37,82 +37,79 @@
  * live threads keep their (at most two) magazines: reaching into them would need a lock on
  * every fast-path operation.
  *
- * fork(): the prepare handler takes every lock in the documented order (slab_internal.h),
- * the parent releases them, and the child releases them and then retires the tables of the
- * threads that do not exist in it, so their cached objects go back to the slabs.
+ * fork(): cache.c's prepare handler takes every lock in the order of types.h; in the child,
+ * magazine_fork_child retires the tables of the threads that do not exist there, so their
+ * cached objects go back to the slabs.
  *
- * Cross-thread access to a table happens only under slab_tcache_lock (cache destroy, stats,
- * thread exit, fork child); fields read that way are accessed with relaxed atomics.
+ * Cross-thread access to a table happens only under magazine_tables_lock (cache destroy,
+ * stats, thread exit, fork child); fields read that way are accessed with relaxed atomics.
+ * Functions named *_locked assert their locks in debug builds.
  */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
-#include "slab/slab_internal.h"
+#include "slab/fastpath.h"
+#include "slab/internal.h"
 
 #define TC_LOAD(p) __atomic_load_n(&(p), __ATOMIC_RELAXED)
 #define TC_STORE(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELAXED)
 
-pthread_mutex_t slab_tcache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct slab_tcache *tcache_list;      /* slab_tcache_lock */
-/* Tables of exited threads, for reuse (slab_tcache_lock; linked by `next`).  A table is 41 KiB
- * of which a thread touches the entries of the caches it uses (a page or two); the retire
- * leaves every entry zero, so reusing it needs no memset.  Freed to heap_meta_free, it came
- * back zeroed by memset, which made all 11 pages resident for every thread after the first
- * (git pack-objects starts a thread per core). */
-static struct slab_tcache *tcache_free;       /* slab_tcache_lock */
-static pthread_key_t tcache_key;
-static int tcache_key_ready;                 /* atomic */
-static int init_state;                       /* 0 none, 1 running, 2 done (atomic) */
+struct heap_mutex magazine_tables_lock = HEAP_MUTEX_INITIALIZER;
+#define tables_assert_locked() heap_mutex_assert_held(&magazine_tables_lock)
+#define depot_assert_locked(c) heap_mutex_assert_held(&(c)->depot_lock)
+
+static struct magazine_table *table_list;     /* magazine_tables_lock */
+/* Tables of exited threads, for reuse (magazine_tables_lock; linked by `next`).  A thread
+ * touches only the entries of the caches it uses (a page or two of its table); the retire
+ * leaves every entry zero, so reusing a table needs no memset.  Freed to heap_meta_free, a
+ * table would come back zeroed by memset, every page of it resident. */
+static struct magazine_table *table_free;     /* magazine_tables_lock */
+static pthread_key_t table_key;
+static int table_key_ready;                   /* atomic */
 
 /* Threads start on an all-empty table (no entry has a cache or a window), so the fast paths
  * need no NULL test: every lookup misses and the slow path creates the thread's own table. */
-static struct slab_tcache tcache_empty;
-__thread struct slab_tcache *slab_tls_tcache __attribute__((tls_model("initial-exec"))) =
-    &tcache_empty;
-static __thread int tls_tcache_dead __attribute__((tls_model("initial-exec")));
+static struct magazine_table table_empty;
+__thread struct magazine_table *magazine_tls_table __attribute__((tls_model("initial-exec"))) =
+    &table_empty;
+static __thread int tls_table_dead __attribute__((tls_model("initial-exec")));
 
-static void tcache_thread_exit(void *arg);
-static void fork_prepare(void);
-static void fork_parent(void);
-static void fork_child(void);
+static void table_thread_exit(void *arg);
 
 /* ---------------------------------------------------------------- init */
 
-void slab_magazine_init(void)
+void magazine_init(void)
 {
-    if (pthread_key_create(&tcache_key, tcache_thread_exit) == 0)
-        __atomic_store_n(&tcache_key_ready, 1, __ATOMIC_RELEASE);
-    /* pthread_atfork may allocate: a re-entrant allocation sees init_state == 1 and goes on
-     * without waiting (everything it needs is statically initialised). */
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (pthread_key_create(&table_key, table_thread_exit) == 0)
+        __atomic_store_n(&table_key_ready, 1, __ATOMIC_RELEASE);
 }
 
-void slab_init_once(void)
+unsigned magazine_default_size(size_t slot)
 {
-    if (SLAB_LIKELY(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == 2))
-        return;
-    int expected = 0;
-    if (__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE)) {
-        slab_magazine_init();
-        __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
-    }
+    if (slot <= 256)
+        return 64;
+    if (slot <= 1024)
+        return 32;
+    if (slot <= 4096)
+        return 16;
+    return 8;
 }
 
 /* ---------------------------------------------------------------- magazines */
 
 /* The `previous` of an entry until a second magazine is needed: empty, capacity 0, never in
  * a depot and never `loaded`.  A thread's entry starts with one real magazine, because a
- * short-lived program touches a class a few times and never fills half a magazine: the
- * second magazine only cost a metadata block per class and thread (git: ~37 classes, 6 of
- * its 15 metadata pages).  entry_make_room replaces it by a real magazine the first time
- * loaded fills up; entry_refill and depot_put never hand it to the depot. */
+ * short-lived program touches a class a few times and never fills half a magazine: a second
+ * magazine would only cost a metadata block per class and thread.  entry_make_room replaces
+ * it by a real magazine the first time loaded fills up; entry_refill and depot_put never
+ * hand it to the depot. */
 static struct magazine no_magazine;
 
 static struct magazine *magazine_new(uint32_t size)
 {
     /* One word more than `size`: the end of the popped run when the magazine is nearly full
-     * (slab_magazine_push writes NULL at top[1], and top can be hi - 1). */
+     * (magazine_push writes NULL at top[1], and top can be hi - 1). */
     struct magazine *m = heap_meta_alloc(sizeof *m + ((size_t)size + 1) * sizeof(void *));
     if (m)
         m->size = size;
@@ -131,13 +128,16 @@ static void magazine_empty_to_slabs(struct kmem_cache *c, struct magazine *m)
 {
     uint32_t n = TC_LOAD(m->count);
     if (n)
-        slab_free_batch_published(c, m->objs, n, &m->count);
+        slab_free_batch_with_count(c, m->objs, n, &m->count);
 }
 
 /* ---------------------------------------------------------------- depot (depot_lock) */
 
-static struct magazine *depot_pop_locked(struct magazine **list, size_t *count)
+/* Pop from one of c's depot lists (list and count are c's full or empty ones). */
+static struct magazine *depot_pop_locked(struct kmem_cache *c, struct magazine **list,
+                                         size_t *count)
 {
+    depot_assert_locked(c);
     struct magazine *m = *list;
     if (m) {
         *list = m->next;
@@ -147,8 +147,11 @@ static struct magazine *depot_pop_locked(struct magazine **list, size_t *count)
     return m;
 }
 
-static void depot_push_locked(struct magazine **list, size_t *count, struct magazine *m)
+static void depot_push_locked(struct kmem_cache *c, struct magazine **list, size_t *count,
+                              struct magazine *m)
 {
+    depot_assert_locked(c);
+    assert(m != &no_magazine && m->size == c->mag_size && TC_LOAD(m->count) <= m->size);
     m->next = *list;
     *list = m;
     (*count)++;
@@ -157,9 +160,9 @@ static void depot_push_locked(struct magazine **list, size_t *count, struct maga
 /* An empty magazine of c's size: from the depot, else new.  NULL when out of memory. */
 static struct magazine *depot_get_empty(struct kmem_cache *c)
 {
-    pthread_mutex_lock(&c->depot_lock);
-    struct magazine *m = depot_pop_locked(&c->depot_empty, &c->nr_depot_empty);
-    pthread_mutex_unlock(&c->depot_lock);
+    heap_mutex_lock(&c->depot_lock);
+    struct magazine *m = depot_pop_locked(c, &c->depot_empty, &c->nr_depot_empty);
+    heap_mutex_unlock(&c->depot_lock);
     return m ? m : magazine_new(c->mag_size);
 }
 
@@ -169,70 +172,70 @@ static void depot_put(struct kmem_cache *c, struct magazine *m)
 {
     if (!m || m == &no_magazine)
         return;
-    pthread_mutex_lock(&c->depot_lock);
+    heap_mutex_lock(&c->depot_lock);
     if (TC_LOAD(m->count) && c->nr_depot_full >= c->depot_max_full) {
-        pthread_mutex_unlock(&c->depot_lock);
+        heap_mutex_unlock(&c->depot_lock);
         magazine_empty_to_slabs(c, m);
-        pthread_mutex_lock(&c->depot_lock);
+        heap_mutex_lock(&c->depot_lock);
     }
     if (TC_LOAD(m->count))
-        depot_push_locked(&c->depot_full, &c->nr_depot_full, m);
+        depot_push_locked(c, &c->depot_full, &c->nr_depot_full, m);
     else
-        depot_push_locked(&c->depot_empty, &c->nr_depot_empty, m);
-    pthread_mutex_unlock(&c->depot_lock);
+        depot_push_locked(c, &c->depot_empty, &c->nr_depot_empty, m);
+    heap_mutex_unlock(&c->depot_lock);
 }
 
 /* Empty the depot: every magazine's objects back to the slabs, the magazines freed.  The
  * whole drain runs under depot_lock (lock order: depot, then cache), so no magazine holding
  * objects is ever only in a local variable when another thread forks. */
-void slab_depot_drain(struct kmem_cache *c)
+void magazine_depot_drain(struct kmem_cache *c)
 {
-    pthread_mutex_lock(&c->depot_lock);
+    heap_mutex_lock(&c->depot_lock);
     while (c->depot_full) {
-        struct magazine *m = depot_pop_locked(&c->depot_full, &c->nr_depot_full);
+        struct magazine *m = depot_pop_locked(c, &c->depot_full, &c->nr_depot_full);
         magazine_empty_to_slabs(c, m);
         magazine_delete(m);
     }
     while (c->depot_empty)
-        magazine_delete(depot_pop_locked(&c->depot_empty, &c->nr_depot_empty));
-    pthread_mutex_unlock(&c->depot_lock);
+        magazine_delete(depot_pop_locked(c, &c->depot_empty, &c->nr_depot_empty));
+    heap_mutex_unlock(&c->depot_lock);
 }
 
 /* ---------------------------------------------------------------- per-thread tables */
 
-static struct slab_tcache *tcache_create(void)
+static struct magazine_table *table_create(void)
 {
-    if (tls_tcache_dead || !__atomic_load_n(&tcache_key_ready, __ATOMIC_ACQUIRE))
+    if (tls_table_dead || !__atomic_load_n(&table_key_ready, __ATOMIC_ACQUIRE))
         return NULL;
-    pthread_mutex_lock(&slab_tcache_lock);
-    struct slab_tcache *tc = tcache_free;
+    heap_mutex_lock(&magazine_tables_lock);
+    struct magazine_table *tc = table_free;
     if (tc) {
-        tcache_free = tc->next;
+        table_free = tc->next;
     } else {
-        pthread_mutex_unlock(&slab_tcache_lock);
+        heap_mutex_unlock(&magazine_tables_lock);
         tc = heap_meta_alloc(sizeof *tc); /* zeroed */
         if (!tc)
             return NULL;
-        pthread_mutex_lock(&slab_tcache_lock);
+        heap_mutex_lock(&magazine_tables_lock);
     }
     tc->thread = pthread_self();
     tc->prev = NULL;
-    tc->next = tcache_list;
-    if (tcache_list)
-        tcache_list->prev = tc;
-    tcache_list = tc;
-    pthread_mutex_unlock(&slab_tcache_lock);
-    slab_tls_tcache = tc;
-    pthread_setspecific(tcache_key, tc);
+    tc->next = table_list;
+    if (table_list)
+        table_list->prev = tc;
+    table_list = tc;
+    heap_mutex_unlock(&magazine_tables_lock);
+    magazine_tls_table = tc;
+    pthread_setspecific(table_key, tc);
     return tc;
 }
 
-static inline void entry_add_in(struct slab_tc_entry *e, size_t n)
+static inline void entry_add_in(struct magazine_entry *e, size_t n)
 {
     TC_STORE(e->net_in, TC_LOAD(e->net_in) + n);
 }
 
-static inline void entry_add_out(struct slab_tc_entry *e, size_t n)
+static inline void entry_add_out(struct magazine_entry *e, size_t n)
 {
     TC_STORE(e->net_in, TC_LOAD(e->net_in) - n);
 }
@@ -242,9 +245,9 @@ static inline size_t magazine_count(const struct magazine *m)
     return m ? TC_LOAD(m->count) : 0;
 }
 
-/* Objects in e's loaded magazine l, read by any thread (struct slab_tc_entry): top - lo
+/* Objects in e's loaded magazine l, read by any thread (struct magazine_entry): top - lo
  * while the window describes l, l->count otherwise. */
-static inline uint32_t entry_loaded_count(const struct slab_tc_entry *e, const struct magazine *l)
+static inline uint32_t entry_loaded_count(const struct magazine_entry *e, const struct magazine *l)
 {
     if (!l)
         return 0;
@@ -256,20 +259,20 @@ static inline uint32_t entry_loaded_count(const struct slab_tc_entry *e, const s
 
 /* e's previous magazine, or NULL when it is the loaded one too: a fork child can see an
  * entry in the middle of a swap, after `loaded` was stored and before `previous` was. */
-static inline struct magazine *entry_previous(const struct slab_tc_entry *e)
+static inline struct magazine *entry_previous(const struct magazine_entry *e)
 {
     struct magazine *p = TC_LOAD(e->previous);
     return p == TC_LOAD(e->loaded) ? NULL : p;
 }
 
 /* Objects in both of e's magazines. */
-static inline size_t entry_cached(const struct slab_tc_entry *e)
+static inline size_t entry_cached(const struct magazine_entry *e)
 {
     return entry_loaded_count(e, TC_LOAD(e->loaded)) + magazine_count(entry_previous(e));
 }
 
-/* Allocations this entry served (see struct slab_tc_entry). */
-static size_t entry_allocs(const struct slab_tc_entry *e)
+/* Allocations this entry served (see struct magazine_entry). */
+static size_t entry_allocs(const struct magazine_entry *e)
 {
     return TC_LOAD(e->frees) + TC_LOAD(e->net_in) - entry_cached(e);
 }
@@ -278,7 +281,7 @@ static size_t entry_allocs(const struct slab_tc_entry *e)
  * fast paths then miss).  The owning thread calls it, and so does a retire of another
  * (stopped or gone) thread's entry, which may be caught mid-swap: hence entry_loaded_count
  * rather than top - lo. */
-static inline void entry_window_close(struct slab_tc_entry *e)
+static inline void entry_window_close(struct magazine_entry *e)
 {
     struct magazine *l = TC_LOAD(e->loaded);
     if (l && TC_LOAD(e->lo)) {
@@ -290,12 +293,13 @@ static inline void entry_window_close(struct slab_tc_entry *e)
 }
 
 /* ... and after: open the window on the loaded magazine, lo last, with an empty popped run
- * (slab_internal.h) that trusts the returns to the slabs seen so far.  Only the owning
+ * (fastpath.h) that trusts the returns to the slabs seen so far.  Only the owning
  * thread opens a window (a retire of another thread's entry leaves it closed). */
-static inline void entry_window_open(struct kmem_cache *c, struct slab_tc_entry *e)
+static inline void entry_window_open(struct kmem_cache *c, struct magazine_entry *e)
 {
     struct magazine *l = e->loaded;
     if (l) {
+        assert(l != &no_magazine && TC_LOAD(l->count) <= l->size && l->size == c->mag_size);
         void **top = l->objs + TC_LOAD(l->count);
         *top = NULL; /* objs[size] exists: never out of bounds */
         TC_STORE(e->returns_seen, __atomic_load_n(&c->returns, __ATOMIC_RELAXED));
@@ -306,7 +310,7 @@ static inline void entry_window_open(struct kmem_cache *c, struct slab_tc_entry 
 }
 
 /* Return a magazine's objects to the slabs on behalf of entry e. */
-static void entry_magazine_to_slabs(struct kmem_cache *c, struct slab_tc_entry *e,
+static void entry_magazine_to_slabs(struct kmem_cache *c, struct magazine_entry *e,
                                     struct magazine *m)
 {
     size_t n = magazine_count(m);
@@ -317,9 +321,10 @@ static void entry_magazine_to_slabs(struct kmem_cache *c, struct slab_tc_entry *
 }
 
 /* Detach one entry: objects back to the slabs, magazines to the depot, counters folded into
- * the cache.  slab_tcache_lock held (stats readers must see the counters exactly once). */
-static void entry_retire_locked(struct slab_tc_entry *e, bool keep_magazines)
+ * the cache.  magazine_tables_lock held (stats readers must see the counters exactly once). */
+static void entry_retire_locked(struct magazine_entry *e, bool keep_magazines)
 {
+    tables_assert_locked();
     struct kmem_cache *c = TC_LOAD(e->cache);
     if (!c)
         return;
@@ -343,72 +348,72 @@ static void entry_retire_locked(struct slab_tc_entry *e, bool keep_magazines)
     depot_put(c, p);
 }
 
-static void tcache_retire(struct slab_tcache *tc)
+static void table_retire(struct magazine_table *tc)
 {
-    pthread_mutex_lock(&slab_tcache_lock);
+    heap_mutex_lock(&magazine_tables_lock);
     for (size_t id = 0; id < SLAB_MAX_CACHES; id++)
         entry_retire_locked(&tc->ent[id], false);
     if (tc->prev)
         tc->prev->next = tc->next;
     else
-        tcache_list = tc->next;
+        table_list = tc->next;
     if (tc->next)
         tc->next->prev = tc->prev;
     /* Every entry is zero again (entry_retire_locked): keep the table for the next thread. */
     tc->prev = NULL;
-    tc->next = tcache_free;
-    tcache_free = tc;
-    pthread_mutex_unlock(&slab_tcache_lock);
+    tc->next = table_free;
+    table_free = tc;
+    heap_mutex_unlock(&magazine_tables_lock);
 }
 
-static void tcache_thread_exit(void *arg)
+static void table_thread_exit(void *arg)
 {
-    struct slab_tcache *tc = arg;
-    slab_tls_tcache = &tcache_empty;
-    tls_tcache_dead = 1;
+    struct magazine_table *tc = arg;
+    magazine_tls_table = &table_empty;
+    tls_table_dead = 1;
     if (tc)
-        tcache_retire(tc);
+        table_retire(tc);
 }
 
 void kmem_cache_thread_flush(void)
 {
-    struct slab_tcache *tc = slab_tls_tcache;
-    if (tc == &tcache_empty)
+    struct magazine_table *tc = magazine_tls_table;
+    if (tc == &table_empty)
         return;
-    pthread_mutex_lock(&slab_tcache_lock);
+    heap_mutex_lock(&magazine_tables_lock);
     for (size_t id = 0; id < SLAB_MAX_CACHES; id++)
         entry_retire_locked(&tc->ent[id], false);
-    pthread_mutex_unlock(&slab_tcache_lock);
+    heap_mutex_unlock(&magazine_tables_lock);
 }
 
-void slab_tcache_flush_self(struct kmem_cache *c)
+void magazine_flush_self(struct kmem_cache *c)
 {
-    struct slab_tcache *tc = slab_tls_tcache;
-    if (tc == &tcache_empty || c->id >= SLAB_MAX_CACHES || TC_LOAD(tc->ent[c->id].cache) != c)
+    struct magazine_table *tc = magazine_tls_table;
+    if (tc == &table_empty || c->id >= SLAB_MAX_CACHES || TC_LOAD(tc->ent[c->id].cache) != c)
         return;
-    pthread_mutex_lock(&slab_tcache_lock);
+    heap_mutex_lock(&magazine_tables_lock);
     entry_retire_locked(&tc->ent[c->id], true);
-    pthread_mutex_unlock(&slab_tcache_lock);
+    heap_mutex_unlock(&magazine_tables_lock);
 }
 
-void slab_tcache_flush_cache_all_threads(struct kmem_cache *c)
+void magazine_flush_all_threads(struct kmem_cache *c)
 {
-    pthread_mutex_lock(&slab_tcache_lock);
-    for (struct slab_tcache *tc = tcache_list; tc; tc = tc->next) {
-        struct slab_tc_entry *e = &tc->ent[c->id];
+    heap_mutex_lock(&magazine_tables_lock);
+    for (struct magazine_table *tc = table_list; tc; tc = tc->next) {
+        struct magazine_entry *e = &tc->ent[c->id];
         if (TC_LOAD(e->cache) == c)
             entry_retire_locked(e, false);
     }
-    pthread_mutex_unlock(&slab_tcache_lock);
+    heap_mutex_unlock(&magazine_tables_lock);
 }
 
-void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, size_t *cached)
+void magazine_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, size_t *cached)
 {
     size_t a = 0, f = 0, n = 0;
-    pthread_mutex_lock(&slab_tcache_lock);
+    heap_mutex_lock(&magazine_tables_lock);
     if (c->id < SLAB_MAX_CACHES) {
-        for (struct slab_tcache *tc = tcache_list; tc; tc = tc->next) {
-            struct slab_tc_entry *e = &tc->ent[c->id];
+        for (struct magazine_table *tc = table_list; tc; tc = tc->next) {
+            struct magazine_entry *e = &tc->ent[c->id];
             if (TC_LOAD(e->cache) != c)
                 continue;
             a += entry_allocs(e);
@@ -420,11 +425,11 @@ void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, siz
      * objects are counted once: either in its table or in the depot. */
     a += __atomic_load_n(&c->allocs, __ATOMIC_RELAXED);
     f += __atomic_load_n(&c->frees, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&c->depot_lock);
+    heap_mutex_lock(&c->depot_lock);
     for (struct magazine *m = c->depot_full; m; m = m->next)
         n += m->count;
-    pthread_mutex_unlock(&c->depot_lock);
-    pthread_mutex_unlock(&slab_tcache_lock);
+    heap_mutex_unlock(&c->depot_lock);
+    heap_mutex_unlock(&magazine_tables_lock);
     *allocs = a;
     *frees = f;
     *cached = n;
@@ -433,20 +438,20 @@ void slab_tcache_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, siz
 /* The calling thread's entry for c, set up with a loaded magazine (previous is no_magazine
  * until needed); NULL when c has no magazines or memory for one is short (the caller then
  * uses the slabs directly). */
-static struct slab_tc_entry *entry_for(struct kmem_cache *c)
+static struct magazine_entry *entry_for(struct kmem_cache *c)
 {
     if (!c->mag_size)
         return NULL;
-    struct slab_tcache *tc = slab_tls_tcache;
-    if (tc == &tcache_empty && !(tc = tcache_create()))
+    struct magazine_table *tc = magazine_tls_table;
+    if (tc == &table_empty && !(tc = table_create()))
         return NULL;
-    struct slab_tc_entry *e = &tc->ent[c->id];
+    struct magazine_entry *e = &tc->ent[c->id];
     if (TC_LOAD(e->cache) == c)
         return e;
     struct magazine *l = depot_get_empty(c), *p = &no_magazine;
     if (!l)
         return NULL;
-    pthread_mutex_lock(&slab_tcache_lock); /* stats readers walk entries under it */
+    heap_mutex_lock(&magazine_tables_lock); /* stats readers walk entries under it */
     TC_STORE(e->loaded, l);
     TC_STORE(e->previous, p);
     TC_STORE(e->net_in, 0);
@@ -454,7 +459,7 @@ static struct slab_tc_entry *entry_for(struct kmem_cache *c)
     TC_STORE(e->refill, 0);
     TC_STORE(e->cache, c);
     entry_window_open(c, e);
-    pthread_mutex_unlock(&slab_tcache_lock);
+    heap_mutex_unlock(&magazine_tables_lock);
     return e;
 }
 
@@ -467,14 +472,14 @@ static void *alloc_failed(struct kmem_cache *c)
     return NULL;
 }
 
-/* Exchanges keep one invariant for fork (slab_internal.h): a magazine that holds objects is
+/* Exchanges keep one invariant for fork (types.h): a magazine that holds objects is
  * always reachable from the entry or the depot.  A swap therefore stores the pointer to the
  * magazine with objects first, and depot exchanges update the entry under depot_lock (which
  * the fork prepare handler takes).  At worst a fork loses an *empty* magazine. */
 
 /* Refill e->loaded: swap with previous, else a full magazine from the depot, else half a
  * magazine from the slabs.  Returns false when nothing could be had. */
-static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
+static bool entry_refill(struct kmem_cache *c, struct magazine_entry *e)
 {
     struct magazine *l = e->loaded, *p = e->previous;
     if (TC_LOAD(p->count)) {
@@ -482,32 +487,31 @@ static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
         TC_STORE(e->previous, l);
         return true;
     }
-    pthread_mutex_lock(&c->depot_lock);
-    struct magazine *full = depot_pop_locked(&c->depot_full, &c->nr_depot_full);
+    heap_mutex_lock(&c->depot_lock);
+    struct magazine *full = depot_pop_locked(c, &c->depot_full, &c->nr_depot_full);
     if (full) {
         if (p != &no_magazine)
-            depot_push_locked(&c->depot_empty, &c->nr_depot_empty, p);
+            depot_push_locked(c, &c->depot_empty, &c->nr_depot_empty, p);
         TC_STORE(e->loaded, full);
         TC_STORE(e->previous, l);
         entry_add_in(e, TC_LOAD(full->count));
     }
-    pthread_mutex_unlock(&c->depot_lock);
+    heap_mutex_unlock(&c->depot_lock);
     if (full)
         return true;
     /* From the slabs: a few objects at first, doubling per refill up to a cap.  Objects in
      * a magazine are reserved for its thread, so a thread that uses a class lightly should
-     * not push the class's other threads onto fresh pages (git pack-objects: three threads
-     * and ~40 classes).  The cap is half a magazine while the thread has one
-     * (the other half takes the frees that follow), a whole one once it has two: previous
-     * is empty here (a full one would have been swapped in), so frees have a magazine of
-     * room, and a thread allocating in bulk takes one cache->lock per magazine rather than
-     * two (1M allocations then frees of 117 B: 25.8 -> 24.4 ns per object). */
+     * not push the class's other threads onto fresh pages.  The cap is half a magazine while
+     * the thread has one (the other half takes the frees that follow), a whole one once it
+     * has two: previous is empty here (a full one would have been swapped in), so frees
+     * have a magazine of room, and a thread allocating in bulk takes one cache->lock per
+     * magazine rather than two. */
     uint32_t cap = p != &no_magazine ? l->size : (l->size / 2 ? l->size / 2 : 1);
     uint32_t want = e->refill ? e->refill : SLAB_FIRST_REFILL;
     if (want > cap)
         want = cap;
     TC_STORE(e->refill, want < cap ? want * 2 : cap);
-    size_t got = slab_alloc_batch_published(c, l->objs, want, &l->count);
+    size_t got = slab_alloc_batch_with_count(c, l->objs, want, &l->count);
     entry_add_in(e, got);
     return got != 0;
 }
@@ -515,7 +519,7 @@ static bool entry_refill(struct kmem_cache *c, struct slab_tc_entry *e)
 /* Make room in e->loaded: swap with an empty previous, else trade the full previous for an
  * empty magazine from the depot (or a new one), else (depot at its bound) return previous's
  * objects to the slabs and swap. */
-static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
+static void entry_make_room(struct kmem_cache *c, struct magazine_entry *e)
 {
     struct magazine *l = e->loaded, *p = e->previous;
     if (p == &no_magazine) {
@@ -534,19 +538,20 @@ static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
         TC_STORE(e->loaded, p);
         return;
     }
-    pthread_mutex_lock(&c->depot_lock);
+    heap_mutex_lock(&c->depot_lock);
     bool room = c->nr_depot_full < c->depot_max_full;
-    struct magazine *empty = room ? depot_pop_locked(&c->depot_empty, &c->nr_depot_empty) : NULL;
-    pthread_mutex_unlock(&c->depot_lock);
+    struct magazine *empty =
+        room ? depot_pop_locked(c, &c->depot_empty, &c->nr_depot_empty) : NULL;
+    heap_mutex_unlock(&c->depot_lock);
     if (!empty && room)
         empty = magazine_new(c->mag_size);
     if (empty) {
-        pthread_mutex_lock(&c->depot_lock);
-        depot_push_locked(&c->depot_full, &c->nr_depot_full, p);
+        heap_mutex_lock(&c->depot_lock);
+        depot_push_locked(c, &c->depot_full, &c->nr_depot_full, p);
         TC_STORE(e->previous, l);
         TC_STORE(e->loaded, empty);
         entry_add_out(e, TC_LOAD(p->count));
-        pthread_mutex_unlock(&c->depot_lock);
+        heap_mutex_unlock(&c->depot_lock);
         return;
     }
     entry_magazine_to_slabs(c, e, p);
@@ -554,19 +559,10 @@ static void entry_make_room(struct kmem_cache *c, struct slab_tc_entry *e)
     TC_STORE(e->loaded, p);
 }
 
-__attribute__((noinline)) void *slab_cache_alloc_slow(struct kmem_cache *c, unsigned int flags,
-                                                      const void *caller)
+void *magazine_alloc_slow(struct kmem_cache *c, const void *caller)
 {
-    if (!c || c->magic != KMEM_CACHE_MAGIC) {
-        if (c) {
-            slab_report("kmem_cache_alloc: %p is not a live cache", (void *)c);
-            slab_misuse();
-        }
-        errno = EINVAL;
-        return NULL;
-    }
     void *obj;
-    struct slab_tc_entry *e = entry_for(c);
+    struct magazine_entry *e = entry_for(c);
     if (e) {
         entry_window_close(e);
         struct magazine *m = e->loaded;
@@ -575,38 +571,35 @@ __attribute__((noinline)) void *slab_cache_alloc_slow(struct kmem_cache *c, unsi
             return alloc_failed(c);
         }
         m = e->loaded;
+        assert(TC_LOAD(m->count) > 0);
         uint32_t n = TC_LOAD(m->count) - 1;
         obj = m->objs[n];
-        TC_STORE(m->count, n); /* no counter: allocs are derived (struct slab_tc_entry) */
+        TC_STORE(m->count, n); /* no counter: allocs are derived (struct magazine_entry) */
         entry_window_open(c, e);
         m->objs[n] = obj; /* as if popped from the open window: the popped run is obj */
         m->objs[n + 1] = NULL; /* n < size: objs[size] is the spare word */
     } else {
-        if (slab_alloc_batch_from(c, &obj, 1, caller) != 1)
+        if (slab_alloc_batch(c, &obj, 1, caller) != 1)
             return alloc_failed(c);
         __atomic_fetch_add(&c->allocs, 1, __ATOMIC_RELAXED);
     }
-    if (flags & KM_ZERO)
-        memset(obj, 0, c->object_size);
     return obj;
 }
 
-/* Report a double free caught on the magazine (see kmem_cache_free). */
+/* Report a double free caught on the magazine top (see magazine_entry_push). */
 __attribute__((noinline, cold)) static void double_free_report(struct kmem_cache *c, void *obj)
 {
     __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
-    slab_report("kmem_cache_free: double free of %p in cache %s (object is already free)",
-                obj, c->name);
-    slab_misuse();
+    heap_fmt_line("kmem_cache_free: double free of %p in cache %s (object is already free)",
+                  obj, c->name);
+    report_misuse();
 }
 
-/* Free of a validated object when the fast path could not push it (magazine full, entry not
- * set up, or obj already on top: a double free).  caller: the return address in the
- * program, for debug caches (which have no magazines). */
-__attribute__((noinline)) void slab_cache_free_slow(struct kmem_cache *c, void *obj,
-                                                   const void *caller)
+/* caller: the return address in the program, for debug caches (which have no magazines). */
+__attribute__((noinline)) void magazine_free_slow(struct kmem_cache *c, void *obj,
+                                                  const void *caller)
 {
-    struct slab_tc_entry *e = entry_for(c);
+    struct magazine_entry *e = entry_for(c);
     if (e) {
         entry_window_close(e);
         struct magazine *m = e->loaded;
@@ -621,169 +614,38 @@ __attribute__((noinline)) void slab_cache_free_slow(struct kmem_cache *c, void *
         m = e->loaded;
         m->objs[m->count] = obj;
         TC_STORE(m->count, m->count + 1);
-        slab_count_op(&e->frees);
+        magazine_count_one(&e->frees);
         entry_window_open(c, e);
         return;
     }
-    if (slab_free_one_from(c, obj, caller))
+    if (slab_free_one(c, obj, caller))
         __atomic_fetch_add(&c->frees, 1, __ATOMIC_RELAXED);
 }
 
-/* kmem_cache_free when the inline check failed: report, or free if the pointer is valid
- * after all (the fast check only decides the common case). */
-__attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache *c, void *obj,
-                                                               const void *caller)
+size_t magazine_alloc_bulk(struct kmem_cache *c, void **objs, size_t n)
 {
-    if (!c) {
-        slab_report("kmem_cache_free: invalid free of %p to a NULL cache", obj);
-        slab_misuse();
-        return;
-    }
-    if (slab_check_free_slow(c, obj, "kmem_cache_free"))
-        slab_cache_free_slow(c, obj, caller);
-}
-
-/* ---------------------------------------------------------------- public fast paths */
-
-/* KM_ZERO out of line, so the fast path needs no stack frame. */
-__attribute__((noinline)) static void *zero_object(struct kmem_cache *c, void *obj)
-{
-    return memset(obj, 0, c->object_size);
-}
-
-static inline __attribute__((always_inline)) void *
-cache_alloc(struct kmem_cache *c, unsigned int flags, const void *caller)
-{
-    void *obj;
-    if (SLAB_LIKELY(c != NULL) && SLAB_LIKELY(slab_magazine_pop(c, &obj))) {
-        if (SLAB_UNLIKELY(flags & KM_ZERO))
-            return zero_object(c, obj);
-        return obj;
-    }
-    return slab_cache_alloc_slow(c, flags, caller);
-}
-
-void *kmem_cache_alloc(struct kmem_cache *c, unsigned int flags)
-{
-    return cache_alloc(c, flags, __builtin_return_address(0));
-}
-
-void *slab_cache_alloc_from(struct kmem_cache *c, unsigned int flags, const void *caller)
-{
-    return cache_alloc(c, flags, caller);
-}
-
-void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
-{
-    return kmem_cache_alloc(c, flags | KM_ZERO);
-}
-
-/* The free of anything but the popped run's first object: the always-on check, then the
- * push onto e (c's entry, already found).  Out of line, so the LIFO free needs no stack frame
- * (the check's registers made GCC save one on entry to kmem_cache_free). */
-__attribute__((noinline)) static void cache_free_check(struct kmem_cache *c, void *obj,
-                                                       const void *caller,
-                                                       struct slab_tc_entry *e)
-{
-    if (SLAB_UNLIKELY(!slab_check_free_fast(c, obj))) {
-        cache_free_checked(c, obj, caller);
-        return;
-    }
-    if (SLAB_UNLIKELY(!slab_entry_push(e, obj)))
-        slab_cache_free_slow(c, obj, caller);
-}
-
-static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
-                                                             const void *caller)
-{
-    if (SLAB_UNLIKELY(!obj))
-        return;
-    if (SLAB_UNLIKELY(!c)) {
-        cache_free_checked(c, obj, caller);
-        return;
-    }
-    /* The object this thread popped last (a LIFO free): valid without the check. */
-    struct slab_tc_entry *e = slab_tc_entry_of(c);
-    if (SLAB_LIKELY(slab_entry_push_popped(c, e, obj)))
-        return;
-    cache_free_check(c, obj, caller, e);
-}
-
-void kmem_cache_free(struct kmem_cache *c, void *obj)
-{
-    cache_free(c, obj, __builtin_return_address(0));
-}
-
-void slab_cache_free_from(struct kmem_cache *c, void *obj, const void *caller)
-{
-    cache_free(c, obj, caller);
-}
-
-/* ---------------------------------------------------------------- bulk */
-
-size_t kmem_cache_alloc_bulk(struct kmem_cache *c, unsigned int flags, size_t nr, void **objs)
-{
-    if (!c || !objs || c->magic != KMEM_CACHE_MAGIC) {
-        errno = EINVAL;
-        return 0;
-    }
     size_t got = 0;
-    struct slab_tc_entry *e = entry_for(c);
+    struct magazine_entry *e = entry_for(c);
     if (e) {
         entry_window_close(e);
         struct magazine *m = e->loaded;
-        uint32_t n = TC_LOAD(m->count);
-        while (got < nr && n)
-            objs[got++] = m->objs[--n];
-        TC_STORE(m->count, n); /* allocs from the magazine are derived */
+        uint32_t cnt = TC_LOAD(m->count);
+        while (got < n && cnt)
+            objs[got++] = m->objs[--cnt];
+        TC_STORE(m->count, cnt); /* allocs from the magazine are derived */
         entry_window_open(c, e);
     }
-    if (got < nr) {
-        size_t more = slab_alloc_batch_from(c, objs + got, nr - got, __builtin_return_address(0));
-        __atomic_fetch_add(&c->allocs, more, __ATOMIC_RELAXED);
-        got += more;
-        if (got < nr) { /* all or nothing */
-            kmem_cache_free_bulk(c, got, objs);
-            __atomic_fetch_add(&c->alloc_failures, 1, __ATOMIC_RELAXED);
-            errno = ENOMEM;
-            return 0;
-        }
-    }
-    if (flags & KM_ZERO)
-        for (size_t i = 0; i < nr; i++)
-            memset(objs[i], 0, c->object_size);
-    return nr;
+    return got;
 }
 
-void kmem_cache_free_bulk(struct kmem_cache *c, size_t nr, void **objs)
-{
-    if (!objs)
-        return;
-    if (c && c->magic == KMEM_CACHE_MAGIC && !c->mag_size) {
-        /* Magazine-less (debug) caches: keep the program's call site for the reports. */
-        const void *caller = __builtin_return_address(0);
-        for (size_t i = 0; i < nr; i++) {
-            if (!objs[i])
-                continue;
-            if (slab_check_free_fast(c, objs[i]))
-                slab_cache_free_slow(c, objs[i], caller);
-            else
-                cache_free_checked(c, objs[i], caller);
-        }
-        return;
-    }
-    for (size_t i = 0; i < nr; i++)
-        kmem_cache_free(c, objs[i]);
-}
-
-size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max)
+size_t magazine_collect_cached(struct kmem_cache *c, void **out, size_t max)
 {
     size_t n = 0;
-    pthread_mutex_lock(&slab_tcache_lock);
-    pthread_mutex_lock(&c->depot_lock);
+    heap_mutex_lock(&magazine_tables_lock);
+    heap_mutex_lock(&c->depot_lock);
     if (c->id < SLAB_MAX_CACHES) {
-        for (struct slab_tcache *tc = tcache_list; tc; tc = tc->next) {
-            struct slab_tc_entry *e = &tc->ent[c->id];
+        for (struct magazine_table *tc = table_list; tc; tc = tc->next) {
+            struct magazine_entry *e = &tc->ent[c->id];
             if (TC_LOAD(e->cache) != c)
                 continue;
             struct magazine *mags[2] = {TC_LOAD(e->loaded), entry_previous(e)};
@@ -799,19 +661,28 @@ size_t slab_tcache_collect_cached(struct kmem_cache *c, void **out, size_t max)
         for (uint32_t i = 0; i < m->count; i++, n++)
             if (n < max)
                 out[n] = m->objs[i];
-    pthread_mutex_unlock(&c->depot_lock);
-    pthread_mutex_unlock(&slab_tcache_lock);
+    heap_mutex_unlock(&c->depot_lock);
+    heap_mutex_unlock(&magazine_tables_lock);
     return n;
 }
 
 /* ---------------------------------------------------------------- validation */
 
+/* The validator holds locks 3 to 5 (types.h). */
+#define validator_assert_locked(c)                                                           \
+    do {                                                                                    \
+        tables_assert_locked();                                                             \
+        depot_assert_locked(c);                                                             \
+        heap_mutex_assert_held(&(c)->lock);                                                 \
+    } while (0)
+
 /* m holds n objects (its count, or the window's for a loaded magazine). */
 static int validate_magazine_locked(struct kmem_cache *c, const struct magazine *m, uint32_t n)
 {
+    validator_assert_locked(c);
     if (n > m->size || m->size != c->mag_size) {
-        slab_report("validate %s: magazine %p holds %u of %u (cache size %u)", c->name,
-                    (const void *)m, n, m->size, c->mag_size);
+        heap_fmt_line("validate %s: magazine %p holds %u of %u (cache size %u)", c->name,
+                      (const void *)m, n, m->size, c->mag_size);
         return -1;
     }
     for (uint32_t i = 0; i < n; i++)
@@ -828,12 +699,13 @@ static bool magazine_holds(const struct magazine *m, uint32_t n, const void *obj
     return false;
 }
 
-/* The calling thread's popped run on its loaded magazine l (slab_internal.h), while trusted:
+/* The calling thread's popped run on its loaded magazine l (fastpath.h), while trusted:
  * distinct in-use slots of c, none of them cached in the entry's own magazines.  Only the
  * owner's entry: another running thread writes its run without a lock. */
-static int validate_popped_run_locked(struct kmem_cache *c, const struct slab_tc_entry *e,
+static int validate_popped_run_locked(struct kmem_cache *c, const struct magazine_entry *e,
                                       const struct magazine *l, const struct magazine *p)
 {
+    validator_assert_locked(c);
     if (TC_LOAD(e->returns_seen) != TC_LOAD(c->returns))
         return 0; /* a return to the slabs since the window opened: the run is not used */
     void **top = e->top, **hi = e->hi;
@@ -846,8 +718,8 @@ static int validate_popped_run_locked(struct kmem_cache *c, const struct slab_tc
             dup |= *q == *r;
         if (dup || magazine_holds(l, nl, *r) ||
             (p != &no_magazine && magazine_holds(p, TC_LOAD(p->count), *r))) {
-            slab_report("validate %s: popped run holds %p, which is %s", c->name, *r,
-                        dup ? "in the run twice" : "cached in the thread's magazines");
+            heap_fmt_line("validate %s: popped run holds %p, which is %s", c->name, *r,
+                          dup ? "in the run twice" : "cached in the thread's magazines");
             return -1;
         }
     }
@@ -860,6 +732,7 @@ static int validate_popped_run_locked(struct kmem_cache *c, const struct slab_tc
  * check cannot see it.  max bounds the objects collected. */
 static int validate_cached_once_locked(struct kmem_cache *c, size_t max)
 {
+    validator_assert_locked(c);
     void **buf = max > 1 ? heap_meta_alloc(max * sizeof(void *)) : NULL;
     if (!buf)
         return 0; /* nothing to compare, or no memory for the check: not an invariant broken */
@@ -867,9 +740,9 @@ static int validate_cached_once_locked(struct kmem_cache *c, size_t max)
     for (struct magazine *m = c->depot_full; m; m = m->next)
         for (uint32_t i = 0; i < m->count && n < max; i++)
             buf[n++] = m->objs[i];
-    struct slab_tcache *tc = slab_tls_tcache;
+    struct magazine_table *tc = magazine_tls_table;
     if (tc && c->id < SLAB_MAX_CACHES && TC_LOAD(tc->ent[c->id].cache) == c) {
-        struct slab_tc_entry *e = &tc->ent[c->id];
+        struct magazine_entry *e = &tc->ent[c->id];
         struct magazine *mags[2] = {TC_LOAD(e->loaded), entry_previous(e)};
         for (int k = 0; k < 2; k++) {
             uint32_t cnt = k ? magazine_count(mags[k]) : entry_loaded_count(e, mags[k]);
@@ -877,30 +750,26 @@ static int validate_cached_once_locked(struct kmem_cache *c, size_t max)
                 buf[n++] = mags[k]->objs[i];
         }
     }
-    slab_sort_pointers(buf, n);
+    ptrset_sort(buf, n);
     int rc = 0;
     for (size_t i = 1; i < n && !rc; i++)
         if (buf[i] == buf[i - 1]) {
-            slab_report("validate %s: %p is cached twice (it was freed twice: a double free)",
-                        c->name, buf[i]);
+            heap_fmt_line("validate %s: %p is cached twice (it was freed twice: a double free)",
+                          c->name, buf[i]);
             rc = -1;
         }
     heap_meta_free(buf, max * sizeof(void *));
     return rc;
 }
 
-int kmem_cache_validate(struct kmem_cache *c)
+int magazine_validate(struct kmem_cache *c)
 {
-    if (!c || c->magic != KMEM_CACHE_MAGIC) {
-        slab_report("validate: %p is not a live cache", (void *)c);
-        return -1;
-    }
     int rc = 0;
     size_t cached = 0;
-    pthread_mutex_lock(&slab_tcache_lock);
-    pthread_mutex_lock(&c->depot_lock);
-    pthread_mutex_lock(&c->lock);
-    rc = slab_validate_cache_locked(c);
+    heap_mutex_lock(&magazine_tables_lock);
+    heap_mutex_lock(&c->depot_lock);
+    heap_mutex_lock(&c->lock);
+    rc = slab_validate_locked(c);
     size_t nf = 0, ne = 0;
     for (struct magazine *m = c->depot_full; m && !rc; m = m->next, nf++) {
         rc = validate_magazine_locked(c, m, m->count);
@@ -908,37 +777,37 @@ int kmem_cache_validate(struct kmem_cache *c)
     }
     for (struct magazine *m = c->depot_empty; m && !rc; m = m->next, ne++)
         if (m->count) {
-            slab_report("validate %s: magazine on the empty list holds objects", c->name);
+            heap_fmt_line("validate %s: magazine on the empty list holds objects", c->name);
             rc = -1;
         }
     if (!rc && (nf != c->nr_depot_full || ne != c->nr_depot_empty)) {
-        slab_report("validate %s: depot lists hold %zu/%zu magazines, counts say %zu/%zu",
-                    c->name, nf, ne, c->nr_depot_full, c->nr_depot_empty);
+        heap_fmt_line("validate %s: depot lists hold %zu/%zu magazines, counts say %zu/%zu",
+                      c->name, nf, ne, c->nr_depot_full, c->nr_depot_empty);
         rc = -1;
     }
     if (c->id < SLAB_MAX_CACHES) {
-        for (struct slab_tcache *tc = tcache_list; tc && !rc; tc = tc->next) {
-            struct slab_tc_entry *e = &tc->ent[c->id];
+        for (struct magazine_table *tc = table_list; tc && !rc; tc = tc->next) {
+            struct magazine_entry *e = &tc->ent[c->id];
             if (TC_LOAD(e->cache) != c)
                 continue;
             struct magazine *l = TC_LOAD(e->loaded), *p = TC_LOAD(e->previous);
             if (!l || !p || l == p) {
-                slab_report("validate %s: thread entry with bad magazines", c->name);
+                heap_fmt_line("validate %s: thread entry with bad magazines", c->name);
                 rc = -1;
                 break;
             }
             if (l == &no_magazine || (p == &no_magazine && TC_LOAD(p->count) != 0)) {
-                slab_report("validate %s: thread entry with the placeholder magazine misused",
-                            c->name);
+                heap_fmt_line("validate %s: thread entry with the placeholder magazine misused",
+                              c->name);
                 rc = -1;
                 break;
             }
             void **lo = TC_LOAD(e->lo), **top = TC_LOAD(e->top), **hi = TC_LOAD(e->hi);
             if (lo ? (lo != l->objs || hi != l->objs + l->size || top < lo || top > hi)
                    : (top || hi)) {
-                slab_report("validate %s: thread entry window [%p, %p, %p) does not match "
-                            "its loaded magazine %p",
-                            c->name, (void *)lo, (void *)top, (void *)hi, (void *)l);
+                heap_fmt_line("validate %s: thread entry window [%p, %p, %p) does not match "
+                              "its loaded magazine %p",
+                              c->name, (void *)lo, (void *)top, (void *)hi, (void *)l);
                 rc = -1;
                 break;
             }
@@ -946,66 +815,38 @@ int kmem_cache_validate(struct kmem_cache *c)
             rc = validate_magazine_locked(c, l, nl);
             if (!rc && p != &no_magazine)
                 rc = validate_magazine_locked(c, p, TC_LOAD(p->count));
-            if (!rc && tc == slab_tls_tcache && lo)
+            if (!rc && tc == magazine_tls_table && lo)
                 rc = validate_popped_run_locked(c, e, l, p);
             cached += nl + TC_LOAD(p->count);
         }
     }
     if (!rc && cached > c->inuse_total) {
-        slab_report("validate %s: %zu objects cached but only %zu slots in use", c->name,
-                    cached, c->inuse_total);
+        heap_fmt_line("validate %s: %zu objects cached but only %zu slots in use", c->name,
+                      cached, c->inuse_total);
         rc = -1;
     }
     if (!rc)
         rc = validate_cached_once_locked(c, cached);
-    pthread_mutex_unlock(&c->lock);
-    pthread_mutex_unlock(&c->depot_lock);
-    pthread_mutex_unlock(&slab_tcache_lock);
+    heap_mutex_unlock(&c->lock);
+    heap_mutex_unlock(&c->depot_lock);
+    heap_mutex_unlock(&magazine_tables_lock);
     return rc;
 }
 
-/* ---------------------------------------------------------------- fork */
+/* ---------------------------------------------------------------- fork child */
 
-static void fork_prepare(void)
+void magazine_fork_child(void)
 {
-    pthread_mutex_lock(&slab_caches_lock);
-    pthread_mutex_lock(&slab_tcache_lock);
-    for (struct kmem_cache *c = slab_caches; c; c = c->next_cache) {
-        pthread_mutex_lock(&c->depot_lock);
-        pthread_mutex_lock(&c->lock);
-    }
-    buddy_lock_all();
-}
-
-static void fork_unlock_all(void)
-{
-    buddy_unlock_all();
-    for (struct kmem_cache *c = slab_caches; c; c = c->next_cache) {
-        pthread_mutex_unlock(&c->lock);
-        pthread_mutex_unlock(&c->depot_lock);
-    }
-    pthread_mutex_unlock(&slab_tcache_lock);
-    pthread_mutex_unlock(&slab_caches_lock);
-}
-
-static void fork_parent(void)
-{
-    fork_unlock_all();
-}
-
-static void fork_child(void)
-{
-    fork_unlock_all();
     /* Only the forking thread exists now: retire every other thread's table. */
-    struct slab_tcache *self = slab_tls_tcache; /* &tcache_empty is never on the list */
+    struct magazine_table *self = magazine_tls_table; /* &table_empty is never on the list */
     for (;;) {
-        pthread_mutex_lock(&slab_tcache_lock);
-        struct slab_tcache *tc = tcache_list;
+        heap_mutex_lock(&magazine_tables_lock);
+        struct magazine_table *tc = table_list;
         while (tc && tc == self)
             tc = tc->next;
-        pthread_mutex_unlock(&slab_tcache_lock);
+        heap_mutex_unlock(&magazine_tables_lock);
         if (!tc)
             break;
-        tcache_retire(tc);
+        table_retire(tc);
     }
 }

@@ -60,7 +60,7 @@ static inline bool is_pow2(size_t x)
 
 void *malloc(size_t size)
 {
-    return kmalloc_malloc_inline(size, __builtin_return_address(0));
+    return kmalloc_for_malloc_inline(size, __builtin_return_address(0));
 }
 
 void free(void *p)
@@ -75,13 +75,13 @@ void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return kmalloc_malloc(bytes, KM_ZERO, __builtin_return_address(0));
+    return kmalloc_for_malloc(bytes, KM_ZERO, __builtin_return_address(0));
 }
 
 void *realloc(void *p, size_t size)
 {
-    if (!p) /* Lua and others allocate through realloc(NULL, n): keep it as fast as malloc */
-        return kmalloc_malloc_inline(size, __builtin_return_address(0));
+    if (!p) /* programs that allocate through realloc(NULL, n) get malloc's fast path */
+        return kmalloc_for_malloc_inline(size, __builtin_return_address(0));
     return kmalloc_realloc(p, size, 0, true, __builtin_return_address(0));
 }
 
@@ -100,7 +100,7 @@ int posix_memalign(void **out, size_t align, size_t size)
     if (!is_pow2(align) || align % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = kmalloc_malloc_aligned(align, size, __builtin_return_address(0));
+    void *p = kmalloc_for_malloc_aligned(align, size, __builtin_return_address(0));
     if (!p) {
         errno = saved;
         return ENOMEM;
@@ -115,13 +115,13 @@ void *aligned_alloc(size_t align, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    return kmalloc_malloc_aligned(align, size, __builtin_return_address(0));
+    return kmalloc_for_malloc_aligned(align, size, __builtin_return_address(0));
 }
 
 void *memalign(size_t align, size_t size)
 {
     if (align <= MALLOC_ALIGNMENT)
-        return kmalloc_malloc(size, 0, __builtin_return_address(0));
+        return kmalloc_for_malloc(size, 0, __builtin_return_address(0));
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return NULL;
@@ -132,12 +132,12 @@ void *memalign(size_t align, size_t size)
             a <<= 1;
         align = a;
     }
-    return kmalloc_malloc_aligned(align, size, __builtin_return_address(0));
+    return kmalloc_for_malloc_aligned(align, size, __builtin_return_address(0));
 }
 
 void *valloc(size_t size)
 {
-    return kmalloc_malloc_aligned(HEAP_PAGE_SIZE, size, __builtin_return_address(0));
+    return kmalloc_for_malloc_aligned(HEAP_PAGE_SIZE, size, __builtin_return_address(0));
 }
 
 void *pvalloc(size_t size)
@@ -148,8 +148,8 @@ void *pvalloc(size_t size)
         return NULL;
     }
     rounded &= ~(HEAP_PAGE_SIZE - 1);
-    return kmalloc_malloc_aligned(HEAP_PAGE_SIZE, rounded ? rounded : HEAP_PAGE_SIZE,
-                                  __builtin_return_address(0));
+    return kmalloc_for_malloc_aligned(HEAP_PAGE_SIZE, rounded ? rounded : HEAP_PAGE_SIZE,
+                                      __builtin_return_address(0));
 }
 
 size_t malloc_usable_size(void *p)

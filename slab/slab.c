@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* slab/slab.c - kmem_cache: bitmap-headed multi-page slabs.
+/* slab/slab.c - the slabs of a kmem_cache: bitmap-headed multi-page blocks.
  *
- * Design (long form in docs/design.md, structures and invariants in slab_internal.h):
+ * Design (long form in docs/design.md, structures and invariants in types.h):
  *
  * A cache hands out fixed-size slots carved from slabs.  A slab is one naturally aligned
  * buddy block of 2^order pages whose first bytes are a header (owner cache, counters, list
  * links) followed by a bitmap with one bit per slot (1 = in use); the slots follow, shifted by
  * a per-slab colour offset so equal-index objects of different slabs fall on different cache
  * lines (Bonwick's colouring, using the bytes that would be wasted at the end anyway).
+ *
+ * A cache created with extra bitmaps (cache_create_with_bitmaps) has them right after the
+ * in-use bitmap, each as long as it; this file zeroes them when a slab is made, counts them in
+ * the geometry and checks their padding bits, and never reads them otherwise.
  *
  * Because the block is aligned to its size, the slab of an object is `obj & slab_mask`: O(1)
  * and no search.  The slot index is `(obj - objs) / slot_size`, computed with a reciprocal
@@ -28,82 +32,69 @@
  * in their constructed state; destructors run once per slot when a slab goes back to the buddy
  * layer.  So ctor_calls == slabs_created * objs_per_slab.
  *
- * Slab geometry: for each order the number of slots n that fit after the header and bitmap is
- * computed; the cache takes the smallest order whose slot efficiency (n * slot / slab bytes)
- * is within SLAB_EFFICIENCY_SLACK of the best order up to SLAB_PREFERRED_MAX_ORDER (going
- * higher only while fewer than SLAB_MIN_OBJECTS fit).  117-byte objects get 64 KiB slabs of
- * 545 slots: 545 * 117 / 65536 = 0.973 live bytes per slab byte.
+ * Slab geometry: for each order the number of slots n that fit after the header and bitmaps
+ * is computed; the cache takes the smallest order whose slot efficiency (n * slot / slab
+ * bytes) is within SLAB_EFFICIENCY_SLACK of the best order up to SLAB_PREFERRED_MAX_ORDER
+ * (going higher only while fewer than SLAB_MIN_OBJECTS fit): a larger slab wastes less of
+ * its end, and pages no object has reached are never touched.
  *
  * Locks: cache->lock protects the three lists, every header and bitmap of the cache's slabs,
- * colour_next and the slow counters.  Slabs are made and released outside it (the buddy
- * layer has its own lock); constructors and destructors run with no lock held.
+ * colour_next and the slow counters; functions named *_locked assert it in debug builds,
+ * and the slow paths assert the slab invariants they rely on.  Slabs are made and released
+ * outside it (the buddy layer has its own lock); constructors and destructors run with no
+ * lock held.
  */
-#include "slab/slab.h"
-
+#include <assert.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "buddy/buddy.h"
-#include "slab/slab_internal.h"
+#include "heap/fmt.h"
+#include "slab/debug.h"
+#include "slab/fastpath.h"
+#include "slab/internal.h"
 
 #define SLAB_EFFICIENCY_SLACK 0.001
-#if defined(__SANITIZE_ADDRESS__)
-#define SLAB_ASAN_BUILD 1
-#else
-#define SLAB_ASAN_BUILD 0
-#endif
-#define SLAB_REPORT_LEAK_ADDRS 8
 
-pthread_mutex_t slab_caches_lock = PTHREAD_MUTEX_INITIALIZER;
-struct kmem_cache *slab_caches;
+#define slab_assert_locked(c) heap_mutex_assert_held(&(c)->lock)
 
-/* ---------------------------------------------------------------- small helpers */
-
-static inline bool is_pow2(size_t x)
-{
-    return x && !(x & (x - 1));
-}
+/* ---------------------------------------------------------------- geometry */
 
 static inline size_t align_up(size_t x, size_t a)
 {
     return (x + a - 1) & ~(a - 1);
 }
 
-static inline size_t header_bytes(size_t nobjs)
+/* The header of a slab of nobjs slots with `bitmaps` bitmaps (the in-use one and the extra
+ * ones), each a word per 64 slots. */
+static inline size_t header_bytes(size_t nobjs, size_t bitmaps)
 {
-    return sizeof(struct slab) + ((nobjs + 63) / 64) * sizeof(uint64_t);
+    return sizeof(struct slab) + bitmaps * ((nobjs + 63) / 64) * sizeof(uint64_t);
 }
-
-static inline bool cache_is_live(const struct kmem_cache *c)
-{
-    return c && __atomic_load_n(&c->magic, __ATOMIC_RELAXED) == KMEM_CACHE_MAGIC;
-}
-
-/* ---------------------------------------------------------------- geometry */
 
 /* Slots of `slot` bytes (aligned to align) that fit in a slab of `bytes` after the header. */
-static size_t slots_that_fit(size_t bytes, size_t slot, size_t align)
+static size_t slots_that_fit(size_t bytes, size_t slot, size_t align, size_t bitmaps)
 {
-    if (bytes <= sizeof(struct slab) + sizeof(uint64_t))
+    if (bytes <= sizeof(struct slab) + bitmaps * sizeof(uint64_t))
         return 0;
-    size_t n = (bytes - sizeof(struct slab) - sizeof(uint64_t)) / slot;
-    while (n && align_up(header_bytes(n), align) + n * slot > bytes)
+    size_t n = (bytes - sizeof(struct slab) - bitmaps * sizeof(uint64_t)) / slot;
+    while (n && align_up(header_bytes(n, bitmaps), align) + n * slot > bytes)
         n--;
     return n;
 }
 
-static int cache_compute_geometry(struct kmem_cache *c)
+int slab_compute_geometry(struct kmem_cache *c)
 {
-    const size_t slot = c->slot_size, align = c->align;
+    const size_t slot = c->slot_size, align = c->align, bitmaps = 1 + (size_t)c->extra_bitmaps;
     double eff[BUDDY_MAX_ORDER + 1] = {0};
     double best = 0;
     unsigned last = 0;
     for (unsigned order = 0; order <= BUDDY_MAX_ORDER; order++) {
         size_t bytes = BUDDY_PAGE_SIZE << order;
-        size_t n = slots_that_fit(bytes, slot, align);
+        size_t n = slots_that_fit(bytes, slot, align, bitmaps);
         if (order > SLAB_PREFERRED_MAX_ORDER && order > 0 &&
-            slots_that_fit(BUDDY_PAGE_SIZE << (order - 1), slot, align) >= SLAB_MIN_OBJECTS)
+            slots_that_fit(BUDDY_PAGE_SIZE << (order - 1), slot, align, bitmaps) >=
+                SLAB_MIN_OBJECTS)
             break;
         eff[order] = (double)(n * slot) / (double)bytes;
         if (eff[order] > best)
@@ -116,13 +107,13 @@ static int cache_compute_geometry(struct kmem_cache *c)
     while (order < last && eff[order] < best - SLAB_EFFICIENCY_SLACK)
         order++;
     size_t bytes = BUDDY_PAGE_SIZE << order;
-    size_t n = slots_that_fit(bytes, slot, align);
+    size_t n = slots_that_fit(bytes, slot, align, bitmaps);
     c->slab_order = order;
     c->slab_bytes = bytes;
     c->slab_mask = ~(uintptr_t)(bytes - 1);
     c->objs_per_slab = (uint32_t)n;
     c->bitmap_words = (uint32_t)((n + 63) / 64);
-    c->objs_offset = (uint32_t)align_up(header_bytes(n), align);
+    c->objs_offset = (uint32_t)align_up(header_bytes(n, bitmaps), align);
     c->colour_step = (uint32_t)(align > SLAB_CACHELINE ? align : SLAB_CACHELINE);
     size_t leftover = bytes - c->objs_offset - n * slot;
     c->colour_max = (uint32_t)(leftover / c->colour_step * c->colour_step);
@@ -150,7 +141,9 @@ static struct slab_list_head *list_of(struct kmem_cache *c, uint8_t which)
 
 static void list_del_locked(struct kmem_cache *c, struct slab *s)
 {
+    slab_assert_locked(c);
     struct slab_list_head *h = list_of(c, s->list);
+    assert(h->count > 0 && (s->prev ? s->prev->next == s : h->first == s));
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -164,6 +157,8 @@ static void list_del_locked(struct kmem_cache *c, struct slab *s)
 
 static void list_add_locked(struct kmem_cache *c, struct slab *s, uint8_t which)
 {
+    slab_assert_locked(c);
+    assert(s->list == SLAB_LIST_NONE);
     struct slab_list_head *h = list_of(c, which);
     s->prev = NULL;
     s->next = h->first;
@@ -183,6 +178,8 @@ static uint8_t list_for_inuse(const struct kmem_cache *c, uint32_t inuse)
 
 static inline void slab_relist_locked(struct kmem_cache *c, struct slab *s)
 {
+    slab_assert_locked(c);
+    assert(s->inuse <= c->objs_per_slab);
     uint8_t want = list_for_inuse(c, s->inuse);
     if (want != s->list) {
         list_del_locked(c, s);
@@ -207,7 +204,11 @@ static struct slab *slab_create(struct kmem_cache *c)
     s->objs = (char *)s + c->objs_offset + (size_t)colour * c->colour_step;
     s->free_word = 0;
     s->list = SLAB_LIST_NONE;
-    memset(s->bitmap, 0, c->bitmap_words * sizeof(uint64_t));
+    assert(((uintptr_t)s & ~c->slab_mask) == 0 &&
+           (size_t)(s->objs - (char *)s) + (size_t)c->objs_per_slab * c->slot_size <=
+               c->slab_bytes);
+    /* The in-use bitmap and the extra ones, which follow it (slab_extra_bitmap). */
+    memset(s->bitmap, 0, (size_t)(1 + c->extra_bitmaps) * c->bitmap_words * sizeof(uint64_t));
     uint32_t tail = c->objs_per_slab % 64;
     if (tail) /* bits past the last slot read as "in use" so the scan never returns them */
         s->bitmap[c->bitmap_words - 1] = ~(uint64_t)0 << tail;
@@ -221,7 +222,7 @@ static struct slab *slab_create(struct kmem_cache *c)
         }
     }
     if (c->debug)
-        slab_debug_init_slab(c, s);
+        debug_init_slab(c, s);
     return s;
 }
 
@@ -233,19 +234,19 @@ static void slab_destroy(struct kmem_cache *c, struct slab *s)
         for (uint32_t i = 0; i < c->objs_per_slab; i++) {
             if (!(s->bitmap[i / 64] & ((uint64_t)1 << (i % 64)))) {
                 if (c->debug)
-                    slab_debug_mark_dtor(c, s->objs + (size_t)i * c->slot_size);
+                    debug_mark_dtor(c, s->objs + (size_t)i * c->slot_size);
                 c->dtor(s->objs + (size_t)i * c->slot_size, c->ctor_arg);
             }
         }
     }
     if (c->debug)
-        slab_debug_mark_slab_release(c, s);
+        debug_mark_slab_release(c, s);
     s->magic = 0;
     s->cache = NULL;
     buddy_free(s);
 }
 
-static void slab_destroy_chain(struct kmem_cache *c, struct slab *chain)
+void slab_destroy_chain(struct kmem_cache *c, struct slab *chain)
 {
     while (chain) {
         struct slab *next = chain->next;
@@ -258,6 +259,7 @@ static void slab_destroy_chain(struct kmem_cache *c, struct slab *chain)
 static struct slab *slab_take_excess_empty_locked(struct kmem_cache *c, size_t keep,
                                                   size_t *dtor_calls)
 {
+    slab_assert_locked(c);
     struct slab *chain = NULL;
     while (c->empty.count > keep) {
         struct slab *s = c->empty.first;
@@ -274,10 +276,10 @@ static struct slab *slab_take_excess_empty_locked(struct kmem_cache *c, size_t k
 void slab_release_empty(struct kmem_cache *c, size_t keep)
 {
     size_t dtors = 0;
-    pthread_mutex_lock(&c->lock);
+    heap_mutex_lock(&c->lock);
     struct slab *chain = slab_take_excess_empty_locked(c, keep, &dtors);
     c->dtor_calls += dtors;
-    pthread_mutex_unlock(&c->lock);
+    heap_mutex_unlock(&c->lock);
     slab_destroy_chain(c, chain);
 }
 
@@ -286,6 +288,7 @@ void slab_release_empty(struct kmem_cache *c, size_t keep)
 /* Take up to n free slots of s (cache->lock held). */
 static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs, size_t n)
 {
+    slab_assert_locked(c);
     /* Locals for everything the loop reads: the stores into objs[] may alias the header. */
     size_t got = 0;
     uint32_t w = s->free_word, words = c->bitmap_words;
@@ -312,6 +315,7 @@ static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs
     }
     s->free_word = w;
     s->inuse += (uint32_t)got;
+    assert(s->inuse <= c->objs_per_slab && (got == n || w == words));
     c->inuse_total += got;
     slab_relist_locked(c, s);
     return got;
@@ -319,6 +323,7 @@ static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs
 
 static size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n)
 {
+    slab_assert_locked(c);
     size_t got = 0;
     while (got < n) {
         struct slab *s = c->partial.first ? c->partial.first : c->empty.first;
@@ -332,13 +337,14 @@ static size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t 
 static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t list,
                                 size_t *inuse_sum, bool deep);
 
-/* Debug caches (c->debug != 0): fault injection, then the hooks of debug.c on every object
- * taken (cache->lock held).  The first problem found goes to *pb. */
-static size_t debug_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t got,
-                                       const void *caller, struct slab_debug_problem *pb)
+/* Debug caches (c->debug != 0): the hooks of debug.c on every object taken (cache->lock
+ * held).  The first problem found goes to *pb. */
+static void alloc_batch_debug_locked(struct kmem_cache *c, void **objs, size_t got,
+                                     const void *caller, struct debug_problem *pb)
 {
+    slab_assert_locked(c);
     for (size_t i = 0; i < got; i++) {
-        slab_debug_alloc_locked(c, objs[i], caller, pb);
+        debug_alloc_locked(c, objs[i], caller, pb);
         if (c->debug & SLAB_DBG_CHECKS) {
             struct slab *s = slab_of(c, objs[i]);
             size_t sum = 0;
@@ -350,15 +356,14 @@ static size_t debug_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t
             }
         }
     }
-    return got;
 }
 
 /* A magazine refill is taken from the slabs in ascending slot order, and a magazine is
  * popped from its top: reversed, the program gets the lowest slots first.  In a fresh slab
  * those share the header's page, so a class of which a short-lived program uses a couple of
  * objects costs one page instead of two (the top of half a magazine of 128-byte objects lies
- * on the slab's second page); git's small commands use ~28 classes.  It also hands out
- * ascending addresses, which is what a program that allocates a run of objects walks best. */
+ * on the slab's second page).  It also hands out ascending addresses, which is what a
+ * program that allocates a run of objects walks best. */
 static void reverse_objs(void **objs, size_t n)
 {
     for (size_t i = 0, j = n - 1; i < j; i++, j--) {
@@ -368,14 +373,16 @@ static void reverse_objs(void **objs, size_t n)
     }
 }
 
-static size_t alloc_batch_impl(struct kmem_cache *c, void **objs, size_t n, uint32_t *published,
-                               const void *caller)
+/* Up to n objects into objs; *count (may be NULL) follows the objects taken (see
+ * slab_alloc_batch_with_count).  Fault injection first, for debug caches. */
+static size_t alloc_batch(struct kmem_cache *c, void **objs, size_t n, uint32_t *count,
+                          const void *caller)
 {
     size_t got = 0;
     bool injected = false;
-    struct slab_debug_problem pb = {0};
-    pthread_mutex_lock(&c->lock);
-    if (SLAB_UNLIKELY(c->debug & SLAB_DBG_FAIL) && n && slab_debug_should_fail_locked(c)) {
+    struct debug_problem pb = {0};
+    heap_mutex_lock(&c->lock);
+    if (SLAB_UNLIKELY(c->debug & SLAB_DBG_FAIL) && n && debug_should_fail_locked(c)) {
         injected = true; /* SLABCACHE_FAIL: this allocation fails */
         n = 0;
     }
@@ -390,16 +397,16 @@ static size_t alloc_batch_impl(struct kmem_cache *c, void **objs, size_t n, uint
             break;
         size_t took = slab_alloc_batch_locked(c, objs + got, want);
         got += took;
-        if (published)
-            __atomic_store_n(published, (uint32_t)got, __ATOMIC_RELAXED);
+        if (count)
+            __atomic_store_n(count, (uint32_t)got, __ATOMIC_RELAXED);
         if (c->max_objects)
             c->live_capped += took;
         if (took == want)
             continue;
         /* Out of free slots: make a slab without the lock, then retry. */
-        pthread_mutex_unlock(&c->lock);
+        heap_mutex_unlock(&c->lock);
         struct slab *s = slab_create(c);
-        pthread_mutex_lock(&c->lock);
+        heap_mutex_lock(&c->lock);
         if (!s)
             break;
         c->slabs_created++;
@@ -408,16 +415,16 @@ static size_t alloc_batch_impl(struct kmem_cache *c, void **objs, size_t n, uint
         list_add_locked(c, s, SLAB_LIST_EMPTY);
     }
     if (SLAB_UNLIKELY(c->debug) && got)
-        debug_alloc_batch_locked(c, objs, got, caller, &pb);
-    if (published && got > 1)
+        alloc_batch_debug_locked(c, objs, got, caller, &pb);
+    if (count && got > 1)
         reverse_objs(objs, got); /* under the lock: a fork sees the magazine before or after */
-    pthread_mutex_unlock(&c->lock);
+    heap_mutex_unlock(&c->lock);
     if (SLAB_UNLIKELY(c->debug)) {
         if (pb.kind != SLAB_DBG_OK)
-            slab_debug_report(c, &pb);
+            debug_report(c, &pb);
         if (c->debug & SLAB_DBG_TRACE)
             for (size_t i = 0; i < got; i++)
-                slab_debug_trace(c, "alloc", objs[i], caller);
+                debug_trace(c, "alloc", objs[i], caller);
         if (injected) {
             errno = ENOMEM;
             return 0;
@@ -428,15 +435,15 @@ static size_t alloc_batch_impl(struct kmem_cache *c, void **objs, size_t n, uint
     return got;
 }
 
-size_t slab_alloc_batch_published(struct kmem_cache *c, void **objs, size_t n,
-                                  uint32_t *published)
+size_t slab_alloc_batch_with_count(struct kmem_cache *c, void **objs, size_t n,
+                                   uint32_t *count)
 {
-    return alloc_batch_impl(c, objs, n, published, NULL);
+    return alloc_batch(c, objs, n, count, NULL);
 }
 
-size_t slab_alloc_batch_from(struct kmem_cache *c, void **objs, size_t n, const void *caller)
+size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n, const void *caller)
 {
-    return alloc_batch_impl(c, objs, n, NULL, caller);
+    return alloc_batch(c, objs, n, NULL, caller);
 }
 
 /* A slot whose bit is already clear came back to its slab a second time: the same object
@@ -446,21 +453,22 @@ __attribute__((noinline, cold)) static void double_return_report(struct kmem_cac
                                                                  const void *obj)
 {
     __atomic_fetch_add(&c->invalid_frees, 1, __ATOMIC_RELAXED);
-    slab_report("double free of %p in cache %s (freed twice while it sat in a magazine; "
-                "caught when the magazine went back to the slab)",
-                obj, c->name);
-    slab_misuse();
+    heap_fmt_line("double free of %p in cache %s (freed twice while it sat in a magazine; "
+                  "caught when the magazine went back to the slab)",
+                  obj, c->name);
+    report_misuse();
 }
 
 /* Give in-use slots back to their slabs (cache->lock held; objects already validated).
  * Consecutive objects of one slab (a magazine filled in allocation order holds runs of them)
  * share one header update: the bitmap words are cleared one by one, inuse, free_word and
  * the list move once per run.  Before any bit is cleared, cache->returns moves on: every
- * popped run recorded before stops being trusted (slab_magazine_push_popped).  A slot
+ * popped run recorded before stops being trusted (magazine_push_popped).  A slot
  * whose bit is already clear is a double free that reached the slab twice: reported and
  * skipped, so inuse keeps counting set bits. */
 static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size_t n)
 {
+    slab_assert_locked(c);
     __atomic_store_n(&c->returns, c->returns + 1, __ATOMIC_RELAXED);
     size_t i = 0, total = 0;
     while (i < n) {
@@ -482,6 +490,7 @@ static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size
         } while (i < n && slab_of(c, objs[i]) == s);
         s->free_word = free_word;
         uint32_t before = s->inuse;
+        assert(s->magic == SLAB_MAGIC && s->cache == c && freed <= before);
         s->inuse = before - freed;
         c->inuse_total -= freed;
         /* Only the full -> partial/empty and partial -> empty transitions move the slab. */
@@ -493,38 +502,31 @@ static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size
         c->live_capped -= total;
 }
 
-void slab_free_batch(struct kmem_cache *c, void *const *objs, size_t n)
-{
-    slab_free_batch_published(c, objs, n, NULL);
-}
-
-void slab_free_batch_published(struct kmem_cache *c, void *const *objs, size_t n,
-                               uint32_t *published)
+void slab_free_batch_with_count(struct kmem_cache *c, void *const *objs, size_t n,
+                                uint32_t *count)
 {
     size_t dtors = 0;
-    pthread_mutex_lock(&c->lock);
+    heap_mutex_lock(&c->lock);
     slab_free_batch_locked(c, objs, n);
-    if (published)
-        __atomic_store_n(published, 0, __ATOMIC_RELAXED);
+    if (count)
+        __atomic_store_n(count, 0, __ATOMIC_RELAXED);
     struct slab *chain = slab_take_excess_empty_locked(c, c->max_empty, &dtors);
     c->dtor_calls += dtors;
-    pthread_mutex_unlock(&c->lock);
+    heap_mutex_unlock(&c->lock);
     slab_destroy_chain(c, chain);
 }
 
-/* One free from a magazine-less path that knows its caller; false when a debug check refused
- * it (reported). */
-bool slab_free_one_from(struct kmem_cache *c, void *obj, const void *caller)
+bool slab_free_one(struct kmem_cache *c, void *obj, const void *caller)
 {
     if (SLAB_LIKELY(!c->debug)) {
-        slab_free_batch(c, &obj, 1);
+        slab_free_batch_with_count(c, &obj, 1, NULL);
         return true;
     }
-    struct slab_debug_problem pb = {0};
+    struct debug_problem pb = {0};
     size_t dtors = 0;
     struct slab *chain = NULL;
-    pthread_mutex_lock(&c->lock);
-    bool ok = slab_debug_free_locked(c, obj, caller, &pb);
+    heap_mutex_lock(&c->lock);
+    bool ok = debug_free_locked(c, obj, caller, &pb);
     if (ok) {
         slab_free_batch_locked(c, &obj, 1);
         if (c->debug & SLAB_DBG_CHECKS) {
@@ -540,12 +542,12 @@ bool slab_free_one_from(struct kmem_cache *c, void *obj, const void *caller)
         chain = slab_take_excess_empty_locked(c, c->max_empty, &dtors);
         c->dtor_calls += dtors;
     }
-    pthread_mutex_unlock(&c->lock);
+    heap_mutex_unlock(&c->lock);
     slab_destroy_chain(c, chain);
     if (ok && (c->debug & SLAB_DBG_TRACE))
-        slab_debug_trace(c, "free", obj, caller);
+        debug_trace(c, "free", obj, caller);
     if (pb.kind != SLAB_DBG_OK)
-        slab_debug_report(c, &pb);
+        debug_report(c, &pb);
     return ok;
 }
 
@@ -563,7 +565,7 @@ static const char *slab_diagnose(struct kmem_cache *c, const void *obj, struct k
 {
     *owner = NULL;
     struct heap_extent *e = heap_extent_lookup(obj);
-    if (!e || e->kind != HEAP_KIND_BUDDY)
+    if (!e || e->kind != HEAP_KIND_SPLIT)
         return "invalid free (pointer not from slabcache)";
     struct buddy_block_info info;
     if (!buddy_lookup(obj, &info) || info.tag != BUDDY_TAG_SLAB)
@@ -580,7 +582,7 @@ static const char *slab_diagnose(struct kmem_cache *c, const void *obj, struct k
     return NULL;
 }
 
-/* The reporting half of slab_check_free_fast (slab_internal.h): find out what is wrong with obj,
+/* The reporting half of slab_check_free_fast (fastpath.h): find out what is wrong with obj,
  * say so, and refuse.  Also reached when the fast check cannot decide (a pointer into another
  * cache's slab of a different size): then it may find obj valid after all. */
 __attribute__((noinline, cold)) bool slab_check_free_slow(struct kmem_cache *c, const void *obj,
@@ -595,316 +597,28 @@ __attribute__((noinline, cold)) bool slab_check_free_slow(struct kmem_cache *c, 
         if (word & ((uint64_t)1 << (idx % 64)))
             return true;
         count_invalid(c);
-        slab_report("%s: double free of %p in cache %s (object is already free)", op, obj,
-                    c->name);
+        heap_fmt_line("%s: double free of %p in cache %s (object is already free)", op, obj,
+                      c->name);
         if (c->debug)
-            slab_debug_report_track(c, obj);
-        slab_misuse();
+            debug_report_track(c, obj);
+        report_misuse();
         return false;
     }
     count_invalid(c);
     if (owner && owner != c)
-        slab_report("%s: %s: %p belongs to cache %s, freed to cache %s", op, why, obj,
-                    owner->name, c->name);
+        heap_fmt_line("%s: %s: %p belongs to cache %s, freed to cache %s", op, why, obj,
+                      owner->name, c->name);
     else
-        slab_report("%s: %s: %p, cache %s", op, why, obj, c->name);
-    slab_misuse();
+        heap_fmt_line("%s: %s: %p, cache %s", op, why, obj, c->name);
+    report_misuse();
     return false;
-}
-
-struct kmem_cache *slab_block_cache(const void *head)
-{
-    const struct slab *s = head;
-    struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
-    if (s->magic != SLAB_MAGIC || !cache_is_live(c))
-        return NULL;
-    return c;
-}
-
-/* ---------------------------------------------------------------- create / destroy */
-
-static struct kmem_cache *create_fail(const char *name, unsigned int flags, int err)
-{
-    if (flags & SLAB_PANIC) {
-        slab_report("kmem_cache_create(%s) failed (errno %d) and SLAB_PANIC is set", name, err);
-        abort();
-    }
-    errno = err;
-    return NULL;
-}
-
-static unsigned magazine_size_for(size_t slot)
-{
-    if (slot <= 256)
-        return 64;
-    if (slot <= 1024)
-        return 32;
-    if (slot <= 4096)
-        return 16;
-    return 8;
-}
-
-/* Magazine table ids of live caches (slab_caches_lock).  Ids below SLAB_FIXED_IDS are
- * handed out only on request (slab_cache_create_fixed_id); the others in order. */
-static uint64_t cache_id_used[SLAB_MAX_CACHES / 64];
-_Static_assert(SLAB_FIXED_IDS % 64 == 0 && SLAB_FIXED_IDS < SLAB_MAX_CACHES,
-               "fixed ids are whole words of cache_id_used, below the general ones");
-
-/* `want` (a fixed id) if it is free, else the first free general id; SLAB_NO_ID if none. */
-static uint32_t cache_id_alloc_locked(uint32_t want)
-{
-    if (want != SLAB_NO_ID) {
-        if (want >= SLAB_FIXED_IDS || (cache_id_used[want / 64] >> (want % 64)) & 1)
-            return SLAB_NO_ID;
-        cache_id_used[want / 64] |= (uint64_t)1 << (want % 64);
-        return want;
-    }
-    for (uint32_t w = SLAB_FIXED_IDS / 64; w < SLAB_MAX_CACHES / 64; w++) {
-        if (~cache_id_used[w]) {
-            unsigned b = (unsigned)__builtin_ctzll(~cache_id_used[w]);
-            cache_id_used[w] |= (uint64_t)1 << b;
-            return w * 64 + b;
-        }
-    }
-    return SLAB_NO_ID;
-}
-
-static void cache_id_free_locked(uint32_t id)
-{
-    if (id != SLAB_NO_ID)
-        cache_id_used[id / 64] &= ~((uint64_t)1 << (id % 64));
-}
-
-/* The live cache holding magazine table id `id`, or NULL (slab_caches_lock). */
-static struct kmem_cache *cache_with_id_locked(uint32_t id)
-{
-    if (id == SLAB_NO_ID)
-        return NULL;
-    for (struct kmem_cache *c = slab_caches; c; c = c->next_cache)
-        if (c->id == id && c->mag_size)
-            return c;
-    return NULL;
-}
-
-static struct kmem_cache *cache_create(const char *name, size_t size,
-                                       const struct kmem_cache_args *args, unsigned int flags,
-                                       void (*ctor_simple)(void *), uint32_t want_id)
-{
-    static const struct kmem_cache_args no_args;
-    if (!args)
-        args = &no_args;
-    size_t align = args->align ? args->align : SLAB_DEFAULT_ALIGN;
-    if (!name || !*name || size == 0 || size > KMEM_CACHE_MAX_SIZE || !is_pow2(align) ||
-        align > BUDDY_PAGE_SIZE || (flags & ~SLAB_KNOWN_FLAGS))
-        return create_fail(name ? name : "(null)", flags, EINVAL);
-    if (align < SLAB_DEFAULT_ALIGN)
-        align = SLAB_DEFAULT_ALIGN;
-    if ((flags & SLAB_HWCACHE_ALIGN) && align < SLAB_CACHELINE)
-        align = SLAB_CACHELINE;
-
-    slab_init_once();
-    struct kmem_cache *c = heap_meta_alloc(sizeof *c);
-    if (!c)
-        return create_fail(name, flags, ENOMEM);
-    size_t nlen = strnlen(name, KMEM_CACHE_NAME_MAX - 1);
-    memcpy(c->name, name, nlen);
-    c->name[nlen] = '\0';
-    c->object_size = (uint32_t)size;
-    c->align = (uint32_t)align;
-    c->slot_size = (uint32_t)align_up(size, align);
-    c->flags = flags;
-    slab_debug_setup_cache(c, flags, args->ctor || ctor_simple); /* may grow slot_size */
-    c->ctor = args->ctor;
-    c->dtor = args->dtor;
-    c->ctor_arg = args->arg;
-    c->ctor_simple = ctor_simple;
-    c->max_objects = args->max_objects;
-    c->max_empty = args->max_empty_slabs ? args->max_empty_slabs : SLAB_DEFAULT_MAX_EMPTY;
-    if (cache_compute_geometry(c) != 0) {
-        heap_meta_free(c, sizeof *c);
-        return create_fail(name, flags, EINVAL);
-    }
-    /* Exact live caps and SLAB_NO_MAGAZINE bypass the magazines. */
-    bool magazines = !(flags & (SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)) && !c->max_objects &&
-                     !c->debug;
-    c->mag_size = magazines ? (args->magazine_size ? args->magazine_size
-                                                   : magazine_size_for(c->slot_size))
-                            : 0;
-    c->depot_max_full = 8 + (size_t)(1u << 20) / ((size_t)c->slot_size * (c->mag_size + 1));
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_mutex_init(&c->depot_lock, NULL);
-    c->id = SLAB_NO_ID;
-
-    pthread_mutex_lock(&slab_caches_lock);
-    if (c->mag_size && (c->id = cache_id_alloc_locked(want_id)) == SLAB_NO_ID) {
-        struct kmem_cache *owner = cache_with_id_locked(want_id);
-        if (owner) { /* another thread made this fixed-id cache first: that one it is */
-            pthread_mutex_unlock(&slab_caches_lock);
-            pthread_mutex_destroy(&c->lock);
-            pthread_mutex_destroy(&c->depot_lock);
-            heap_meta_free(c, sizeof *c); /* magazines on: no debug state was set up */
-            return owner;
-        }
-        c->mag_size = 0; /* out of ids: no magazines */
-    }
-    c->tc_off = (uint32_t)(offsetof(struct slab_tcache, ent) +
-                           (c->mag_size ? c->id : SLAB_MAX_CACHES) * sizeof(struct slab_tc_entry));
-    if (!c->mag_size && SLAB_ASAN_BUILD)
-        c->debug |= SLAB_DBG_ASAN; /* every op reaches the slabs: poison free slots */
-    c->next_cache = slab_caches;
-    c->prev_cache = NULL;
-    if (slab_caches)
-        slab_caches->prev_cache = c;
-    slab_caches = c;
-    __atomic_store_n(&c->magic, KMEM_CACHE_MAGIC, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&slab_caches_lock);
-    return c;
-}
-
-struct kmem_cache *kmem_cache_create_args(const char *name, size_t size,
-                                          const struct kmem_cache_args *args, unsigned int flags)
-{
-    return cache_create(name, size, args, flags, NULL, SLAB_NO_ID);
-}
-
-struct kmem_cache *slab_cache_create_fixed_id(const char *name, size_t size,
-                                              const struct kmem_cache_args *args,
-                                              unsigned int flags, uint32_t id)
-{
-    return cache_create(name, size, args, flags, NULL, id);
-}
-
-struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align,
-                                     unsigned int flags, void (*ctor)(void *obj))
-{
-    struct kmem_cache_args args = {0};
-    args.align = align;
-    return cache_create(name, size, &args, flags, ctor, SLAB_NO_ID);
-}
-
-/* Up to `max` addresses of slots still in use (cache->lock held). */
-static size_t collect_live_locked(struct kmem_cache *c, void **addrs, size_t max)
-{
-    size_t n = 0;
-    const struct slab_list_head *lists[] = {&c->full, &c->partial};
-    for (size_t l = 0; l < 2; l++) {
-        for (struct slab *s = lists[l]->first; s && n < max; s = s->next) {
-            for (uint32_t i = 0; i < c->objs_per_slab && n < max; i++)
-                if (s->bitmap[i / 64] & ((uint64_t)1 << (i % 64)))
-                    addrs[n++] = s->objs + (size_t)i * c->slot_size;
-        }
-    }
-    return n;
-}
-
-static struct slab *take_all_slabs_locked(struct kmem_cache *c)
-{
-    struct slab *chain = NULL;
-    struct slab_list_head *lists[] = {&c->full, &c->partial, &c->empty};
-    for (size_t l = 0; l < 3; l++) {
-        while (lists[l]->first) {
-            struct slab *s = lists[l]->first;
-            list_del_locked(c, s);
-            s->next = chain;
-            chain = s;
-        }
-    }
-    return chain;
-}
-
-/* Destroy: objects cached in any thread's magazines and in the depot go back to their
- * slabs first, so whatever is still in use is held by a caller: those are reported (count and
- * first addresses), then every slab is released anyway (MemServer/MDX pool semantics).
- * Destructors run for the free slots only: a live object is not in its constructed state. */
-void kmem_cache_destroy(struct kmem_cache *c)
-{
-    if (!c)
-        return;
-    if (!cache_is_live(c)) {
-        slab_report("kmem_cache_destroy: %p is not a live cache (destroyed twice?)", (void *)c);
-        slab_misuse();
-        return;
-    }
-    pthread_mutex_lock(&slab_caches_lock);
-    if (c->prev_cache)
-        c->prev_cache->next_cache = c->next_cache;
-    else
-        slab_caches = c->next_cache;
-    if (c->next_cache)
-        c->next_cache->prev_cache = c->prev_cache;
-    __atomic_store_n(&c->magic, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&slab_caches_lock);
-
-    if (c->mag_size) {
-        slab_tcache_flush_cache_all_threads(c);
-        slab_depot_drain(c);
-    }
-
-    void *addrs[SLAB_REPORT_LEAK_ADDRS];
-    pthread_mutex_lock(&c->lock);
-    size_t live = c->inuse_total;
-    size_t shown = live ? collect_live_locked(c, addrs, SLAB_REPORT_LEAK_ADDRS) : 0;
-    struct slab *chain = take_all_slabs_locked(c);
-    pthread_mutex_unlock(&c->lock);
-    if (live) {
-        char list[SLAB_REPORT_LEAK_ADDRS * 20 + 8];
-        size_t pos = 0;
-        for (size_t i = 0; i < shown; i++)
-            pos += slab_format(list + pos, sizeof list - pos, " %p", addrs[i]);
-        slab_report("kmem_cache_destroy(%s): %zu objects still in use (first:%s%s); releasing "
-                    "them with the cache",
-                    c->name, live, list, live > shown ? " ..." : "");
-    }
-    slab_destroy_chain(c, chain);
-
-    pthread_mutex_lock(&slab_caches_lock);
-    cache_id_free_locked(c->id);
-    pthread_mutex_unlock(&slab_caches_lock);
-    pthread_mutex_destroy(&c->lock);
-    pthread_mutex_destroy(&c->depot_lock);
-    heap_meta_free(c, sizeof *c);
-}
-
-int kmem_cache_shrink(struct kmem_cache *c)
-{
-    if (!cache_is_live(c)) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (c->mag_size) {
-        slab_tcache_flush_self(c);
-        slab_depot_drain(c);
-    }
-    slab_release_empty(c, 0);
-    /* The slabs went to the buddy layer; whole free extents go on to the heap (which trims or
-     * purges them), so a shrink after freeing everything gives the memory back to the OS. */
-    buddy_trim(0);
-    return 0;
-}
-
-unsigned int kmem_cache_size(struct kmem_cache *c)
-{
-    if (!cache_is_live(c)) {
-        errno = EINVAL;
-        return 0;
-    }
-    return c->object_size;
-}
-
-const char *kmem_cache_name(struct kmem_cache *c)
-{
-    if (!cache_is_live(c)) {
-        errno = EINVAL;
-        return NULL;
-    }
-    return c->name;
 }
 
 /* ---------------------------------------------------------------- validation */
 
 #define VFAIL(...)                                                                          \
     do {                                                                                    \
-        slab_report(__VA_ARGS__);                                                           \
+        heap_fmt_line(__VA_ARGS__);                                                         \
         return -1;                                                                          \
     } while (0)
 
@@ -912,6 +626,7 @@ const char *kmem_cache_name(struct kmem_cache *c)
 static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t list,
                                 size_t *inuse_sum, bool deep)
 {
+    slab_assert_locked(c);
     if ((uintptr_t)s & ~c->slab_mask)
         VFAIL("validate %s: slab %p not aligned to %zu", c->name, (void *)s, c->slab_bytes);
     if (s->magic != SLAB_MAGIC || s->cache != c)
@@ -946,13 +661,19 @@ static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t li
     if (bits != s->inuse)
         VFAIL("validate %s: slab %p bitmap has %zu bits set, inuse says %u", c->name,
               (void *)s, bits, s->inuse);
+    /* Extra bitmaps (cache_create_with_bitmaps): slots past the last have no bit to set. */
+    for (unsigned k = 0; tail && k < c->extra_bitmaps; k++) {
+        if (slab_extra_bitmap(c, s, k)[c->bitmap_words - 1] & (~(uint64_t)0 << tail))
+            VFAIL("validate %s: slab %p extra bitmap %u has padding bits set", c->name,
+                  (void *)s, k);
+    }
     if (list_for_inuse(c, s->inuse) != list)
         VFAIL("validate %s: slab %p with %u in use is on the wrong list", c->name, (void *)s,
               s->inuse);
     if (deep && (c->debug & (SLAB_DBG_REDZONE | SLAB_DBG_POISON))) {
         for (uint32_t i = 0; i < c->objs_per_slab; i++) {
             bool used = (s->bitmap[i / 64] >> (i % 64)) & 1;
-            if (slab_debug_validate_slot_locked(c, s->objs + (size_t)i * c->slot_size, used))
+            if (debug_validate_slot_locked(c, s->objs + (size_t)i * c->slot_size, used))
                 return -1;
         }
     }
@@ -963,6 +684,7 @@ static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t li
 static int validate_list_locked(struct kmem_cache *c, struct slab_list_head *h, uint8_t list,
                                 size_t *inuse_sum)
 {
+    slab_assert_locked(c);
     size_t n = 0;
     struct slab *prev = NULL;
     for (struct slab *s = h->first; s; prev = s, s = s->next) {
@@ -979,11 +701,11 @@ static int validate_list_locked(struct kmem_cache *c, struct slab_list_head *h, 
     return 0;
 }
 
-/* An object held in a magazine must be an in-use slot of c (cache->lock held). */
 int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj, const char *where)
 {
+    slab_assert_locked(c);
     struct heap_extent *e = heap_extent_lookup(obj);
-    if (!e || e->kind != HEAP_KIND_BUDDY)
+    if (!e || e->kind != HEAP_KIND_SPLIT)
         VFAIL("validate %s: %s holds %p, not a slabcache address", c->name, where, obj);
     struct slab *s = slab_of(c, obj);
     if (s->magic != SLAB_MAGIC || s->cache != c)
@@ -996,9 +718,15 @@ int slab_validate_cached_obj_locked(struct kmem_cache *c, const void *obj, const
     return 0;
 }
 
-int slab_validate_cache_locked(struct kmem_cache *c)
+int slab_validate_locked(struct kmem_cache *c)
 {
+    slab_assert_locked(c);
     size_t inuse = 0;
+    if (c->objs_offset < sizeof(struct slab) + (size_t)(1 + c->extra_bitmaps) *
+                                                   c->bitmap_words * sizeof(uint64_t) ||
+        (size_t)c->bitmap_words * 64 < c->objs_per_slab)
+        VFAIL("validate %s: slot 0 at offset %u overlaps the header and its %u bitmaps",
+              c->name, c->objs_offset, 1 + c->extra_bitmaps);
     if (validate_list_locked(c, &c->full, SLAB_LIST_FULL, &inuse) ||
         validate_list_locked(c, &c->partial, SLAB_LIST_PARTIAL, &inuse) ||
         validate_list_locked(c, &c->empty, SLAB_LIST_EMPTY, &inuse))
@@ -1019,16 +747,58 @@ int slab_validate_cache_locked(struct kmem_cache *c)
     return 0;
 }
 
-int slabcache_validate(void)
+/* ---------------------------------------------------------------- walks */
+
+/* Up to `max` addresses of slots still in use (cache->lock held). */
+static size_t collect_live_locked(struct kmem_cache *c, void **addrs, size_t max)
 {
-    int rc = 0;
-    pthread_mutex_lock(&slab_caches_lock);
-    for (struct kmem_cache *c = slab_caches; c && rc == 0; c = c->next_cache)
-        rc = kmem_cache_validate(c);
-    pthread_mutex_unlock(&slab_caches_lock);
-    if (rc == 0)
-        rc = buddy_validate();
-    if (rc == 0)
-        rc = heap_validate();
-    return rc;
+    slab_assert_locked(c);
+    size_t n = 0;
+    const struct slab_list_head *lists[] = {&c->full, &c->partial};
+    for (size_t l = 0; l < 2; l++) {
+        for (struct slab *s = lists[l]->first; s && n < max; s = s->next) {
+            for (uint32_t i = 0; i < c->objs_per_slab && n < max; i++)
+                if (s->bitmap[i / 64] & ((uint64_t)1 << (i % 64)))
+                    addrs[n++] = s->objs + (size_t)i * c->slot_size;
+        }
+    }
+    return n;
+}
+
+static struct slab *take_all_slabs_locked(struct kmem_cache *c)
+{
+    slab_assert_locked(c);
+    struct slab *chain = NULL;
+    struct slab_list_head *lists[] = {&c->full, &c->partial, &c->empty};
+    for (size_t l = 0; l < 3; l++) {
+        while (lists[l]->first) {
+            struct slab *s = lists[l]->first;
+            list_del_locked(c, s);
+            s->next = chain;
+            chain = s;
+        }
+    }
+    return chain;
+}
+
+struct slab *slab_detach_all(struct kmem_cache *c, void **addrs, size_t max, size_t *live,
+                             size_t *shown)
+{
+    heap_mutex_lock(&c->lock);
+    *live = c->inuse_total;
+    *shown = *live ? collect_live_locked(c, addrs, max) : 0;
+    struct slab *chain = take_all_slabs_locked(c);
+    heap_mutex_unlock(&c->lock);
+    return chain;
+}
+
+void slab_walk(struct kmem_cache *c, void (*fn)(struct kmem_cache *c, struct slab *s, void *arg),
+               void *arg)
+{
+    heap_mutex_lock(&c->lock);
+    struct slab_list_head *lists[] = {&c->full, &c->partial, &c->empty};
+    for (size_t l = 0; l < 3; l++)
+        for (struct slab *s = lists[l]->first; s; s = s->next)
+            fn(c, s, arg);
+    heap_mutex_unlock(&c->lock);
 }

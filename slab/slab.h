@@ -52,7 +52,7 @@ struct kmem_cache_args {
     void *arg;                                /* passed to ctor and dtor */
     size_t max_objects;                       /* cap on live objects; 0 = none (ENOMEM past) */
     unsigned int magazine_size;               /* objects per magazine; 0 = chosen by size */
-    unsigned int max_empty_slabs;             /* empty slabs kept; 0 = default (2) */
+    unsigned int max_empty_slabs;             /* empty slabs kept; 0 = default (4) */
 };
 
 /* Create a cache of `size`-byte objects.  name: copied (up to KMEM_CACHE_NAME_MAX-1

@@ -3,12 +3,13 @@
  *
  * Every printer is a client of kmem_cache_get_stats(): one snapshot per cache, formatted into
  * a stack buffer, then handed to stdio with no allocator lock held (stdio may call malloc,
- * which may be us).  Caches are visited by index under slab_caches_lock, one at a time.
+ * which may be us).  Caches are visited by index under cache_list_lock, one at a time.
  */
 #include <errno.h>
 #include <string.h>
 
-#include "slab/slab_internal.h"
+#include "heap/fmt.h"
+#include "slab/internal.h"
 
 #define STATS_LINE_MAX 1024
 
@@ -20,7 +21,7 @@ int kmem_cache_get_stats(struct kmem_cache *c, struct kmem_cache_stats *out)
     }
     memset(out, 0, sizeof *out);
     size_t allocs, frees, cached;
-    slab_tcache_counts(c, &allocs, &frees, &cached);
+    magazine_counts(c, &allocs, &frees, &cached);
     memcpy(out->name, c->name, sizeof out->name);
     out->object_size = c->object_size;
     out->slot_size = c->slot_size;
@@ -35,12 +36,12 @@ int kmem_cache_get_stats(struct kmem_cache *c, struct kmem_cache_stats *out)
     out->alloc_failures = __atomic_load_n(&c->alloc_failures, __ATOMIC_RELAXED);
     out->invalid_frees = __atomic_load_n(&c->invalid_frees, __ATOMIC_RELAXED);
 
-    pthread_mutex_lock(&c->depot_lock);
+    heap_mutex_lock(&c->depot_lock);
     out->depot_full = c->nr_depot_full;
     out->depot_empty = c->nr_depot_empty;
-    pthread_mutex_unlock(&c->depot_lock);
+    heap_mutex_unlock(&c->depot_lock);
 
-    pthread_mutex_lock(&c->lock);
+    heap_mutex_lock(&c->lock);
     size_t inuse = c->inuse_total;
     out->total_slabs = c->full.count + c->partial.count + c->empty.count;
     out->active_slabs = c->full.count + c->partial.count;
@@ -50,7 +51,7 @@ int kmem_cache_get_stats(struct kmem_cache *c, struct kmem_cache_stats *out)
     out->slabs_freed = c->slabs_freed;
     out->ctor_calls = c->ctor_calls;
     out->dtor_calls = c->dtor_calls;
-    pthread_mutex_unlock(&c->lock);
+    heap_mutex_unlock(&c->lock);
     out->active_objects = inuse > cached ? inuse - cached : 0;
     return 0;
 }
@@ -59,30 +60,30 @@ int kmem_cache_get_stats(struct kmem_cache *c, struct kmem_cache_stats *out)
 static bool stats_nth(size_t index, struct kmem_cache_stats *st)
 {
     bool found = false;
-    pthread_mutex_lock(&slab_caches_lock);
-    struct kmem_cache *c = slab_caches;
+    heap_mutex_lock(&cache_list_lock);
+    struct kmem_cache *c = cache_list;
     for (size_t i = 0; c && i < index; i++)
         c = c->next_cache;
     if (c)
         found = kmem_cache_get_stats(c, st) == 0;
-    pthread_mutex_unlock(&slab_caches_lock);
+    heap_mutex_unlock(&cache_list_lock);
     return found;
 }
 
 static size_t pad_field(char *buf, size_t len, size_t pos, size_t width, size_t value)
 {
     char num[24];
-    size_t n = slab_format(num, sizeof num, "%zu", value);
+    size_t n = heap_fmt(num, sizeof num, "%zu", value);
     while (n < width && pos + 1 < len) {
         buf[pos++] = ' ';
         width--;
     }
-    return pos + slab_format(buf + pos, len - pos, "%s", num);
+    return pos + heap_fmt(buf + pos, len - pos, "%s", num);
 }
 
 static size_t format_slabinfo_line(char *buf, size_t len, const struct kmem_cache_stats *st)
 {
-    size_t pos = slab_format(buf, len, "%s", st->name);
+    size_t pos = heap_fmt(buf, len, "%s", st->name);
     size_t name_w = strlen(st->name);
     for (; name_w < 17 && pos + 1 < len; name_w++)
         buf[pos++] = ' ';
@@ -91,15 +92,15 @@ static size_t format_slabinfo_line(char *buf, size_t len, const struct kmem_cach
     pos = pad_field(buf, len, pos, 7, st->slot_size);
     pos = pad_field(buf, len, pos, 5, st->objects_per_slab);
     pos = pad_field(buf, len, pos, 5, st->pages_per_slab);
-    pos += slab_format(buf + pos, len - pos, "%s", " : tunables");
+    pos += heap_fmt(buf + pos, len - pos, "%s", " : tunables");
     pos = pad_field(buf, len, pos, 5, st->magazine_size);
     pos = pad_field(buf, len, pos, 5, st->magazine_size / 2);
     pos = pad_field(buf, len, pos, 5, 0);
-    pos += slab_format(buf + pos, len - pos, "%s", " : slabdata");
+    pos += heap_fmt(buf + pos, len - pos, "%s", " : slabdata");
     pos = pad_field(buf, len, pos, 7, st->active_slabs);
     pos = pad_field(buf, len, pos, 7, st->total_slabs);
     pos = pad_field(buf, len, pos, 7, st->cached_objects);
-    pos += slab_format(buf + pos, len - pos, "%s", "\n");
+    pos += heap_fmt(buf + pos, len - pos, "%s", "\n");
     return pos < len ? pos : len - 1;
 }
 
@@ -177,10 +178,10 @@ static size_t format_json_cache(char *buf, size_t len, const struct kmem_cache_s
         {"invalid_frees", st->invalid_frees},
         {"flags", st->flags},
     };
-    size_t pos = slab_format(buf, len, "{\"name\":\"%s\"", name);
+    size_t pos = heap_fmt(buf, len, "{\"name\":\"%s\"", name);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        pos += slab_format(buf + pos, len - pos, ",\"%s\":%zu", fields[i].key, fields[i].value);
-    pos += slab_format(buf + pos, len - pos, "%s", "}");
+        pos += heap_fmt(buf + pos, len - pos, ",\"%s\":%zu", fields[i].key, fields[i].value);
+    pos += heap_fmt(buf + pos, len - pos, "%s", "}");
     return pos;
 }
 
@@ -205,8 +206,8 @@ void kmem_cache_for_each(void (*fn)(struct kmem_cache *cache, void *arg), void *
 {
     if (!fn)
         return;
-    pthread_mutex_lock(&slab_caches_lock);
-    for (struct kmem_cache *c = slab_caches; c; c = c->next_cache)
+    heap_mutex_lock(&cache_list_lock);
+    for (struct kmem_cache *c = cache_list; c; c = c->next_cache)
         fn(c, arg);
-    pthread_mutex_unlock(&slab_caches_lock);
+    heap_mutex_unlock(&cache_list_lock);
 }

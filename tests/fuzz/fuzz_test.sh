@@ -16,9 +16,9 @@ fi
 work=$(mktemp -d "${TEST_TMPDIR:-/tmp}/fuzz.XXXXXX")
 cflags=(-w -g -O1 -fsanitize=fuzzer-no-link,address -D_GNU_SOURCE -I"$root")
 objs=()
-for f in "$root"/heap/*.c "$root"/buddy/buddy.c "$root"/slab/slab.c "$root"/slab/magazine.c \
-         "$root"/slab/report.c "$root"/slab/stats.c "$root"/slab/debug.c "$root"/slab/leak.c \
-         "$root"/slab/heapmap.c "$root"/slab/kmalloc.c; do
+for f in "$root"/heap/*.c "$root"/buddy/buddy.c "$root"/slab/cache.c "$root"/slab/magazine.c \
+         "$root"/slab/slab.c "$root"/slab/debug.c "$root"/slab/report.c "$root"/slab/ptrset.c \
+         "$root"/slab/stats.c "$root"/slab/leak.c "$root"/slab/heapmap.c "$root"/slab/kmalloc.c; do
     o="$work/$(basename "$(dirname "$f")")_$(basename "$f" .c).o"
     "$clang" -std=c11 "${cflags[@]}" -c "$f" -o "$o"
     objs+=("$o")

@@ -188,7 +188,7 @@ class HeapTest : public ::testing::Test {
         ASSERT_EQ(0, heap_set_options(&o));
     }
     static heap_extent *Alloc(size_t size, bool dedicated = false) {
-        return heap_extent_alloc(size, HEAP_KIND_BUDDY, 7, nullptr, dedicated);
+        return heap_extent_alloc(size, HEAP_KIND_SPLIT, 7, nullptr, dedicated);
     }
 };
 
@@ -206,7 +206,7 @@ TEST_F(HeapTest, FirstExtentIsPaddedToAlignment) {
     EXPECT_EQ(g_fake.lo + kBreakOffset, RegionStart(e));
     EXPECT_EQ(g_fake.brk, e->base + e->size);
     EXPECT_EQ(HEAP_EXTENT_MAGIC, e->magic);
-    EXPECT_EQ(HEAP_KIND_BUDDY, e->kind);
+    EXPECT_EQ(HEAP_KIND_SPLIT, e->kind);
     EXPECT_EQ(7, e->tag);
     heap_stats s = Stats();
     EXPECT_EQ(kFirstPad + kExt, s.sbrk_bytes);
@@ -837,7 +837,7 @@ TEST(HeapOptionsTest, EnvironmentIsReadAtReset) {
     // use_sbrk off: extents are mapped, the break is never touched.
     FakeReset();
     ASSERT_EQ(0, heap_set_os_ops(&kFakeOps));
-    heap_extent *e = heap_extent_alloc(kExt, HEAP_KIND_BUDDY, 1, nullptr, false);
+    heap_extent *e = heap_extent_alloc(kExt, HEAP_KIND_SPLIT, 1, nullptr, false);
     ASSERT_NE(nullptr, e);
     EXPECT_EQ(HEAP_SRC_MMAP, e->source);
     EXPECT_EQ(0, g_fake.sbrk_calls);
@@ -968,7 +968,7 @@ void *StressThread(void *arg) {
         } else {
             bool dedicated = (r & 3) == 0;
             size_t size = dedicated ? (1 + r % 5) * kPage : (1 + r % 2) * kExt;
-            heap_extent *e = heap_extent_alloc(size, HEAP_KIND_BUDDY, 1, nullptr, dedicated);
+            heap_extent *e = heap_extent_alloc(size, HEAP_KIND_SPLIT, 1, nullptr, dedicated);
             if (!e) {
                 a->failures++;
                 continue;
@@ -1025,7 +1025,7 @@ TEST(HeapRealOsTest, GlibcMallocMovesTheBreakInBetween) {
     if (HEAP_TEST_SANITIZER)
         GTEST_SKIP() << "the sanitizer's allocator does not use the program break";
     heap_reset_for_tests();  // real OS ops
-    heap_extent *a = heap_extent_alloc(kExt, HEAP_KIND_BUDDY, 1, nullptr, false);
+    heap_extent *a = heap_extent_alloc(kExt, HEAP_KIND_SPLIT, 1, nullptr, false);
     ASSERT_NE(nullptr, a);
     ASSERT_EQ(HEAP_SRC_SBRK, a->source);
     EXPECT_EQ(0, heap_validate());
@@ -1043,7 +1043,7 @@ TEST(HeapRealOsTest, GlibcMallocMovesTheBreakInBetween) {
         blocks.push_back(p);
     }
     ASSERT_NE(our_top, reinterpret_cast<uintptr_t>(sbrk(0))) << "glibc malloc never used sbrk";
-    heap_extent *b = heap_extent_alloc(2 * kExt, HEAP_KIND_BUDDY, 1, nullptr, false);
+    heap_extent *b = heap_extent_alloc(2 * kExt, HEAP_KIND_SPLIT, 1, nullptr, false);
     ASSERT_NE(nullptr, b);
     EXPECT_EQ(0, heap_validate());
     EXPECT_EQ(0u, b->base % kExt);
@@ -1063,7 +1063,7 @@ TEST(HeapRealOsTest, GlibcMallocMovesTheBreakInBetween) {
     for (void *p : blocks)
         free(p);
     // An extent freed right away is at the top and goes back with a negative sbrk.
-    heap_extent *c = heap_extent_alloc(kExt, HEAP_KIND_BUDDY, 1, nullptr, false);
+    heap_extent *c = heap_extent_alloc(kExt, HEAP_KIND_SPLIT, 1, nullptr, false);
     ASSERT_NE(nullptr, c);
     size_t trims = Stats().trims;
     uintptr_t c_start = RegionStart(c);
@@ -1079,3 +1079,104 @@ TEST(HeapRealOsTest, GlibcMallocMovesTheBreakInBetween) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ the formatter (heap/fmt.h)
+
+// heap_fmt, the printf subset every layer's reports, statistics and heap map use (no malloc):
+// field widths, and a conversion it does not know is printed literally without taking an
+// argument (so the arguments after it still line up).
+TEST(HeapFmt, WidthsAndUnknownConversions) {
+    char buf[128];
+    // Formats the compiler would reject are built at run time.
+    const std::string odd1 = "[%4zu|%3u|%5d|%-|%2s|%6p]", odd2 = "%zq %s %zx", odd3 = "%";
+    EXPECT_EQ(30u, heap_fmt(buf, sizeof buf, odd1.c_str(), (size_t)42, 7u, -12, "abc",
+                            (void *)0x1f));
+    EXPECT_STREQ("[  42|  7|  -12|%-|abc|  0x1f]", buf);
+    EXPECT_EQ(9u, heap_fmt(buf, sizeof buf, odd2.c_str(), "ok", (size_t)255));
+    EXPECT_STREQ("%zq ok ff", buf);
+    EXPECT_EQ(3u, heap_fmt(buf, 4, "%6u", 5u)) << "truncated to the buffer";
+    EXPECT_STREQ("   ", buf);
+    EXPECT_EQ(1u, heap_fmt(buf, sizeof buf, odd3.c_str()));
+    EXPECT_STREQ("%", buf);
+}
+
+// Every conversion at its limits: NULL strings, INT_MIN, SIZE_MAX in decimal and hex, a NULL
+// pointer, the percent sign; and a zero-length buffer, which is never written.
+TEST(HeapFmt, EveryConversionAtItsLimits) {
+    char buf[128];
+    const char *null_str = nullptr;
+    const std::string str_fmt = "%s"; // at run time: the compiler refuses a literal with NULL
+    EXPECT_EQ(6u, heap_fmt(buf, sizeof buf, str_fmt.c_str(), null_str));
+    EXPECT_STREQ("(null)", buf);
+    heap_fmt(buf, sizeof buf, "%d %d %u", INT32_MIN, 0, 4294967295u);
+    EXPECT_STREQ("-2147483648 0 4294967295", buf);
+    heap_fmt(buf, sizeof buf, "%zu %zx", SIZE_MAX, SIZE_MAX);
+    EXPECT_STREQ("18446744073709551615 ffffffffffffffff", buf);
+    heap_fmt(buf, sizeof buf, "%p 100%%", (void *)nullptr);
+    EXPECT_STREQ("0x0 100%", buf);
+    char untouched[4] = {'x', 'y', 'z', '\0'};
+    EXPECT_EQ(0u, heap_fmt(untouched, 0, "%s", "abc"));
+    EXPECT_STREQ("xyz", untouched);
+    EXPECT_EQ(0u, heap_fmt(buf, 1, "%s", "abc"));
+    EXPECT_STREQ("", buf);
+}
+
+// heap_fmt_line: one line on stderr, "slabcache: " first and a newline last, cut to
+// HEAP_FMT_LINE_MAX, errno unchanged.
+TEST(HeapFmt, LineHasThePrefixANewlineAndKeepsErrno) {
+    testing::internal::CaptureStderr();
+    errno = ERANGE;
+    heap_fmt_line("heap: %s %zu", "answer", (size_t)42);
+    EXPECT_EQ(ERANGE, errno);
+    EXPECT_EQ("slabcache: heap: answer 42\n", testing::internal::GetCapturedStderr());
+    std::string longer(2 * HEAP_FMT_LINE_MAX, 'a');
+    testing::internal::CaptureStderr();
+    heap_fmt_line("%s", longer.c_str());
+    std::string out = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(HEAP_FMT_LINE_MAX - 1, out.size());
+    EXPECT_EQ(0u, out.find("slabcache: aaa"));
+    EXPECT_EQ('\n', out.back());
+}
+
+// ------------------------------------------------------------------ the lock (heap/mutex.h)
+
+// In debug builds a heap_mutex knows its owner: held by the locking thread only, and no longer
+// after unlock.  Without the bookkeeping (NDEBUG) heap_mutex_held is always true.
+TEST(HeapMutex, KnowsItsOwnerInDebugBuilds) {
+    static struct heap_mutex m;
+    heap_mutex_init(&m);
+    if (!HEAP_MUTEX_DEBUG) {
+        EXPECT_TRUE(heap_mutex_held(&m));
+        heap_mutex_destroy(&m);
+        GTEST_SKIP() << "NDEBUG: no owner bookkeeping";
+    }
+    EXPECT_FALSE(heap_mutex_held(&m));
+    heap_mutex_lock(&m);
+    EXPECT_TRUE(heap_mutex_held(&m));
+    bool other_sees_held = true;
+    pthread_t t;
+    ASSERT_EQ(0, pthread_create(
+                     &t, nullptr,
+                     [](void *arg) -> void * {
+                         *static_cast<bool *>(arg) = heap_mutex_held(&m);
+                         return nullptr;
+                     },
+                     &other_sees_held));
+    pthread_join(t, nullptr);
+    EXPECT_FALSE(other_sees_held) << "another thread does not hold it";
+    heap_mutex_unlock(&m);
+    EXPECT_FALSE(heap_mutex_held(&m));
+    heap_mutex_destroy(&m);
+}
+
+// A function named *_locked asserts its lock in debug builds: calling one without the HEAP
+// lock aborts.
+TEST(HeapMutex, LockedFunctionWithoutTheLockAbortsInDebugBuilds) {
+    if (!HEAP_MUTEX_DEBUG)
+        GTEST_SKIP() << "NDEBUG: assertions compiled out";
+    ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+    EXPECT_DEATH(heap_holds_extents_locked(), "heap_mutex_held");
+    heap_lock();
+    (void)heap_holds_extents_locked(); /* with the lock: no abort */
+    heap_unlock();
+}

@@ -40,7 +40,7 @@
 #include "slab/kmalloc.h"
 #include "slab/slab.h"
 extern "C" {
-// Pulls in slab_internal.h (C only): slab_report_reset_options re-reads SLABCACHE_ON_ERROR.
+// Pulls in slab/internal.h (C only): report_reset_options re-reads SLABCACHE_ON_ERROR.
 #include "slab/kmalloc_internal.h"
 }
 
@@ -146,7 +146,7 @@ TEST_F(KmallocTest, ClassCachesOwnTheMagazineEntryOfTheirIndex) {
         kfree(p);
         void *q = kmalloc(size, 0);
         EXPECT_EQ(p, q) << c->name << ": not popped from entry " << i;
-        EXPECT_EQ(slab_tls_tcache->ent[i].cache, c) << c->name;
+        EXPECT_EQ(magazine_tls_table->ent[i].cache, c) << c->name;
         kfree(q);
     }
     struct kmem_cache *u = kmem_cache_create("user-id", 100, 0, 0, nullptr);
@@ -161,7 +161,7 @@ TEST_F(KmallocTest, ClassCachesOwnTheMagazineEntryOfTheirIndex) {
 TEST_F(KmallocTest, MallocIndexTableMatchesTheClasses) {
     for (size_t size = 0; size <= KMALLOC_TABLE_MAX; size++) {
         size_t s16 = size ? (size + 15) & ~(size_t)15 : 16;
-        unsigned i = kmalloc_malloc_index[(size + 15) / 16];
+        unsigned i = kmalloc_index16[(size + 15) / 16];
         ASSERT_EQ(i, kmalloc_class_index(s16)) << size;
         ASSERT_EQ(kmalloc_class_size(i) % 16, 0u) << size;
         ASSERT_GE(kmalloc_class_size(i), size) << size;
@@ -827,11 +827,11 @@ class KmallocMisuseTest : public KmallocTest {
     void SetUp() override {
         KmallocTest::SetUp();
         setenv("SLABCACHE_ON_ERROR", "report", 1);
-        slab_report_reset_options();
+        report_reset_options();
     }
     void TearDown() override {
         unsetenv("SLABCACHE_ON_ERROR");
-        slab_report_reset_options();
+        report_reset_options();
         KmallocTest::TearDown();
     }
 };
@@ -887,7 +887,7 @@ TEST_F(KmallocMisuseTest, DoubleFreeAfterAnotherThreadReturnedItIsReported) {
     for (int i = 0; i < 4; i++) kfree(kmalloc(100, 0));  // hint and run of the class set up
     void *keep = kmalloc(100, 0);
     void *x = kmalloc(100, 0);
-    ASSERT_NE(nullptr, kfree_hint_for(x)->cache) << "the run would not be tried";
+    ASSERT_NE(nullptr, kmalloc_hint_for(x)->cache) << "the run would not be tried";
     std::thread t([x] {
         kfree(x);
         kmem_cache_thread_flush();

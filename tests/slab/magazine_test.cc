@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-// tests/slab/magazine_test.cc - per-thread magazines, the depot, thread exit and fork (issue 4).
+// tests/slab/magazine_test.cc - per-thread magazines, the depot, thread exit and fork.
 //
 // Strategy: deterministic multithreaded workloads (fixed seeds, fixed op counts), a content
 // pattern written into every object and checked before it is freed, kmem_cache_validate after
@@ -24,7 +24,9 @@
 
 extern "C" {
 #include "slab/slab.h"
-#include "slab/slab_internal.h"
+#include "slab/debug.h"
+#include "slab/fastpath.h"
+#include "slab/internal.h"
 }
 
 namespace {
@@ -330,9 +332,9 @@ TEST(MagazineStats, CachedPlusActiveEqualsSlotsInUse) {
     EXPECT_EQ(1500u, st.active_objects);
     EXPECT_EQ(3000u, st.allocs);
     EXPECT_EQ(1500u, st.frees);
-    pthread_mutex_lock(&c->lock);
+    heap_mutex_lock(&c->lock);
     size_t inuse = c->inuse_total;
-    pthread_mutex_unlock(&c->lock);
+    heap_mutex_unlock(&c->lock);
     EXPECT_EQ(inuse, st.active_objects + st.cached_objects);
     for (int i = 1500; i < 3000; i++) kmem_cache_free(c, v[i]);
     kmem_cache_destroy(c);
@@ -372,7 +374,7 @@ TEST(MagazineWindow, FirstMagazineFillsThenSwapsAndExchangesStayConsistent) {
     kmem_cache_destroy(c);
 }
 
-// The popped run (slab_internal.h): a free of the object this thread allocated last skips
+// The popped run (slab/fastpath.h): a free of the object this thread allocated last skips
 // the always-on check.  A free of anything else ends the run, so an object freed out of LIFO
 // order and still cached never stays in it: the validator checks the run after every step
 // (distinct in-use slots, none cached in the thread's magazines).
@@ -421,7 +423,7 @@ TEST(MagazinePoppedRun, FreesOutOfOrderEndTheRun) {
 // full check reports the double free and the object is not handed out twice.
 TEST(MagazinePoppedRun, DoubleFreeAfterAnotherThreadReturnedItIsReported) {
     setenv("SLABCACHE_ON_ERROR", "report", 1);
-    slab_report_reset_options();
+    report_reset_options();
     kmem_cache *c = kmem_cache_create("run-xthread", 64, 0, 0, nullptr);
     void *keep = kmem_cache_alloc(c, 0);  // keeps the slab alive
     void *x = kmem_cache_alloc(c, 0);     // the run now starts at x
@@ -444,7 +446,7 @@ TEST(MagazinePoppedRun, DoubleFreeAfterAnotherThreadReturnedItIsReported) {
     EXPECT_EQ(0u, Stats(c).active_objects);
     kmem_cache_destroy(c);
     unsetenv("SLABCACHE_ON_ERROR");
-    slab_report_reset_options();
+    report_reset_options();
 }
 
 // A double free of an object deeper than the top of a magazine passes the always-on check
@@ -454,7 +456,7 @@ TEST(MagazinePoppedRun, DoubleFreeAfterAnotherThreadReturnedItIsReported) {
 // no slot is freed twice.
 TEST(MagazineDoubleFree, DeeperDoubleFreeIsCaughtWhenTheMagazineReturnsToTheSlab) {
     setenv("SLABCACHE_ON_ERROR", "report", 1);
-    slab_report_reset_options();
+    report_reset_options();
     kmem_cache *c = kmem_cache_create("deep-double", 64, 0, 0, nullptr);
     void *keep = kmem_cache_alloc(c, 0);
     void *a = kmem_cache_alloc(c, 0);
@@ -487,7 +489,7 @@ TEST(MagazineDoubleFree, DeeperDoubleFreeIsCaughtWhenTheMagazineReturnsToTheSlab
     EXPECT_EQ(0, kmem_cache_validate(c));
     kmem_cache_destroy(c);
     unsetenv("SLABCACHE_ON_ERROR");
-    slab_report_reset_options();
+    report_reset_options();
 }
 
 // Fixed magazine ids (the kmalloc classes take id = class index): threads racing to create
@@ -505,7 +507,7 @@ TEST(MagazineFixedId, RacingCreatorsGetOneCacheWithMagazines) {
             ready++;
             while (ready.load() < kThreads) {
             }
-            got[t] = slab_cache_create_fixed_id("fixed-race", 200, nullptr, 0, kId);
+            got[t] = cache_create_fixed_id("fixed-race", 200, nullptr, 0, kId);
         });
     for (auto &t : ts) t.join();
     ASSERT_NE(nullptr, got[0]);
@@ -513,10 +515,10 @@ TEST(MagazineFixedId, RacingCreatorsGetOneCacheWithMagazines) {
     EXPECT_EQ(kId, got[0]->id);
     EXPECT_NE(0u, got[0]->mag_size);
     size_t named = 0;
-    pthread_mutex_lock(&slab_caches_lock);
-    for (kmem_cache *c = slab_caches; c; c = c->next_cache)
+    heap_mutex_lock(&cache_list_lock);
+    for (kmem_cache *c = cache_list; c; c = c->next_cache)
         named += strcmp(c->name, "fixed-race") == 0;
-    pthread_mutex_unlock(&slab_caches_lock);
+    heap_mutex_unlock(&cache_list_lock);
     EXPECT_EQ(1u, named);
     void *p = kmem_cache_alloc(got[0], 0);
     kmem_cache_free(got[0], p);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-// tests/slab/slab_test.cc - the kmem_cache API (issue 3), single-threaded.
+// tests/slab/slab_test.cc - the kmem_cache API, single-threaded.
 //
 // Strategy: every public function is exercised through the public header, and the white-box
 // validator (kmem_cache_validate / slabcache_validate) runs after each step that changes
@@ -23,7 +23,9 @@
 
 extern "C" {
 #include "slab/slab.h"
-#include "slab/slab_internal.h"
+#include "slab/debug.h"
+#include "slab/fastpath.h"
+#include "slab/internal.h"
 }
 
 namespace {
@@ -33,11 +35,11 @@ constexpr size_t kPage = 4096;
 struct ReportMode {
     ReportMode() {
         setenv("SLABCACHE_ON_ERROR", "report", 1);
-        slab_report_reset_options();
+        report_reset_options();
     }
     ~ReportMode() {
         unsetenv("SLABCACHE_ON_ERROR");
-        slab_report_reset_options();
+        report_reset_options();
     }
 };
 
@@ -282,7 +284,7 @@ TEST(SlabObjects, SlabOfAnObjectIsItsAlignedBlock) {
     ASSERT_TRUE(buddy_lookup(p, &info));
     EXPECT_EQ(head, reinterpret_cast<uintptr_t>(info.head));
     EXPECT_EQ(BUDDY_TAG_SLAB, info.tag);
-    EXPECT_EQ(c, slab_block_cache(info.head));
+    EXPECT_EQ(c, cache_of_block(info.head));
     kmem_cache_free(c, p);
     kmem_cache_destroy(c);
 }
@@ -564,6 +566,21 @@ TEST(SlabMisuseDeathTest, DefaultModeAborts) {
     kmem_cache_destroy(c);
 }
 
+// In debug builds a function named *_locked asserts that its caller holds the lock it needs
+// (heap/mutex.h records the owner): the slab validator called without cache->lock aborts,
+// and with it passes.
+TEST(SlabMisuseDeathTest, LockedFunctionsAssertTheirLockInDebugBuilds) {
+    if (!HEAP_MUTEX_DEBUG) GTEST_SKIP() << "NDEBUG: assertions compiled out";
+    kmem_cache *c = kmem_cache_create("locked", 64, 0, 0, nullptr);
+    void *p = kmem_cache_alloc(c, 0);
+    EXPECT_DEATH(slab_validate_locked(c), "heap_mutex_held");
+    heap_mutex_lock(&c->lock);
+    EXPECT_EQ(0, slab_validate_locked(c));
+    heap_mutex_unlock(&c->lock);
+    kmem_cache_free(c, p);
+    kmem_cache_destroy(c);
+}
+
 // ------------------------------------------------------------------ reports
 
 TEST(SlabStats, SlabinfoHasTheVersion21Format) {
@@ -736,6 +753,152 @@ TEST(SlabShrink, ShrinkReturnsFreeExtentsToTheOS) {
     EXPECT_LT(after.extents, before.extents);
     EXPECT_EQ(0, slabcache_validate());
     kmem_cache_destroy(c);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ extra per-slot bitmaps
+// cache_create_with_bitmaps (slab/internal.h): a layer above keeps bits per slot (mark bits,
+// for instance) in `extra` more bitmaps right after the in-use one.  This layer zeroes them
+// when it makes a slab, counts them in the geometry, checks their padding bits in the
+// validator and never touches them otherwise; slab_walk visits every slab under the lock.
+
+namespace {
+
+struct WalkState {
+    kmem_cache *cache;
+    size_t slabs = 0, nonzero_words = 0, overlaps = 0, unlocked = 0;
+    bool set_first_bits = false;
+};
+
+void WalkSlab(kmem_cache *c, slab *s, void *arg) {
+    auto *w = static_cast<WalkState *>(arg);
+    EXPECT_EQ(w->cache, c);
+    w->slabs++;
+    if (!heap_mutex_held(&c->lock)) w->unlocked++;
+    for (unsigned k = 0; k < c->extra_bitmaps; k++) {
+        uint64_t *bm = slab_extra_bitmap(c, s, k);
+        EXPECT_EQ(s->bitmap + (1 + k) * c->bitmap_words, bm);
+        if (reinterpret_cast<char *>(bm + c->bitmap_words) > s->objs) w->overlaps++;
+        for (uint32_t i = 0; i < c->bitmap_words; i++) w->nonzero_words += bm[i] != 0;
+        if (w->set_first_bits) bm[0] |= 1;  // slot 0 exists in every slab
+    }
+}
+
+// A cache with `extra` bitmaps whose slabs' last bitmap word has padding bits.
+kmem_cache *CreateWithBitmaps(const char *name, unsigned extra) {
+    for (size_t size : {48, 56, 72, 88, 104}) {
+        kmem_cache *c = cache_create_with_bitmaps(name, size, nullptr, 0, extra);
+        if (c == nullptr) return nullptr;
+        if (c->objs_per_slab % 64 != 0) return c;
+        kmem_cache_destroy(c);
+    }
+    return nullptr;
+}
+
+TEST(SlabExtraBitmaps, ZeroedOnEveryNewSlabAndApartFromTheSlots) {
+    kmem_cache *c = CreateWithBitmaps("bits3", 3);
+    ASSERT_NE(nullptr, c);
+    EXPECT_EQ(3u, c->extra_bitmaps);
+    EXPECT_GE(c->objs_offset, sizeof(slab) + 4 * c->bitmap_words * sizeof(uint64_t));
+    // Dirty the buddy blocks the cache's slabs will be carved from: slabs made from them must
+    // still start with zeroed extra bitmaps.
+    std::vector<void *> blocks;
+    for (int i = 0; i < 4; i++) {
+        void *b = buddy_alloc(c->slab_order, BUDDY_TAG_USER);
+        ASSERT_NE(nullptr, b);
+        memset(b, 0xff, c->slab_bytes);
+        blocks.push_back(b);
+    }
+    for (void *b : blocks) ASSERT_EQ(0, buddy_free(b));
+    std::vector<void *> objs;
+    for (uint32_t i = 0; i < 3 * c->objs_per_slab; i++) {
+        void *p = kmem_cache_alloc(c, 0);
+        ASSERT_NE(nullptr, p);
+        memset(p, 0xff, c->object_size);  // every byte of every object: no bitmap may change
+        objs.push_back(p);
+    }
+    WalkState w{c};
+    slab_walk(c, WalkSlab, &w);
+    EXPECT_EQ(Stats(c).total_slabs, w.slabs);
+    EXPECT_GE(w.slabs, 3u);
+    EXPECT_EQ(0u, w.nonzero_words) << "extra bitmaps zeroed when the slab was made, untouched";
+    EXPECT_EQ(0u, w.overlaps) << "the bitmaps end before slot 0";
+    if (HEAP_MUTEX_DEBUG) {
+        EXPECT_EQ(0u, w.unlocked) << "the walk holds the cache's lock";
+    }
+    // Bits of real slots are the layer above's business: the validator accepts them.
+    w = WalkState{c};
+    w.set_first_bits = true;
+    slab_walk(c, WalkSlab, &w);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    for (void *p : objs) kmem_cache_free(c, p);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_destroy(c);
+}
+
+void SetPaddingBit(kmem_cache *c, slab *s, void *arg) {
+    unsigned k = *static_cast<unsigned *>(arg);
+    slab_extra_bitmap(c, s, k)[c->bitmap_words - 1] |= uint64_t{1} << 63;
+}
+
+void ClearPaddingBit(kmem_cache *c, slab *s, void *arg) {
+    unsigned k = *static_cast<unsigned *>(arg);
+    slab_extra_bitmap(c, s, k)[c->bitmap_words - 1] &= ~(uint64_t{1} << 63);
+}
+
+// A bit past the last slot in an extra bitmap is a broken invariant: the validator names it.
+TEST(SlabExtraBitmaps, ValidatorRefusesPaddingBits) {
+    kmem_cache *c = CreateWithBitmaps("bits2", 2);
+    ASSERT_NE(nullptr, c);
+    void *p = kmem_cache_alloc(c, 0);
+    ASSERT_NE(nullptr, p);
+    ASSERT_EQ(0, kmem_cache_validate(c));
+    unsigned k = 1;
+    slab_walk(c, SetPaddingBit, &k);
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(-1, kmem_cache_validate(c));
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(std::string::npos, err.find("extra bitmap 1 has padding bits set")) << err;
+    slab_walk(c, ClearPaddingBit, &k);
+    EXPECT_EQ(0, kmem_cache_validate(c));
+    kmem_cache_free(c, p);
+    kmem_cache_destroy(c);
+}
+
+// Every count up to SLAB_MAX_EXTRA_BITMAPS fits header, bitmaps and slots in the slab; more
+// is EINVAL; none at all is exactly an ordinary cache.
+TEST(SlabExtraBitmaps, GeometryForEveryCount) {
+    for (size_t size : {8, 117, 4096}) {
+        kmem_cache *plain = kmem_cache_create("plain", size, 0, 0, nullptr);
+        kmem_cache *zero = cache_create_with_bitmaps("zero", size, nullptr, 0, 0);
+        ASSERT_NE(nullptr, plain);
+        ASSERT_NE(nullptr, zero);
+        EXPECT_EQ(plain->objs_per_slab, zero->objs_per_slab);
+        EXPECT_EQ(plain->objs_offset, zero->objs_offset);
+        EXPECT_EQ(plain->slab_order, zero->slab_order);
+        kmem_cache_destroy(plain);
+        kmem_cache_destroy(zero);
+        for (unsigned extra = 1; extra <= SLAB_MAX_EXTRA_BITMAPS; extra++) {
+            kmem_cache *c = cache_create_with_bitmaps("bits", size, nullptr, 0, extra);
+            ASSERT_NE(nullptr, c) << size << " " << extra;
+            EXPECT_GE(c->objs_offset,
+                      sizeof(slab) + (1 + extra) * c->bitmap_words * sizeof(uint64_t));
+            EXPECT_GE(c->bitmap_words * 64u, c->objs_per_slab);
+            EXPECT_LE(c->objs_offset + c->colour_max + size_t{c->objs_per_slab} * c->slot_size,
+                      c->slab_bytes);
+            void *p = kmem_cache_alloc(c, 0);
+            ASSERT_NE(nullptr, p);
+            memset(p, 0x5a, size);
+            EXPECT_EQ(0, kmem_cache_validate(c));
+            kmem_cache_free(c, p);
+            kmem_cache_destroy(c);
+        }
+    }
+    errno = 0;
+    EXPECT_EQ(nullptr, cache_create_with_bitmaps("too-many", 64, nullptr, 0,
+                                                 SLAB_MAX_EXTRA_BITMAPS + 1));
+    EXPECT_EQ(EINVAL, errno);
 }
 
 }  // namespace

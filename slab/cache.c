@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: MIT */
+/* slab/cache.c - the life of a kmem_cache and its front door.
+ *
+ * Everything a caller of slab.h does to a cache starts here and calls down, never back up:
+ * create (the geometry from slab.c, the magazine size from magazine.c, a magazine-table id),
+ * destroy, shrink, size and name; kmem_cache_validate and slabcache_validate; the process's
+ * init and fork handlers; and the public allocation entry points, whose fast paths are the
+ * inline magazine pop and push of fastpath.h:
+ *
+ *   kmem_cache_alloc   pop from the calling thread's loaded magazine; else
+ *                      cache_alloc_slow (live-cache check) -> magazine_alloc_slow (magazine.c)
+ *   kmem_cache_free    the popped run (the object this thread popped last: valid without a
+ *                      check); else the always-on check (slab_check_free_fast) and the push;
+ *                      else magazine_free_slow; a pointer the check refuses goes to
+ *                      slab_check_free_slow, which reports it
+ *   bulk               the thread's magazine first, then slab_alloc_batch
+ *
+ * The list of caches (cache_list, under cache_list_lock) is what stats.c, leak.c and
+ * heapmap.c walk.  Magazine-table ids: a cache with magazines owns entry `id` of every
+ * thread's table; ids below SLAB_FIXED_IDS are given only on request (the kmalloc classes),
+ * the others in order.
+ *
+ * fork(): the prepare handler takes every lock from cache_list_lock down to the heap's, in the
+ * order of types.h; the parent releases them; the child releases them and retires the thread
+ * tables of the threads it does not have (magazine_fork_child).
+ */
+#include "slab/slab.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buddy/buddy.h"
+#include "heap/fmt.h"
+#include "slab/debug.h"
+#include "slab/fastpath.h"
+#include "slab/internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_ASAN_BUILD 1
+#else
+#define CACHE_ASAN_BUILD 0
+#endif
+#define CACHE_REPORT_LEAK_ADDRS 8
+/* The depot keeps about this many bytes of objects in full magazines (and at least
+ * CACHE_DEPOT_MIN_FULL magazines); past that, a free returns a magazine to the slabs. */
+#define CACHE_DEPOT_BYTES ((size_t)1 << 20)
+#define CACHE_DEPOT_MIN_FULL 8
+
+struct heap_mutex cache_list_lock = HEAP_MUTEX_INITIALIZER;
+struct kmem_cache *cache_list;
+
+#define cache_list_assert_locked() heap_mutex_assert_held(&cache_list_lock)
+
+static int init_state; /* 0 none, 1 running, 2 done (atomic) */
+
+static inline bool is_pow2(size_t x)
+{
+    return x && !(x & (x - 1));
+}
+
+static inline size_t align_up(size_t x, size_t a)
+{
+    return (x + a - 1) & ~(a - 1);
+}
+
+static inline bool cache_is_live(const struct kmem_cache *c)
+{
+    return c && __atomic_load_n(&c->magic, __ATOMIC_RELAXED) == KMEM_CACHE_MAGIC;
+}
+
+/* ---------------------------------------------------------------- init and fork */
+
+static void fork_prepare(void)
+{
+    heap_mutex_lock(&cache_list_lock);
+    heap_mutex_lock(&magazine_tables_lock);
+    for (struct kmem_cache *c = cache_list; c; c = c->next_cache) {
+        heap_mutex_lock(&c->depot_lock);
+        heap_mutex_lock(&c->lock);
+    }
+    buddy_lock_all();
+}
+
+static void fork_unlock_all(void)
+{
+    buddy_unlock_all();
+    for (struct kmem_cache *c = cache_list; c; c = c->next_cache) {
+        heap_mutex_unlock(&c->lock);
+        heap_mutex_unlock(&c->depot_lock);
+    }
+    heap_mutex_unlock(&magazine_tables_lock);
+    heap_mutex_unlock(&cache_list_lock);
+}
+
+static void fork_parent(void)
+{
+    fork_unlock_all();
+}
+
+static void fork_child(void)
+{
+    fork_unlock_all();
+    magazine_fork_child();
+}
+
+void cache_init_once(void)
+{
+    if (SLAB_LIKELY(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == 2))
+        return;
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        magazine_init();
+        /* pthread_atfork may allocate: a re-entrant allocation sees init_state == 1 and goes
+         * on without waiting (everything it needs is statically initialised). */
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+    }
+}
+
+/* ---------------------------------------------------------------- magazine-table ids */
+
+/* Ids of live caches with magazines (cache_list_lock). */
+static uint64_t cache_id_used[SLAB_MAX_CACHES / 64];
+_Static_assert(SLAB_FIXED_IDS % 64 == 0 && SLAB_FIXED_IDS < SLAB_MAX_CACHES,
+               "fixed ids are whole words of cache_id_used, below the general ones");
+
+/* `want` (a fixed id) if it is free, else the first free general id; SLAB_NO_ID if none. */
+static uint32_t cache_id_alloc_locked(uint32_t want)
+{
+    cache_list_assert_locked();
+    if (want != SLAB_NO_ID) {
+        if (want >= SLAB_FIXED_IDS || (cache_id_used[want / 64] >> (want % 64)) & 1)
+            return SLAB_NO_ID;
+        cache_id_used[want / 64] |= (uint64_t)1 << (want % 64);
+        return want;
+    }
+    for (uint32_t w = SLAB_FIXED_IDS / 64; w < SLAB_MAX_CACHES / 64; w++) {
+        if (~cache_id_used[w]) {
+            unsigned b = (unsigned)__builtin_ctzll(~cache_id_used[w]);
+            cache_id_used[w] |= (uint64_t)1 << b;
+            return w * 64 + b;
+        }
+    }
+    return SLAB_NO_ID;
+}
+
+static void cache_id_free_locked(uint32_t id)
+{
+    cache_list_assert_locked();
+    if (id != SLAB_NO_ID)
+        cache_id_used[id / 64] &= ~((uint64_t)1 << (id % 64));
+}
+
+/* The live cache holding magazine table id `id`, or NULL. */
+static struct kmem_cache *cache_with_id_locked(uint32_t id)
+{
+    cache_list_assert_locked();
+    if (id == SLAB_NO_ID)
+        return NULL;
+    for (struct kmem_cache *c = cache_list; c; c = c->next_cache)
+        if (c->id == id && c->mag_size)
+            return c;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- create */
+
+static struct kmem_cache *create_fail(const char *name, unsigned int flags, int err)
+{
+    if (flags & SLAB_PANIC) {
+        heap_fmt_line("kmem_cache_create(%s) failed (errno %d) and SLAB_PANIC is set", name,
+                      err);
+        abort();
+    }
+    errno = err;
+    return NULL;
+}
+
+static struct kmem_cache *cache_create(const char *name, size_t size,
+                                       const struct kmem_cache_args *args, unsigned int flags,
+                                       void (*ctor_simple)(void *), uint32_t want_id,
+                                       unsigned extra_bitmaps)
+{
+    static const struct kmem_cache_args no_args;
+    if (!args)
+        args = &no_args;
+    size_t align = args->align ? args->align : SLAB_DEFAULT_ALIGN;
+    if (!name || !*name || size == 0 || size > KMEM_CACHE_MAX_SIZE || !is_pow2(align) ||
+        align > BUDDY_PAGE_SIZE || (flags & ~SLAB_KNOWN_FLAGS) ||
+        extra_bitmaps > SLAB_MAX_EXTRA_BITMAPS)
+        return create_fail(name ? name : "(null)", flags, EINVAL);
+    if (align < SLAB_DEFAULT_ALIGN)
+        align = SLAB_DEFAULT_ALIGN;
+    if ((flags & SLAB_HWCACHE_ALIGN) && align < SLAB_CACHELINE)
+        align = SLAB_CACHELINE;
+
+    cache_init_once();
+    struct kmem_cache *c = heap_meta_alloc(sizeof *c);
+    if (!c)
+        return create_fail(name, flags, ENOMEM);
+    size_t nlen = strnlen(name, KMEM_CACHE_NAME_MAX - 1);
+    memcpy(c->name, name, nlen);
+    c->name[nlen] = '\0';
+    c->object_size = (uint32_t)size;
+    c->align = (uint32_t)align;
+    c->slot_size = (uint32_t)align_up(size, align);
+    c->flags = flags;
+    debug_setup_cache(c, flags, args->ctor || ctor_simple); /* may grow slot_size */
+    c->ctor = args->ctor;
+    c->dtor = args->dtor;
+    c->ctor_arg = args->arg;
+    c->ctor_simple = ctor_simple;
+    c->max_objects = args->max_objects;
+    c->max_empty = args->max_empty_slabs ? args->max_empty_slabs : SLAB_DEFAULT_MAX_EMPTY;
+    c->extra_bitmaps = extra_bitmaps;
+    if (slab_compute_geometry(c) != 0) {
+        heap_meta_free(c, sizeof *c);
+        return create_fail(name, flags, EINVAL);
+    }
+    /* Exact live caps and SLAB_NO_MAGAZINE bypass the magazines. */
+    bool magazines = !(flags & (SLAB_NO_MAGAZINE | SLAB_CONSISTENCY_CHECKS)) && !c->max_objects &&
+                     !c->debug;
+    c->mag_size = magazines ? (args->magazine_size ? args->magazine_size
+                                                   : magazine_default_size(c->slot_size))
+                            : 0;
+    c->depot_max_full = CACHE_DEPOT_MIN_FULL +
+                        CACHE_DEPOT_BYTES / ((size_t)c->slot_size * (c->mag_size + 1));
+    heap_mutex_init(&c->lock);
+    heap_mutex_init(&c->depot_lock);
+    c->id = SLAB_NO_ID;
+
+    heap_mutex_lock(&cache_list_lock);
+    if (c->mag_size && (c->id = cache_id_alloc_locked(want_id)) == SLAB_NO_ID) {
+        struct kmem_cache *owner = cache_with_id_locked(want_id);
+        if (owner) { /* another thread made this fixed-id cache first: that one it is */
+            heap_mutex_unlock(&cache_list_lock);
+            heap_mutex_destroy(&c->lock);
+            heap_mutex_destroy(&c->depot_lock);
+            heap_meta_free(c, sizeof *c); /* magazines on: no debug state was set up */
+            return owner;
+        }
+        c->mag_size = 0; /* out of ids: no magazines */
+    }
+    c->tc_off = (uint32_t)(offsetof(struct magazine_table, ent) +
+                           (c->mag_size ? c->id : SLAB_MAX_CACHES) *
+                               sizeof(struct magazine_entry));
+    if (!c->mag_size && CACHE_ASAN_BUILD)
+        c->debug |= SLAB_DBG_ASAN; /* every op reaches the slabs: poison free slots */
+    c->next_cache = cache_list;
+    c->prev_cache = NULL;
+    if (cache_list)
+        cache_list->prev_cache = c;
+    cache_list = c;
+    __atomic_store_n(&c->magic, KMEM_CACHE_MAGIC, __ATOMIC_RELEASE);
+    heap_mutex_unlock(&cache_list_lock);
+    return c;
+}
+
+struct kmem_cache *kmem_cache_create_args(const char *name, size_t size,
+                                          const struct kmem_cache_args *args, unsigned int flags)
+{
+    return cache_create(name, size, args, flags, NULL, SLAB_NO_ID, 0);
+}
+
+struct kmem_cache *cache_create_fixed_id(const char *name, size_t size,
+                                         const struct kmem_cache_args *args,
+                                         unsigned int flags, uint32_t id)
+{
+    return cache_create(name, size, args, flags, NULL, id, 0);
+}
+
+struct kmem_cache *cache_create_with_bitmaps(const char *name, size_t size,
+                                             const struct kmem_cache_args *args,
+                                             unsigned int flags, unsigned extra)
+{
+    return cache_create(name, size, args, flags, NULL, SLAB_NO_ID, extra);
+}
+
+struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align,
+                                     unsigned int flags, void (*ctor)(void *obj))
+{
+    struct kmem_cache_args args = {0};
+    args.align = align;
+    return cache_create(name, size, &args, flags, ctor, SLAB_NO_ID, 0);
+}
+
+/* ---------------------------------------------------------------- destroy, shrink, queries */
+
+/* Destroy: objects cached in any thread's magazines and in the depot go back to their
+ * slabs first, so whatever is still in use is held by a caller: those are reported (count and
+ * first addresses), then every slab is released anyway (MemServer/MDX pool semantics).
+ * Destructors run for the free slots only: a live object is not in its constructed state. */
+void kmem_cache_destroy(struct kmem_cache *c)
+{
+    if (!c)
+        return;
+    if (!cache_is_live(c)) {
+        heap_fmt_line("kmem_cache_destroy: %p is not a live cache (destroyed twice?)", (void *)c);
+        report_misuse();
+        return;
+    }
+    heap_mutex_lock(&cache_list_lock);
+    if (c->prev_cache)
+        c->prev_cache->next_cache = c->next_cache;
+    else
+        cache_list = c->next_cache;
+    if (c->next_cache)
+        c->next_cache->prev_cache = c->prev_cache;
+    __atomic_store_n(&c->magic, 0, __ATOMIC_RELEASE);
+    heap_mutex_unlock(&cache_list_lock);
+
+    if (c->mag_size) {
+        magazine_flush_all_threads(c);
+        magazine_depot_drain(c);
+    }
+
+    void *addrs[CACHE_REPORT_LEAK_ADDRS];
+    size_t live, shown;
+    struct slab *chain = slab_detach_all(c, addrs, CACHE_REPORT_LEAK_ADDRS, &live, &shown);
+    if (live) {
+        char list[CACHE_REPORT_LEAK_ADDRS * 20 + 8];
+        size_t pos = 0;
+        for (size_t i = 0; i < shown; i++)
+            pos += heap_fmt(list + pos, sizeof list - pos, " %p", addrs[i]);
+        heap_fmt_line("kmem_cache_destroy(%s): %zu objects still in use (first:%s%s); releasing "
+                      "them with the cache",
+                      c->name, live, list, live > shown ? " ..." : "");
+    }
+    slab_destroy_chain(c, chain);
+
+    heap_mutex_lock(&cache_list_lock);
+    cache_id_free_locked(c->id);
+    heap_mutex_unlock(&cache_list_lock);
+    heap_mutex_destroy(&c->lock);
+    heap_mutex_destroy(&c->depot_lock);
+    heap_meta_free(c, sizeof *c);
+}
+
+int kmem_cache_shrink(struct kmem_cache *c)
+{
+    if (!cache_is_live(c)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (c->mag_size) {
+        magazine_flush_self(c);
+        magazine_depot_drain(c);
+    }
+    slab_release_empty(c, 0);
+    /* The slabs went to the buddy layer; whole free extents go on to the heap (which trims or
+     * purges them), so a shrink after freeing everything gives the memory back to the OS. */
+    buddy_trim(0);
+    return 0;
+}
+
+unsigned int kmem_cache_size(struct kmem_cache *c)
+{
+    if (!cache_is_live(c)) {
+        errno = EINVAL;
+        return 0;
+    }
+    return c->object_size;
+}
+
+const char *kmem_cache_name(struct kmem_cache *c)
+{
+    if (!cache_is_live(c)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return c->name;
+}
+
+struct kmem_cache *cache_of_block(const void *head)
+{
+    const struct slab *s = head;
+    struct kmem_cache *c = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
+    if (s->magic != SLAB_MAGIC || !cache_is_live(c))
+        return NULL;
+    return c;
+}
+
+/* ---------------------------------------------------------------- validation */
+
+int kmem_cache_validate(struct kmem_cache *c)
+{
+    if (!c || c->magic != KMEM_CACHE_MAGIC) {
+        heap_fmt_line("validate: %p is not a live cache", (void *)c);
+        return -1;
+    }
+    return magazine_validate(c);
+}
+
+int slabcache_validate(void)
+{
+    int rc = 0;
+    heap_mutex_lock(&cache_list_lock);
+    for (struct kmem_cache *c = cache_list; c && rc == 0; c = c->next_cache)
+        rc = kmem_cache_validate(c);
+    heap_mutex_unlock(&cache_list_lock);
+    if (rc == 0)
+        rc = buddy_validate();
+    if (rc == 0)
+        rc = heap_validate();
+    return rc;
+}
+
+/* ---------------------------------------------------------------- allocation */
+
+/* KM_ZERO out of line, so the fast path needs no stack frame. */
+__attribute__((noinline)) static void *zero_object(struct kmem_cache *c, void *obj)
+{
+    return memset(obj, 0, c->object_size);
+}
+
+__attribute__((noinline)) static void *cache_alloc_slow(struct kmem_cache *c, unsigned int flags,
+                                                        const void *caller)
+{
+    if (!c || c->magic != KMEM_CACHE_MAGIC) {
+        if (c) {
+            heap_fmt_line("kmem_cache_alloc: %p is not a live cache", (void *)c);
+            report_misuse();
+        }
+        errno = EINVAL;
+        return NULL;
+    }
+    void *obj = magazine_alloc_slow(c, caller);
+    if (obj && (flags & KM_ZERO))
+        memset(obj, 0, c->object_size);
+    return obj;
+}
+
+static inline __attribute__((always_inline)) void *
+cache_alloc(struct kmem_cache *c, unsigned int flags, const void *caller)
+{
+    void *obj;
+    if (SLAB_LIKELY(c != NULL) && SLAB_LIKELY(magazine_pop(c, &obj))) {
+        if (SLAB_UNLIKELY(flags & KM_ZERO))
+            return zero_object(c, obj);
+        return obj;
+    }
+    return cache_alloc_slow(c, flags, caller);
+}
+
+void *kmem_cache_alloc(struct kmem_cache *c, unsigned int flags)
+{
+    return cache_alloc(c, flags, __builtin_return_address(0));
+}
+
+void *cache_alloc_with_caller(struct kmem_cache *c, unsigned int flags, const void *caller)
+{
+    return cache_alloc(c, flags, caller);
+}
+
+void *kmem_cache_zalloc(struct kmem_cache *c, unsigned int flags)
+{
+    return kmem_cache_alloc(c, flags | KM_ZERO);
+}
+
+/* ---------------------------------------------------------------- free */
+
+/* kmem_cache_free when the inline check failed: report, or free if the pointer is valid
+ * after all (the fast check only decides the common case). */
+__attribute__((noinline, cold)) static void cache_free_checked(struct kmem_cache *c, void *obj,
+                                                               const void *caller)
+{
+    if (!c) {
+        heap_fmt_line("kmem_cache_free: invalid free of %p to a NULL cache", obj);
+        report_misuse();
+        return;
+    }
+    if (slab_check_free_slow(c, obj, "kmem_cache_free"))
+        magazine_free_slow(c, obj, caller);
+}
+
+/* The free of anything but the popped run's first object: the always-on check, then the
+ * push onto e (c's entry, already found).  Out of line, so the LIFO free needs no stack frame
+ * (the check's registers made the compiler save one on entry to kmem_cache_free). */
+__attribute__((noinline)) static void cache_free_check(struct kmem_cache *c, void *obj,
+                                                       const void *caller,
+                                                       struct magazine_entry *e)
+{
+    if (SLAB_UNLIKELY(!slab_check_free_fast(c, obj))) {
+        cache_free_checked(c, obj, caller);
+        return;
+    }
+    if (SLAB_UNLIKELY(!magazine_entry_push(e, obj)))
+        magazine_free_slow(c, obj, caller);
+}
+
+static inline __attribute__((always_inline)) void cache_free(struct kmem_cache *c, void *obj,
+                                                             const void *caller)
+{
+    if (SLAB_UNLIKELY(!obj))
+        return;
+    if (SLAB_UNLIKELY(!c)) {
+        cache_free_checked(c, obj, caller);
+        return;
+    }
+    /* The object this thread popped last (a LIFO free): valid without the check. */
+    struct magazine_entry *e = magazine_entry_of(c);
+    if (SLAB_LIKELY(magazine_entry_push_popped(c, e, obj)))
+        return;
+    cache_free_check(c, obj, caller, e);
+}
+
+void kmem_cache_free(struct kmem_cache *c, void *obj)
+{
+    cache_free(c, obj, __builtin_return_address(0));
+}
+
+void cache_free_with_caller(struct kmem_cache *c, void *obj, const void *caller)
+{
+    cache_free(c, obj, caller);
+}
+
+/* ---------------------------------------------------------------- bulk */
+
+size_t kmem_cache_alloc_bulk(struct kmem_cache *c, unsigned int flags, size_t nr, void **objs)
+{
+    if (!c || !objs || c->magic != KMEM_CACHE_MAGIC) {
+        errno = EINVAL;
+        return 0;
+    }
+    size_t got = magazine_alloc_bulk(c, objs, nr);
+    if (got < nr) {
+        size_t more = slab_alloc_batch(c, objs + got, nr - got, __builtin_return_address(0));
+        __atomic_fetch_add(&c->allocs, more, __ATOMIC_RELAXED);
+        got += more;
+        if (got < nr) { /* all or nothing */
+            kmem_cache_free_bulk(c, got, objs);
+            __atomic_fetch_add(&c->alloc_failures, 1, __ATOMIC_RELAXED);
+            errno = ENOMEM;
+            return 0;
+        }
+    }
+    if (flags & KM_ZERO)
+        for (size_t i = 0; i < nr; i++)
+            memset(objs[i], 0, c->object_size);
+    return nr;
+}
+
+void kmem_cache_free_bulk(struct kmem_cache *c, size_t nr, void **objs)
+{
+    if (!objs)
+        return;
+    if (c && c->magic == KMEM_CACHE_MAGIC && !c->mag_size) {
+        /* Magazine-less (debug) caches: keep the program's call site for the reports. */
+        const void *caller = __builtin_return_address(0);
+        for (size_t i = 0; i < nr; i++) {
+            if (!objs[i])
+                continue;
+            if (slab_check_free_fast(c, objs[i]))
+                magazine_free_slow(c, objs[i], caller);
+            else
+                cache_free_checked(c, objs[i], caller);
+        }
+        return;
+    }
+    for (size_t i = 0; i < nr; i++)
+        kmem_cache_free(c, objs[i]);
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# tools/package.sh - a Debian package of slabcache, built with dpkg-deb from the tree that
+# tools/install.sh installs (--prefix=/usr).
+#
+#   bash tools/package.sh [--out=DIR] [--prebuilt=DIR]
+#
+#   --out=DIR       where to write slabcache_VERSION_ARCH.deb (default: the current directory)
+#   --prebuilt=DIR  passed to tools/install.sh: install what Bazel built in DIR instead of
+#                   building (tests)
+#
+# One package, "slabcache": the shared library (with the ldconfig trigger and a shlibs
+# file), the static archive, the headers, pkg-config and CMake files, the man pages, and
+# /usr/share/doc/slabcache (copyright, changelog).  Binaries are stripped and man pages
+# compressed as Debian policy asks.  Then:
+#   sudo apt-get install ./slabcache_0.2.0_amd64.deb      sudo apt-get remove slabcache
+# Exit status 2 for bad arguments, 1 when a step fails.  SOURCE_DATE_EPOCH, if set, is the
+# time stamp of every file (default: the last commit's), so the same tree gives the same .deb.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+me=package.sh
+die_usage() {
+    echo "$me: $*" >&2
+    echo "usage: bash tools/package.sh [--out=DIR] [--prebuilt=DIR]" >&2
+    exit 2
+}
+die() { echo "$me: $*" >&2; exit 1; }
+
+out=$PWD prebuilt=()
+while (($#)); do
+    arg=$1
+    case "$arg" in
+        --out=* | --prebuilt=*) name=${arg%%=*} value=${arg#*=} ;;
+        --out | --prebuilt)
+            (($# >= 2)) || die_usage "$arg needs a value"
+            name=$arg value=$2
+            shift ;;
+        -h | --help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) die_usage "unknown argument '$arg'" ;;
+    esac
+    [[ -n $value ]] || die_usage "$name needs a value"
+    case "$name" in
+        --out) out=$value ;;
+        --prebuilt) prebuilt=("--prebuilt=$value") ;;
+    esac
+    shift
+done
+mkdir -p "$out" 2>/dev/null || die "cannot create --out directory $out"
+out=$(cd "$out" && pwd)
+for tool in dpkg-deb dpkg strip objdump gzip md5sum; do
+    command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install dpkg binutils gzip coreutils)"
+done
+
+version=$(sed -n 's/^#define SLABCACHE_VERSION_STRING "\([0-9.]*\)"$/\1/p' "$repo/slab/version.h")
+[[ -n $version ]] || die "no SLABCACHE_VERSION_STRING in slab/version.h"
+major=${version%%.*}
+arch=$(dpkg --print-architecture)
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+root=$stage/root
+bash "$repo/tools/install.sh" --prefix=/usr --destdir="$root" "${prebuilt[@]}" >/dev/null
+usr=$root/usr
+
+# Binaries stripped as dh_strip does (symbols for debugging belong in a -dbgsym package);
+# a shared library is not executable in a package.
+so=$usr/lib/libslabcache.so.$version
+strip --remove-section=.comment --remove-section=.note --strip-unneeded "$so"
+chmod 0644 "$so"
+strip --strip-debug --remove-section=.comment --enable-deterministic-archives \
+    "$usr/lib/libslabcache.a"
+
+# Man pages and long documents compressed; the licence as a machine-readable copyright file.
+find "$usr/share/man" -type f -name '*.[1-8]' -exec gzip -9n {} +
+doc=$usr/share/doc/slabcache
+gzip -9nc "$doc/CHANGELOG.md" >"$doc/changelog.gz"
+gzip -9n "$doc/README.md"
+{
+    echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+    echo "Upstream-Name: slabcache"
+    echo
+    echo "Files: *"
+    echo "Copyright: $(sed -n 's/^Copyright (c) //p' "$doc/LICENSE" | head -n 1)"
+    echo "License: MIT"
+    echo
+    echo "License: MIT"
+    sed -e '/^MIT License$/d' -e '/^Copyright (c)/d' "$doc/LICENSE" | sed -e '/./,$!d' |
+        sed -e 's/^$/./' -e 's/^/ /'
+} >"$doc/copyright"
+rm "$doc/CHANGELOG.md" "$doc/LICENSE"
+
+# The C library the shared library needs: the newest GLIBC_x.y symbol version it references
+# (what dpkg-shlibdeps would find from libc6's symbols file).
+glibc=$(objdump -T "$so" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+[[ -n $glibc ]] || die "no GLIBC symbol versions in $so"
+
+mkdir -p "$root/DEBIAN"
+installed_kib=$(du -sk --apparent-size "$usr" | cut -f1)
+cat >"$root/DEBIAN/control" <<EOF
+Package: slabcache
+Version: $version
+Architecture: $arch
+Maintainer: slabcache developers <slabcache@example.invalid>
+Installed-Size: $installed_kib
+Depends: libc6 (>= $glibc)
+Section: libdevel
+Priority: optional
+Description: object caches (kmem_cache), kmalloc and a drop-in malloc for C
+ slabcache is an object-cache library for C11: typed caches for hot structs in
+ the style of the Linux kernel's kmem_cache and Bonwick's slab allocator, on
+ bitmap-headed slabs with per-thread magazines, constructors and destructors,
+ /proc/slabinfo statistics and always-on detection of double and invalid
+ frees, with a kmalloc front and a drop-in malloc.
+ .
+ This package holds the shared library (libslabcache.so.$major, also usable with
+ LD_PRELOAD), the static archive, the headers (<slabcache.h>), pkg-config and
+ CMake files (find_package(slabcache)) and the man pages slabcache(3) and
+ slabcache(7).
+EOF
+# ldconfig runs once at the end of the dpkg run that installs or removes the library.
+echo "activate-noawait ldconfig" >"$root/DEBIAN/triggers"
+echo "libslabcache $major slabcache (>= $version)" >"$root/DEBIAN/shlibs"
+(cd "$root" && find usr -type f -printf '%P\0' | sort -z |
+    sed -z 's|^|usr/|' | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
+chmod 0644 "$root/DEBIAN"/*
+find "$root" -type d -exec chmod 0755 {} +
+
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}
+find "$root" -exec touch -h -d "@$epoch" {} +
+deb=$out/slabcache_${version}_${arch}.deb
+SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+echo "$me: $deb"
