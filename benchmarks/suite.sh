@@ -7,9 +7,9 @@
 #                            [--so PATH] [--alloc NAME=PATH]... [--allocators a,b] [--list]
 #   bash benchmarks/suite.sh --smoke --bindir DIR [--so PATH]     (the Bazel smoke test)
 #
-# (For one program of your own, benchmarks/compare.sh.)  Builds //slab:libslabcache.so and
-# the workloads with --config=opt, then runs every workload
-# under each allocator (LD_PRELOAD of Debian's libjemalloc.so.2, libtcmalloc_minimal.so.4,
+# (For one program of your own: benchmarks/compare.sh.)  Builds //slab:libslabcache.so and
+# the workloads with --config=opt, then runs every workload under each allocator
+# (LD_PRELOAD of Debian's libjemalloc.so.2, libtcmalloc_minimal.so.4,
 # libmimalloc.so.2 and slabcache; glibc without a preload), interleaved: in every round each
 # workload runs once per allocator, in an order rotated every round.  --rounds N (default
 # 3; --quick: 1).  Per run: wall time (bash's EPOCHREALTIME around it), user and sys time,
