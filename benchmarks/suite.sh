@@ -120,6 +120,12 @@ else
 fi
 
 # ---------------------------------------------------------------- allocators
+# drop_alloc NAME: remove NAME from allocs (whole names only).
+drop_alloc() {
+    local keep=() x
+    for x in "${allocs[@]}"; do [[ $x == "$1" ]] || keep+=("$x"); done
+    allocs=("${keep[@]}")
+}
 libdir=/usr/lib/x86_64-linux-gnu
 allocs=(glibc jemalloc tcmalloc mimalloc slabcache)
 declare -A lib=([glibc]="" [jemalloc]=$libdir/libjemalloc.so.2
@@ -169,8 +175,7 @@ bindir=$(cd "$bindir" && pwd) || { echo "suite.sh: no directory $bindir" >&2; ex
 if [[ -n $so && -f $so ]]; then
     lib[slabcache]=$(readlink -f "$so")
 elif ((smoke)); then
-    allocs=("${allocs[@]/slabcache/}")
-    read -r -a allocs <<<"${allocs[*]}"
+    drop_alloc slabcache
     echo "suite.sh: no libslabcache.so (--so '$so'): smoke test under glibc only" >&2
 else
     echo "suite.sh: no libslabcache.so at '$so'" >&2
@@ -179,10 +184,9 @@ fi
 for a in "${allocs[@]}"; do
     if [[ $a != glibc && ! -f ${lib[$a]} ]]; then
         echo "suite.sh: $a not installed (${lib[$a]}): dropped (tools/setup.sh installs the peers)" >&2
-        allocs=("${allocs[@]/$a/}")
+        drop_alloc "$a"
     fi
 done
-read -r -a allocs <<<"${allocs[*]}"
 [[ -x /usr/bin/time ]] || { echo "suite.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/slabcache-suite.XXXXXX")
