@@ -221,18 +221,22 @@ EXTRA_COLOURS = ["#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
 def svg(res):
-    """Horizontal bars, log scale: each allocator's wall time over the row's best peer."""
+    """Horizontal bars, log scale: wall time over the row's best peer for glibc, slabcache and
+    any extra allocator, and CPU time (user + sys) over the best peer's for the latter (the
+    ratio a loaded machine disturbs least)."""
     rows, allocs = res["rows"], res["meta"]["allocators"]
-    shown = [a for a in allocs if a not in PEERS]  # glibc, slabcache, extras; peers <= 1 by definition
+    shown = [a for a in allocs if a not in PEERS]  # peers are >= 1 by definition
     colours = dict(COLOURS)
     for i, a in enumerate(x for x in shown if x not in COLOURS):
         colours[a] = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
-    vals = [r["allocators"][a].get("wall_vs_best") for r in rows for a in shown]
+    series = [(a, "wall_vs_best", colours[a], f"{a} wall") for a in shown]
+    series += [(a, "cpu_vs_best", colours[a], f"{a} CPU") for a in shown if a != "glibc"]
+    vals = [r["allocators"][a].get(k) for r in rows for a, k, _, _ in series]
     vals = [v for v in vals if v]
     lo, hi = min([0.5] + vals), max([2.0] + vals)
     lo, hi = 2 ** math.floor(math.log2(lo)), 2 ** math.ceil(math.log2(hi))
-    left, width, bar, gap, top = 170, 560, 7, 6, 40
-    group = bar * len(shown) + gap
+    left, width, bar, gap, top = 170, 560, 6, 6, 46
+    group = bar * len(series) + gap
     height = top + group * len(rows) + 40
 
     def x(v):
@@ -240,8 +244,8 @@ def svg(res):
 
     o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 30}" height="{height}" '
          'font-family="sans-serif" font-size="11">',
-         f'<rect width="100%" height="100%" fill="white"/>',
-         f'<text x="{left}" y="16" font-size="13">Wall time / best peer (fastest of jemalloc, '
+         '<rect width="100%" height="100%" fill="white"/>',
+         f'<text x="{left}" y="16" font-size="13">Time / best peer (fastest of jemalloc, '
          'tcmalloc, mimalloc), log scale</text>']
     k = lo
     while k <= hi * 1.0001:
@@ -253,17 +257,19 @@ def svg(res):
         y0 = top + i * group
         o.append(f'<text x="{left - 6}" y="{y0 + group / 2 + 1:.1f}" text-anchor="end">'
                  f'{r["workload"]}</text>')
-        for j, a in enumerate(shown):
-            v = r["allocators"][a].get("wall_vs_best")
+        for j, (a, key, colour, label) in enumerate(series):
+            v = r["allocators"][a].get(key)
             if not v:
                 continue
             x0, x1 = x(1.0), x(v)
+            opacity = "0.45" if key == "cpu_vs_best" else "1"
             o.append(f'<rect x="{min(x0, x1):.1f}" y="{y0 + j * bar}" width="{abs(x1 - x0):.1f}" '
-                     f'height="{bar - 1}" fill="{colours[a]}"><title>{a} {r["workload"]}: '
-                     f'{v:.2f}x</title></rect>')
-    for j, a in enumerate(shown):
-        o.append(f'<rect x="{left + 10 + j * 110}" y="24" width="10" height="8" fill="{colours[a]}"/>'
-                 f'<text x="{left + 24 + j * 110}" y="32">{a}</text>')
+                     f'height="{bar - 1}" fill="{colour}" fill-opacity="{opacity}"><title>{label} '
+                     f'{r["workload"]}: {v:.2f}x</title></rect>')
+    for j, (a, key, colour, label) in enumerate(series):
+        opacity = "0.45" if key == "cpu_vs_best" else "1"
+        o.append(f'<rect x="{left + 10 + j * 120}" y="26" width="10" height="8" fill="{colour}" '
+                 f'fill-opacity="{opacity}"/><text x="{left + 24 + j * 120}" y="34">{label}</text>')
     o.append("</svg>")
     return "\n".join(o) + "\n"
 
