@@ -8,18 +8,21 @@
 #   bash benchmarks/programs.sh [--quick] [--reps N] [--so PATH] [--only a,b] [--out DIR]
 #
 # The workloads are those of tests/programs (tests/programs/programs.sh), same input for every
-# allocator; each run's output is checked against glibc's (a mismatch is marked "!").  Each
-# (program, allocator) pair runs --reps times (default 3, --quick: 1), interleaved across
-# allocators, and the median wall time and median peak RSS are kept.  Peak RSS is the largest
-# of the process tree (wait4 rusage).  Also measured: "malloc16", a C program holding 4M live
-# 16-byte mallocs (reports RSS growth / live bytes, the density goal).
+# allocator, and two more: "gs" (ghostscript rendering a generated PDF at 30 dpi, the md5 of
+# the pages as output; benchmarks/suite/make_pdf.sh) and "espresso" (the logic-minimiser
+# workload of benchmarks/suite, its check line as output).  Each run's output is checked
+# against glibc's (a mismatch is marked "!").  Each (program, allocator) pair runs --reps
+# times (default 3, --quick: 1), interleaved across allocators, and the median wall time and
+# median peak RSS are kept.  Peak RSS is the largest of the process tree (wait4 rusage).
+# Also measured: "malloc16", a C program holding 4M live 16-byte mallocs (reports RSS
+# growth / live bytes, the density goal).
 # Writes a markdown report, DIR/benchmarks-programs.md (default DIR: a new directory under
 # $TMPDIR; `--out docs` regenerates the project's page), with ratios to glibc and to the
 # best peer, the geometric means, and the goals checked, and prints it.  --only takes names
 # from the list above and malloc16 (which always runs); an unknown name, or nothing left to
 # run, is an error (status 2, 1).  To time a program of your own: benchmarks/compare.sh.
 # Peers: Debian packages libjemalloc2, libtcmalloc-minimal4, libmimalloc2.0 (installed
-# quietly if missing); time from the `time` package.
+# quietly if missing); time from the `time` package, gs from `ghostscript`.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,6 +46,9 @@ done
 
 # shellcheck source=tests/programs/programs.sh
 source "$repo/tests/programs/programs.sh"
+# Two more programs of benchmarks/suite (defined below, once the input exists).
+PROGRAMS+=(gs espresso)
+PROGRAM_TOOL[gs]=gs
 if [[ -n $only ]]; then
     IFS=, read -r -a wanted <<<"$only"
     for p in "${wanted[@]}"; do
@@ -66,6 +72,8 @@ if [[ -z $so ]]; then
     so=$repo/bazel-bin/slab/libslabcache.so
 fi
 so=$(readlink -f "$so")
+(cd "$repo" && bazel build -c opt --noshow_progress //benchmarks/suite:espresso >&2) || exit 1
+espresso_bin=$(cd "$repo" && bazel info -c opt bazel-bin 2>/dev/null)/benchmarks/suite/espresso
 
 programs_install
 libdir=/usr/lib/x86_64-linux-gnu
@@ -74,6 +82,7 @@ pkgs=()
 [[ -e $libdir/libtcmalloc_minimal.so.4 ]] || pkgs+=(libtcmalloc-minimal4)
 [[ -e $libdir/libmimalloc.so.2 ]] || pkgs+=(libmimalloc2.0)
 [[ -x /usr/bin/time ]] || pkgs+=(time)
+command -v gs >/dev/null 2>&1 || pkgs+=(ghostscript)
 if ((${#pkgs[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null 2>&1 ||
         echo "programs.sh: could not install ${pkgs[*]}" >&2
@@ -137,6 +146,20 @@ gcc -O2 "$work/malloc16.c" -o "$work/malloc16" || exit 1
 prog_malloc16() { "$WORKDIR/malloc16"; }
 export WORKDIR=$work
 export -f prog_malloc16
+
+# gs and espresso (benchmarks/suite): the document is made once, without a preload.
+if command -v gs >/dev/null 2>&1; then
+    if ((quick)); then GS_PAGES=30; else GS_PAGES=100; fi
+    bash "$here/suite/make_pdf.sh" "$work/doc.pdf" "$GS_PAGES" || echo "programs.sh: make_pdf.sh failed" >&2
+fi
+if ((quick)); then ESPRESSO_FUNCTIONS=4; else ESPRESSO_FUNCTIONS=10; fi
+export ESPRESSO_BIN=$espresso_bin ESPRESSO_FUNCTIONS
+prog_gs() {
+    gs -q -dSAFER -dBATCH -dNOPAUSE -sDEVICE=ppmraw -r30 -sOutputFile=- "$WORKDIR/doc.pdf" | md5sum
+}
+prog_espresso() { "$ESPRESSO_BIN" "$ESPRESSO_FUNCTIONS" 16 120 | grep '^check:'; }
+export -f prog_gs prog_espresso
+PROGRAM_TOOL[espresso]=$espresso_bin
 
 progs=()
 for p in "${PROGRAMS[@]}"; do

@@ -29,7 +29,8 @@ SLABCACHE_PACKAGES=(
     xz-utils
     zstd
     git
-    time                    # /usr/bin/time for benchmarks/programs.sh and compare.sh
+    time                    # /usr/bin/time for benchmarks/programs.sh, compare.sh, suite.sh
+    ghostscript             # the gs workload of benchmarks/suite.sh and programs.sh
     make                    # tests/install: consumers built outside Bazel, as users build
     cmake                   #   (make + pkg-config, CMake find_package), and the man pages
     pkgconf                 #   checked with groff
