@@ -711,7 +711,9 @@ static struct buddy_extent *find_block_locked(unsigned order, unsigned *j)
 
 /* Allocate a block of 2^order pages; *clean (if not NULL) says whether none of its pages is
  * dirty (then all of it reads as zero).  NULL with errno ENOMEM when the heap cannot grow. */
-static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean)
+static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch);
+
+static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint64_t epoch)
 {
     buddy_assert_locked();
     unsigned k;
@@ -741,6 +743,7 @@ static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean)
     size_t n = order_pages(order);
     if (clean)
         *clean = !range_any(ext->dirty, idx, n);
+    reuse_note_locked(ext, idx, n, epoch);
     range_set(ext->dirty, idx, n); /* allocated: may be resident from now on */
     block_mark_locked(ext, idx, order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL, tag);
     buddy.st.alloc_bytes += order_bytes(order);
@@ -793,11 +796,12 @@ struct purge_item {
  * dirty pages of allocatable free blocks, and unless `all`, only those not freed in the
  * current epoch or the one before.  Returns the number taken. */
 static size_t purge_collect_locked(struct purge_item *items, size_t max, uint64_t epoch,
-                                   bool all)
+                                   bool all, size_t want)
 {
     buddy_assert_locked();
-    size_t n = 0;
-    for (struct buddy_extent *ext = buddy.extents; ext && n < max; ext = ext->next) {
+    size_t n = 0, taken = 0;
+    for (struct buddy_extent *ext = buddy.extents; ext && n < max && taken < want;
+         ext = ext->next) {
         if (!all)
             recent_shift_locked(ext, epoch);
         uint64_t cand[MAP_WORDS];
@@ -808,7 +812,7 @@ static size_t purge_collect_locked(struct purge_item *items, size_t max, uint64_
                 cand[w] &= ~(ext->recent[0][w] | ext->recent[1][w]);
             any |= cand[w] != 0;
         }
-        for (size_t p = 0; any && p < BUDDY_PAGES_PER_EXTENT && n < max;) {
+        for (size_t p = 0; any && p < BUDDY_PAGES_PER_EXTENT && n < max && taken < want;) {
             uint64_t c = cand[p / 64] & (~(uint64_t)0 << (p % 64));
             if (!c) {
                 p = (p / 64 + 1) * 64;
@@ -827,6 +831,7 @@ static size_t purge_collect_locked(struct purge_item *items, size_t max, uint64_
             for (size_t i = 0; i < np; i += 64) { /* copy the block's candidate bits */
                 uint64_t m = range_mask(head + i, np - i < 64 ? np - i : 64);
                 it->pages[i / 64] = (cand[(head + i) / 64] & m) >> ((head + i) % 64);
+                taken += (size_t)__builtin_popcountll(it->pages[i / 64]) << BUDDY_PAGE_SHIFT;
             }
             free_remove_locked(ext, head, order);
             range_set(ext->busy, head, 1);
@@ -908,6 +913,42 @@ static void purge_return_locked(struct purge_item *items, size_t n)
     }
 }
 
+/* The decay's reserve: old free pages (freed before the previous epoch) that allocations
+ * took again during the last whole epoch.  A program that keeps reusing its old free memory
+ * keeps that much of it resident; one that stopped (or frees and reallocates within an
+ * epoch, which never touches old pages) keeps none.  Bytes, under buddy.lock. */
+static struct {
+    uint64_t epoch; /* the epoch `acc` belongs to */
+    size_t acc;     /* old pages reused in it so far */
+    size_t prev;    /* ... in the epoch before it, if that was epoch - 1; else 0 */
+} reuse;
+
+/* Pages [idx, idx + n) are being allocated in `epoch`: count the dirty ones that were free
+ * since before the previous epoch (purge candidates the decay kept, now paying off). */
+static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch)
+{
+    buddy_assert_locked();
+    if (reuse.epoch != epoch) {
+        reuse.prev = reuse.epoch + 1 == epoch ? reuse.acc : 0;
+        reuse.acc = 0;
+        reuse.epoch = epoch;
+    }
+    recent_shift_locked(ext, epoch);
+    size_t old = 0;
+    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
+        old += (size_t)__builtin_popcountll(ext->dirty[w] & range_mask(idx, n) &
+                                            ~(ext->recent[0][w] | ext->recent[1][w]));
+    reuse.acc += old << BUDDY_PAGE_SHIFT;
+}
+
+/* Dirty free bytes the decay may purge in `epoch`: those above the reserve. */
+static size_t purge_excess_locked(uint64_t epoch)
+{
+    size_t reserve = reuse.epoch == epoch ? reuse.prev : reuse.epoch + 1 == epoch ? reuse.acc : 0;
+    buddy.st.decay_reserve = reserve;
+    return buddy.st.dirty_free_bytes > reserve ? buddy.st.dirty_free_bytes - reserve : 0;
+}
+
 /* One purge: batches of PURGE_BATCH blocks until nothing is left or `max_bytes` of free
  * blocks were looked at (SIZE_MAX: no limit).  Returns bytes purged; *more says whether it
  * stopped at the limit. */
@@ -918,7 +959,8 @@ static size_t purge_run(uint64_t epoch, bool all, size_t max_bytes, bool *more)
     *more = false;
     for (;;) {
         buddy_lock();
-        size_t n = purge_collect_locked(items, PURGE_BATCH, epoch, all);
+        size_t want = all ? SIZE_MAX : purge_excess_locked(epoch);
+        size_t n = want ? purge_collect_locked(items, PURGE_BATCH, epoch, all, want) : 0;
         buddy_unlock();
         if (n == 0)
             break;
@@ -1023,12 +1065,13 @@ void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean)
         errno = EINVAL;
         return NULL;
     }
+    uint64_t epoch = epoch_now(decay_ms());
     buddy_lock();
-    p = block_alloc_locked(order, tag, clean);
+    p = block_alloc_locked(order, tag, clean, epoch);
     buddy_unlock();
     if (!p && reclaim(order_bytes(order))) {
         buddy_lock();
-        p = block_alloc_locked(order, tag, clean);
+        p = block_alloc_locked(order, tag, clean, epoch);
         buddy_unlock();
     }
     if (!p) {
@@ -1720,6 +1763,7 @@ void buddy_reset_for_tests(void)
     memset(buddy.olist, 0, sizeof buddy.olist);
     memset(buddy.otail, 0, sizeof buddy.otail);
     memset(&buddy.st, 0, sizeof buddy.st);
+    memset(&reuse, 0, sizeof reuse);
     buddy.busy_blocks = 0;
     buddy_unlock();
     __atomic_store_n(&decay.pass_epoch, 0, __ATOMIC_RELAXED);

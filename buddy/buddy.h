@@ -132,14 +132,16 @@ static inline bool buddy_block_of(const void *p, void **head, uint16_t *tag)
  * when each page was freed.  Free pages go back to the OS by *decay*: a pass, run from the
  * slow paths of this layer (buddy_alloc*, buddy_free, buddy_resize) and from buddy_tick(), at
  * most once per decay interval, purges (madvise, outside the lock) the dirty pages of free
- * blocks that were freed more than the decay time ago.  A block freed and allocated again
- * within the decay time costs no system call and no page fault.  docs/design-buddy.md has
- * the formulas and the measurements behind the default. */
+ * blocks that were freed more than the decay time ago, but keeps as many of them as
+ * allocations took from such old free pages in the interval before (a program that keeps
+ * reusing its old free memory keeps that much; one that stopped keeps none).  A block freed
+ * and allocated again within the decay time costs no system call and no page fault.
+ * docs/design-buddy.md has the formulas and the measurements behind the default. */
 
 /* Default decay time in milliseconds; SLABCACHE_DECAY_MS in the environment overrides it
  * (decimal; 0 = purge at the next slow path after the free).  A freed page is purged by
  * the first pass at least one and at most two decay times after its free. */
-#define BUDDY_DECAY_MS_DEFAULT 100
+#define BUDDY_DECAY_MS_DEFAULT 300
 #define BUDDY_DECAY_NEVER UINT32_MAX /* no decay: free pages stay until buddy_trim() */
 /* Set the decay time (ms; 0 = at the next slow path); returns the previous one. */
 uint32_t buddy_set_decay_ms(uint32_t ms);
@@ -198,6 +200,8 @@ struct buddy_stats {
     size_t failures;                         /* allocations that returned NULL */
     size_t invalid_frees;                    /* buddy_free calls refused */
     size_t decay_passes;                     /* decay passes that purged something */
+    size_t decay_reserve;                    /* dirty free bytes the last pass kept: old free
+                                                pages reused in the epoch before it */
     size_t purge_calls;                      /* madvise calls made by decay and trim */
     size_t purged_bytes;                     /* bytes they purged (cumulative) */
     size_t reclaims;                         /* allocations that ran the reclaim path */

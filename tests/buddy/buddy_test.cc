@@ -333,6 +333,51 @@ TEST_F(BuddyTest, AllocationPrefersResidentPages)
     ASSERT_VALID();
 }
 
+// The reserve: old free pages (freed two or more epoch starts ago) that allocations took in
+// epoch E are kept resident by the pass of E + 1, so a program that keeps reusing its old
+// free memory does not fault it in again; the rest is purged.
+TEST_F(BuddyTest, DecayKeepsAsMuchAsWasReusedFromOldFreePages)
+{
+    UseFakeClock(100);
+    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER);
+    char *x[7];
+    for (auto &p : x) {
+        p = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+        ASSERT_NE(nullptr, p);
+        memset(p, 1, OrderBytes(5));
+    }
+    ASSERT_EQ(pin + 32 * kPage, x[0]);
+    ASSERT_EQ(pin + 224 * kPage, x[6]);
+    // a, b, c, d: x[0], x[2], x[4], x[6]; none of them has a free buddy.
+    ASSERT_EQ(0, buddy_free(x[0])); // epoch E
+    ASSERT_EQ(0, buddy_free(x[2]));
+    ClockAdvance(100);
+    ASSERT_EQ(0, buddy_free(x[4])); // E + 1
+    ASSERT_EQ(0, buddy_free(x[6]));
+    ClockAdvance(100); // E + 2: an allocation takes a (old: the lowest dirty block) first,
+                       // then its pass purges b; c and d are not old yet
+    char *y = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    ASSERT_EQ(x[0], y);
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.decay_reserve) << "nothing was reused in E + 1";
+    EXPECT_EQ(2 * OrderBytes(5), st.dirty_free_bytes) << "b purged, c and d kept";
+    EXPECT_EQ(0, x[2][kPage]);
+    ClockAdvance(100); // E + 3: c and d are old; 128 KiB of old pages were reused in E + 2
+    buddy_tick();
+    buddy_get_stats(&st);
+    EXPECT_EQ(OrderBytes(5), st.decay_reserve);
+    EXPECT_EQ(OrderBytes(5), st.dirty_free_bytes) << "one of c and d kept, as much as reused";
+    ClockAdvance(100); // E + 4: nothing reused in E + 3: the reserve is gone
+    buddy_tick();
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.decay_reserve);
+    EXPECT_EQ(0u, st.dirty_free_bytes);
+    for (char *p : {y, x[1], x[3], x[5], pin})
+        ASSERT_EQ(0, buddy_free(p));
+    ASSERT_VALID();
+}
+
 TEST_F(BuddyTest, SpareExtentsDecayButKeepTheirAddressSpace)
 {
     UseFakeClock(100);
