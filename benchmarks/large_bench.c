@@ -316,7 +316,7 @@ static void set_shapes(int quick)
     shapes[2] = (struct shape){.live = 64, .steps = quick ? 10000 : 40000, .lo = 32 * KIB,
                                .cap_lo = 256 * KIB, .cap_hi = 4 * MIB, .threads = 1,
                                .realloc_mode = 1};
-    shapes[3] = (struct shape){.live = 8, .steps = quick ? 1500 : 6000, .lo = 1 * MIB,
+    shapes[3] = (struct shape){.live = 8, .steps = quick ? 300 : 1500, .lo = 1 * MIB,
                                .cap_lo = 8 * MIB, .cap_hi = 64 * MIB, .threads = 1,
                                .realloc_mode = 1};
 }
