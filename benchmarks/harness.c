@@ -77,6 +77,11 @@ static void *kmalloc_alloc(size_t size)
 {
     return kmalloc(size, 0);
 }
+
+static void *kmalloc_realloc_one(void *p, size_t size)
+{
+    return krealloc(p, size, 0);
+}
 #else
 struct kmem_cache *bench_kmem_cache(void)
 {
@@ -194,7 +199,8 @@ const char *const *bench_missing(void)
 
 /* Resolve alloc/free symbols from a library into a vtable; 0 on success. */
 static int load_peer(struct bench_alloc *a, const char *name, const char *soname,
-                     const char *alloc_sym, const char *free_sym, int noload)
+                     const char *alloc_sym, const char *free_sym, const char *realloc_sym,
+                     int noload)
 {
     dlerror();
     void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL | (noload ? RTLD_NOLOAD : 0));
@@ -204,7 +210,8 @@ static int load_peer(struct bench_alloc *a, const char *name, const char *soname
     }
     void *fa = dlsym(h, alloc_sym);
     void *ff = dlsym(h, free_sym);
-    if (fa == NULL || ff == NULL) {
+    void *fr = dlsym(h, realloc_sym);
+    if (fa == NULL || ff == NULL || fr == NULL) {
         note_missing(name, "symbols not found");
         return -1;
     }
@@ -213,6 +220,7 @@ static int load_peer(struct bench_alloc *a, const char *name, const char *soname
     a->kind = BENCH_KIND_PEER;
     memcpy(&a->alloc, &fa, sizeof fa);
     memcpy(&a->free, &ff, sizeof ff);
+    memcpy(&a->realloc, &fr, sizeof fr);
     a->thread_safe = 1;
     a->cross_thread_free = 1;
     return 0;
@@ -232,7 +240,7 @@ static const struct bench_alloc builtin_allocators[] = {
     },
     {
         .name = "kmalloc", .kind = BENCH_KIND_SLAB,
-        .alloc = kmalloc_alloc, .free = kfree,
+        .alloc = kmalloc_alloc, .free = kfree, .realloc = kmalloc_realloc_one,
         .thread_exit = kmem_cache_thread_flush,
         .thread_safe = 1, .cross_thread_free = 1,
     },
@@ -266,13 +274,16 @@ size_t bench_load_allocators(const struct bench_alloc **out)
     for (size_t i = 0; i < NBUILTIN; i++)
         table[n++] = builtin_allocators[i];
     /* glibc through its own symbols, even if something else interposes malloc. */
-    if (load_peer(&table[n], "glibc", "libc.so.6", "malloc", "free", 1) == 0)
+    if (load_peer(&table[n], "glibc", "libc.so.6", "malloc", "free", "realloc", 1) == 0)
         n++;
-    if (load_peer(&table[n], "jemalloc", "libjemalloc.so.2", "malloc", "free", 0) == 0)
+    if (load_peer(&table[n], "jemalloc", "libjemalloc.so.2", "malloc", "free", "realloc",
+                  0) == 0)
         n++;
-    if (load_peer(&table[n], "tcmalloc", "libtcmalloc_minimal.so.4", "tc_malloc", "tc_free", 0) == 0)
+    if (load_peer(&table[n], "tcmalloc", "libtcmalloc_minimal.so.4", "tc_malloc", "tc_free",
+                  "tc_realloc", 0) == 0)
         n++;
-    if (load_peer(&table[n], "mimalloc", "libmimalloc.so.2", "mi_malloc", "mi_free", 0) == 0)
+    if (load_peer(&table[n], "mimalloc", "libmimalloc.so.2", "mi_malloc", "mi_free", "mi_realloc",
+                  0) == 0)
         n++;
     *out = table;
     return n;

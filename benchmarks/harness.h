@@ -43,6 +43,7 @@ struct bench_alloc {
     void (*teardown)(void); /* may be NULL */
     void *(*alloc)(size_t size);
     void (*free)(void *p);
+    void *(*realloc)(void *p, size_t size); /* NULL: no realloc (kmem_cache, floor) */
     /* A typed cache is called the way its users call it: cache_alloc(*cache, 0) and
      * cache_free(*cache, p) (kmem_cache_alloc/kmem_cache_free), one indirect call per
      * operation like a peer's malloc/free, rather than through a wrapper that supplies the

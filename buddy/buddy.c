@@ -9,12 +9,32 @@
  *     parent (merged) block:            b & ~(1 << k)  ==  min(b, buddy)
  *     head of the block holding page p: p & ~((1 << k) - 1)   (k read from page p's entry)
  *     address of page p:                extent base + (p << 12)
+ *     bit of block b in order k's map:  b >> k   (word fmap_off(k) + (b >> k) / 64)
  *   The whole extent is the only block of order BUDDY_MAX_ORDER; it has no buddy.
  *
- * PAGE STATES (struct buddy_page, one per page, out of band in struct buddy_extent.pages)
+ * OUT OF BAND, ALL OF IT
+ *   Nothing is ever written into free memory and nothing read from it: a write after free or
+ *   an overflow into a free block changes no metadata.  Per extent (struct buddy_extent, from
+ *   heap_meta_alloc):
+ *     pages[1024]       page map: order, state, tag of every page (below)
+ *     avail[k]          per order k, 1024 >> k bits: bit b >> k set iff a free block of order k
+ *                       starts at b and can be allocated (37 words for the 11 orders)
+ *     avail_dirty[k]    the subset of avail[k] whose block has a dirty page
+ *     sum[k]            bit w set iff word w of avail[k] is nonzero (the FastMM two-level
+ *                       search: one ctz on sum, one on the word); sum_dirty likewise
+ *     orders            bit k set iff sum[k] != 0; dirty_orders likewise
+ *     dirty[16]         per page: may be resident (set when its block is allocated, cleared
+ *                       when a purge of its free block succeeds); clear = reads as zero
+ *     freepg[16]        per page: lies in a free block that can be allocated
+ *     recent[2][16]     per page: freed in epoch `epoch` / in epoch - 1 (the decay's clock)
+ *     busy[16]          per head: a free block a purge has taken off for a moment
+ *   and per order k a list of the extents whose orders has bit k (buddy.olist[k]), so
+ *   allocation finds a block in O(orders): the first extent of a list, two ctz.
+ *
+ * PAGE STATES (struct buddy_page, one per page)
  *
  *     state        order           tag     where the page is
- *     FREE_HEAD    of the block    0       first page of a free block; on free list [order]
+ *     FREE_HEAD    of the block    0       first page of a free block (avail bit, or busy)
  *     FREE_TAIL    of the block    0       any other page of a free block
  *     ALLOC_HEAD   of the block    owner   first page of an allocated block (buddy_free arg)
  *     ALLOC_TAIL   of the block    owner   any other page of an allocated block
@@ -25,52 +45,56 @@
  *   relaxed atomic loads by buddy_lookup(), which takes no lock: its callers only ask about
  *   their own live blocks, whose entries do not change while the block is live.
  *
- * FREE LISTS
- *   One doubly linked, NULL-terminated list per order; the node (struct buddy_node) lives in
- *   the first bytes of the free block itself, like Linux's page->lru and sqlite mem5's
- *   aiFreelist, and the list heads are in the static `buddy` struct.  A node is mapped back to
- *   its extent with heap_extent_lookup() (O(1) radix map).  Allocation takes the head of the
- *   smallest non-empty list of order >= the request and splits it, pushing the upper halves;
- *   freeing merges with the buddy while the buddy is a free block of the same order.
+ * ALLOCATION PREFERS RESIDENT MEMORY
+ *   alloc(k) looks first for a free block with a dirty page: for j = k..10, the first extent
+ *   of olist[j] if its dirty_orders has bit j (a free moves its extent to the front of the
+ *   list of the freed block's order, so the front extent holds the most recently freed
+ *   memory); then for any free block, smallest order first.  Within an extent, a dirty block
+ *   before a clean one.  Splitting keeps the half with more dirty pages and frees the other.
+ *   So a block freed and allocated again reuses resident pages: no page fault, no purge.
  *
  * FRAGMENTATION
  *   Internal: a request of n pages gets 2^ceil(log2 n) pages, so at most just under half of a
  *   block is wasted (buddy_alloc_bytes); buddy_alloc callers ask for orders directly.
  *   External: free blocks are always fully coalesced (validated), so free memory is never held
  *   as two free buddies of one order; it can still be scattered across extents by long-lived
- *   allocations (one live order-0 page pins its 4 MiB extent).  Lists are LIFO, which favours
- *   reusing recently freed (cache-warm) blocks over compaction.  sqlite's mem5 bound applies:
+ *   allocations (one live order-0 page pins its 4 MiB extent).  sqlite's mem5 bound applies:
  *   with requests of at most 2^k pages, a pool of M pages never fails while live memory stays
  *   below M / (2 + k) -- Robson's bound; we grow by whole extents instead of failing.
  *
- * RETURNING MEMORY
- *   When a free block of order BUDDY_MAX_ORDER (a whole extent) appears on free, at most
- *   spare_limit() such extents (BUDDY_SPARE_EXTENTS_DEFAULT = 64, i.e. 256 MiB, or
- *   SLABCACHE_SPARE_EXTENTS) stay on the top list as spares, so a program that frees a large
- *   working set and builds it again does not fault every page in twice; further ones go back
- *   with heap_extent_free() at once.  buddy_trim(keep) returns spares beyond `keep` and madvises
- *   free blocks of order >= BUDDY_PURGE_MIN_ORDER except their first page (which holds the list
- *   node).  A per-extent bitmap remembers which free heads are purged: splitting a purged
- *   block yields purged halves, allocating or merging clears the bit, so a second trim with
- *   nothing changed makes no system calls.  A fresh extent counts as purged (nothing of it is
- *   resident; the heap says when an extent it hands out may hold old data, `dirty`, and then it
- *   does not).  A purged block reads as zero but for its first page (the list node's page,
- *   never purged; a split writes a node only into the first page of each half), which
- *   buddy_alloc_clean reports to callers that must zero memory (calloc).  The purge budget
- *   (buddy_set_purge_budget; kmalloc sets 1 MiB for its large blocks) runs that purge from
- *   buddy_free once the estimate of resident free memory (bytes of order >= 4 blocks of the
- *   budget's tag freed since the last sweep, minus unpurged memory allocated again) exceeds
- *   it.
+ * RETURNING MEMORY: DECAY
+ *   Time is cut into epochs of the decay time D (clock_now_ms() / D).  A free sets the freed
+ *   pages' bits in recent[0] of its extent, after shifting the extent's recent maps to the
+ *   current epoch (recent[1] = recent[0] if one epoch passed, both cleared if more).  The
+ *   purge candidates of an extent are then dirty & freepg & ~recent[0] & ~recent[1]: free
+ *   pages freed two or more epoch starts ago, i.e. between D and 2D ago or longer.  The decay
+ *   pass runs from the slow paths (alloc, free, resize, buddy_tick) when the epoch changed
+ *   since the last pass, or when the last one stopped at its batch limit.  It takes up to
+ *   PURGE_BATCH free blocks holding candidates off the free maps (busy: not allocatable, not
+ *   mergeable, still FREE in the page map so a double free is still caught), drops the lock,
+ *   madvises their candidate runs (adjacent runs of one extent in one call), retakes the lock,
+ *   clears the purged pages' dirty bits and frees the blocks again (merging).  A pass gives
+ *   back at most DECAY_PASS_BYTES; the next slow path goes on.  So the system calls per MiB
+ *   freed are bounded by the free blocks (one run per block at most, fewer when adjacent), and
+ *   a page is purged at most once per free.  buddy_trim() runs the same purge ignoring age.
+ *   Whole free extents stay as spares up to spare_limit() (their pages decay like any
+ *   others); past it one goes back to the heap at once.
+ *
+ * RECLAIM BEFORE ENOMEM
+ *   When the heap cannot grow, an allocation drops the lock, calls the upper layer's reclaim
+ *   callback (buddy_set_reclaim), gives every whole free extent back to the heap (which trims
+ *   the break, unmaps, and gives back its own kept extents before it fails), and retries once.
  *
  * HUGE BLOCKS
  *   Requests above 4 MiB (buddy_alloc_bytes) are dedicated heap extents of kind HEAP_KIND_WHOLE
- *   whose heap descriptor holds the tag; buddy_free() of their base gives them back whole.
+ *   whose heap descriptor holds the tag; buddy_free() of their base gives them back whole;
+ *   buddy_resize_huge() grows or shrinks them with mremap (heap_extent_resize).
  *
  * LOCKING
- *   1. buddy.lock (one pthread mutex) protects everything in `buddy` (free lists, extent list,
- *      stats) and every page map entry and purged bit.
- *   2. The heap's lock is taken inside it (heap_extent_alloc/free, heap_purge, heap_meta_*):
- *      order is buddy -> heap, never the reverse.
+ *   1. buddy.lock (one pthread mutex) protects everything in `buddy` and every field of every
+ *      extent record.  A decay pass holds it only to take blocks off and to put them back.
+ *   2. The heap's lock is taken inside it (heap_extent_alloc/free, heap_meta_*): order is
+ *      buddy -> heap, never the reverse.  heap_purge (madvise) is called without buddy.lock.
  *   Functions named *_locked require buddy.lock held by the caller (asserted in debug builds).
  *   buddy_lookup() takes no lock.  buddy_lock_all()/buddy_unlock_all() bracket fork().
  *
@@ -83,8 +107,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "heap/options.h"
@@ -97,23 +123,41 @@ static const bool buddy_debug = true;
 #endif
 
 #define BUDDY_ORDERS (BUDDY_MAX_ORDER + 1)
-#define BUDDY_BITMAP_WORDS (BUDDY_PAGES_PER_EXTENT / 64)
+#define MAP_WORDS (BUDDY_PAGES_PER_EXTENT / 64) /* one bit per page: 16 words */
+#define FMAP_WORDS 37                           /* sum over k of max(1, 16 >> k) */
+#define PURGE_BATCH 16                      /* free blocks a purge takes off at once */
+#define DECAY_PASS_BYTES ((size_t)64 << 20) /* free bytes one decay pass looks at, at most */
+
+_Static_assert(BUDDY_PAGES_PER_EXTENT == 1024, "the free maps are laid out for 1024 pages");
+
+/* First word of order k's free map: orders 0..4 take 16, 8, 4, 2, 1 words, the rest 1 each. */
+static inline unsigned fmap_off(unsigned k)
+{
+    return k <= 4 ? 32u - (32u >> k) : 26u + k;
+}
 
 /* ---------------------------------------------------------------- structures */
 
-/* Free-list node, stored in the first bytes of a free block. */
-struct buddy_node {
-    struct buddy_node *next, *prev;
-};
-
 /* Per-extent record from heap_meta_alloc; the heap extent's `owner` points at it (and thus
- * at its page map, the first member). */
+ * at its page map, the first member).  Every field but `pages` (read lock-free by
+ * buddy_lookup) is under buddy.lock. */
 struct buddy_extent {
     struct buddy_page pages[BUDDY_PAGES_PER_EXTENT]; /* page map; must stay first */
-    uint64_t purged[BUDDY_BITMAP_WORDS]; /* bit per FREE_HEAD page: block purged by trim */
-    struct heap_extent *heap;            /* the 4 MiB heap extent */
-    char *base;                          /* == (char *)heap->base */
-    struct buddy_extent *next, *prev;    /* buddy.extents */
+    uint64_t avail[FMAP_WORDS];       /* per order: heads of allocatable free blocks */
+    uint64_t avail_dirty[FMAP_WORDS]; /* ... of those, blocks with a dirty page */
+    uint16_t sum[BUDDY_ORDERS];       /* bit w: word w of order k's avail is nonzero */
+    uint16_t sum_dirty[BUDDY_ORDERS]; /* the same over avail_dirty */
+    uint16_t orders;                  /* bit k: sum[k] != 0 (the extent is on olist[k]) */
+    uint16_t dirty_orders;            /* bit k: sum_dirty[k] != 0 */
+    uint64_t dirty[MAP_WORDS];        /* page may be resident */
+    uint64_t freepg[MAP_WORDS];       /* page lies in an allocatable free block */
+    uint64_t recent[2][MAP_WORDS];    /* page freed in epoch `epoch` / in `epoch` - 1 */
+    uint64_t busy[MAP_WORDS];         /* head of a free block taken off by a purge */
+    uint64_t epoch;                   /* the epoch recent[0] belongs to */
+    struct heap_extent *heap;         /* the 4 MiB heap extent */
+    char *base;                       /* == (char *)heap->base */
+    struct buddy_extent *next, *prev; /* buddy.extents */
+    struct buddy_extent *onext[BUDDY_ORDERS], *oprev[BUDDY_ORDERS]; /* buddy.olist[k] */
 };
 
 static struct {
@@ -121,18 +165,19 @@ static struct {
     pthread_t owner; /* debug: thread holding lock (valid while `held`) */
     bool held;
     bool noted;      /* debug: in heap/mutex.h's registry of locks */
-    struct buddy_node *free[BUDDY_ORDERS]; /* free lists, by order */
-    struct buddy_extent *extents;          /* every buddy extent held */
-    struct buddy_stats st;                 /* counters; st.free_blocks[k] = len(free[k]) */
-    size_t tag_bytes[BUDDY_TAG_TRACKED];   /* bytes of live non-huge blocks, by tag */
+    struct buddy_extent *olist[BUDDY_ORDERS]; /* extents with a free block of order k */
+    struct buddy_extent *otail[BUDDY_ORDERS];
+    struct buddy_extent *extents; /* every buddy extent held */
+    struct buddy_stats st;        /* counters */
+    size_t busy_blocks;           /* free blocks taken off by purges in flight */
 } buddy = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Count a block of `bytes` tagged `tag` in (add) or out of buddy.tag_bytes. */
-static void tag_bytes_add_locked(uint16_t tag, size_t bytes, bool add)
-{
-    if (tag < BUDDY_TAG_TRACKED)
-        buddy.tag_bytes[tag] = add ? buddy.tag_bytes[tag] + bytes : buddy.tag_bytes[tag] - bytes;
-}
+/* The decay's state outside the lock: read by buddy_tick() with relaxed atomics. */
+static struct {
+    uint64_t pass_epoch; /* epoch of the last pass started */
+    bool more;           /* the last pass stopped at DECAY_PASS_BYTES */
+    bool running;        /* a thread is running a decay pass */
+} decay;
 
 /* ---------------------------------------------------------------- messages (no malloc) */
 
@@ -247,6 +292,11 @@ static inline void *page_addr(const struct buddy_extent *ext, size_t idx)
     return ext->base + (idx << BUDDY_PAGE_SHIFT);
 }
 
+static size_t page_index(const struct buddy_extent *ext, const void *p)
+{
+    return (size_t)((const char *)p - ext->base) >> BUDDY_PAGE_SHIFT;
+}
+
 /* Mark every page of block [idx, idx + 2^order): head gets `head`, the others `tail`.
  * This is the O(2^order) part of split and merge: the tail entry is stored two at a time as
  * one 64-bit word.  Plain stores: they race with no lock-free reader, as buddy_lookup() reads
@@ -271,19 +321,126 @@ static void block_mark_locked(struct buddy_extent *ext, size_t idx, unsigned ord
     pg[0] = h;
 }
 
-static bool purged_get(const struct buddy_extent *ext, size_t idx)
+/* ---------------------------------------------------------------- per-page bitmaps
+ *
+ * Ranges are blocks: [idx, idx + n) with n a power of two and idx a multiple of n, so a range
+ * is either inside one word or whole words. */
+
+static inline uint64_t range_mask(size_t idx, size_t n)
 {
-    return (ext->purged[idx / 64] >> (idx % 64)) & 1;
+    return (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << (idx % 64);
 }
 
-static void purged_set(struct buddy_extent *ext, size_t idx, bool on)
+static inline size_t range_words(size_t n)
 {
-    uint64_t bit = (uint64_t)1 << (idx % 64);
-    if (on)
-        ext->purged[idx / 64] |= bit;
-    else
-        ext->purged[idx / 64] &= ~bit;
+    return n >= 64 ? n / 64 : 1;
 }
+
+static void range_set(uint64_t *map, size_t idx, size_t n)
+{
+    uint64_t m = range_mask(idx, n);
+    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
+        map[w] |= m;
+}
+
+static void range_clear(uint64_t *map, size_t idx, size_t n)
+{
+    uint64_t m = range_mask(idx, n);
+    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
+        map[w] &= ~m;
+}
+
+static size_t range_count(const uint64_t *map, size_t idx, size_t n)
+{
+    uint64_t m = range_mask(idx, n);
+    size_t c = 0;
+    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
+        c += (size_t)__builtin_popcountll(map[w] & m);
+    return c;
+}
+
+static bool range_any(const uint64_t *map, size_t idx, size_t n)
+{
+    uint64_t m = range_mask(idx, n);
+    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
+        if (map[w] & m)
+            return true;
+    return false;
+}
+
+static inline bool bit_get(const uint64_t *map, size_t i)
+{
+    return (map[i / 64] >> (i % 64)) & 1;
+}
+
+/* ---------------------------------------------------------------- the decay's clock */
+
+static uint64_t clock_real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t (*clock_ms)(void) = clock_real_ms;
+
+void buddy_set_clock_for_tests(uint64_t (*now_ms)(void))
+{
+    __atomic_store_n(&clock_ms, now_ms ? now_ms : clock_real_ms, __ATOMIC_RELEASE);
+}
+
+static uint64_t clock_now_ms(void)
+{
+    return __atomic_load_n(&clock_ms, __ATOMIC_ACQUIRE)();
+}
+
+static uint32_t decay_time_ms;
+static bool decay_time_set; /* decay_time_ms holds the option (or the setter's value) */
+
+static uint32_t decay_ms(void)
+{
+    if (__builtin_expect(!__atomic_load_n(&decay_time_set, __ATOMIC_ACQUIRE), 0)) {
+        /* SLABCACHE_DECAY_MS (heap/options.h; its default is BUDDY_DECAY_MS_DEFAULT) */
+        uint32_t d = (uint32_t)heap_opt_uint(OPT_DECAY_MS);
+        __atomic_store_n(&decay_time_ms, d, __ATOMIC_RELAXED); /* racing readers agree */
+        __atomic_store_n(&decay_time_set, true, __ATOMIC_RELEASE);
+    }
+    return __atomic_load_n(&decay_time_ms, __ATOMIC_RELAXED);
+}
+
+uint32_t buddy_set_decay_ms(uint32_t ms)
+{
+    uint32_t old = decay_ms();
+    __atomic_store_n(&decay_time_ms, ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&decay.pass_epoch, UINT64_MAX, __ATOMIC_RELAXED); /* a pass is due */
+    return old;
+}
+
+/* The current epoch: the clock in units of the decay time (0 = every millisecond is one;
+ * never = always epoch 0). */
+static uint64_t epoch_now(uint32_t d)
+{
+    if (d == BUDDY_DECAY_NEVER)
+        return 0;
+    uint64_t now = clock_now_ms();
+    return d ? now / d : now;
+}
+
+/* Bring an extent's recent maps to `epoch`: recent[0] belongs to ext->epoch. */
+static void recent_shift_locked(struct buddy_extent *ext, uint64_t epoch)
+{
+    buddy_assert_locked();
+    if (ext->epoch == epoch)
+        return;
+    if (ext->epoch + 1 == epoch)
+        memcpy(ext->recent[1], ext->recent[0], sizeof ext->recent[1]);
+    else
+        memset(ext->recent[1], 0, sizeof ext->recent[1]);
+    memset(ext->recent[0], 0, sizeof ext->recent[0]);
+    ext->epoch = epoch;
+}
+
+/* ---------------------------------------------------------------- extent lookup */
 
 /* The buddy extent record behind a heap extent, or NULL if it is not one of ours. */
 static struct buddy_extent *extent_of_heap(const struct heap_extent *he)
@@ -301,33 +458,88 @@ static struct buddy_extent *extent_of_addr(const void *p)
     return extent_of_heap(heap_extent_lookup(p));
 }
 
-/* The extent of a node taken from a free list.  A node outside every buddy extent means the
- * free lists are corrupt (a write after free): report it and abort rather than hand it out. */
-static struct buddy_extent *extent_of_node_locked(const struct buddy_node *n)
+/* ---------------------------------------------------------------- free maps */
+
+/* Word and bit of the block at page idx in order k's map. */
+static inline size_t fmap_word(unsigned k, size_t idx)
 {
-    buddy_assert_locked();
-    struct buddy_extent *ext = extent_of_addr(n);
-    if (!ext) {
-        char buf[128];
-        struct buddy_fmt f = {buf, sizeof buf, 0};
-        fmt_str(&f, "slabcache: buddy: corrupt free list: node ");
-        fmt_hex(&f, n);
-        fmt_str(&f, " is outside every buddy extent\n");
-        fmt_flush(&f, STDERR_FILENO);
-        abort();
-    }
-    return ext;
+    return fmap_off(k) + ((idx >> k) / 64);
 }
 
-static size_t page_index(const struct buddy_extent *ext, const void *p)
+static inline uint64_t fmap_bit(unsigned k, size_t idx)
 {
-    return (size_t)((const char *)p - ext->base) >> BUDDY_PAGE_SHIFT;
+    return (uint64_t)1 << ((idx >> k) % 64);
+}
+
+static void olist_unlink_locked(struct buddy_extent *ext, unsigned k)
+{
+    if (ext->oprev[k])
+        ext->oprev[k]->onext[k] = ext->onext[k];
+    else
+        buddy.olist[k] = ext->onext[k];
+    if (ext->onext[k])
+        ext->onext[k]->oprev[k] = ext->oprev[k];
+    else
+        buddy.otail[k] = ext->oprev[k];
+    ext->onext[k] = ext->oprev[k] = NULL;
+}
+
+/* Put ext on olist[k]: at the front (it holds the most recently freed memory) or the back. */
+static void olist_link_locked(struct buddy_extent *ext, unsigned k, bool front)
+{
+    if (front) {
+        ext->oprev[k] = NULL;
+        ext->onext[k] = buddy.olist[k];
+        if (buddy.olist[k])
+            buddy.olist[k]->oprev[k] = ext;
+        else
+            buddy.otail[k] = ext;
+        buddy.olist[k] = ext;
+    } else {
+        ext->onext[k] = NULL;
+        ext->oprev[k] = buddy.otail[k];
+        if (buddy.otail[k])
+            buddy.otail[k]->onext[k] = ext;
+        else
+            buddy.olist[k] = ext;
+        buddy.otail[k] = ext;
+    }
+}
+
+/* Set (on) or clear the bit of block idx of order k in one of the two maps (with its summary
+ * word and order mask). */
+static void fmap_update(uint64_t *map, uint16_t *sum, uint16_t *orders, unsigned k, size_t idx,
+                        bool on)
+{
+    size_t w = fmap_word(k, idx);
+    uint16_t sbit = (uint16_t)(1u << (w - fmap_off(k)));
+    if (on) {
+        map[w] |= fmap_bit(k, idx);
+        sum[k] |= sbit;
+        *orders |= (uint16_t)(1u << k);
+        return;
+    }
+    map[w] &= ~fmap_bit(k, idx);
+    if (!map[w]) {
+        sum[k] &= (uint16_t)~sbit;
+        if (!sum[k])
+            *orders &= (uint16_t)~(1u << k);
+    }
+}
+
+/* The first block in order k's map (dirty or not) of an extent whose mask has bit k. */
+static size_t fmap_first(const uint64_t *map, const uint16_t *sum, unsigned k)
+{
+    unsigned w = (unsigned)__builtin_ctz(sum[k]);
+    unsigned b = (unsigned)__builtin_ctzll(map[fmap_off(k) + w]);
+    return ((size_t)w * 64 + b) << k;
 }
 
 /* The one place that finds a buddy.  The buddy of the block at page index `idx` with order
  * `order` is idx ^ (1 << order) (the block and its buddy differ only in that bit; both are
- * aligned to 2^order).  It is mergeable iff its head page is FREE_HEAD of the same order: a
- * free block of another order, an allocated block, or a page inside some other block never
+ * aligned to 2^order).  It is mergeable iff its bit is set in the free map of the same order
+ * (an allocatable free block of exactly that order starts there): a free block of another
+ * order, one a purge holds, an allocated block or a page inside another block never
  * qualifies.  Returns the buddy's page index, or -1 (also for order BUDDY_MAX_ORDER, the whole
  * extent, which has no buddy). */
 static long buddy_of_if_free_locked(const struct buddy_extent *ext, size_t idx, unsigned order)
@@ -336,53 +548,59 @@ static long buddy_of_if_free_locked(const struct buddy_extent *ext, size_t idx, 
     if (order >= BUDDY_MAX_ORDER)
         return -1;
     size_t b = idx ^ order_pages(order);
-    struct buddy_page pg = page_get(&ext->pages[b]);
-    if (pg.state != BUDDY_PAGE_FREE_HEAD || pg.order != order)
+    if (!(ext->avail[fmap_word(order, b)] & fmap_bit(order, b)))
         return -1;
+    assert(ext->pages[b].state == BUDDY_PAGE_FREE_HEAD && ext->pages[b].order == order);
     return (long)b;
 }
 
-/* ---------------------------------------------------------------- free lists */
-
-/* Make [idx, idx + 2^order) a free block and push it on free[order]. */
-static void free_list_push_locked(struct buddy_extent *ext, size_t idx, unsigned order,
-                                  bool purged)
+/* Make [idx, idx + 2^order) an allocatable free block. */
+static void free_push_locked(struct buddy_extent *ext, size_t idx, unsigned order)
 {
     buddy_assert_locked();
+    size_t n = order_pages(order);
     block_mark_locked(ext, idx, order, BUDDY_PAGE_FREE_HEAD, BUDDY_PAGE_FREE_TAIL, 0);
-    purged_set(ext, idx, purged);
-    struct buddy_node *n = page_addr(ext, idx);
-    n->prev = NULL;
-    n->next = buddy.free[order];
-    if (n->next)
-        n->next->prev = n;
-    buddy.free[order] = n;
+    range_set(ext->freepg, idx, n);
+    size_t dirty = range_count(ext->dirty, idx, n);
+    bool listed = (ext->orders >> order) & 1;
+    fmap_update(ext->avail, ext->sum, &ext->orders, order, idx, true);
+    if (dirty)
+        fmap_update(ext->avail_dirty, ext->sum_dirty, &ext->dirty_orders, order, idx, true);
+    if (!listed)
+        olist_link_locked(ext, order, dirty != 0);
+    else if (dirty && buddy.olist[order] != ext) {
+        olist_unlink_locked(ext, order);
+        olist_link_locked(ext, order, true);
+    }
     buddy.st.free_blocks[order]++;
     buddy.st.free_bytes += order_bytes(order);
+    buddy.st.dirty_free_bytes += dirty << BUDDY_PAGE_SHIFT;
 }
 
-/* Unlink the free block at idx from free[order]; returns whether it was purged.  Its page
- * entries are left for the caller to rewrite. */
-static bool free_list_remove_locked(struct buddy_extent *ext, size_t idx, unsigned order)
+/* Take the free block at idx off the free maps.  Its page entries are left for the caller to
+ * rewrite (a purge leaves them FREE). */
+static void free_remove_locked(struct buddy_extent *ext, size_t idx, unsigned order)
 {
     buddy_assert_locked();
-    struct buddy_node *n = page_addr(ext, idx);
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        buddy.free[order] = n->next;
-    if (n->next)
-        n->next->prev = n->prev;
+    size_t n = order_pages(order);
+    fmap_update(ext->avail, ext->sum, &ext->orders, order, idx, false);
+    if (ext->avail_dirty[fmap_word(order, idx)] & fmap_bit(order, idx))
+        fmap_update(ext->avail_dirty, ext->sum_dirty, &ext->dirty_orders, order, idx, false);
+    if (!((ext->orders >> order) & 1))
+        olist_unlink_locked(ext, order);
+    range_clear(ext->freepg, idx, n);
     buddy.st.free_blocks[order]--;
     buddy.st.free_bytes -= order_bytes(order);
-    bool purged = purged_get(ext, idx);
-    purged_set(ext, idx, false);
-    return purged;
+    buddy.st.dirty_free_bytes -= range_count(ext->dirty, idx, n) << BUDDY_PAGE_SHIFT;
 }
 
 /* ---------------------------------------------------------------- extents */
 
-/* Take one more 4 MiB extent from the heap and put it on the top free list. */
+static size_t spare_limit(void);
+
+/* Take one more 4 MiB extent from the heap; it enters as a free order-10 block, dirty
+ * everywhere if the heap says it may hold old data (`dirty`), else clean (fresh or purged
+ * memory reads as zero and is not resident). */
 static int extent_grow_locked(void)
 {
     buddy_assert_locked();
@@ -407,14 +625,13 @@ static int extent_grow_locked(void)
         ext->next->prev = ext;
     buddy.extents = ext;
     buddy.st.extents++;
-    /* Marked purged unless the heap says it may hold old data (`dirty`): fresh or purged
-     * memory is not resident and reads as zero (the purge budget does not count it, trims
-     * skip it, and buddy_alloc_clean reports blocks carved from it as clean). */
-    free_list_push_locked(ext, 0, BUDDY_MAX_ORDER, !he->dirty);
+    if (he->dirty)
+        memset(ext->dirty, 0xff, sizeof ext->dirty);
+    free_push_locked(ext, 0, BUDDY_MAX_ORDER);
     return 0;
 }
 
-/* Give a wholly free extent (already off the free lists) back to the heap. */
+/* Give a wholly free extent (already off the free maps) back to the heap. */
 static void extent_release_locked(struct buddy_extent *ext)
 {
     buddy_assert_locked();
@@ -429,107 +646,93 @@ static void extent_release_locked(struct buddy_extent *ext)
     heap_meta_free(ext, sizeof *ext);
 }
 
-/* ---------------------------------------------------------------- alloc, free */
-
-/* buddy.st.unpurged_bytes, an estimate of the free bytes that are still resident: blocks
- * freed since the last purge sweep, minus unpurged free memory allocated again.  It drives
- * the purge budget only; the sweep itself looks at every free block's purged bit. */
-static void resident_free_sub_locked(size_t bytes)
-{
-    size_t *u = &buddy.st.unpurged_bytes;
-    *u = *u > bytes ? *u - bytes : 0;
-}
-
-/* Allocate a block of 2^order pages; *clean (if not NULL) says whether it was carved from a
- * purged (or fresh) free block: then every page but its first reads as zero. */
-static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean)
+/* Give back whole free extents beyond `keep`; returns bytes. */
+static size_t trim_extents_locked(size_t keep)
 {
     buddy_assert_locked();
-    unsigned k = order;
-    while (k <= BUDDY_MAX_ORDER && !buddy.free[k])
-        k++;
-    if (k > BUDDY_MAX_ORDER) {
+    size_t bytes = 0;
+    while (buddy.st.free_blocks[BUDDY_MAX_ORDER] > keep) {
+        struct buddy_extent *ext = buddy.olist[BUDDY_MAX_ORDER];
+        free_remove_locked(ext, 0, BUDDY_MAX_ORDER);
+        extent_release_locked(ext);
+        bytes += HEAP_EXTENT_SIZE;
+    }
+    return bytes;
+}
+
+/* ---------------------------------------------------------------- alloc, free */
+
+/* Where to take a block of `order` from: an extent and the order j >= order of its free
+ * block.  Resident memory first (see ALLOCATION PREFERS RESIDENT MEMORY), then the smallest
+ * order.  NULL when no extent has a free block that large. */
+static struct buddy_extent *find_block_locked(unsigned order, unsigned *j)
+{
+    buddy_assert_locked();
+    for (unsigned k = order; k <= BUDDY_MAX_ORDER; k++) {
+        struct buddy_extent *e = buddy.olist[k];
+        if (e && ((e->dirty_orders >> k) & 1)) {
+            *j = k;
+            return e;
+        }
+    }
+    for (unsigned k = order; k <= BUDDY_MAX_ORDER; k++)
+        if (buddy.olist[k]) {
+            *j = k;
+            return buddy.olist[k];
+        }
+    return NULL;
+}
+
+/* Allocate a block of 2^order pages; *clean (if not NULL) says whether none of its pages is
+ * dirty (then all of it reads as zero).  NULL with errno ENOMEM when the heap cannot grow. */
+static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch);
+
+static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint64_t epoch)
+{
+    buddy_assert_locked();
+    unsigned k;
+    struct buddy_extent *ext = find_block_locked(order, &k);
+    if (!ext) {
         if (extent_grow_locked() != 0)
             return NULL;
+        ext = buddy.extents;
         k = BUDDY_MAX_ORDER;
     }
-    struct buddy_node *n = buddy.free[k];
-    struct buddy_extent *ext = extent_of_node_locked(n);
-    size_t idx = page_index(ext, n);
-    bool purged = free_list_remove_locked(ext, idx, k);
-    if (clean)
-        *clean = purged;
-    if (!purged) /* reusing freed memory that may still be resident */
-        resident_free_sub_locked(order_bytes(order));
-    while (k > order) { /* keep the lower half, free the upper half */
+    size_t idx = (ext->dirty_orders >> k) & 1 ? fmap_first(ext->avail_dirty, ext->sum_dirty, k)
+                                              : fmap_first(ext->avail, ext->sum, k);
+    free_remove_locked(ext, idx, k);
+    while (k > order) { /* keep the half with more resident pages, free the other */
         k--;
-        free_list_push_locked(ext, idx + order_pages(k), k, purged);
+        size_t half = order_pages(k);
+        size_t lo = range_count(ext->dirty, idx, half);
+        size_t hi = range_count(ext->dirty, idx + half, half);
+        if (hi > lo) {
+            free_push_locked(ext, idx, k);
+            idx += half;
+        } else {
+            free_push_locked(ext, idx + half, k);
+        }
         buddy.st.splits++;
     }
+    size_t n = order_pages(order);
+    if (clean)
+        *clean = !range_any(ext->dirty, idx, n);
+    reuse_note_locked(ext, idx, n, epoch);
+    range_set(ext->dirty, idx, n); /* allocated: may be resident from now on */
     block_mark_locked(ext, idx, order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL, tag);
     buddy.st.alloc_bytes += order_bytes(order);
-    tag_bytes_add_locked(tag, order_bytes(order), true);
     buddy.st.allocs++;
     return page_addr(ext, idx);
 }
 
-static size_t spare_limit(void);
-static size_t trim_purge_locked(void);
-
-/* Unpurged free bytes above which a free purges every free block (buddy_set_purge_budget);
- * buddy lock for writes. */
-static size_t purge_budget = SIZE_MAX;
-static uint16_t purge_budget_tag; /* frees of blocks with this tag count toward it */
-/* buddy_set_purge_scale: the budget in force is live bytes of the tag >> purge_scale_shift,
- * at least purge_scale_min and at most purge_budget.  purge_scale_min = SIZE_MAX: no scaling. */
-static size_t purge_scale_min = SIZE_MAX;
-static unsigned purge_scale_shift;
-
-/* The budget in force: the set budget, or (scaled) a share of the tag's live bytes. */
-static size_t purge_budget_now_locked(void)
-{
-    if (purge_scale_min >= purge_budget || purge_budget_tag >= BUDDY_TAG_TRACKED)
-        return purge_budget;
-    size_t b = buddy.tag_bytes[purge_budget_tag] >> purge_scale_shift;
-    if (b < purge_scale_min)
-        b = purge_scale_min;
-    return b < purge_budget ? b : purge_budget;
-}
-
-/* One sweep when the estimate of resident free memory is over the budget in force. */
-static void purge_if_over_budget_locked(void)
-{
-    if (buddy.st.unpurged_bytes > purge_budget_now_locked()) {
-        buddy.st.budget_purges++;
-        trim_purge_locked();
-    }
-}
-
-/* `bytes` of a block tagged `tag` became free (maybe still resident): count them toward the
- * purge budget, and sweep once it is exceeded.  Only the budget's tag counts (kmalloc: large
- * objects): a cache that releases empty slabs keeps their memory resident for its next
- * slabs.  Blocks below BUDDY_PURGE_MIN_ORDER are never purged by themselves. */
-static void resident_free_add_locked(size_t bytes, uint16_t tag)
-{
-    if (tag != purge_budget_tag || bytes < order_bytes(BUDDY_PURGE_MIN_ORDER))
-        return;
-    buddy.st.unpurged_bytes += bytes;
-    purge_if_over_budget_locked();
-}
-
-/* Free the allocated block whose head is page idx: merge while the buddy is free. */
-static void block_free_locked(struct buddy_extent *ext, size_t idx)
+/* Free [idx, idx + 2^order) (its pages already off every map): merge while the buddy is
+ * free, then keep the block, or give a whole extent beyond the spares back to the heap. */
+static void block_return_locked(struct buddy_extent *ext, size_t idx, unsigned order)
 {
     buddy_assert_locked();
-    unsigned order = ext->pages[idx].order;
-    const uint16_t tag = ext->pages[idx].tag;
-    const size_t freed = order_bytes(order);
-    buddy.st.alloc_bytes -= freed;
-    tag_bytes_add_locked(tag, freed, false);
-    buddy.st.frees++;
     long b;
     while ((b = buddy_of_if_free_locked(ext, idx, order)) >= 0) {
-        free_list_remove_locked(ext, (size_t)b, order);
+        free_remove_locked(ext, (size_t)b, order);
         idx &= (size_t)b; /* the merged block starts at the lower of the two */
         order++;
         buddy.st.merges++;
@@ -538,23 +741,320 @@ static void block_free_locked(struct buddy_extent *ext, size_t idx)
         extent_release_locked(ext);
         return;
     }
-    free_list_push_locked(ext, idx, order, false);
-    resident_free_add_locked(freed, tag); /* after the push: a sweep may purge it too */
+    free_push_locked(ext, idx, order);
 }
+
+/* Free the allocated block whose head is page idx; its pages are freed in `epoch`. */
+static void block_free_locked(struct buddy_extent *ext, size_t idx, uint64_t epoch)
+{
+    buddy_assert_locked();
+    unsigned order = ext->pages[idx].order;
+    buddy.st.alloc_bytes -= order_bytes(order);
+    buddy.st.frees++;
+    recent_shift_locked(ext, epoch);
+    range_set(ext->recent[0], idx, order_pages(order));
+    block_return_locked(ext, idx, order);
+}
+
+/* ---------------------------------------------------------------- decay and trim */
+
+/* A free block a purge took off, and its pages to purge (within the block). */
+struct purge_item {
+    struct buddy_extent *ext;
+    size_t idx;
+    unsigned order;
+    uint64_t pages[MAP_WORDS]; /* bit i: page idx + i (blocks of up to 64 pages use word 0) */
+};
+
+/* Take up to `max` free blocks with purge candidates off the free maps: candidates are the
+ * dirty pages of allocatable free blocks, and unless `all`, only those not freed in the
+ * current epoch or the one before.  Returns the number taken. */
+static size_t purge_collect_locked(struct purge_item *items, size_t max, uint64_t epoch,
+                                   bool all, size_t want)
+{
+    buddy_assert_locked();
+    size_t n = 0, taken = 0;
+    for (struct buddy_extent *ext = buddy.extents; ext && n < max && taken < want;
+         ext = ext->next) {
+        if (!all)
+            recent_shift_locked(ext, epoch);
+        uint64_t cand[MAP_WORDS];
+        bool any = false;
+        for (size_t w = 0; w < MAP_WORDS; w++) {
+            cand[w] = ext->dirty[w] & ext->freepg[w];
+            if (!all)
+                cand[w] &= ~(ext->recent[0][w] | ext->recent[1][w]);
+            any |= cand[w] != 0;
+        }
+        for (size_t p = 0; any && p < BUDDY_PAGES_PER_EXTENT && n < max && taken < want;) {
+            uint64_t c = cand[p / 64] & (~(uint64_t)0 << (p % 64));
+            if (!c) {
+                p = (p / 64 + 1) * 64;
+                continue;
+            }
+            p = (p / 64) * 64 + (size_t)__builtin_ctzll(c);
+            unsigned order = ext->pages[p].order;
+            size_t head = p & ~(order_pages(order) - 1);
+            assert(ext->pages[head].state == BUDDY_PAGE_FREE_HEAD);
+            struct purge_item *it = &items[n++];
+            it->ext = ext;
+            it->idx = head;
+            it->order = order;
+            memset(it->pages, 0, sizeof it->pages);
+            size_t np = order_pages(order);
+            for (size_t i = 0; i < np; i += 64) { /* copy the block's candidate bits */
+                uint64_t m = range_mask(head + i, np - i < 64 ? np - i : 64);
+                it->pages[i / 64] = (cand[(head + i) / 64] & m) >> ((head + i) % 64);
+                taken += (size_t)__builtin_popcountll(it->pages[i / 64]) << BUDDY_PAGE_SHIFT;
+            }
+            free_remove_locked(ext, head, order);
+            range_set(ext->busy, head, 1);
+            buddy.busy_blocks++;
+            p = head + np;
+        }
+    }
+    return n;
+}
+
+/* End the run [*run, *run + *len) of purge_items: madvise it.  If that fails, its pages are
+ * cleared from the items (they stay dirty).  Returns bytes purged. */
+static size_t purge_flush(struct purge_item *items, size_t n, char **run, size_t *len,
+                          size_t *calls)
+{
+    if (!*run)
+        return 0;
+    size_t bytes = 0;
+    (*calls)++;
+    if (heap_purge(*run, *len) == 0) {
+        bytes = *len;
+    } else {
+        for (size_t j = 0; j < n; j++)
+            for (size_t q = 0; q < order_pages(items[j].order); q++) {
+                char *a = page_addr(items[j].ext, items[j].idx + q);
+                if (a >= *run && a < *run + *len)
+                    items[j].pages[q / 64] &= ~((uint64_t)1 << (q % 64));
+            }
+    }
+    *run = NULL;
+    *len = 0;
+    return bytes;
+}
+
+/* madvise the candidate pages of the items (no lock held), one call per run of adjacent
+ * pages of one extent, across items.  Returns bytes purged; *calls counts the calls. */
+static size_t purge_items(struct purge_item *items, size_t n, size_t *calls)
+{
+    char *run = NULL;
+    size_t len = 0, bytes = 0;
+    const struct buddy_extent *run_ext = NULL;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t p = 0; p < order_pages(items[i].order); p++) {
+            if (!bit_get(items[i].pages, p)) {
+                bytes += purge_flush(items, i + 1, &run, &len, calls);
+                continue;
+            }
+            char *addr = page_addr(items[i].ext, items[i].idx + p);
+            if (run && run_ext == items[i].ext && addr == run + len) {
+                len += BUDDY_PAGE_SIZE;
+                continue;
+            }
+            bytes += purge_flush(items, i + 1, &run, &len, calls);
+            run = addr;
+            len = BUDDY_PAGE_SIZE;
+            run_ext = items[i].ext;
+        }
+    }
+    return bytes + purge_flush(items, n, &run, &len, calls);
+}
+
+/* Put purged items back: their purged pages are clean now; the blocks are free again. */
+static void purge_return_locked(struct purge_item *items, size_t n)
+{
+    buddy_assert_locked();
+    for (size_t i = 0; i < n; i++) {
+        struct purge_item *it = &items[i];
+        size_t np = order_pages(it->order);
+        for (size_t w = 0; w < range_words(np); w++) {
+            size_t first = it->idx + w * 64;
+            it->ext->dirty[first / 64] &= ~(it->pages[w] << (first % 64));
+        }
+        range_clear(it->ext->busy, it->idx, 1);
+        buddy.busy_blocks--;
+        /* Items of one extent were taken together and come back in order: the extent
+         * cannot become wholly free (and be released) while a later item still holds a
+         * block of it. */
+        block_return_locked(it->ext, it->idx, it->order);
+    }
+}
+
+/* The decay's reserve: old free pages (freed before the previous epoch) that allocations
+ * took again during the last whole epoch.  A program that keeps reusing its old free memory
+ * keeps that much of it resident; one that stopped (or frees and reallocates within an
+ * epoch, which never touches old pages) keeps none.  Bytes, under buddy.lock. */
+static struct {
+    uint64_t epoch; /* the epoch `acc` belongs to */
+    size_t acc;     /* old pages reused in it so far */
+    size_t prev;    /* ... in the epoch before it, if that was epoch - 1; else 0 */
+} reuse;
+
+/* Pages [idx, idx + n) are being allocated in `epoch`: count the dirty ones that were free
+ * since before the previous epoch (purge candidates the decay kept, now paying off). */
+static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch)
+{
+    buddy_assert_locked();
+    if (reuse.epoch != epoch) {
+        reuse.prev = reuse.epoch + 1 == epoch ? reuse.acc : 0;
+        reuse.acc = 0;
+        reuse.epoch = epoch;
+    }
+    recent_shift_locked(ext, epoch);
+    size_t old = 0;
+    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
+        old += (size_t)__builtin_popcountll(ext->dirty[w] & range_mask(idx, n) &
+                                            ~(ext->recent[0][w] | ext->recent[1][w]));
+    reuse.acc += old << BUDDY_PAGE_SHIFT;
+}
+
+/* Dirty free bytes the decay may purge in `epoch`: those above the reserve. */
+static size_t purge_excess_locked(uint64_t epoch)
+{
+    size_t reserve = reuse.epoch == epoch ? reuse.prev : reuse.epoch + 1 == epoch ? reuse.acc : 0;
+    buddy.st.decay_reserve = reserve;
+    return buddy.st.dirty_free_bytes > reserve ? buddy.st.dirty_free_bytes - reserve : 0;
+}
+
+/* One purge: batches of PURGE_BATCH blocks until nothing is left or `max_bytes` of free
+ * blocks were looked at (SIZE_MAX: no limit).  Returns bytes purged; *more says whether it
+ * stopped at the limit. */
+static size_t purge_run(uint64_t epoch, bool all, size_t max_bytes, bool *more)
+{
+    struct purge_item items[PURGE_BATCH];
+    size_t seen = 0, bytes = 0, calls = 0;
+    *more = false;
+    for (;;) {
+        buddy_lock();
+        size_t want = all ? SIZE_MAX : purge_excess_locked(epoch);
+        size_t n = want ? purge_collect_locked(items, PURGE_BATCH, epoch, all, want) : 0;
+        buddy_unlock();
+        if (n == 0)
+            break;
+        size_t c = 0, b = purge_items(items, n, &c);
+        buddy_lock();
+        purge_return_locked(items, n);
+        buddy.st.purge_calls += c;
+        buddy.st.purged_bytes += b;
+        buddy_unlock();
+        bytes += b;
+        calls += c;
+        for (size_t i = 0; i < n; i++)
+            seen += order_bytes(items[i].order);
+        if (seen >= max_bytes) {
+            *more = true;
+            break;
+        }
+    }
+    if (calls) {
+        buddy_lock();
+        buddy.st.decay_passes++;
+        buddy_unlock();
+    }
+    return bytes;
+}
+
+/* The decay: run a pass if the epoch changed since the last one (or the last one stopped
+ * at its limit).  Called without the lock from every slow path; cheap when nothing is due. */
+static void decay_maybe(void)
+{
+    uint32_t d = decay_ms();
+    if (d == BUDDY_DECAY_NEVER)
+        return;
+    uint64_t epoch = epoch_now(d);
+    if (d && epoch == __atomic_load_n(&decay.pass_epoch, __ATOMIC_RELAXED) &&
+        !__atomic_load_n(&decay.more, __ATOMIC_RELAXED))
+        return;
+    if (__atomic_exchange_n(&decay.running, true, __ATOMIC_ACQUIRE))
+        return; /* another thread is at it */
+    __atomic_store_n(&decay.pass_epoch, epoch, __ATOMIC_RELAXED);
+    bool more;
+    purge_run(epoch, d == 0, DECAY_PASS_BYTES, &more);
+    __atomic_store_n(&decay.more, more, __ATOMIC_RELAXED);
+    __atomic_store_n(&decay.running, false, __ATOMIC_RELEASE);
+}
+
+void buddy_tick(void)
+{
+    decay_maybe();
+}
+
+size_t buddy_trim(size_t keep_extents)
+{
+    buddy_lock();
+    size_t bytes = trim_extents_locked(keep_extents);
+    buddy_unlock();
+    bool more;
+    return bytes + purge_run(0, true, SIZE_MAX, &more);
+}
+
+/* ---------------------------------------------------------------- reclaim */
+
+static buddy_reclaim_fn reclaim_fn;
+static __thread bool tls_in_reclaim __attribute__((tls_model("initial-exec")));
+
+buddy_reclaim_fn buddy_set_reclaim(buddy_reclaim_fn fn)
+{
+    return __atomic_exchange_n(&reclaim_fn, fn, __ATOMIC_ACQ_REL);
+}
+
+/* An allocation of `want` bytes found the heap unable to grow: let the upper layer give
+ * back what it caches, and give every whole free extent back to the heap (no lock held).
+ * False when this thread is reclaiming already (the callback's own allocations do not
+ * recurse). */
+static bool reclaim(size_t want)
+{
+    if (tls_in_reclaim)
+        return false;
+    tls_in_reclaim = true;
+    buddy_reclaim_fn fn = __atomic_load_n(&reclaim_fn, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn(want);
+    buddy_lock();
+    buddy.st.reclaims++;
+    trim_extents_locked(0);
+    buddy_unlock();
+    tls_in_reclaim = false;
+    return true;
+}
+
+/* ---------------------------------------------------------------- public alloc, free */
 
 void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean)
 {
     void *p = NULL;
     if (clean)
         *clean = false;
-    buddy_lock();
-    if (order > BUDDY_MAX_ORDER || tag == BUDDY_TAG_NONE)
-        errno = EINVAL;
-    else
-        p = block_alloc_locked(order, tag, clean);
-    if (!p)
+    if (order > BUDDY_MAX_ORDER || tag == BUDDY_TAG_NONE) {
+        buddy_lock();
         buddy.st.failures++;
+        buddy_unlock();
+        errno = EINVAL;
+        return NULL;
+    }
+    uint64_t epoch = epoch_now(decay_ms());
+    buddy_lock();
+    p = block_alloc_locked(order, tag, clean, epoch);
     buddy_unlock();
+    if (!p && reclaim(order_bytes(order))) {
+        buddy_lock();
+        p = block_alloc_locked(order, tag, clean, epoch);
+        buddy_unlock();
+    }
+    if (!p) {
+        buddy_lock();
+        buddy.st.failures++;
+        buddy_unlock();
+        errno = ENOMEM;
+    }
+    decay_maybe();
     return p;
 }
 
@@ -577,6 +1077,8 @@ int buddy_order_for_size(size_t bytes)
 static void *huge_alloc(size_t bytes, uint16_t tag)
 {
     struct heap_extent *he = heap_extent_alloc(bytes, HEAP_KIND_WHOLE, tag, NULL, true);
+    if (!he && errno == ENOMEM && reclaim(bytes))
+        he = heap_extent_alloc(bytes, HEAP_KIND_WHOLE, tag, NULL, true);
     buddy_lock();
     if (he) {
         buddy.st.huge_blocks++;
@@ -587,6 +1089,8 @@ static void *huge_alloc(size_t bytes, uint16_t tag)
         buddy.st.failures++;
     }
     buddy_unlock();
+    if (!he)
+        errno = ENOMEM;
     return he ? (void *)he->base : NULL;
 }
 
@@ -642,8 +1146,8 @@ static int huge_free_locked(struct heap_extent *he, void *ptr)
     return 0;
 }
 
-/* Check that ptr is the head of an allocated block of ours, then free it. */
-static int checked_free_locked(void *ptr)
+/* Check that ptr is the head of an allocated block of ours, then free it in `epoch`. */
+static int checked_free_locked(void *ptr, uint64_t epoch)
 {
     buddy_assert_locked();
     if (!ptr)
@@ -661,7 +1165,7 @@ static int checked_free_locked(void *ptr)
     size_t head = idx & ~(order_pages(pg.order) - 1);
     switch (pg.state) {
     case BUDDY_PAGE_ALLOC_HEAD:
-        block_free_locked(ext, idx);
+        block_free_locked(ext, idx, epoch);
         return 0;
     case BUDDY_PAGE_ALLOC_TAIL:
         return invalid_free_locked(ptr, "interior pointer of the block at", page_addr(ext, head));
@@ -677,16 +1181,18 @@ static int checked_free_locked(void *ptr)
 
 int buddy_free(void *ptr)
 {
+    uint64_t epoch = epoch_now(decay_ms());
     buddy_lock();
-    int rc = checked_free_locked(ptr);
+    int rc = checked_free_locked(ptr, epoch);
     buddy_unlock();
+    decay_maybe();
     if (rc)
         errno = EINVAL;
     return rc;
 }
 
 /* buddy_resize with the lock held: 0, or an errno value with nothing changed. */
-static int resize_locked(void *head, unsigned new_order)
+static int resize_locked(void *head, unsigned new_order, uint64_t epoch)
 {
     buddy_assert_locked();
     struct buddy_extent *ext = extent_of_addr(head);
@@ -703,41 +1209,63 @@ static int resize_locked(void *head, unsigned new_order)
             if ((idx & order_pages(k)) || buddy_of_if_free_locked(ext, idx, k) < 0)
                 return ENOMEM;
         for (unsigned k = order; k < new_order; k++) {
-            if (!free_list_remove_locked(ext, idx + order_pages(k), k))
-                resident_free_sub_locked(order_bytes(k));
+            free_remove_locked(ext, idx + order_pages(k), k);
             buddy.st.merges++;
         }
+        range_set(ext->dirty, idx, order_pages(new_order));
         block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
                           pg.tag);
         buddy.st.alloc_bytes += order_bytes(new_order) - order_bytes(order);
-        tag_bytes_add_locked(pg.tag, order_bytes(new_order) - order_bytes(order), true);
     } else if (new_order < order) {
-        /* The kept lower part first, then each upper half becomes a free block; its buddy is
-         * the (allocated) lower half, so none of them can merge. */
+        /* The kept lower part first, then each upper half becomes a free block, freed now;
+         * its buddy is the (allocated) lower half, so none of them can merge. */
         block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
                           pg.tag);
+        recent_shift_locked(ext, epoch);
         for (unsigned k = order; k > new_order;) {
             k--;
-            free_list_push_locked(ext, idx + order_pages(k), k, false);
+            range_set(ext->recent[0], idx + order_pages(k), order_pages(k));
+            free_push_locked(ext, idx + order_pages(k), k);
             buddy.st.splits++;
         }
         buddy.st.alloc_bytes -= order_bytes(order) - order_bytes(new_order);
-        tag_bytes_add_locked(pg.tag, order_bytes(order) - order_bytes(new_order), false);
-        resident_free_add_locked(order_bytes(order) - order_bytes(new_order), pg.tag);
     }
     return 0;
 }
 
 int buddy_resize(void *head, unsigned new_order)
 {
+    uint64_t epoch = epoch_now(decay_ms());
     buddy_lock();
-    int err = resize_locked(head, new_order);
+    int err = resize_locked(head, new_order, epoch);
     buddy_unlock();
+    decay_maybe();
     if (err) {
         errno = err;
         return -1;
     }
     return 0;
+}
+
+void *buddy_resize_huge(void *head, size_t bytes)
+{
+    struct heap_extent *he = heap_extent_lookup(head);
+    if (!he || he->kind != HEAP_KIND_WHOLE || he->base != (uintptr_t)head ||
+        bytes <= HEAP_EXTENT_SIZE) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* The caller owns the block: nothing else resizes or frees it meanwhile. */
+    size_t old = he->size;
+    void *p = heap_extent_resize(he, bytes);
+    if (!p)
+        return NULL;
+    buddy_lock();
+    buddy.st.huge_bytes = buddy.st.huge_bytes - old + he->size;
+    buddy.st.alloc_bytes = buddy.st.alloc_bytes - old + he->size;
+    buddy.st.huge_resizes++;
+    buddy_unlock();
+    return p;
 }
 
 /* ---------------------------------------------------------------- lookup (lock-free) */
@@ -772,45 +1300,6 @@ bool buddy_lookup(const void *ptr, struct buddy_block_info *out)
     return true;
 }
 
-/* ---------------------------------------------------------------- trim */
-
-/* Give back whole free extents beyond `keep`; returns bytes. */
-static size_t trim_extents_locked(size_t keep)
-{
-    buddy_assert_locked();
-    size_t bytes = 0;
-    while (buddy.st.free_blocks[BUDDY_MAX_ORDER] > keep) {
-        struct buddy_extent *ext = extent_of_node_locked(buddy.free[BUDDY_MAX_ORDER]);
-        free_list_remove_locked(ext, 0, BUDDY_MAX_ORDER);
-        extent_release_locked(ext);
-        bytes += HEAP_EXTENT_SIZE;
-    }
-    return bytes;
-}
-
-/* madvise every not-yet-purged free block of order >= BUDDY_PURGE_MIN_ORDER but its first
- * page (the list node); returns bytes. */
-static size_t trim_purge_locked(void)
-{
-    buddy_assert_locked();
-    buddy.st.unpurged_bytes = 0; /* every free block of a purgeable order is purged below */
-    size_t bytes = 0;
-    for (unsigned k = BUDDY_PURGE_MIN_ORDER; k <= BUDDY_MAX_ORDER; k++) {
-        for (struct buddy_node *n = buddy.free[k]; n; n = n->next) {
-            struct buddy_extent *ext = extent_of_node_locked(n);
-            size_t idx = page_index(ext, n);
-            if (purged_get(ext, idx))
-                continue;
-            size_t len = order_bytes(k) - BUDDY_PAGE_SIZE;
-            if (heap_purge((char *)n + BUDDY_PAGE_SIZE, len) != 0)
-                continue;
-            purged_set(ext, idx, true);
-            bytes += len;
-        }
-    }
-    return bytes;
-}
-
 /* ---------------------------------------------------------------- spares */
 
 /* 0 = not read yet; otherwise the limit (buddy lock for writes; relaxed reads). */
@@ -839,37 +1328,6 @@ size_t buddy_set_spare_extents(size_t n)
     trim_extents_locked(n);
     buddy_unlock();
     return old;
-}
-
-size_t buddy_set_purge_budget(size_t bytes, uint16_t tag)
-{
-    buddy_lock();
-    size_t old = purge_budget;
-    purge_budget = bytes;
-    purge_budget_tag = tag;
-    purge_if_over_budget_locked();
-    buddy_unlock();
-    return old;
-}
-
-size_t buddy_set_purge_scale(size_t min_bytes, unsigned shift)
-{
-    buddy_lock();
-    size_t old = purge_scale_min;
-    purge_scale_min = min_bytes;
-    purge_scale_shift = shift < 63 ? shift : 63;
-    purge_if_over_budget_locked();
-    buddy_unlock();
-    return old;
-}
-
-size_t buddy_trim(size_t keep_extents)
-{
-    buddy_lock();
-    size_t bytes = trim_extents_locked(keep_extents);
-    bytes += trim_purge_locked();
-    buddy_unlock();
-    return bytes;
 }
 
 /* ---------------------------------------------------------------- stats */
@@ -980,6 +1438,13 @@ void buddy_print_stats(FILE *out)
     fmt_field(&f, "merges", st.merges);
     fmt_field(&f, "failures", st.failures);
     fmt_field(&f, "invalid_frees", st.invalid_frees);
+    fmt_str(&f, "\nbuddy:");
+    fmt_field(&f, "dirty_free_bytes", st.dirty_free_bytes);
+    fmt_field(&f, "decay_passes", st.decay_passes);
+    fmt_field(&f, "purge_calls", st.purge_calls);
+    fmt_field(&f, "purged_bytes", st.purged_bytes);
+    fmt_field(&f, "reclaims", st.reclaims);
+    fmt_field(&f, "huge_resizes", st.huge_resizes);
     fmt_str(&f, "\n");
     format_buddyinfo(&f, &st);
     fmt_to_file(&f, out);
@@ -1004,37 +1469,16 @@ static int validate_fail(const char *what, const void *where, size_t got, size_t
     return -1;
 }
 
-/* Every list node is the FREE_HEAD of a block of the list's order, links are consistent,
- * and the list length matches free_blocks[]. */
-static int validate_lists_locked(void)
-{
-    size_t bound = buddy.st.extents * BUDDY_PAGES_PER_EXTENT;
-    for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++) {
-        size_t n = 0;
-        struct buddy_node *prev = NULL;
-        for (struct buddy_node *p = buddy.free[k]; p; prev = p, p = p->next) {
-            struct buddy_extent *ext = extent_of_addr(p);
-            if (!ext)
-                return validate_fail("free list node outside every buddy extent", p, k, 0);
-            if ((uintptr_t)p & (BUDDY_PAGE_SIZE - 1))
-                return validate_fail("free list node not page aligned", p, k, 0);
-            struct buddy_page pg = ext->pages[page_index(ext, p)];
-            if (pg.state != BUDDY_PAGE_FREE_HEAD)
-                return validate_fail("free list node is not FREE_HEAD", p, pg.state,
-                                     BUDDY_PAGE_FREE_HEAD);
-            if (pg.order != k)
-                return validate_fail("free list node of the wrong order", p, pg.order, k);
-            if (p->prev != prev)
-                return validate_fail("free list prev link broken", p, k, 0);
-            if (++n > bound)
-                return validate_fail("free list longer than the pages held (cycle)", p, n, bound);
-        }
-        if (n != buddy.st.free_blocks[k])
-            return validate_fail("free list length != free_blocks[order]", &buddy.free[k], n,
-                                 buddy.st.free_blocks[k]);
-    }
-    return 0;
-}
+/* What the validator recomputes from the page maps. */
+struct validate_sums {
+    size_t nfree[BUDDY_ORDERS]; /* allocatable free blocks by order */
+    size_t free_bytes, dirty_free_bytes, alloc_bytes, busy;
+};
+
+/* The free maps, summary words and masks the page map implies, for one extent. */
+struct validate_maps {
+    uint64_t avail[FMAP_WORDS], avail_dirty[FMAP_WORDS], freepg[MAP_WORDS];
+};
 
 /* Tails of the block at idx agree with its head; returns -1 after reporting. */
 static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
@@ -1055,15 +1499,9 @@ static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
     return 0;
 }
 
-/* Byte totals the validator recomputes from the page maps. */
-struct validate_sums {
-    size_t nfree, free_bytes, alloc_bytes;
-    size_t tag_bytes[BUDDY_TAG_TRACKED]; /* allocated bytes by tag (buddy.tag_bytes) */
-};
-
-/* One block's head page at idx; adds its bytes to the sums. */
+/* One block's head page at idx: checks it, adds it to the sums and to the maps it implies. */
 static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
-                                 struct validate_sums *sum)
+                                 struct validate_sums *sum, struct validate_maps *m)
 {
     struct buddy_page pg = ext->pages[idx];
     void *at = page_addr(ext, idx);
@@ -1071,27 +1509,59 @@ static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
         return validate_fail("block does not start with a head page", at, pg.state, 0);
     if (pg.order > BUDDY_MAX_ORDER)
         return validate_fail("order out of range", at, pg.order, BUDDY_MAX_ORDER);
-    if (idx & (order_pages(pg.order) - 1))
+    size_t n = order_pages(pg.order);
+    if (idx & (n - 1))
         return validate_fail("block not aligned to its order", at, idx, pg.order);
     if (validate_tails_locked(ext, idx, pg))
         return -1;
     if (pg.state == BUDDY_PAGE_ALLOC_HEAD) {
         if (pg.tag == BUDDY_TAG_NONE)
             return validate_fail("allocated block with tag 0", at, pg.tag, 1);
-        if (purged_get(ext, idx))
-            return validate_fail("allocated block marked purged", at, 1, 0);
+        if (range_count(ext->dirty, idx, n) != n)
+            return validate_fail("allocated block with a page not marked dirty", at,
+                                 range_count(ext->dirty, idx, n), n);
         sum->alloc_bytes += order_bytes(pg.order);
-        if (pg.tag < BUDDY_TAG_TRACKED)
-            sum->tag_bytes[pg.tag] += order_bytes(pg.order);
         return 0;
     }
     if (pg.tag != BUDDY_TAG_NONE)
         return validate_fail("free block with a tag", at, pg.tag, 0);
-    long b = buddy_of_if_free_locked(ext, idx, pg.order);
-    if (b >= 0)
-        return validate_fail("two free buddies left unmerged", at, (size_t)b, pg.order);
-    sum->nfree++;
+    /* Unmerged buddies, read from the page map (not from the maps under test). */
+    if (pg.order < BUDDY_MAX_ORDER) {
+        size_t b = idx ^ n;
+        struct buddy_page bp = ext->pages[b];
+        if (bp.state == BUDDY_PAGE_FREE_HEAD && bp.order == pg.order && !bit_get(ext->busy, b) &&
+            !bit_get(ext->busy, idx))
+            return validate_fail("two free buddies left unmerged", at, b, pg.order);
+    }
+    if (bit_get(ext->busy, idx)) { /* taken off by a purge in flight */
+        sum->busy++;
+        return 0;
+    }
+    sum->nfree[pg.order]++;
     sum->free_bytes += order_bytes(pg.order);
+    sum->dirty_free_bytes += range_count(ext->dirty, idx, n) << BUDDY_PAGE_SHIFT;
+    m->avail[fmap_word(pg.order, idx)] |= fmap_bit(pg.order, idx);
+    if (range_any(ext->dirty, idx, n))
+        m->avail_dirty[fmap_word(pg.order, idx)] |= fmap_bit(pg.order, idx);
+    range_set(m->freepg, idx, n);
+    return 0;
+}
+
+/* Summary words and the order mask agree with a free map. */
+static int validate_summary(const struct buddy_extent *ext, const uint64_t *map,
+                            const uint16_t *sum, uint16_t orders, const char *what)
+{
+    for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++) {
+        unsigned words = k < 4 ? 16u >> k : 1u;
+        uint16_t want = 0;
+        for (unsigned w = 0; w < words; w++)
+            if (map[fmap_off(k) + w])
+                want |= (uint16_t)(1u << w);
+        if (sum[k] != want)
+            return validate_fail(what, ext->base, sum[k], want);
+        if (((orders >> k) & 1) != (want != 0))
+            return validate_fail(what, ext->base, orders, k);
+    }
     return 0;
 }
 
@@ -1102,25 +1572,75 @@ static int validate_extent_locked(const struct buddy_extent *ext, struct validat
         he->kind != HEAP_KIND_SPLIT || (char *)he->base != ext->base ||
         he->size < HEAP_EXTENT_SIZE)
         return validate_fail("extent record does not match its heap extent", ext->base, 0, 0);
+    struct validate_maps m;
+    memset(&m, 0, sizeof m);
     for (size_t i = 0; i < BUDDY_PAGES_PER_EXTENT;) {
-        if (validate_block_locked(ext, i, sum))
+        if (validate_block_locked(ext, i, sum, &m))
             return -1;
         i += order_pages(ext->pages[i].order);
     }
-    for (size_t i = 0; i < BUDDY_PAGES_PER_EXTENT; i++)
-        if (purged_get(ext, i) && ext->pages[i].state != BUDDY_PAGE_FREE_HEAD)
-            return validate_fail("purged bit on a page that is not FREE_HEAD", page_addr(ext, i),
-                                 ext->pages[i].state, BUDDY_PAGE_FREE_HEAD);
+    for (size_t w = 0; w < FMAP_WORDS; w++) {
+        if (ext->avail[w] != m.avail[w])
+            return validate_fail("free map word does not match the page map", ext->base, w,
+                                 (size_t)__builtin_popcountll(ext->avail[w] ^ m.avail[w]));
+        if (ext->avail_dirty[w] != m.avail_dirty[w])
+            return validate_fail("dirty free map word does not match the dirty pages", ext->base,
+                                 w, (size_t)__builtin_popcountll(ext->avail_dirty[w] ^
+                                                                 m.avail_dirty[w]));
+    }
+    for (size_t w = 0; w < MAP_WORDS; w++) {
+        if (ext->freepg[w] != m.freepg[w])
+            return validate_fail("free page map word does not match the free blocks", ext->base,
+                                 w, 0);
+        for (uint64_t b = ext->busy[w]; b; b &= b - 1) {
+            size_t i = w * 64 + (size_t)__builtin_ctzll(b);
+            if (ext->pages[i].state != BUDDY_PAGE_FREE_HEAD)
+                return validate_fail("busy bit on a page that is not FREE_HEAD",
+                                     page_addr(ext, i), ext->pages[i].state,
+                                     BUDDY_PAGE_FREE_HEAD);
+        }
+    }
+    if (validate_summary(ext, ext->avail, ext->sum, ext->orders,
+                         "free map summary word or order mask wrong") ||
+        validate_summary(ext, ext->avail_dirty, ext->sum_dirty, ext->dirty_orders,
+                         "dirty free map summary word or order mask wrong"))
+        return -1;
+    return 0;
+}
+
+/* Each olist[k] holds exactly the extents whose order mask has bit k. */
+static int validate_order_lists_locked(void)
+{
+    for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++) {
+        size_t n = 0, want = 0;
+        const struct buddy_extent *prev = NULL;
+        for (const struct buddy_extent *e = buddy.olist[k]; e; prev = e, e = e->onext[k]) {
+            if (++n > buddy.st.extents)
+                return validate_fail("order list longer than the extents (cycle)", e->base, n,
+                                     buddy.st.extents);
+            if (e->oprev[k] != prev)
+                return validate_fail("order list prev link broken", e->base, k, 0);
+            if (!((e->orders >> k) & 1))
+                return validate_fail("extent on an order list without a free block of it",
+                                     e->base, e->orders, k);
+        }
+        if (buddy.otail[k] != prev)
+            return validate_fail("order list tail", prev ? prev->base : NULL, k, 0);
+        for (const struct buddy_extent *e = buddy.extents; e; e = e->next)
+            want += (e->orders >> k) & 1;
+        if (n != want)
+            return validate_fail("extents with a free block of an order != its list", NULL, n,
+                                 want);
+    }
     return 0;
 }
 
 static int validate_locked(void)
 {
     buddy_assert_locked();
-    if (validate_lists_locked())
-        return -1;
-    size_t extents = 0, listed = 0;
-    struct validate_sums sum = {0};
+    size_t extents = 0;
+    struct validate_sums sum;
+    memset(&sum, 0, sizeof sum);
     for (const struct buddy_extent *ext = buddy.extents; ext; ext = ext->next) {
         if (++extents > buddy.st.extents)
             return validate_fail("more extents listed than counted", ext->base, extents,
@@ -1130,20 +1650,24 @@ static int validate_locked(void)
         if (validate_extent_locked(ext, &sum))
             return -1;
     }
-    for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++)
-        listed += buddy.st.free_blocks[k];
     if (extents != buddy.st.extents)
         return validate_fail("extent count", NULL, extents, buddy.st.extents);
-    if (sum.nfree != listed) /* with the list checks: FREE_HEAD pages <-> list nodes, 1:1 */
-        return validate_fail("FREE_HEAD pages != free list nodes", NULL, sum.nfree, listed);
+    if (validate_order_lists_locked())
+        return -1;
+    for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++)
+        if (sum.nfree[k] != buddy.st.free_blocks[k])
+            return validate_fail("free blocks of an order != free_blocks[order]", NULL,
+                                 sum.nfree[k], buddy.st.free_blocks[k]);
+    if (sum.busy != buddy.busy_blocks)
+        return validate_fail("blocks a purge holds", NULL, sum.busy, buddy.busy_blocks);
     if (sum.free_bytes != buddy.st.free_bytes)
         return validate_fail("free_bytes", NULL, sum.free_bytes, buddy.st.free_bytes);
+    if (sum.dirty_free_bytes != buddy.st.dirty_free_bytes)
+        return validate_fail("dirty_free_bytes", NULL, sum.dirty_free_bytes,
+                             buddy.st.dirty_free_bytes);
     if (sum.alloc_bytes + buddy.st.huge_bytes != buddy.st.alloc_bytes)
         return validate_fail("alloc_bytes", NULL, sum.alloc_bytes + buddy.st.huge_bytes,
                              buddy.st.alloc_bytes);
-    for (uint16_t t = 0; t < BUDDY_TAG_TRACKED; t++)
-        if (sum.tag_bytes[t] != buddy.tag_bytes[t])
-            return validate_fail("live bytes of a tag", NULL, sum.tag_bytes[t], buddy.tag_bytes[t]);
     if (buddy.st.free_blocks[BUDDY_MAX_ORDER] > spare_limit())
         return validate_fail("more whole free extents than spares", NULL,
                              buddy.st.free_blocks[BUDDY_MAX_ORDER], spare_limit());
@@ -1154,6 +1678,74 @@ int buddy_validate(void)
 {
     buddy_lock();
     int rc = validate_locked();
+    buddy_unlock();
+    return rc;
+}
+
+/* ---------------------------------------------------------------- tests: corrupt on purpose */
+
+/* Break one invariant the validator checks (tests of the validator only); `what` picks it.
+ * Returns 0, or -1 when there is nothing to break it on.  The allocator is unusable after
+ * this until buddy_reset_for_tests(). */
+int buddy_corrupt_for_tests(int what)
+{
+    buddy_lock();
+    struct buddy_extent *ext = buddy.extents;
+    int rc = 0;
+    if (!ext) {
+        buddy_unlock();
+        return -1;
+    }
+    switch (what) {
+    case BUDDY_CORRUPT_FREE_MAP: /* a free-map bit with no free block behind it */
+        ext->avail[0] ^= (uint64_t)1 << 63;
+        break;
+    case BUDDY_CORRUPT_SUMMARY:
+        ext->sum[0] ^= 1u << 15;
+        break;
+    case BUDDY_CORRUPT_ORDER_MASK:
+        ext->orders ^= 1u << 3;
+        break;
+    case BUDDY_CORRUPT_DIRTY_MAP: /* an allocated page marked clean */
+    case BUDDY_CORRUPT_BUSY:      /* an allocated block's head marked busy */
+        rc = -1;
+        for (size_t i = 0; i < BUDDY_PAGES_PER_EXTENT; i++)
+            if (ext->pages[i].state == BUDDY_PAGE_ALLOC_HEAD) {
+                if (what == BUDDY_CORRUPT_BUSY)
+                    range_set(ext->busy, i, 1);
+                else
+                    range_clear(ext->dirty, i, 1);
+                rc = 0;
+                break;
+            }
+        break;
+    case BUDDY_CORRUPT_FREE_PAGES:
+        ext->freepg[MAP_WORDS - 1] ^= (uint64_t)1 << 63;
+        break;
+    case BUDDY_CORRUPT_ORDER_LIST: /* drop the extent from the list of one of its orders */
+        rc = -1;
+        for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++)
+            if ((ext->orders >> k) & 1) {
+                olist_unlink_locked(ext, k);
+                rc = 0;
+                break;
+            }
+        break;
+    case BUDDY_CORRUPT_PAGE_MAP: /* a free tail page claims another order */
+        rc = -1;
+        for (size_t i = 1; i < BUDDY_PAGES_PER_EXTENT; i++)
+            if (ext->pages[i].state == BUDDY_PAGE_FREE_TAIL) {
+                ext->pages[i].order ^= 1;
+                rc = 0;
+                break;
+            }
+        break;
+    case BUDDY_CORRUPT_COUNTER:
+        buddy.st.dirty_free_bytes += BUDDY_PAGE_SIZE;
+        break;
+    default:
+        rc = -1;
+    }
     buddy_unlock();
     return rc;
 }
@@ -1169,21 +1761,38 @@ void buddy_reset_for_tests(void)
         heap_extent_free(ext->heap);
         heap_meta_free(ext, sizeof *ext);
     }
-    memset(buddy.free, 0, sizeof buddy.free);
+    memset(buddy.olist, 0, sizeof buddy.olist);
+    memset(buddy.otail, 0, sizeof buddy.otail);
     memset(&buddy.st, 0, sizeof buddy.st);
-    memset(buddy.tag_bytes, 0, sizeof buddy.tag_bytes);
+    memset(&reuse, 0, sizeof reuse);
+    buddy.busy_blocks = 0;
     buddy_unlock();
+    __atomic_store_n(&decay.pass_epoch, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&decay.more, false, __ATOMIC_RELAXED);
     heap_reset_for_tests(); /* also drops huge extents, which buddy does not list */
 }
 
+/* A purge in flight holds free blocks off the maps while it runs without the lock; a child
+ * forked then would never get them back.  So wait (lock, look, yield) until none is out:
+ * purges are short (one batch) and no new one can take blocks while the lock is held. */
 void buddy_lock_all(void)
 {
-    buddy_lock();
+    for (;;) {
+        buddy_lock();
+        if (buddy.busy_blocks == 0)
+            break;
+        buddy_unlock();
+        sched_yield();
+    }
     heap_lock_all();
 }
 
 void buddy_unlock_all(void)
 {
+    /* A pass another thread was running between two batches does not exist in a child:
+     * let the next slow path start one (in the parent two passes may then overlap for a
+     * moment, which only splits the candidates between them). */
+    __atomic_store_n(&decay.running, false, __ATOMIC_RELEASE);
     heap_unlock_all();
     buddy_unlock();
 }

@@ -2,9 +2,10 @@
 /* buddy/buddy.h - power-of-two page blocks over heap extents.
  *
  * Orders 0..BUDDY_MAX_ORDER over 4 KiB pages: an order-k block is 2^k pages, aligned to its
- * own size (extents are 4 MiB aligned, so every block is naturally aligned).  Per-order free
- * lists, split on alloc, coalesce on free.  Per-page metadata lives out of band, in a page map
- * per extent (struct buddy_page), so:
+ * own size (extents are 4 MiB aligned, so every block is naturally aligned).  Split on alloc,
+ * coalesce on free.  All metadata lives out of band (a page map and per-order free bitmaps per
+ * extent); nothing is written into free memory and nothing read from it, so a write after free
+ * or an overflow into a free block cannot steer an allocation.  Per page:
  *   - buddy of block b (page index within its extent) of order k:  b ^ (1 << k)
  *   - head of the block holding page p, allocated with order k:    p & ~((1 << k) - 1)
  * Requests larger than the largest order are served as whole dedicated extents
@@ -45,12 +46,10 @@ enum buddy_tag {
     BUDDY_TAG_POOL = 4,  /* a pool's large block: whole block is the block, recorded in its
                             pool's table (pool/); not counted for the purge scale */
 };
-/* Tags below this have their live bytes counted (buddy_set_purge_scale). */
-#define BUDDY_TAG_TRACKED 4
 
 /* Out-of-band state of one page (4 bytes per page, 4 KiB per extent). */
 enum buddy_page_state {
-    BUDDY_PAGE_FREE_HEAD = 1,  /* first page of a free block of `order` (on a free list) */
+    BUDDY_PAGE_FREE_HEAD = 1,  /* first page of a free block of `order` */
     BUDDY_PAGE_FREE_TAIL = 2,  /* other page of a free block */
     BUDDY_PAGE_ALLOC_HEAD = 3, /* first page of an allocated block of `order` */
     BUDDY_PAGE_ALLOC_TAIL = 4, /* other page of an allocated block of `order` */
@@ -64,11 +63,10 @@ struct buddy_page {
 /* Allocate a block of 2^order pages (order <= BUDDY_MAX_ORDER) tagged `tag`.
  * NULL with errno EINVAL (bad order or tag 0) or ENOMEM. */
 void *buddy_alloc(unsigned order, uint16_t tag);
-/* buddy_alloc that also says whether the block is clean (*clean = true): carved from a free
- * block that was purged, or from memory never handed out, so that every page but its first
- * reads as zero (the first page holds the free-list node while the block is free, and is
- * never purged).  calloc then zeroes one page instead of the block.  *clean = false means
- * "may hold old data anywhere". */
+/* buddy_alloc that also says whether the block is clean (*clean = true): none of its pages
+ * is dirty (carved from purged or never-used memory), so the whole block reads as zero
+ * (nothing is ever written into free memory).  calloc then skips zeroing.  *clean = false
+ * means "may hold old data anywhere". */
 void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean);
 /* Allocate at least `bytes`: the smallest order that fits, or a dedicated extent when bytes
  * exceed the largest block.  NULL with errno EINVAL (0 bytes, overflow) or ENOMEM. */
@@ -129,36 +127,62 @@ static inline bool buddy_block_of(const void *p, void **head, uint16_t *tag)
     return true;
 }
 
-/* Return free memory: whole free extents beyond `keep_extents` go back to the heap (which
- * trims or purges them); free blocks of order >= BUDDY_PURGE_MIN_ORDER inside extents are
- * madvise'd (all but their first page, which holds the free-list links).  Returns bytes
- * given back. */
-#define BUDDY_PURGE_MIN_ORDER 4
+/* ---------------------------------------------------------------- returning memory
+ *
+ * Nothing is written into free memory, so the layer knows out of band which pages may be
+ * resident ("dirty": every page of an allocated block, until a purge of its free block) and
+ * when each page was freed.  Free pages go back to the OS by *decay*: a pass, run from the
+ * slow paths of this layer (buddy_alloc*, buddy_free, buddy_resize) and from buddy_tick(), at
+ * most once per decay interval, purges (madvise, outside the lock) the dirty pages of free
+ * blocks that were freed more than the decay time ago, but keeps as many of them as
+ * allocations took from such old free pages in the interval before (a program that keeps
+ * reusing its old free memory keeps that much; one that stopped keeps none).  A block freed
+ * and allocated again within the decay time costs no system call and no page fault.
+ * docs/design-buddy.md has the formulas and the measurements behind the default. */
+
+/* Default decay time in milliseconds; SLABCACHE_DECAY_MS in the environment overrides it
+ * (decimal; 0 = purge at the next slow path after the free).  A freed page is purged by
+ * the first pass at least one and at most two decay times after its free. */
+#define BUDDY_DECAY_MS_DEFAULT 300
+#define BUDDY_DECAY_NEVER UINT32_MAX /* no decay: free pages stay until buddy_trim() */
+/* Set the decay time (ms; 0 = at the next slow path); returns the previous one. */
+uint32_t buddy_set_decay_ms(uint32_t ms);
+/* Run a decay pass if one is due: cheap (one coarse clock read) when none is.  Upper layers
+ * call it from their slow paths so that a program whose only activity is theirs still gives
+ * freed pages back. */
+void buddy_tick(void);
+/* Tests only: the clock the decay reads, in milliseconds (NULL: CLOCK_MONOTONIC_COARSE). */
+void buddy_set_clock_for_tests(uint64_t (*now_ms)(void));
+
+/* Give back everything free now: whole free extents beyond `keep_extents` go back to the heap
+ * (which trims the break or unmaps), and every dirty page of every other free block is
+ * purged, whatever its age.  Returns the bytes given back (extents + purged pages); a second
+ * call with nothing freed in between returns 0 and makes no system call. */
 size_t buddy_trim(size_t keep_extents);
-/* Purge budget: when frees of blocks tagged `tag` leave more than `bytes` of free memory
- * that may still be resident (buddy_stats.unpurged_bytes), every free block of order >=
- * BUDDY_PURGE_MIN_ORDER not purged yet is purged as buddy_trim does (spare extents stay).
- * Other tags' frees do not count (released slabs stay resident for the next ones).  Freed
- * memory stays resident, for the next allocation to reuse without page faults, up to the
- * budget; past it, it goes back to the OS in one sweep (glibc gives each freed mmap chunk
- * back at once, mimalloc and jemalloc purge on a timer).  Default SIZE_MAX (never); returns
- * the previous budget. */
-size_t buddy_set_purge_budget(size_t bytes, uint16_t tag);
-/* Scale the purge budget with the budget tag's live memory: the budget in force is the live
- * bytes of blocks with that tag >> shift, but at least min_bytes and at most the budget set
- * by buddy_set_purge_budget.  A program with little memory of that tag then gives freed
- * blocks back sooner (its peak RSS stays near glibc's, which unmaps each freed mmap chunk),
- * while one with much of it sweeps only after freeing a share of it (the page faults of
- * reusing purged memory are paid once per share).  Default min_bytes SIZE_MAX (the budget
- * as set); returns the previous min_bytes. */
-size_t buddy_set_purge_scale(size_t min_bytes, unsigned shift);
+
+/* Reclaim before ENOMEM.  When the heap cannot grow (limit, RLIMIT_DATA, sbrk and mmap
+ * failing), an allocation of this layer calls `fn` (without any lock of this layer held;
+ * `want` = bytes the allocation needs), gives every wholly free extent back to the heap, and
+ * retries once before failing with ENOMEM.  `fn` frees memory its layer caches (empty slabs,
+ * magazines) and returns the bytes it freed; it must not allocate.  Returns the previous
+ * callback (NULL: none). */
+typedef size_t (*buddy_reclaim_fn)(size_t want);
+buddy_reclaim_fn buddy_set_reclaim(buddy_reclaim_fn fn);
+
+/* Resize a huge (dedicated) block whose base is `head` to at least `bytes` bytes, which must
+ * exceed the largest order, without copying: in place, or by moving its pages to a new
+ * address (mremap).  Returns the block's (possibly new) head, or NULL with nothing changed and
+ * errno ENOMEM (the OS or the limit refused), ENOSYS (no mremap) or EINVAL (not the base of a
+ * huge block, or bytes <= 4 MiB). */
+void *buddy_resize_huge(void *head, size_t bytes);
+
 /* Whole free extents kept as spares when freeing; a further one that becomes wholly free goes
  * back to the heap at once (so at most this many order-BUDDY_MAX_ORDER blocks are ever free).
- * Retaining freed memory, as jemalloc and mimalloc do, keeps a program that frees and then
- * re-allocates a large working set from paying the page faults twice; buddy_trim() (and so
- * kmem_cache_shrink) gives the spares back.  SLABCACHE_SPARE_EXTENTS (heap/options.h), whose
- * default is BUDDY_SPARE_EXTENTS_DEFAULT (256 MiB) and range starts at BUDDY_SPARE_EXTENTS_MIN
- * (//tests/options checks that the table agrees). */
+ * Spares keep their address space for the next growth; their pages decay like any free
+ * block's.  buddy_trim() (and so kmem_cache_shrink) gives the spares back.
+ * SLABCACHE_SPARE_EXTENTS (heap/options.h), whose default is BUDDY_SPARE_EXTENTS_DEFAULT
+ * (256 MiB of address space) and range starts at BUDDY_SPARE_EXTENTS_MIN (//tests/options
+ * checks that the table agrees). */
 #define BUDDY_SPARE_EXTENTS_MIN 1
 #define BUDDY_SPARE_EXTENTS_DEFAULT 64
 /* Set the spare limit (at least BUDDY_SPARE_EXTENTS_MIN); returns the previous one.  Spares
@@ -169,19 +193,22 @@ size_t buddy_set_spare_extents(size_t n);
 struct buddy_stats {
     size_t extents;                          /* buddy extents held */
     size_t huge_blocks, huge_bytes;          /* dedicated extents live */
-    size_t free_blocks[BUDDY_MAX_ORDER + 1]; /* blocks on each free list */
-    size_t free_bytes;                       /* bytes on all free lists */
-    size_t unpurged_bytes;                   /* estimate of free bytes still resident:
-                                                blocks of the purge budget's tag freed
-                                                since the last sweep, minus such memory
-                                                allocated again */
-    size_t budget_purges;                    /* purges started by buddy_set_purge_budget's
-                                                budget (cumulative) */
+    size_t free_blocks[BUDDY_MAX_ORDER + 1]; /* free blocks of each order (not counting
+                                                blocks a purge has taken off for a moment) */
+    size_t free_bytes;                       /* bytes in those blocks */
+    size_t dirty_free_bytes;                 /* of free_bytes, pages that may be resident */
     size_t alloc_bytes;                      /* bytes in allocated blocks (incl. huge) */
     size_t allocs, frees;                    /* cumulative calls that succeeded */
     size_t splits, merges;                   /* cumulative */
     size_t failures;                         /* allocations that returned NULL */
     size_t invalid_frees;                    /* buddy_free calls refused */
+    size_t decay_passes;                     /* decay passes that purged something */
+    size_t decay_reserve;                    /* dirty free bytes the last pass kept: old free
+                                                pages reused in the epoch before it */
+    size_t purge_calls;                      /* madvise calls made by decay and trim */
+    size_t purged_bytes;                     /* bytes they purged (cumulative) */
+    size_t reclaims;                         /* allocations that ran the reclaim path */
+    size_t huge_resizes;                     /* buddy_resize_huge calls that succeeded */
 };
 void buddy_get_stats(struct buddy_stats *out);
 /* Call fn(head, bytes, order, tag, arg) for every allocated block, in address order within
@@ -199,6 +226,21 @@ void buddy_print_stats(FILE *out);
  * FREE_HEAD pages of their order, blocks aligned, no two free buddies of the same order left
  * unmerged, counts match); 0, or -1 after writing the first broken invariant to stderr. */
 int buddy_validate(void);
+/* Tests only: break one invariant buddy_validate() checks, in the first extent (the
+ * allocator is unusable until buddy_reset_for_tests()).  0, or -1 when there is nothing to
+ * break it on. */
+enum buddy_corruption {
+    BUDDY_CORRUPT_FREE_MAP = 1, /* a free-map bit without a free block */
+    BUDDY_CORRUPT_SUMMARY,      /* a summary word */
+    BUDDY_CORRUPT_ORDER_MASK,   /* the mask of orders with free blocks */
+    BUDDY_CORRUPT_DIRTY_MAP,    /* a page's dirty bit */
+    BUDDY_CORRUPT_FREE_PAGES,   /* a page's free bit */
+    BUDDY_CORRUPT_ORDER_LIST,   /* the extent left off the list of one of its orders */
+    BUDDY_CORRUPT_PAGE_MAP,     /* a free tail page's order */
+    BUDDY_CORRUPT_BUSY,         /* a purge's busy bit */
+    BUDDY_CORRUPT_COUNTER,      /* the dirty free bytes counter */
+};
+int buddy_corrupt_for_tests(int what);
 /* Tests only: free everything and forget all extents; also calls heap_reset_for_tests()
  * (which drops the huge extents, not listed by this layer) and zeroes every counter. */
 void buddy_reset_for_tests(void);

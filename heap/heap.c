@@ -521,6 +521,37 @@ static bool extent_map_dedicated_locked(struct heap_extent *e, size_t size)
     return true;
 }
 
+/* Give back every kept free extent the OS can take back: mapped ones are unmapped, sbrk ones
+ * at the top of the break trimmed (with any below them that become the top).  Returns bytes. */
+static size_t release_free_locked(void)
+{
+    size_t before = heap.st.returned_bytes;
+    struct heap_extent *f = heap.free;
+    while (f) {
+        struct heap_extent *next = f->next;
+        if (f->source == HEAP_SRC_MMAP) {
+            list_remove(&heap.free, f);
+            heap.free_bytes -= f->size;
+            heap.st.free_extents--;
+            heap.st.mmap_bytes -= f->map_size;
+            os_unmap_locked(region_start(f), f->map_size);
+            desc_put_locked(f);
+        }
+        f = next;
+    }
+    sbrk_trim_free_tops_locked();
+    return heap.st.returned_bytes - before;
+}
+
+size_t heap_release_free(void)
+{
+    heap_lock();
+    options_ready_locked();
+    size_t bytes = release_free_locked();
+    heap_unlock();
+    return bytes;
+}
+
 /* Enter a filled descriptor in the radix map and the live list. */
 static bool extent_publish_locked(struct heap_extent *e, enum heap_kind kind, uint16_t tag,
                                   void *owner)
@@ -549,6 +580,10 @@ struct heap_extent *heap_extent_alloc(size_t size, enum heap_kind kind, uint16_t
     struct heap_extent *e = desc_get_locked();
     bool got = e && (dedicated ? extent_map_dedicated_locked(e, need)
                                : extent_take_free_locked(e, need) || extent_grow_locked(e, need));
+    /* Before failing: give back the free extents kept for reuse (they count toward the limit
+     * and RLIMIT_DATA) and try once more. */
+    if (e && !got && release_free_locked() > 0)
+        got = dedicated ? extent_map_dedicated_locked(e, need) : extent_grow_locked(e, need);
     bool ok = got && extent_publish_locked(e, kind, tag, owner);
     if (got && !ok)
         extent_retire_locked(e); /* no radix leaf: give the memory back or keep it free */
@@ -604,6 +639,123 @@ int heap_purge(void *addr, size_t len)
     return 0;
 }
 
+/* ---------------------------------------------------------------- resizing dedicated extents */
+
+/* Shrink e to `need` bytes: clear the radix entries of the granules it leaves, then unmap
+ * the tail.  A tail the OS will not unmap stays mapped (the extent keeps its size). */
+static void extent_shrink_locked(struct heap_extent *e, size_t need)
+{
+    uintptr_t end = region_end(e), cut = e->base + need;
+    uintptr_t g = (cut + HEAP_EXTENT_SIZE - 1) & ~(uintptr_t)(HEAP_EXTENT_SIZE - 1);
+    if (heap_os()->munmap((void *)cut, end - cut) != 0)
+        return;
+    if (g < e->base + e->size)
+        heap_radix_set_locked(g, e->base + e->size - g, NULL);
+    __atomic_store_n(&e->size, need, __ATOMIC_RELAXED);
+    e->map_size -= end - cut;
+    heap.st.mmap_bytes -= end - cut;
+    heap.st.returned_bytes += end - cut;
+}
+
+/* Move e's pages to a fresh HEAP_EXTENT_SIZE-aligned range of `need` bytes: reserve it
+ * (PROT_NONE, no commit), then mremap MREMAP_FIXED over the reservation.  0 or an errno. */
+static int extent_move_locked(struct heap_extent *e, size_t need)
+{
+    size_t len = need + HEAP_EXTENT_SIZE - HEAP_PAGE_SIZE;
+    void *r = heap_os()->mmap(NULL, len, PROT_NONE, EXT_MAP_FLAGS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) {
+        heap.st.mmap_failures++;
+        return ENOMEM;
+    }
+    uintptr_t start = (uintptr_t)r, end = start + len;
+    uintptr_t nb = (start + HEAP_EXTENT_SIZE - 1) & ~(uintptr_t)(HEAP_EXTENT_SIZE - 1);
+    if (nb > start && heap_os()->munmap(r, nb - start) == 0)
+        start = nb;
+    if (end > nb + need && heap_os()->munmap((void *)(nb + need), end - nb - need) == 0)
+        end = nb + need;
+    if (start != nb || end != nb + need || heap_radix_prepare_locked(nb, need) != 0) {
+        heap_os()->munmap((void *)start, end - start);
+        return ENOMEM;
+    }
+    uintptr_t old = e->base, old_start = region_start(e);
+    size_t old_size = e->size, old_map = e->map_size, old_len = region_end(e) - old;
+    void *m = heap_os()->mremap((void *)old, old_len, need, MREMAP_MAYMOVE | MREMAP_FIXED,
+                                (void *)nb);
+    if (m == MAP_FAILED) {
+        int err = errno == ENOSYS ? ENOSYS : ENOMEM;
+        heap_os()->munmap((void *)nb, need);
+        return err;
+    }
+    if (old > old_start) /* alignment padding left before the old base */
+        heap_os()->munmap((void *)old_start, old - old_start);
+    heap_radix_set_locked(old, old_size, NULL);
+    __atomic_store_n(&e->base, nb, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->size, need, __ATOMIC_RELAXED);
+    e->lead = 0;
+    e->map_size = need;
+    heap_radix_set_locked(nb, need, e);
+    heap.st.mmap_bytes = heap.st.mmap_bytes - old_map + need;
+    heap.st.resize_moves++;
+    return 0;
+}
+
+/* Grow e to `need` bytes: in place if the address space after it is free, else move. */
+static int extent_grow_dedicated_locked(struct heap_extent *e, size_t need)
+{
+    if (!limit_allows_locked(need - e->size))
+        return ENOMEM;
+    size_t old_len = region_end(e) - e->base;
+    if (need > old_len && heap_radix_prepare_locked(e->base, need) == 0) {
+        void *m = heap_os()->mremap((void *)e->base, old_len, need, 0, NULL);
+        if (m != MAP_FAILED) {
+            e->map_size += need - old_len;
+            heap.st.mmap_bytes += need - old_len;
+            __atomic_store_n(&e->size, need, __ATOMIC_RELAXED);
+            heap_radix_set_locked(e->base, need, e);
+            return 0;
+        }
+        if (errno == ENOSYS)
+            return ENOSYS;
+    } else if (need <= old_len) { /* a tail the first mapping could not give back */
+        __atomic_store_n(&e->size, need, __ATOMIC_RELAXED);
+        heap_radix_set_locked(e->base, need, e);
+        return 0;
+    }
+    return extent_move_locked(e, need);
+}
+
+void *heap_extent_resize(struct heap_extent *ext, size_t new_size)
+{
+    size_t need;
+    if (new_size == 0 || !round_up(new_size, HEAP_PAGE_SIZE, &need)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (need > HEAP_SIZE_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    heap_lock();
+    options_ready_locked();
+    if (!extent_is_live_locked(ext) || !ext->dedicated) {
+        heap_unlock();
+        errno = EINVAL;
+        return NULL;
+    }
+    int err = 0;
+    if (need < ext->size)
+        extent_shrink_locked(ext, need);
+    else if (need > ext->size)
+        err = extent_grow_dedicated_locked(ext, need);
+    if (!err)
+        heap.st.resizes++;
+    void *base = err ? NULL : (void *)ext->base;
+    heap_unlock();
+    if (err)
+        errno = err;
+    return base;
+}
+
 /* ---------------------------------------------------------------- options, stats */
 
 void heap_get_options(struct heap_options *out)
@@ -633,6 +785,13 @@ void heap_get_stats(struct heap_stats *out)
     *out = heap.st;
     heap_unlock();
     out->meta_bytes = heap_meta_mapped_bytes();
+    size_t calls[HEAP_OS_CALLS];
+    heap_os_calls(calls);
+    out->sbrk_calls = calls[0];
+    out->mmap_calls = calls[1];
+    out->munmap_calls = calls[2];
+    out->madvise_calls = calls[3];
+    out->mremap_calls = calls[4];
 }
 
 static void print_counter(FILE *out, const char *name, size_t value)
@@ -658,6 +817,13 @@ void heap_print_stats(FILE *out)
     print_counter(out, "limit_failures", s.limit_failures);
     print_counter(out, "trims", s.trims);
     print_counter(out, "stranded_bytes", s.stranded_bytes);
+    print_counter(out, "sbrk_calls", s.sbrk_calls);
+    print_counter(out, "mmap_calls", s.mmap_calls);
+    print_counter(out, "munmap_calls", s.munmap_calls);
+    print_counter(out, "madvise_calls", s.madvise_calls);
+    print_counter(out, "mremap_calls", s.mremap_calls);
+    print_counter(out, "resizes", s.resizes);
+    print_counter(out, "resize_moves", s.resize_moves);
 }
 
 /* ---------------------------------------------------------------- validation */
@@ -816,6 +982,7 @@ void heap_reset_for_tests(void)
     heap.top = 0;
     heap.foreign_brk = 0;
     memset(&heap.st, 0, sizeof(heap.st));
+    heap_os_calls_reset();
     heap_os_install_locked(NULL);
     heap_opt_reset_for_tests(); /* read the environment again */
     heap_options_load(&heap.opts);

@@ -51,6 +51,9 @@ struct heap_os_ops {
     void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
     int (*munmap)(void *addr, size_t len);
     int (*madvise)(void *addr, size_t len, int advice);
+    /* mremap with its optional fifth argument always passed; may be NULL (then
+     * heap_extent_resize fails with ENOSYS and callers copy). */
+    void *(*mremap)(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
 };
 
 /* Install ops (NULL restores the real OS).  Only legal while the heap holds no extents
@@ -165,6 +168,20 @@ static inline bool heap_is_split_granule(const void *addr)
     return (__atomic_load_n(&heap_split_granules[key / 64], __ATOMIC_ACQUIRE) >> (key % 64)) & 1;
 }
 
+/* Resize a live dedicated extent (heap_extent_alloc(..., dedicated = true)) to `new_size`
+ * bytes (rounded up to the page size) without copying: shrinking unmaps the tail; growing
+ * extends the mapping in place when the address space after it is free, else moves its
+ * pages to a new HEAP_EXTENT_SIZE-aligned address (mremap MREMAP_FIXED over a reservation).
+ * The descriptor stays the same; its base may change.  Returns the (new) base, or NULL with
+ * nothing changed and errno EINVAL (not a live dedicated extent, size 0 or overflowing),
+ * ENOMEM (limit, OS refused) or ENOSYS (the ops table has no mremap). */
+void *heap_extent_resize(struct heap_extent *ext, size_t new_size);
+/* Give back the free extents the heap keeps: unmap the mapped ones, trim the break over
+ * the sbrk ones at its top (others stay, purged: the break cannot have holes).  The heap
+ * does this itself before it fails an allocation; reclaim paths call it too.  Returns the
+ * bytes given back. */
+size_t heap_release_free(void);
+
 /* madvise(MADV_DONTNEED) a page-aligned range inside a live extent: the pages read back as
  * zero and stop counting in RSS.  0, or -1 with errno. */
 int heap_purge(void *addr, size_t len);
@@ -193,6 +210,11 @@ struct heap_stats {
     size_t trims;               /* negative sbrk calls made */
     size_t stranded_bytes;      /* break bytes won in a race with a foreign sbrk that could
                                  * neither hold an aligned extent nor be given back */
+    /* Cumulative calls through the OS table (heap_set_os_ops), since start-up or the last
+     * heap_reset_for_tests(): what the heap costs in system calls (sbrk(0) included). */
+    size_t sbrk_calls, mmap_calls, munmap_calls, madvise_calls, mremap_calls;
+    size_t resizes;             /* heap_extent_resize calls that succeeded */
+    size_t resize_moves;        /* ... of which moved the extent */
 };
 void heap_get_stats(struct heap_stats *out);
 void heap_print_stats(FILE *out);

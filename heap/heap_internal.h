@@ -48,7 +48,11 @@ void heap_unlock(void);
 bool heap_holds_extents_locked(void); /* caller holds the HEAP lock */
 
 /* ---------------------------------------------------------------- os.c */
-const struct heap_os_ops *heap_os(void);              /* the installed table */
+const struct heap_os_ops *heap_os(void);              /* the installed table, counted */
+/* Calls made through heap_os() so far, in heap_stats order: sbrk mmap munmap madvise mremap. */
+#define HEAP_OS_CALLS 5
+void heap_os_calls(size_t out[HEAP_OS_CALLS]);
+void heap_os_calls_reset(void);
 void heap_os_install_locked(const struct heap_os_ops *ops); /* caller holds HEAP lock */
 
 /* ---------------------------------------------------------------- radix.c */

@@ -71,6 +71,9 @@ extern "C" {
     /* buddy/: page blocks */                                                                    \
     X(SPARE_EXTENTS, UINT, 64, 1, (1u << 20), "",                                                \
       "wholly free 4 MiB extents the page layer keeps for reuse instead of returning them")     \
+    X(DECAY_MS, UINT, 300, 0, UINT32_MAX, "",                                                     \
+      "milliseconds a freed page stays resident before it is given back (purged) from a later " \
+      "slow path; 0: at the next slow path; 4294967295: never (until malloc_trim)")             \
     /* slab/: misuse, debugging, leaks, statistics */                                           \
     X(ON_ERROR, CHOICE, 0, 0, 0, "abort|report",                                                 \
       "after a misuse report (double free, foreign pointer, damaged red zone): abort, or "      \

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "buddy/buddy.h"
+#include "heap/options.h"
 #include "heap/fmt.h"
 #include "pool/internal.h"
 
@@ -705,8 +706,7 @@ bool pool_option_leaks(void)
 {
     int v = __atomic_load_n(&leaks_option, __ATOMIC_RELAXED);
     if (v < 0) {
-        const char *e = getenv("SLABCACHE_LEAKS"); /* getenv never allocates */
-        v = e && *e && strcmp(e, "0") != 0;
+        v = !heap_opt_is(OPT_LEAKS, "off"); /* the option table never allocates */
         __atomic_store_n(&leaks_option, v, __ATOMIC_RELAXED);
     }
     return v;

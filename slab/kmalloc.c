@@ -24,15 +24,9 @@
  *   (buddy_alloc_bytes), unmapped when freed.  Alignments above a page come from buddy blocks
  *   (naturally aligned up to 4 MiB); above 4 MiB from an over-sized dedicated extent whose
  *   first bytes record the offset of the aligned object (struct kmalloc_huge_hdr).
- *   Freed buddy blocks stay resident up to a purge budget of free memory
- *   (KMALLOC_PURGE_BUDGET, 1 MiB); past it the buddy layer purges (MADV_DONTNEED) every free
- *   block of 64 KiB or more in one sweep: a block freed and allocated again costs no page
- *   faults, and peak RSS of programs that grow big buffers by realloc stays near glibc's.
- *   The budget in force is a quarter of the live large blocks' bytes, between 256 KiB and
- *   1 MiB (buddy_set_purge_scale): a program with few large blocks live would otherwise
- *   peak with a large share of freed blocks still resident (glibc unmaps each freed chunk
- *   above its mmap threshold at once); one with 4 MiB or more of large blocks live keeps
- *   the whole 1 MiB.
+ *   Freed buddy blocks go back to the OS by the buddy layer's decay (buddy.h): a block freed
+ *   and allocated again soon costs no system call and no page fault; one left free is purged
+ *   a decay time or two later, from a later slow path.
  *
  * FREE
  *   buddy_lookup(p) reads the page map: tag SLAB -> cache_of_block(head) -> kmem_cache_free
@@ -44,10 +38,11 @@
  *   In place while the new size fits the usable size and is more than half of it (small
  *   blocks always stay).  A large buddy block also stays when it can grow into the free
  *   buddies above it, or shrink by freeing its upper halves (buddy_resize; the freed tail
- *   counts toward the purge budget).  When a block must move to grow, it asks for at least
+ *   decays like any freed block).  When a block must move to grow, it asks for at least
  *   1.25 x the old usable size (FastMM's rule), so a run of small growths moves O(log n)
  *   times; buddy blocks are powers of two, which leaves the same headroom.  Dedicated extents
- *   (above 4 MiB) move (no mremap): they copy.
+ *   (above 4 MiB) are resized with mremap (buddy_resize_huge): in place, or their pages move
+ *   to a new address; nothing is copied.
  *
  * INITIALISATION
  *   The first allocation (or the constructor in malloc.c) builds the class tables; each class's
@@ -85,10 +80,6 @@ _Static_assert(KMALLOC_FINE_BASE + KMALLOC_FINE_CLASSES + 7u + 2u * 8u == KMALLO
                "KMALLOC_NR_CLASSES counts the fine classes");
 #define KMALLOC_MAX_EMPTY_SLABS 1
 #define KMALLOC_PURGE_MIN_BYTES ((size_t)128 << 10) /* glibc's default mmap threshold */
-#define KMALLOC_PURGE_BUDGET ((size_t)1 << 20)      /* resident free memory: see large_free */
-/* ... scaled down to a quarter of the live large blocks, but not below 256 KiB (see the top) */
-#define KMALLOC_PURGE_BUDGET_MIN ((size_t)256 << 10)
-#define KMALLOC_PURGE_BUDGET_SHIFT 2
 #define KMALLOC_HUGE_MAGIC 0x4b4d484755474531ull /* "KMHUGE1" */
 
 static const size_t kmalloc_largest_order_bytes = BUDDY_PAGE_SIZE << BUDDY_MAX_ORDER;
@@ -239,8 +230,6 @@ void kmalloc_init(void)
                                     __ATOMIC_ACQUIRE)) {
         tls_in_init = 1;
         class_tables_init();
-        buddy_set_purge_budget(KMALLOC_PURGE_BUDGET, BUDDY_TAG_LARGE);
-        buddy_set_purge_scale(KMALLOC_PURGE_BUDGET_MIN, KMALLOC_PURGE_BUDGET_SHIFT);
         cache_init_once(); /* pthread_atfork inside may re-enter malloc: see kmalloc_slow */
         tls_in_init = 0;
         __atomic_store_n(&kmalloc_state, 2, __ATOMIC_RELEASE);
@@ -265,23 +254,20 @@ static inline bool is_pow2(size_t x)
 }
 
 /* Zero the first size bytes of a buddy block of block_bytes that was just allocated.  A clean
- * block (buddy_alloc_clean: carved from purged or never-used memory) reads as zero but for its
- * first page, which held the buddy's free-list node: only that page is cleared, as glibc's
- * calloc skips memory fresh from the top or from mmap.  A dirty block from
- * KMALLOC_PURGE_MIN_BYTES up (glibc's mmap threshold) is zeroed by purging it (MADV_DONTNEED:
- * its pages read back as zero and are faulted in only when the program touches them), which
- * is what glibc's calloc gets from a fresh mmap.  memset would make every page resident, and
- * programs calloc large hash tables that they fill sparsely (docs/limits.md, section 5).
- * The first page is cleared by hand: it holds the buddy
- * free-list link, so it is resident already.  Smaller requests, and a purge that fails, use
- * memset on the requested bytes (the rest stays untouched). */
+ * block (buddy_alloc_clean: none of its pages resident since it was last purged, or never
+ * used) reads as zero already, as glibc's calloc skips memory fresh from the top or from
+ * mmap.  A dirty block from KMALLOC_PURGE_MIN_BYTES up (glibc's mmap threshold) is zeroed by
+ * purging it (MADV_DONTNEED: its pages read back as zero and are faulted in only when the
+ * program touches them), which is what glibc's calloc gets from a fresh mmap.  memset made
+ * every page resident: git calls calloc(512 KiB) for hash tables it fills sparsely, and each
+ * one cost 512 KiB of peak RSS (git rev-parse: 1 MiB over glibc).  Smaller requests, and a
+ * purge that fails, use memset on the requested bytes (the rest stays untouched). */
 static void large_zero(void *p, size_t size, size_t block_bytes, bool clean)
 {
-    if (clean || (block_bytes >= KMALLOC_PURGE_MIN_BYTES && size > BUDDY_PAGE_SIZE &&
-                  heap_purge((char *)p + BUDDY_PAGE_SIZE, block_bytes - BUDDY_PAGE_SIZE) == 0)) {
-        memset(p, 0, size < BUDDY_PAGE_SIZE ? size : BUDDY_PAGE_SIZE);
+    if (clean ||
+        (block_bytes >= KMALLOC_PURGE_MIN_BYTES && size > BUDDY_PAGE_SIZE &&
+         heap_purge(p, block_bytes) == 0))
         return;
-    }
     memset(p, 0, size);
 }
 
@@ -336,17 +322,13 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
     return (void *)obj;
 }
 
-/* Freed large blocks go back to the OS through the buddy layer's purge budget
- * (buddy_set_purge_budget, set by kmalloc_init): up to KMALLOC_PURGE_BUDGET of free memory in
- * blocks of 64 KiB and more stays resident, so a program that frees a block and allocates one
- * of the same size again reuses it without page faults; past the budget every such free
- * block is purged (all but its first page, which holds the buddy's free-list link) in one
- * sweep.  Purging every freed block at once costs a program that allocates and frees large
- * arrays in a loop a system call and page faults per block; never purging a size freed once
- * (glibc's sliding mmap threshold) keeps every regrown buffer resident.  The budget bounds
- * both; a small budget sweeps often, since each sweep purges every free block not purged
- * yet (docs/limits.md, section 5, has the measurements).  (large_free: the LARGE branch of
- * kmalloc_free_slow.) */
+/* Freed large blocks go back to the OS through the buddy layer's decay (buddy.h): a purge
+ * per freed large block cost GCC 11,000 madvise calls and their page faults compiling one
+ * file (it allocates and frees 128-512 KiB arrays per function); glibc's sliding mmap
+ * threshold (never purge a size freed once) was measured and rejected: SQLite's sorter frees
+ * 128 KiB..2 MiB buffers that it regrows, and keeping them all resident took its peak RSS
+ * from 9.1 to 11.3 MiB.  docs/design-buddy.md has the decay's figures.  (large_free: the
+ * LARGE branch of kmalloc_free_slow.) */
 
 /* Offset of p in the LARGE block described by info, or SIZE_MAX when p is not a valid
  * object start (interior pointer). */
@@ -363,21 +345,24 @@ static size_t large_offset(const void *p, const struct buddy_block_info *info)
     return SIZE_MAX;
 }
 
-/* realloc of the large buddy block at p to size bytes in place: the block grows into free
- * buddies above it or frees its upper halves (buddy_resize; a freed tail counts toward the
- * purge budget like any freed large block).  The block's new bytes, or 0 (p unchanged) when
- * p is not a whole buddy block or the neighbours are not free. */
-static size_t large_resize_in_place(void *p, size_t size)
+/* realloc of the large block at p to size bytes without a copy: a buddy block grows into
+ * free buddies above it or frees its upper halves (buddy_resize; a freed tail decays like any
+ * freed block); a dedicated extent that stays past the largest order is remapped
+ * (buddy_resize_huge: in place, or its pages move).  The block's (new) address, or NULL (p
+ * unchanged) when p is not a whole block or it cannot be resized in place. */
+static void *large_resize_in_place(void *p, size_t size)
 {
     struct buddy_block_info info;
-    if (!buddy_lookup(p, &info) || info.tag != BUDDY_TAG_LARGE || info.head != p ||
-        info.order == BUDDY_ORDER_HUGE)
-        return 0;
+    if (!buddy_lookup(p, &info) || info.tag != BUDDY_TAG_LARGE || info.head != p)
+        return NULL;
+    if (info.order == BUDDY_ORDER_HUGE)
+        return size > kmalloc_largest_order_bytes ? buddy_resize_huge(p, size) : NULL;
     int order = buddy_order_for_size(size);
     if (order < 0)
-        return 0; /* past the largest order: a dedicated extent */
-    return buddy_resize(p, (unsigned)order) == 0 ? BUDDY_PAGE_SIZE << order : 0;
+        return NULL; /* past the largest order: a dedicated extent */
+    return buddy_resize(p, (unsigned)order) == 0 ? p : NULL;
 }
+
 
 /* ---------------------------------------------------------------- allocation */
 
@@ -590,8 +575,8 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
         } else if (info.tag == BUDDY_TAG_LARGE) {
             size_t off = large_offset(p, &info);
             if (SLAB_LIKELY(off != SIZE_MAX)) {
-                /* Buddy blocks: resident up to the purge budget (above); dedicated
-                 * extents are unmapped by buddy_free itself. */
+                /* Buddy blocks decay (above); dedicated extents are unmapped by
+                 * buddy_free itself. */
                 if (buddy_free(info.head) == 0 && info.order == BUDDY_ORDER_HUGE)
                     freed_huge_note(p, info.size - off);
                 errno = saved;
@@ -771,16 +756,17 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
     /* In place when it fits and does not waste more than half (small blocks always). */
     if (size <= cap && (size > cap / 2 || cap <= KMALLOC_SMALL_STEP_MAX))
         return realloc_in_place(c, p, old, size, cap, flags, op, caller);
-    /* A large buddy block grows into the free blocks above it, or gives its upper halves
-     * back, without a copy. */
-    size_t ncap;
-    if (cap > KMALLOC_MAX_CACHE_SIZE && size > KMALLOC_MAX_CACHE_SIZE &&
-        (ncap = large_resize_in_place(p, size)) != 0) {
-        if (flags & KM_ZERO) { /* as realloc_in_place: the new bytes and the spare */
-            size_t from = size < cap ? size : cap;
-            memset((char *)p + from, 0, ncap - from);
+    /* A large block grows into the free blocks above it, gives its upper halves back, or is
+     * remapped, without a copy. */
+    if (cap > KMALLOC_MAX_CACHE_SIZE && size > KMALLOC_MAX_CACHE_SIZE) {
+        void *q = large_resize_in_place(p, size);
+        if (q) {
+            if (flags & KM_ZERO) { /* as realloc_in_place: the new bytes and the spare */
+                size_t from = size < cap ? size : cap;
+                memset((char *)q + from, 0, kmalloc_usable_size_op(q, op) - from);
+            }
+            return q;
         }
-        return p;
     }
     /* Growth asks for 1.25 x the old size, so that a run of small growths moves O(log n)
      * times; but not where a red zone marks the exact size (debug caches that keep it). */

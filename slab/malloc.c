@@ -313,8 +313,9 @@ int malloc_info(int options, FILE *fp)
 }
 
 /* glibc's parameters: 1 when accepted, 0 for an unknown parameter or a bad value.
- *   M_TRIM_THRESHOLD  freed large-block memory kept resident before it is given back
- *                     (the purge budget, buddy_set_purge_budget)
+ *   M_TRIM_THRESHOLD  0: freed pages are given back at the next slow path (decay time 0);
+ *                     any other size: the default decay time (buddy.h: freed pages are given
+ *                     back a decay time after their free, whatever their amount)
  *   M_CHECK_ACTION    bit 2 set: abort after a misuse report (the default); clear: report
  *                     and go on (SLABCACHE_ON_ERROR=report)
  *   M_MXFAST (0 to 160), M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_PERTURB, M_ARENA_TEST,
@@ -326,7 +327,7 @@ int mallopt(int param, int value)
     case M_TRIM_THRESHOLD:
         if (value < 0)
             return 0;
-        buddy_set_purge_budget((size_t)value, BUDDY_TAG_LARGE);
+        buddy_set_decay_ms(value == 0 ? 0 : (uint32_t)heap_opt_uint(OPT_DECAY_MS));
         return 1;
     case M_CHECK_ACTION:
         report_set_abort((value & 2) != 0);

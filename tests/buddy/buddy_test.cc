@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,10 +120,16 @@ protected:
     {
         buddy_reset_for_tests();
         buddy_set_spare_extents(kSpare); // the tests count extents with one spare
+        // No decay on the real clock: a pass in the middle of a test would change which
+        // blocks are clean.  The decay tests set a fake clock and a decay time.
+        buddy_set_clock_for_tests(nullptr);
+        buddy_set_decay_ms(BUDDY_DECAY_NEVER);
     }
     void TearDown() override
     {
         EXPECT_EQ(0, buddy_validate());
+        buddy_set_reclaim(nullptr);
+        buddy_set_clock_for_tests(nullptr);
         buddy_reset_for_tests();
     }
 };
@@ -205,97 +213,329 @@ TEST_F(BuddyTest, ResizeGrowsIntoFreeBuddiesAndShrinksBack)
     ASSERT_VALID();
 }
 
-TEST_F(BuddyTest, PurgeBudgetSweepsFreeBlocksOnceExceeded)
+// ------------------------------------------------------------------ decay
+
+uint64_t g_clock_ms;
+uint64_t FakeClockMs() { return __atomic_load_n(&g_clock_ms, __ATOMIC_RELAXED); }
+void ClockAdvance(uint64_t ms) { __atomic_add_fetch(&g_clock_ms, ms, __ATOMIC_RELAXED); }
+
+// Decay time 100 ms on a fake clock: epochs are 100 ms; a page freed in epoch E is purged by
+// the first slow path of epoch E + 2 or later, not before.
+void UseFakeClock(uint32_t decay_ms)
 {
-    char *a = (char *)buddy_alloc(5, BUDDY_TAG_USER); // 128 KiB
-    char *b = (char *)buddy_alloc(5, BUDDY_TAG_USER);
-    char *c = (char *)buddy_alloc(0, BUDDY_TAG_USER); // keeps a and b from merging upwards
-    memset(a, 7, OrderBytes(5));
-    memset(b, 7, OrderBytes(5));
-    struct buddy_stats st0, st1;
-    buddy_get_stats(&st0);
-    EXPECT_EQ(0u, st0.unpurged_bytes) << "nothing freed yet";
-    ASSERT_EQ(SIZE_MAX, buddy_set_purge_budget(OrderBytes(5), BUDDY_TAG_USER)) << "default: never";
-    void *slab = buddy_alloc(5, BUDDY_TAG_SLAB);
-    ASSERT_NE(nullptr, slab);
-    ASSERT_EQ(0, buddy_free(slab));
-    buddy_get_stats(&st1);
-    EXPECT_EQ(0u, st1.unpurged_bytes) << "only the budget's tag counts";
-    ASSERT_EQ(0, buddy_free(a)); // 128 KiB maybe resident: not above the 128 KiB budget
-    buddy_get_stats(&st1);
-    EXPECT_EQ(OrderBytes(5), st1.unpurged_bytes);
-    EXPECT_EQ(st0.budget_purges, st1.budget_purges);
-    EXPECT_EQ(7, a[kPage]) << "still resident";
-    ASSERT_VALID();
-    ASSERT_EQ(0, buddy_free(b)); // 256 KiB: over the budget, one sweep
-    buddy_get_stats(&st1);
-    EXPECT_EQ(st0.budget_purges + 1, st1.budget_purges);
-    EXPECT_EQ(0u, st1.unpurged_bytes);
-    EXPECT_EQ(0, a[kPage]) << "purged pages read as zero";
-    ASSERT_VALID();
-    char *d = (char *)buddy_alloc(5, BUDDY_TAG_USER);
-    ASSERT_NE(nullptr, d);
-    buddy_get_stats(&st0);
-    ASSERT_EQ(0, buddy_resize(d, 0)); // a shrink frees its tail: it counts like a free
-    buddy_get_stats(&st1);
-    EXPECT_EQ(st0.unpurged_bytes + OrderBytes(5) - OrderBytes(0), st1.unpurged_bytes);
-    ASSERT_VALID();
-    ASSERT_EQ(0, buddy_free(d));
-    ASSERT_EQ(0, buddy_free(c));
-    EXPECT_EQ(OrderBytes(5), buddy_set_purge_budget(SIZE_MAX, BUDDY_TAG_NONE));
-    ASSERT_VALID();
+    g_clock_ms = 10000000; // the start of an epoch
+    buddy_set_clock_for_tests(FakeClockMs);
+    buddy_set_decay_ms(decay_ms);
 }
 
-// buddy_set_purge_scale: with little live memory of the budget's tag, the budget in force is
-// the floor (a sweep comes sooner); with much of it, the full budget applies.
-TEST_F(BuddyTest, PurgeScaleLowersTheBudgetWhileLittleOfTheTagIsLive)
+TEST_F(BuddyTest, DecayPurgesPagesFreedMoreThanTheDecayTimeAgo)
 {
-    ASSERT_EQ(SIZE_MAX, buddy_set_purge_budget(OrderBytes(7), BUDDY_TAG_USER)); // 512 KiB
-    ASSERT_EQ(SIZE_MAX, buddy_set_purge_scale(OrderBytes(5), 2)) << "default: no scaling";
-    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER); // keeps the blocks below apart
-    char *a = (char *)buddy_alloc(5, BUDDY_TAG_USER);   // 128 KiB each
-    char *b = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    UseFakeClock(100);
+    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER); // page 0
+    char *a = (char *)buddy_alloc(5, BUDDY_TAG_USER);   // pages 32..63
+    char *b = (char *)buddy_alloc(5, BUDDY_TAG_USER);   // pages 64..95
     ASSERT_TRUE(pin && a && b);
     memset(a, 7, OrderBytes(5));
     memset(b, 7, OrderBytes(5));
     struct buddy_stats st0, st1;
     buddy_get_stats(&st0);
-    ASSERT_EQ(0, buddy_free(a)); // live ~132 KiB >> 2 = 33 KiB: floor 128 KiB, not exceeded
+    ASSERT_EQ(0, buddy_free(a)); // freed in epoch E
+    ClockAdvance(99);
+    buddy_tick();
+    ClockAdvance(1); // epoch E + 1: a was freed less than two epoch starts ago
+    buddy_tick();
     buddy_get_stats(&st1);
-    EXPECT_EQ(st0.budget_purges, st1.budget_purges);
-    ASSERT_EQ(0, buddy_free(b)); // 256 KiB unpurged > the 128 KiB floor (< the 512 KiB budget)
+    EXPECT_EQ(st0.purge_calls, st1.purge_calls) << "freed less than the decay time ago";
+    EXPECT_EQ(OrderBytes(5), st1.dirty_free_bytes);
+    EXPECT_EQ(7, a[kPage]) << "still resident";
+    ASSERT_EQ(0, buddy_free(b)); // freed in epoch E + 1
+    ClockAdvance(100);           // epoch E + 2
+    buddy_tick();
     buddy_get_stats(&st1);
-    EXPECT_EQ(st0.budget_purges + 1, st1.budget_purges) << "the scaled budget swept";
-    EXPECT_EQ(0u, st1.unpurged_bytes);
+    EXPECT_EQ(st0.purge_calls + 1, st1.purge_calls) << "a alone, in one call";
+    EXPECT_EQ(OrderBytes(5), st1.purged_bytes - st0.purged_bytes);
+    EXPECT_EQ(OrderBytes(5), st1.dirty_free_bytes) << "b's pages wait";
     EXPECT_EQ(0, a[kPage]) << "purged pages read as zero";
+    EXPECT_EQ(7, b[kPage]);
     ASSERT_VALID();
-    // 4 MiB of the tag live: live >> 2 = 1 MiB, capped at the 512 KiB budget.
-    std::vector<void *> big;
-    for (int i = 0; i < 4; i++) {
-        big.push_back(buddy_alloc(8, BUDDY_TAG_USER));
-        ASSERT_NE(nullptr, big.back());
-    }
-    char *c = (char *)buddy_alloc(5, BUDDY_TAG_USER);
-    char *d = (char *)buddy_alloc(5, BUDDY_TAG_USER);
-    char *e = (char *)buddy_alloc(5, BUDDY_TAG_USER);
-    char *f = (char *)buddy_alloc(0, BUDDY_TAG_USER); // keeps e from merging with free space
-    ASSERT_TRUE(c && d && e && f);
-    buddy_get_stats(&st0);
+    ClockAdvance(100); // epoch E + 3: the pass runs from any slow path, here an allocation
+    char *c = (char *)buddy_alloc(0, BUDDY_TAG_USER);
+    ASSERT_NE(nullptr, c);
+    buddy_get_stats(&st1);
+    EXPECT_EQ(0u, st1.dirty_free_bytes);
+    EXPECT_EQ(0, b[kPage]);
+    EXPECT_EQ(st0.purge_calls + 2, st1.purge_calls);
+    EXPECT_EQ(st0.decay_passes + 2, st1.decay_passes);
     ASSERT_EQ(0, buddy_free(c));
-    ASSERT_EQ(0, buddy_free(d)); // 256 KiB: over the floor but not over the budget in force
+    // A block freed and allocated again within the decay time: the same resident pages
+    // come back, with no purge in between.
+    bool clean = true;
+    char *d = (char *)buddy_alloc_clean(5, BUDDY_TAG_USER, &clean);
+    ASSERT_NE(nullptr, d);
+    memset(d, 9, OrderBytes(5));
+    ASSERT_EQ(0, buddy_free(d));
+    ClockAdvance(150);
+    buddy_get_stats(&st0);
+    char *e = (char *)buddy_alloc_clean(5, BUDDY_TAG_USER, &clean);
     buddy_get_stats(&st1);
-    EXPECT_EQ(st0.budget_purges, st1.budget_purges) << "much live memory: the full budget";
-    for (void *x : big)
-        ASSERT_EQ(0, buddy_free(x)); // frees past 512 KiB sweep
-    buddy_get_stats(&st1);
-    EXPECT_GT(st1.budget_purges, st0.budget_purges);
+    EXPECT_EQ(d, e) << "resident memory first";
+    EXPECT_FALSE(clean);
+    EXPECT_EQ(9, e[OrderBytes(5) - 1]) << "not purged";
+    EXPECT_EQ(st0.purge_calls, st1.purge_calls);
     ASSERT_EQ(0, buddy_free(e));
-    ASSERT_EQ(0, buddy_free(f));
     ASSERT_EQ(0, buddy_free(pin));
-    EXPECT_EQ(OrderBytes(5), buddy_set_purge_scale(SIZE_MAX, 0));
-    EXPECT_EQ(OrderBytes(7), buddy_set_purge_budget(SIZE_MAX, BUDDY_TAG_NONE));
     ASSERT_VALID();
 }
+
+// Allocation prefers resident memory: a dirty free block of a larger order over a clean one
+// of the exact order, and the dirtier half when splitting.
+TEST_F(BuddyTest, AllocationPrefersResidentPages)
+{
+    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER); // page 0; clean free 1, 2-3, 4-7, ...
+    char *big = (char *)buddy_alloc(6, BUDDY_TAG_USER); // pages 64..127
+    ASSERT_TRUE(pin && big);
+    ASSERT_EQ(pin + 64 * kPage, big);
+    ASSERT_EQ(0, buddy_free(big)); // order 6 block, dirty
+    bool clean = true;
+    char *p = (char *)buddy_alloc_clean(2, BUDDY_TAG_USER, &clean);
+    ASSERT_NE(nullptr, p);
+    EXPECT_GE(p, big) << "the dirty order-6 block, not the clean order-2 one at page 4";
+    EXPECT_LT(p, big + OrderBytes(6));
+    EXPECT_FALSE(clean);
+    ASSERT_EQ(0, buddy_free(p));
+    EXPECT_EQ(OrderBytes(6), buddy_trim(1));
+    // Make the order-6 block at 64 dirty in its upper half only: y (64..95) freed in epoch
+    // E, z (96..127) in E + 1; the pass of E + 2 purges y's pages alone.
+    UseFakeClock(100);
+    char *y = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    char *z = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    ASSERT_EQ(pin + 32 * kPage, y) << "the clean order-5 block at 32 first";
+    ASSERT_EQ(0, buddy_free(y));
+    y = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    ASSERT_EQ(pin + 32 * kPage, y) << "y is dirty now: taken again";
+    ASSERT_EQ(pin + 64 * kPage, z);
+    char *z2 = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    ASSERT_EQ(pin + 96 * kPage, z2);
+    ASSERT_EQ(0, buddy_free(z));  // epoch E
+    ClockAdvance(100);
+    ASSERT_EQ(0, buddy_free(z2)); // epoch E + 1: merges with z into the order-6 block at 64
+    ClockAdvance(100);
+    buddy_tick(); // E + 2: z's pages purged, z2's wait
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(OrderBytes(5), st.dirty_free_bytes);
+    char *r = (char *)buddy_alloc_clean(4, BUDDY_TAG_USER, &clean);
+    EXPECT_GE(r, pin + 96 * kPage) << "the split kept the dirty upper half";
+    EXPECT_LT(r, pin + 128 * kPage);
+    EXPECT_FALSE(clean);
+    for (char *x : {r, y, pin})
+        ASSERT_EQ(0, buddy_free(x));
+    ASSERT_VALID();
+}
+
+// The reserve: old free pages (freed two or more epoch starts ago) that allocations took in
+// epoch E are kept resident by the pass of E + 1, so a program that keeps reusing its old
+// free memory does not fault it in again; the rest is purged.
+TEST_F(BuddyTest, DecayKeepsAsMuchAsWasReusedFromOldFreePages)
+{
+    UseFakeClock(100);
+    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER);
+    char *x[7];
+    for (auto &p : x) {
+        p = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+        ASSERT_NE(nullptr, p);
+        memset(p, 1, OrderBytes(5));
+    }
+    ASSERT_EQ(pin + 32 * kPage, x[0]);
+    ASSERT_EQ(pin + 224 * kPage, x[6]);
+    // a, b, c, d: x[0], x[2], x[4], x[6]; none of them has a free buddy.
+    ASSERT_EQ(0, buddy_free(x[0])); // epoch E
+    ASSERT_EQ(0, buddy_free(x[2]));
+    ClockAdvance(100);
+    ASSERT_EQ(0, buddy_free(x[4])); // E + 1
+    ASSERT_EQ(0, buddy_free(x[6]));
+    ClockAdvance(100); // E + 2: an allocation takes a (old: the lowest dirty block) first,
+                       // then its pass purges b; c and d are not old yet
+    char *y = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    ASSERT_EQ(x[0], y);
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.decay_reserve) << "nothing was reused in E + 1";
+    EXPECT_EQ(2 * OrderBytes(5), st.dirty_free_bytes) << "b purged, c and d kept";
+    EXPECT_EQ(0, x[2][kPage]);
+    ClockAdvance(100); // E + 3: c and d are old; 128 KiB of old pages were reused in E + 2
+    buddy_tick();
+    buddy_get_stats(&st);
+    EXPECT_EQ(OrderBytes(5), st.decay_reserve);
+    EXPECT_EQ(OrderBytes(5), st.dirty_free_bytes) << "one of c and d kept, as much as reused";
+    ClockAdvance(100); // E + 4: nothing reused in E + 3: the reserve is gone
+    buddy_tick();
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.decay_reserve);
+    EXPECT_EQ(0u, st.dirty_free_bytes);
+    for (char *p : {y, x[1], x[3], x[5], pin})
+        ASSERT_EQ(0, buddy_free(p));
+    ASSERT_VALID();
+}
+
+TEST_F(BuddyTest, SpareExtentsDecayButKeepTheirAddressSpace)
+{
+    UseFakeClock(100);
+    char *x = (char *)buddy_alloc(kMax, BUDDY_TAG_USER);
+    ASSERT_NE(nullptr, x);
+    memset(x, 3, kExtent);
+    ASSERT_EQ(0, buddy_free(x));
+    ClockAdvance(200);
+    buddy_tick();
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(1u, st.extents) << "the spare is kept";
+    EXPECT_EQ(0u, st.dirty_free_bytes) << "and its pages purged";
+    EXPECT_EQ(0, x[kExtent / 2]);
+    ASSERT_VALID();
+}
+
+// One pass looks at a bounded amount of free memory; the next slow path goes on, in the
+// same epoch.
+TEST_F(BuddyTest, DecayPassesAreBoundedAndResume)
+{
+    UseFakeClock(100);
+    buddy_set_spare_extents(32);
+    std::vector<char *> v;
+    for (int i = 0; i < 20; i++) { // 80 MiB, more than one pass takes
+        v.push_back((char *)buddy_alloc(kMax, BUDDY_TAG_USER));
+        ASSERT_NE(nullptr, v.back());
+        v.back()[0] = 1;
+    }
+    for (char *p : v)
+        ASSERT_EQ(0, buddy_free(p));
+    ClockAdvance(200);
+    buddy_tick();
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_GT(st.dirty_free_bytes, 0u) << "the first pass stopped at its limit";
+    EXPECT_LT(st.dirty_free_bytes, 20 * kExtent);
+    buddy_tick(); // same epoch
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.dirty_free_bytes) << "the second went on";
+    ASSERT_VALID();
+    buddy_trim(0);
+}
+
+TEST_F(BuddyTest, DecayZeroPurgesAtTheNextSlowPath)
+{
+    UseFakeClock(0);
+    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER);
+    char *a = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    ASSERT_TRUE(pin && a);
+    memset(a, 7, OrderBytes(5));
+    ASSERT_EQ(0, buddy_free(a)); // the free's own slow path purges it
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.dirty_free_bytes);
+    EXPECT_EQ(0, a[0]);
+    ASSERT_EQ(0, buddy_free(pin));
+}
+
+// While a purge madvises (no lock held), its blocks are neither allocatable nor mergeable,
+// a free of them is a double free, and the validator accepts the state.
+struct PurgeHook {
+    char *block = nullptr;
+    bool ran = false, validated = false, refused = false, disjoint = false;
+} g_hook;
+
+int HookMadvise(void *addr, size_t len, int advice)
+{
+    if (g_hook.block && !g_hook.ran) {
+        g_hook.ran = true;
+        g_hook.validated = buddy_validate() == 0; // would deadlock if the lock were held
+        errno = 0;
+        g_hook.refused = buddy_free(g_hook.block) == -1 && errno == EINVAL;
+        char *p = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+        g_hook.disjoint = p && (p + OrderBytes(5) <= g_hook.block ||
+                                p >= g_hook.block + OrderBytes(5));
+        if (p)
+            buddy_free(p);
+    }
+    return madvise(addr, len, advice);
+}
+
+TEST_F(BuddyTest, BlocksUnderPurgeAreOffLimits)
+{
+    heap_os_ops ops = heap_os_real;
+    ops.madvise = HookMadvise;
+    ASSERT_EQ(0, heap_set_os_ops(&ops));
+    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER);
+    char *a = (char *)buddy_alloc(5, BUDDY_TAG_USER);
+    char *fill = (char *)buddy_alloc(5, BUDDY_TAG_USER); // pages 64..95 taken
+    ASSERT_TRUE(pin && a && fill);
+    memset(a, 7, OrderBytes(5));
+    ASSERT_EQ(0, buddy_free(a));
+    g_hook = PurgeHook();
+    g_hook.block = a;
+    ::testing::internal::CaptureStderr();
+    EXPECT_GT(buddy_trim(1), 0u);
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_TRUE(g_hook.ran);
+    EXPECT_TRUE(g_hook.validated);
+    EXPECT_TRUE(g_hook.refused);
+    EXPECT_NE(std::string::npos, err.find("double free")) << err;
+    EXPECT_TRUE(g_hook.disjoint);
+    g_hook = PurgeHook();
+    ASSERT_VALID();
+    for (char *p : {pin, fill})
+        ASSERT_EQ(0, buddy_free(p));
+    buddy_reset_for_tests(); // before the ops table goes away
+}
+
+// SLABCACHE_DECAY_MS is read through one function at first use: checked in a child that
+// re-runs this binary with the variable set.
+TEST(BuddyDecayEnvChild, Reads)
+{
+    const char *want = getenv("BUDDY_TEST_EXPECT_DECAY");
+    if (!want)
+        GTEST_SKIP() << "run by DecayTimeComesFromTheEnvironment";
+    EXPECT_EQ(strtoul(want, nullptr, 10), buddy_set_decay_ms(BUDDY_DECAY_NEVER));
+}
+
+std::string RunChildWithDecay(const char *value, const char *expect, int *status)
+{
+    std::string out = ::testing::TempDir() + "/decay_env_child.txt";
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        setenv("SLABCACHE_DECAY_MS", value, 1);
+        setenv("BUDDY_TEST_EXPECT_DECAY", expect, 1);
+        execl("/proc/self/exe", "buddy_test", "--gtest_filter=BuddyDecayEnvChild.*",
+              (char *)nullptr);
+        _exit(127);
+    }
+    waitpid(pid, status, 0);
+    FILE *f = fopen(out.c_str(), "r");
+    std::string text;
+    char buf[512];
+    while (f && fgets(buf, sizeof buf, f))
+        text += buf;
+    if (f)
+        fclose(f);
+    return text;
+}
+
+TEST(BuddyDecay, DecayTimeComesFromTheEnvironment)
+{
+    int status = -1;
+    std::string out = RunChildWithDecay("1234", "1234", &status);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+    EXPECT_NE(std::string::npos, out.find("1 test")) << out;
+    out = RunChildWithDecay("12x", std::to_string(BUDDY_DECAY_MS_DEFAULT).c_str(), &status);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+    EXPECT_NE(std::string::npos, out.find("slabcache: buddy: ignoring malformed "
+                                          "SLABCACHE_DECAY_MS=12x"))
+        << out;
+}
+
 
 TEST_F(BuddyTest, ResizeRefusesBusyNeighboursUpperHalvesAndBadPointers)
 {
@@ -791,41 +1031,46 @@ TEST_F(BuddyTest, TrimPurgesFreeBlocksOnceAndTheyReadAsZero)
     ASSERT_EQ(0, buddy_free(whole));
     char *page = (char *)buddy_alloc(0, BUDDY_TAG_USER); // splits: free orders 0..9 remain
     ASSERT_EQ(whole, page);
-    size_t want = 0;
-    for (unsigned k = BUDDY_PURGE_MIN_ORDER; k < kMax; k++)
-        want += OrderBytes(k) - kPage;
-    EXPECT_EQ(want, buddy_trim(1));
+    struct buddy_stats st0, st1;
+    buddy_get_stats(&st0);
+    EXPECT_EQ(kExtent - kPage, st0.dirty_free_bytes);
+    EXPECT_EQ(kExtent - kPage, buddy_trim(1)) << "every free page, whatever its block's order";
     ASSERT_VALID();
-    EXPECT_EQ(0u, buddy_trim(1)) << "already purged blocks are not purged again";
-    // Splitting a purged block keeps both halves purged: still nothing to do.
-    char *o4 = (char *)buddy_alloc(BUDDY_PURGE_MIN_ORDER, BUDDY_TAG_USER); // the order-4 block
-    char *o5 = (char *)buddy_alloc(BUDDY_PURGE_MIN_ORDER, BUDDY_TAG_USER); // splits order 5
+    buddy_get_stats(&st1);
+    EXPECT_EQ(0u, st1.dirty_free_bytes);
+    // The ten free blocks are adjacent: one madvise call covers them all.
+    EXPECT_EQ(st0.purge_calls + 1, st1.purge_calls);
+    EXPECT_EQ(0u, buddy_trim(1)) << "already purged pages are not purged again";
+    buddy_get_stats(&st0);
+    EXPECT_EQ(st1.purge_calls, st0.purge_calls) << "and no system call is made";
+    // Splitting a clean block keeps both halves clean: still nothing to do.
+    char *o4 = (char *)buddy_alloc(4, BUDDY_TAG_USER);
+    char *o5 = (char *)buddy_alloc(4, BUDDY_TAG_USER);
     ASSERT_TRUE(o4 && o5);
     EXPECT_EQ(0u, buddy_trim(1));
-    // Pages of purged blocks (but the list node's page) read back as zero, and
-    // buddy_alloc_clean says so.
+    // Every page of a clean block reads as zero, its first page too (nothing is ever
+    // written into free memory), and buddy_alloc_clean says so.
     bool clean = false;
     char *big = (char *)buddy_alloc_clean(kMax - 1, BUDDY_TAG_USER, &clean);
     ASSERT_EQ(whole + kExtent / 2, big);
-    EXPECT_TRUE(clean) << "carved from a purged block";
-    for (size_t off = kPage; off < kExtent / 2; off += 512)
+    EXPECT_TRUE(clean) << "carved from purged memory";
+    for (size_t off = 0; off < kExtent / 2; off += 512)
         ASSERT_EQ(0, big[off]) << off;
-    for (size_t off = kPage; off < OrderBytes(BUDDY_PURGE_MIN_ORDER); off += 512)
-        ASSERT_EQ(0, o5[off]) << off;
     EXPECT_EQ((char)0xab, page[kPage - 1]) << "allocated memory is never purged";
+    memset(big, 0x5c, kPage); // one page of `big` resident again
     for (char *p : {page, o4, o5, big})
         ASSERT_EQ(0, buddy_free(p));
-    // Merging clears the purged mark: the merged extent is not clean, and the next trim
-    // purges it again; after that it is clean.
+    // A block is clean iff none of its pages is dirty: the pages of page, o4, o5 and big were
+    // allocated since the trim, so the merged extent is not clean, and the next trim purges
+    // exactly those pages.
     char *merged = (char *)buddy_alloc_clean(kMax, BUDDY_TAG_USER, &clean);
     ASSERT_EQ(whole, merged);
     EXPECT_FALSE(clean) << "merged from dirty blocks";
     ASSERT_EQ(0, buddy_free(merged));
-    EXPECT_EQ(kExtent - kPage, buddy_trim(1));
-    EXPECT_EQ(0u, buddy_trim(1));
+    EXPECT_EQ(kExtent, buddy_trim(1)) << "merged was allocated: all of it may be resident";
     merged = (char *)buddy_alloc_clean(kMax, BUDDY_TAG_USER, &clean);
     EXPECT_TRUE(clean) << "purged by the trim";
-    for (size_t off = kPage; off < kExtent; off += 512)
+    for (size_t off = 0; off < kExtent; off += 512)
         ASSERT_EQ(0, merged[off]) << off;
     ASSERT_EQ(0, buddy_free(merged));
     // A never-used extent is clean too (the heap hands out fresh or purged memory).
@@ -835,6 +1080,26 @@ TEST_F(BuddyTest, TrimPurgesFreeBlocksOnceAndTheyReadAsZero)
     EXPECT_NE(pin, fresh);
     EXPECT_TRUE(clean) << "carved from a new extent";
     ASSERT_EQ(0, buddy_free(fresh));
+    ASSERT_EQ(0, buddy_free(pin));
+    ASSERT_VALID();
+}
+
+// A trim purges only the dirty runs of a merged free block: a block allocated from clean
+// memory, written and freed, costs one madvise of its own pages.
+TEST_F(BuddyTest, TrimPurgesOnlyTheDirtyRunsOfAMergedBlock)
+{
+    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER); // page 0 stays allocated
+    char *a = (char *)buddy_alloc(3, BUDDY_TAG_USER);   // pages 8..15
+    ASSERT_TRUE(pin && a);
+    ASSERT_EQ(pin + 8 * kPage, a);
+    ASSERT_EQ(0, buddy_free(a)); // free again, beside clean free blocks
+    struct buddy_stats st0, st1;
+    buddy_get_stats(&st0);
+    EXPECT_EQ(OrderBytes(3), st0.dirty_free_bytes);
+    EXPECT_EQ(OrderBytes(3), buddy_trim(1));
+    buddy_get_stats(&st1);
+    EXPECT_EQ(st0.purge_calls + 1, st1.purge_calls);
+    EXPECT_EQ(OrderBytes(3), st1.purged_bytes - st0.purged_bytes);
     ASSERT_EQ(0, buddy_free(pin));
     ASSERT_VALID();
 }
@@ -889,6 +1154,7 @@ TEST_F(BuddyTest, ForkWithLocksHeldLeavesAUsableChild)
 
 struct Worker {
     uint64_t seed;
+    int steps = 20000;
     bool ok = true;
     size_t ops = 0;
 };
@@ -898,7 +1164,7 @@ void *WorkerMain(void *arg)
     Worker *w = (Worker *)arg;
     std::mt19937_64 rng(w->seed);
     std::vector<std::pair<char *, unsigned>> mine;
-    for (int i = 0; i < 20000 && w->ok; i++) {
+    for (int i = 0; i < w->steps && w->ok; i++) {
         if (mine.size() < 64 && (mine.empty() || rng() % 2)) {
             unsigned k = RandomOrder(rng) % 8;
             char *p = (char *)buddy_alloc(k, BUDDY_TAG_USER);
@@ -945,6 +1211,348 @@ TEST_F(BuddyTest, FourThreadStress)
     EXPECT_EQ(0u, st.alloc_bytes);
     EXPECT_EQ(0u, st.invalid_frees);
     EXPECT_LE(st.extents, kSpare);
+}
+
+// Decay 0: every slow path purges, so purges (taking blocks off, madvise without the lock,
+// putting them back) race with the other threads' allocations and frees all the time.  The
+// workers' pattern checks prove no live block is ever purged.
+TEST_F(BuddyTest, FourThreadStressWithEagerDecay)
+{
+    buddy_set_decay_ms(0);
+    Worker w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i].seed = 200 + i;
+        w[i].steps = 4000;
+        ASSERT_EQ(0, pthread_create(&t[i], nullptr, WorkerMain, &w[i]));
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], nullptr);
+    for (int i = 0; i < 4; i++)
+        EXPECT_TRUE(w[i].ok) << "thread " << i;
+    ASSERT_VALID();
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(st.allocs, st.frees);
+    EXPECT_GT(st.purge_calls, 0u);
+    EXPECT_EQ(0u, st.dirty_free_bytes) << "the last free's pass purged everything";
+}
+
+// ------------------------------------------------------------------ reclaim before ENOMEM
+
+// A fake OS with a budget of mapped bytes (mmap beyond it fails, munmap gives it back); the
+// heap grows with mmap only.
+size_t g_map_budget, g_mapped;
+
+void *BudgetMmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (prot != PROT_NONE && g_mapped + len > g_map_budget) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    void *p = mmap(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && prot != PROT_NONE)
+        g_mapped += len;
+    return p;
+}
+
+int BudgetMunmap(void *addr, size_t len)
+{
+    int rc = munmap(addr, len);
+    if (rc == 0)
+        g_mapped -= std::min(len, g_mapped);
+    return rc;
+}
+
+void UseMapBudget(size_t bytes)
+{
+    static heap_os_ops ops;
+    ops = heap_os_real;
+    ops.mmap = BudgetMmap;
+    ops.munmap = BudgetMunmap;
+    g_map_budget = bytes;
+    g_mapped = 0;
+    ASSERT_EQ(0, heap_set_os_ops(&ops));
+    heap_options o;
+    heap_get_options(&o);
+    o.use_sbrk = false;
+    ASSERT_EQ(0, heap_set_options(&o));
+}
+
+std::vector<void *> g_cached; // what the "upper layer" holds and gives back when asked
+int g_reclaim_calls;
+size_t g_reclaim_want;
+
+size_t FreeCached(size_t want)
+{
+    g_reclaim_calls++;
+    g_reclaim_want = want;
+    struct buddy_stats st;
+    buddy_get_stats(&st); // takes the buddy lock: the callback runs without it
+    size_t bytes = 0;
+    for (void *p : g_cached) {
+        buddy_block_info info;
+        if (buddy_lookup(p, &info))
+            bytes += info.size;
+        buddy_free(p);
+    }
+    g_cached.clear();
+    return bytes;
+}
+
+TEST_F(BuddyTest, ReclaimCallbackRunsBeforeEnomem)
+{
+    UseMapBudget(10 * kExtent); // ~8 extents: each mapping over-maps by 4 MiB at first
+    std::vector<void *> held;
+    for (;;) {
+        void *p = buddy_alloc(kMax, BUDDY_TAG_USER);
+        if (!p)
+            break;
+        held.push_back(p);
+    }
+    ASSERT_GE(held.size(), 2u);
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(1u, st.reclaims) << "the failure tried to reclaim";
+    // The upper layer caches one of the blocks; it gives it back when asked.
+    g_cached.push_back(held.back());
+    held.pop_back();
+    EXPECT_EQ(nullptr, buddy_set_reclaim(FreeCached));
+    g_reclaim_calls = 0;
+    void *p = buddy_alloc(3, BUDDY_TAG_USER);
+    ASSERT_NE(nullptr, p) << "served from the extent the callback gave back";
+    EXPECT_EQ(1, g_reclaim_calls);
+    EXPECT_EQ(OrderBytes(3), g_reclaim_want);
+    EXPECT_TRUE(g_cached.empty());
+    held.push_back(p);
+    for (;;) { // use up that extent, then fail once more
+        void *q = buddy_alloc(3, BUDDY_TAG_USER);
+        if (!q)
+            break;
+        held.push_back(q);
+    }
+    EXPECT_EQ(2, g_reclaim_calls) << "nothing cached: called, then ENOMEM";
+    // What the callback gives back is not enough for a whole extent: still ENOMEM, and the
+    // caller's blocks are untouched.
+    g_cached.push_back(held.back());
+    held.pop_back();
+    errno = 0;
+    EXPECT_EQ(nullptr, buddy_alloc(kMax, BUDDY_TAG_USER));
+    EXPECT_EQ(ENOMEM, errno);
+    EXPECT_EQ(3, g_reclaim_calls);
+    for (void *x : held)
+        ASSERT_TRUE(buddy_lookup(x, nullptr));
+    buddy_get_stats(&st);
+    EXPECT_EQ(4u, st.reclaims);
+    EXPECT_EQ(3u, st.failures);
+    ASSERT_VALID();
+    for (void *x : held)
+        ASSERT_EQ(0, buddy_free(x));
+    buddy_reset_for_tests(); // before the ops table goes away
+}
+
+// A callback that allocates does not recurse into reclaim.
+size_t AllocatingReclaim(size_t)
+{
+    g_reclaim_calls++;
+    void *p = buddy_alloc(kMax, BUDDY_TAG_USER); // fails: no memory, no second reclaim
+    if (p)
+        buddy_free(p);
+    return 0;
+}
+
+TEST_F(BuddyTest, ReclaimDoesNotRecurse)
+{
+    UseMapBudget(0);
+    buddy_set_reclaim(AllocatingReclaim);
+    g_reclaim_calls = 0;
+    EXPECT_EQ(nullptr, buddy_alloc(0, BUDDY_TAG_USER));
+    EXPECT_EQ(1, g_reclaim_calls);
+    buddy_reset_for_tests();
+}
+
+// Under the heap's limit, a huge allocation first gives back the spare extents the buddy
+// keeps (which count toward the limit), and the heap unmaps the free extents it keeps.
+TEST_F(BuddyTest, HugeAllocationReclaimsSparesUnderTheHeapLimit)
+{
+    heap_options o;
+    heap_get_options(&o);
+    o.use_sbrk = false;
+    o.limit = 16 * kExtent; // 64 MiB
+    ASSERT_EQ(0, heap_set_options(&o));
+    buddy_set_spare_extents(64);
+    std::vector<void *> v;
+    for (int i = 0; i < 12; i++) {
+        v.push_back(buddy_alloc(kMax, BUDDY_TAG_USER));
+        ASSERT_NE(nullptr, v.back());
+    }
+    for (void *p : v)
+        ASSERT_EQ(0, buddy_free(p));
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    ASSERT_EQ(12u, st.extents) << "kept as spares";
+    // 56 MiB: needs the 48 MiB of spares back, and the 16 MiB the heap keeps of them too.
+    char *h = (char *)buddy_alloc_bytes(14 * kExtent, BUDDY_TAG_LARGE);
+    ASSERT_NE(nullptr, h);
+    h[14 * kExtent - 1] = 1;
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.extents);
+    EXPECT_EQ(1u, st.reclaims);
+    heap_stats hs;
+    heap_get_stats(&hs);
+    EXPECT_EQ(0u, hs.free_extents);
+    EXPECT_EQ(0, heap_validate());
+    ASSERT_EQ(0, buddy_free(h));
+}
+
+// The same under a real RLIMIT_DATA, in a child (setrlimit would bind this process too).
+TEST_F(BuddyTest, ReclaimUnderRlimitData)
+{
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        buddy_set_spare_extents(64);
+        long data_kb = -1;
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "VmData: %ld kB", &data_kb) == 1)
+                break;
+        if (f)
+            fclose(f);
+        if (data_kb < 0)
+            _exit(2);
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = (rlim_t)data_kb * 1024 + 80 * (rlim_t)(1 << 20);
+        if (setrlimit(RLIMIT_DATA, &rl) != 0)
+            _exit(3);
+        std::vector<void *> v;
+        v.reserve(64);
+        for (;;) {
+            void *p = buddy_alloc(kMax, BUDDY_TAG_USER);
+            if (!p)
+                break;
+            v.push_back(p);
+        }
+        if (v.size() < 8)
+            _exit(4);
+        for (void *p : v)
+            buddy_free(p);
+        struct buddy_stats st;
+        buddy_get_stats(&st);
+        if (st.extents != v.size())
+            _exit(5); // all kept as spares: the limit is reached
+        char *h = (char *)buddy_alloc_bytes(40u << 20, BUDDY_TAG_LARGE);
+        if (!h)
+            _exit(6);
+        h[(40u << 20) - 1] = 1;
+        buddy_free(h);
+        _exit(buddy_validate() == 0 ? 0 : 7);
+    }
+    int status = 0;
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+// ------------------------------------------------------------------ huge resize (mremap)
+
+TEST_F(BuddyTest, HugeBlocksGrowAndShrinkWithoutCopying)
+{
+    char *h = (char *)buddy_alloc_bytes(5u << 20, BUDDY_TAG_LARGE);
+    ASSERT_NE(nullptr, h);
+    for (size_t off = 0; off < (5u << 20); off += kPage)
+        h[off] = (char)(off >> 12);
+    // Something mapped right after the block: growth cannot stay in place, the pages move.
+    void *fence = mmap(h + (5u << 20), kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
+                       MAP_FIXED_NOREPLACE, -1, 0);
+    bool fenced = fence == h + (5u << 20);
+    heap_stats hs0, hs1;
+    heap_get_stats(&hs0);
+    char *g = (char *)buddy_resize_huge(h, 20u << 20);
+    ASSERT_NE(nullptr, g);
+    heap_get_stats(&hs1);
+    EXPECT_EQ(0u, (uintptr_t)g % kExtent);
+    if (fenced) {
+        EXPECT_NE(h, g) << "moved";
+        EXPECT_EQ(hs0.resize_moves + 1, hs1.resize_moves);
+        EXPECT_FALSE(buddy_lookup(h, nullptr)) << "the old range is gone";
+        munmap(fence, kPage);
+    }
+    for (size_t off = 0; off < (5u << 20); off += kPage)
+        ASSERT_EQ((char)(off >> 12), g[off]) << off;
+    EXPECT_EQ(0, g[(20u << 20) - 1]) << "new pages read as zero";
+    buddy_block_info info;
+    ASSERT_TRUE(buddy_lookup(g + (19u << 20), &info));
+    EXPECT_EQ(g, info.head);
+    EXPECT_EQ(20u << 20, info.size);
+    EXPECT_EQ((unsigned)BUDDY_ORDER_HUGE, info.order);
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(20u << 20, st.huge_bytes);
+    EXPECT_EQ(1u, st.huge_resizes);
+    ASSERT_VALID();
+    EXPECT_EQ(0, heap_validate());
+    // Shrink in place: the tail's granules leave the radix map.
+    char *s2 = (char *)buddy_resize_huge(g, (6u << 20) + 1);
+    ASSERT_EQ(g, s2);
+    EXPECT_FALSE(buddy_lookup(g + (12u << 20), nullptr));
+    ASSERT_TRUE(buddy_lookup(g + (6u << 20), &info));
+    EXPECT_EQ((6u << 20) + kPage, info.size);
+    EXPECT_EQ((char)((4u << 20) >> 12), g[4u << 20]);
+    EXPECT_EQ(0, heap_validate());
+    // Refusals change nothing.
+    for (size_t bad : {(size_t)0, kExtent}) {
+        errno = 0;
+        EXPECT_EQ(nullptr, buddy_resize_huge(g, bad));
+        EXPECT_EQ(EINVAL, errno);
+    }
+    void *small = buddy_alloc(3, BUDDY_TAG_USER);
+    errno = 0;
+    EXPECT_EQ(nullptr, buddy_resize_huge(small, 8u << 20)) << "not a huge block";
+    EXPECT_EQ(EINVAL, errno);
+    EXPECT_EQ(nullptr, buddy_resize_huge(g + kPage, 8u << 20)) << "interior";
+    ASSERT_EQ(0, buddy_free(small));
+    ASSERT_EQ(0, buddy_free(g));
+    ASSERT_VALID();
+}
+
+// ------------------------------------------------------------------ the validator
+
+// Each invariant the validator checks, broken once: it must say so.
+TEST(BuddyValidator, ReportsEachBrokenInvariant)
+{
+    const struct {
+        int what;
+        const char *text;
+    } cases[] = {
+        {BUDDY_CORRUPT_FREE_MAP, "free map word does not match the page map"},
+        {BUDDY_CORRUPT_SUMMARY, "free map summary word or order mask wrong"},
+        {BUDDY_CORRUPT_ORDER_MASK, "free map summary word or order mask wrong"},
+        {BUDDY_CORRUPT_DIRTY_MAP, "allocated block with a page not marked dirty"},
+        {BUDDY_CORRUPT_FREE_PAGES, "free page map word does not match the free blocks"},
+        {BUDDY_CORRUPT_ORDER_LIST, "extents with a free block of an order != its list"},
+        {BUDDY_CORRUPT_PAGE_MAP, "tail page order != head's"},
+        {BUDDY_CORRUPT_BUSY, "busy bit on a page that is not FREE_HEAD"},
+        {BUDDY_CORRUPT_COUNTER, "dirty_free_bytes"},
+    };
+    for (const auto &c : cases) {
+        buddy_reset_for_tests();
+        buddy_set_decay_ms(BUDDY_DECAY_NEVER);
+        // Allocated blocks, and free blocks of several orders (free tails).
+        void *a = buddy_alloc(0, BUDDY_TAG_USER);
+        void *b = buddy_alloc(5, BUDDY_TAG_USER);
+        ASSERT_TRUE(a && b);
+        ASSERT_EQ(0, buddy_validate());
+        ASSERT_EQ(0, buddy_corrupt_for_tests(c.what)) << c.text;
+        ::testing::internal::CaptureStderr();
+        EXPECT_EQ(-1, buddy_validate()) << c.text;
+        std::string err = ::testing::internal::GetCapturedStderr();
+        EXPECT_NE(std::string::npos, err.find(c.text)) << c.what << ": " << err;
+        EXPECT_EQ(0u, err.rfind("slabcache: buddy: validate: ", 0)) << err;
+    }
+    buddy_reset_for_tests();
+    buddy_set_decay_ms(BUDDY_DECAY_MS_DEFAULT);
 }
 
 } // namespace

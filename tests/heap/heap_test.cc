@@ -62,6 +62,8 @@ struct FakeOs {
     std::atomic<long> mmap_calls{0}, munmap_calls{0}, madvise_calls{0};
     long fail_mmap_from = 0;
     bool fail_madvise = false;
+    std::atomic<long> mremap_calls{0};
+    bool fail_mremap = false;
 };
 FakeOs g_fake;
 
@@ -109,7 +111,18 @@ int FakeMadvise(void *addr, size_t len, int advice) {
     return madvise(addr, len, advice);
 }
 
-const heap_os_ops kFakeOps = {FakeSbrk, FakeMmap, FakeMunmap, FakeMadvise};
+void *FakeMremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr) {
+    g_fake.mremap_calls++;
+    if (g_fake.fail_mremap) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    return mremap(old_addr, old_len, new_len, flags, new_addr);
+}
+
+const heap_os_ops kFakeOps = {FakeSbrk, FakeMmap, FakeMunmap, FakeMadvise, FakeMremap};
+// The same without mremap: the heap must refuse resizes (ENOSYS), callers then copy.
+const heap_os_ops kFakeOpsNoMremap = {FakeSbrk, FakeMmap, FakeMunmap, FakeMadvise, nullptr};
 
 uintptr_t ArenaBase() {
     static uintptr_t base = [] {
@@ -136,6 +149,8 @@ void FakeReset() {
     g_fake.mmap_calls = g_fake.munmap_calls = g_fake.madvise_calls = 0;
     g_fake.fail_mmap_from = 0;
     g_fake.fail_madvise = false;
+    g_fake.mremap_calls = 0;
+    g_fake.fail_mremap = false;
 }
 
 heap_stats Stats() {
@@ -654,6 +669,164 @@ TEST_F(HeapTest, DedicatedExtentIsExactMappingUnmappedWhole) {
     EXPECT_EQ(0u, s.mmap_bytes);
     EXPECT_EQ(0u, s.free_extents);  // never kept
     EXPECT_VALID();
+}
+
+// ------------------------------------------------------------------ resizing dedicated extents
+
+// Grow in place (the address space after the mapping is free), grow by moving (a mapping in
+// the way), shrink: the descriptor stays, its contents stay, the radix map and the byte
+// counters follow, and the validator agrees after each step.
+TEST_F(HeapTest, DedicatedExtentResizesInPlaceOrMovesItsPages) {
+    heap_extent *e = Alloc(5 * kMiB, true);
+    ASSERT_NE(nullptr, e);
+    Fill(e, 0x3c);
+    uintptr_t base = e->base;
+    // In place when the address space after it is free (usual: the mapping was over-sized
+    // and trimmed), else moved; either way the same descriptor.
+    bool room = true;
+    for (size_t off = 0; off < kMiB; off += kPage) {
+        unsigned char v;
+        if (mincore(reinterpret_cast<void *>(base + e->size + off), kPage, &v) == 0 ||
+            errno != ENOMEM)
+            room = false;  // something is mapped there
+    }
+    void *g = heap_extent_resize(e, 6 * kMiB);
+    ASSERT_NE(nullptr, g);
+    if (room) {
+        EXPECT_EQ(reinterpret_cast<void *>(base), g) << "grown in place";
+        EXPECT_EQ(0u, Stats().resize_moves);
+    }
+    EXPECT_EQ(6 * kMiB, e->size);
+    EXPECT_EQ(e->size, Stats().mmap_bytes);
+    EXPECT_VALID();
+    // A fence after the block: the next growth must move.
+    uintptr_t end = e->base + e->size;
+    void *fence = mmap(reinterpret_cast<void *>(end), kPage, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (fence == MAP_FAILED) {  // something else is mapped there already: blocked as well
+        ASSERT_EQ(EEXIST, errno);
+        fence = nullptr;
+    }
+    uintptr_t before = e->base;
+    long remaps = g_fake.mremap_calls;
+    size_t moves = Stats().resize_moves;
+    void *m = heap_extent_resize(e, 17 * kMiB + 1);
+    ASSERT_NE(nullptr, m);
+    if (fence)
+        munmap(fence, kPage);
+    EXPECT_NE(before, e->base);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(m), e->base);
+    EXPECT_EQ(0u, e->base % kExt);
+    EXPECT_EQ(17 * kMiB + kPage, e->size);
+    EXPECT_EQ(moves + 1, Stats().resize_moves);
+    EXPECT_EQ(remaps + 2, g_fake.mremap_calls) << "in place tried, then the move";
+    const unsigned char *c = reinterpret_cast<const unsigned char *>(e->base);
+    for (size_t i = 0; i < 5 * kMiB; i += 999)
+        ASSERT_EQ(0x3c, c[i]) << i;
+    EXPECT_EQ(0, c[e->size - 1]);
+    EXPECT_EQ(nullptr, heap_extent_lookup(reinterpret_cast<void *>(before)));
+    EXPECT_EQ(e, heap_extent_lookup(reinterpret_cast<void *>(e->base + 16 * kMiB)));
+    EXPECT_EQ(e->size, Stats().mmap_bytes);
+    EXPECT_VALID();
+    // Shrink: the tail is unmapped and leaves the map.
+    ASSERT_EQ(reinterpret_cast<void *>(e->base), heap_extent_resize(e, 5 * kMiB));
+    EXPECT_EQ(5 * kMiB, e->size);
+    EXPECT_EQ(nullptr, heap_extent_lookup(reinterpret_cast<void *>(e->base + 9 * kMiB)));
+    EXPECT_EQ(e->size, Stats().mmap_bytes);
+    EXPECT_VALID();
+    ASSERT_EQ(0, heap_extent_free(e));
+    EXPECT_EQ(0u, Stats().mmap_bytes);
+}
+
+// Refusals change nothing: not dedicated, not live, no mremap, the limit, the OS.
+TEST_F(HeapTest, ResizeRefusalsChangeNothing) {
+    heap_extent *shared = Alloc(kExt);
+    heap_extent *e = Alloc(5 * kMiB, true);
+    ASSERT_TRUE(shared && e);
+    Fill(e, 5);
+    errno = 0;
+    EXPECT_EQ(nullptr, heap_extent_resize(shared, 2 * kExt));
+    EXPECT_EQ(EINVAL, errno) << "an extent that is not a dedicated mapping";
+    errno = 0;
+    EXPECT_EQ(nullptr, heap_extent_resize(e, 0));
+    EXPECT_EQ(EINVAL, errno);
+    SetOption(Stats().mmap_bytes + Stats().sbrk_bytes + kMiB, true, HEAP_DEFAULT_KEEP_FREE);
+    errno = 0;
+    EXPECT_EQ(nullptr, heap_extent_resize(e, 8 * kMiB));
+    EXPECT_EQ(ENOMEM, errno) << "past the limit";
+    SetOption(0, true, HEAP_DEFAULT_KEEP_FREE);
+    g_fake.fail_mremap = true;
+    g_fake.fail_mmap_from = g_fake.mmap_calls + 1;
+    errno = 0;
+    EXPECT_EQ(nullptr, heap_extent_resize(e, 64 * kMiB));
+    EXPECT_EQ(ENOMEM, errno) << "the OS refused";
+    g_fake.fail_mremap = false;
+    g_fake.fail_mmap_from = 0;
+    EXPECT_EQ(5 * kMiB, e->size);
+    EXPECT_TRUE(Holds(e, 5));
+    EXPECT_VALID();
+    ASSERT_EQ(0, heap_extent_free(e));
+    errno = 0;
+    EXPECT_EQ(nullptr, heap_extent_resize(e, 8 * kMiB));
+    EXPECT_EQ(EINVAL, errno) << "freed";
+    ASSERT_EQ(0, heap_extent_free(shared));
+    heap_reset_for_tests();
+    FakeReset();
+    ASSERT_EQ(0, heap_set_os_ops(&kFakeOpsNoMremap));
+    e = Alloc(5 * kMiB, true);
+    ASSERT_NE(nullptr, e);
+    errno = 0;
+    EXPECT_EQ(nullptr, heap_extent_resize(e, 8 * kMiB));
+    EXPECT_EQ(ENOSYS, errno);
+    EXPECT_EQ(5 * kMiB, e->size);
+    EXPECT_VALID();
+}
+
+// Free extents the heap keeps come back to the OS before an allocation fails, and on
+// request (heap_release_free).
+TEST_F(HeapTest, KeptFreeExtentsAreGivenBackBeforeFailing) {
+    SetOption(0, true, 64 * kMiB);
+    g_fake.fail_sbrk_from = 1;  // mapped extents only
+    std::vector<heap_extent *> v;
+    for (int i = 0; i < 4; i++) {
+        v.push_back(Alloc(kExt));
+        ASSERT_NE(nullptr, v.back());
+    }
+    for (heap_extent *e : v)
+        ASSERT_EQ(0, heap_extent_free(e));
+    EXPECT_EQ(4u, Stats().free_extents) << "kept: within keep_free";
+    // A limit that the kept extents fill: a dedicated mapping fits only once they go.
+    SetOption(5 * kExt, true, 64 * kMiB);
+    heap_extent *d = Alloc(2 * kExt, true);
+    ASSERT_NE(nullptr, d);
+    EXPECT_EQ(0u, Stats().free_extents);
+    EXPECT_VALID();
+    ASSERT_EQ(0, heap_extent_free(d));
+    v.clear();
+    SetOption(0, true, 64 * kMiB);
+    for (int i = 0; i < 3; i++)
+        v.push_back(Alloc(kExt));
+    for (heap_extent *e : v)
+        ASSERT_EQ(0, heap_extent_free(e));
+    EXPECT_EQ(3u, Stats().free_extents);
+    EXPECT_EQ(3 * kExt, heap_release_free());
+    EXPECT_EQ(0u, Stats().free_extents);
+    EXPECT_EQ(0u, Stats().mmap_bytes);
+    EXPECT_EQ(0u, heap_release_free());
+    EXPECT_VALID();
+}
+
+// The OS calls are counted, whatever table is installed.
+TEST_F(HeapTest, SystemCallsAreCounted) {
+    heap_stats s0 = Stats();
+    heap_extent *e = Alloc(kExt);
+    ASSERT_NE(nullptr, e);
+    ASSERT_EQ(0, heap_purge(reinterpret_cast<void *>(e->base), kPage));
+    heap_stats s1 = Stats();
+    EXPECT_EQ(g_fake.sbrk_calls, static_cast<long>(s1.sbrk_calls - s0.sbrk_calls));
+    EXPECT_EQ(1u, s1.madvise_calls - s0.madvise_calls);
+    EXPECT_EQ(g_fake.mmap_calls.load(), static_cast<long>(s1.mmap_calls - s0.mmap_calls));
+    ASSERT_EQ(0, heap_extent_free(e));
 }
 
 // ------------------------------------------------------------------ bad input

@@ -343,44 +343,58 @@ TEST_F(KmallocTest, HugeBlocksGoBackToTheOs) {
     EXPECT_EQ(after.huge_bytes, before.huge_bytes);
 }
 
-// Purge policy: a freed buddy block of 128 KiB or more gives all but its first page back to
-// the OS (heap returned_bytes grows by exactly that), every time it is freed; a smaller one
-// stays resident.
-// Freed large blocks stay resident (a block freed and allocated again costs no page faults)
-// until more than the purge budget of free memory is unpurged; then one sweep purges them all.
-TEST_F(KmallocTest, FreedLargeBlocksStayResidentUpToThePurgeBudget) {
-    const size_t budget = buddy_set_purge_budget(0, BUDDY_TAG_LARGE);  // sweep now: nothing unpurged
-    ASSERT_EQ(budget, (size_t)1 << 20) << "kmalloc_init sets the budget";
-    ASSERT_EQ(buddy_set_purge_budget(budget, BUDDY_TAG_LARGE), 0u);
+// Freed large blocks stay resident while they are reused (a block freed and allocated again
+// costs no system call and no page fault) and go back to the OS by decay: a decay time or two
+// after the free, at the next slow path of the buddy layer.  Fake clock, decay 100 ms.
+uint64_t g_clock_ms;
+uint64_t FakeClockMs() { return g_clock_ms; }
+
+TEST_F(KmallocTest, FreedLargeBlocksStayResidentUntilTheyDecay) {
+    g_clock_ms = 50000000;
+    buddy_set_clock_for_tests(FakeClockMs);
+    const uint32_t old = buddy_set_decay_ms(100);
     const size_t size = 256 << 10;
     struct heap_stats h0, h1;
-    struct buddy_stats b0, b1;
     void *p = kmalloc(size, 0);
     memset(p, 1, size);
     heap_get_stats(&h0);
     kfree(p);
-    heap_get_stats(&h1);
-    buddy_get_stats(&b1);
-    EXPECT_EQ(h1.returned_bytes, h0.returned_bytes) << "under budget: stays resident";
-    EXPECT_GE(b1.unpurged_bytes, size - 4096);
+    g_clock_ms += 150;
     void *q = kmalloc(size, 0);
+    heap_get_stats(&h1);
     EXPECT_EQ(q, p) << "the resident block is reused";
+    EXPECT_EQ(h1.madvise_calls, h0.madvise_calls) << "no system call";
+    EXPECT_EQ(static_cast<char *>(q)[size - 1], 1) << "not purged";
     kfree(q);
-    // 8 x 256 KiB freed: 2 MiB > the budget, so at least one sweep gives memory back.
-    std::vector<void *> v;
-    for (int i = 0; i < 8; i++) {
-        v.push_back(kmalloc(size, 0));
-        memset(v.back(), 2, size);
-    }
+    struct buddy_stats b0, b1;
     buddy_get_stats(&b0);
-    heap_get_stats(&h0);
-    for (void *x : v) kfree(x);
+    EXPECT_GE(b0.dirty_free_bytes, size);
+    g_clock_ms += 200;
+    void *r = kmalloc(64 << 10, 0);  // any slow path of the buddy layer runs the pass
     buddy_get_stats(&b1);
     heap_get_stats(&h1);
-    EXPECT_GT(b1.budget_purges, b0.budget_purges);
-    EXPECT_GE(h1.returned_bytes - h0.returned_bytes, (size_t)1 << 20);
-    EXPECT_LE(b1.unpurged_bytes, budget);
+    EXPECT_GE(h1.returned_bytes - h0.returned_bytes, size - (64 << 10));
+    EXPECT_GT(b1.purge_calls, b0.purge_calls);
+    kfree(r);
+    buddy_set_decay_ms(old);
+    buddy_set_clock_for_tests(nullptr);
     EXPECT_EQ(buddy_validate(), 0);
+}
+
+// The trim gives back every free page at once, whatever its age.
+TEST_F(KmallocTest, TrimGivesBackEveryFreePage) {
+    const uint32_t old = buddy_set_decay_ms(BUDDY_DECAY_NEVER);
+    void *p = kmalloc(1 << 20, 0);
+    memset(p, 1, 1 << 20);
+    kfree(p);
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_GE(st.dirty_free_bytes, (size_t)1 << 20);
+    EXPECT_GE(buddy_trim(SIZE_MAX), (size_t)1 << 20);
+    buddy_get_stats(&st);
+    EXPECT_EQ(st.dirty_free_bytes, 0u);
+    EXPECT_EQ(buddy_trim(SIZE_MAX), 0u) << "nothing left to give";
+    buddy_set_decay_ms(old);
 }
 
 TEST_F(KmallocTest, ImpossibleSizesFailWithEnomem) {
@@ -429,14 +443,15 @@ size_t ResidentPages(const void *p, size_t len) {
 }
 
 // From 128 KiB (glibc's mmap threshold) kzalloc zeroes a dirty buddy block by purging it, as
-// calloc gets untouched zero pages from mmap under glibc: the block reads zero but only its
-// first page is resident until the program writes to it.  A block carved from purged or
-// never-used memory already reads as zero but for its first page (buddy_alloc_clean): kzalloc
-// clears that page and makes no system call.  Four
-// 64 KiB blocks (below the purge-on-free threshold, so they stay dirty) merge when freed into
-// the 256 KiB block the first kzalloc takes; the 512 KiB ones come from untouched memory
-// first, then from the purged 256 KiB block merged with its freed neighbours.
+// calloc gets untouched zero pages from mmap under glibc: the block reads zero but none of it
+// is resident until the program writes to it.  A block carved from purged or never-used
+// memory already reads as zero, all of it (nothing is written into free memory;
+// buddy_alloc_clean): kzalloc makes no system call and writes nothing.  Four 64 KiB blocks
+// (dirty; no decay here) merge when freed into the 256 KiB block the first kzalloc takes;
+// the 512 KiB ones come from untouched memory first, then from the purged 256 KiB block
+// merged with its freed neighbours.
 TEST_F(KmallocTest, LargeKzallocZeroesByPurgingWithoutTouching) {
+    const uint32_t old = buddy_set_decay_ms(BUDDY_DECAY_NEVER);
     size_t purged_dirty = 0, skipped_clean = 0;
     for (int round = 0; round < 3; round++) {
         std::vector<void *> dirty;
@@ -456,7 +471,7 @@ TEST_F(KmallocTest, LargeKzallocZeroesByPurgingWithoutTouching) {
             size_t returned = after.returned_bytes - before.returned_bytes;
             EXPECT_TRUE(returned == 0 || returned >= ksize(p) - 4096) << size << ": " << returned;
             (returned ? purged_dirty : skipped_clean)++;
-            EXPECT_LE(ResidentPages(p, ksize(p)), 1u) << size;
+            EXPECT_EQ(ResidentPages(p, ksize(p)), 0u) << size;
             for (size_t i = 0; i < size; i++) ASSERT_EQ(p[i], 0) << size << " byte " << i;
             memset(p, 0xdd, size);
             kfree(p);
@@ -464,6 +479,7 @@ TEST_F(KmallocTest, LargeKzallocZeroesByPurgingWithoutTouching) {
     }
     EXPECT_GE(purged_dirty, 3u) << "each round's 256 KiB block is dirty";
     EXPECT_GE(skipped_clean, 1u) << "untouched memory needs no purge";
+    buddy_set_decay_ms(old);
     // Below the threshold kzalloc writes zeroes (and kcalloc too).
     unsigned char *s = static_cast<unsigned char *>(kcalloc(1000, 100, 0));
     ASSERT_NE(s, nullptr);
@@ -569,6 +585,40 @@ TEST_F(KmallocTest, KreallocLargeBlocksResizeInPlace) {
     EXPECT_EQ(buddy_validate(), 0);
     kfree(q);
     kfree(r);
+}
+
+// Past the largest buddy order a block is a dedicated mapping: krealloc remaps it
+// (mremap), in place or by moving its pages, and copies nothing.
+TEST_F(KmallocTest, KreallocHugeBlocksRemapWithoutCopying) {
+    const size_t mib = 1 << 20;
+    char *p = static_cast<char *>(kmalloc(5 * mib, 0));
+    ASSERT_NE(p, nullptr);
+    Fill(p, 5 * mib, 4);
+    struct heap_stats h0, h1;
+    heap_get_stats(&h0);
+    for (size_t s = 6 * mib; s <= 40 * mib; s += 7 * mib) {
+        char *q = static_cast<char *>(krealloc(p, s, KM_ZERO));
+        ASSERT_NE(q, nullptr) << s;
+        EXPECT_GE(ksize(q), s);
+        EXPECT_TRUE(Check(q, 5 * mib, 4)) << s;
+        EXPECT_EQ(q[s - 1], 0) << s;
+        p = q;
+    }
+    heap_get_stats(&h1);
+    EXPECT_EQ(h1.resizes - h0.resizes, 5u) << "every growth was a remap";
+    EXPECT_GE(h1.mremap_calls - h0.mremap_calls, 5u);
+    char *q = static_cast<char *>(krealloc(p, 9 * mib, 0));  // shrink below half: in place
+    EXPECT_EQ(q, p);
+    EXPECT_EQ(ksize(q), 9 * mib);
+    EXPECT_TRUE(Check(q, 5 * mib, 4));
+    char *r = static_cast<char *>(krealloc(q, 3 * mib, 0));  // into a buddy block: a copy
+    ASSERT_NE(r, nullptr);
+    EXPECT_TRUE(Check(r, 3 * mib, 4));
+    struct buddy_block_info info;
+    ASSERT_TRUE(buddy_lookup(r, &info));
+    EXPECT_NE(info.order, (unsigned)BUDDY_ORDER_HUGE);
+    kfree(r);
+    EXPECT_EQ(heap_validate(), 0);
 }
 
 TEST_F(KmallocTest, KreallocNullAndZero) {

@@ -134,6 +134,7 @@ TEST_F(Options, TableIsWellFormed) {
 TEST_F(Options, DefaultsAgreeWithTheLayersConstants) {
     EXPECT_EQ(HEAP_DEFAULT_KEEP_FREE, heap_opt_size(OPT_HEAP_KEEP_FREE));
     EXPECT_EQ(uint64_t{BUDDY_SPARE_EXTENTS_DEFAULT}, heap_opt_uint(OPT_SPARE_EXTENTS));
+    EXPECT_EQ(uint64_t{BUDDY_DECAY_MS_DEFAULT}, heap_opt_uint(OPT_DECAY_MS));
     EXPECT_EQ(uint64_t{BUDDY_SPARE_EXTENTS_MIN}, heap_opt_lookup(OPT_SPARE_EXTENTS)->min);
     EXPECT_EQ(23u, heap_opt_uint(OPT_LEAK_EXIT_CODE));  // docs/debugging.md, api.md
 }
@@ -240,6 +241,7 @@ const Case kCases[] = {
     {OPT_MMAP_FALLBACK, "No", 0, "2"},
     {OPT_HEAP_KEEP_FREE, "8M", 8u << 20, "8 MiB"},
     {OPT_SPARE_EXTENTS, "3", 3, "lots"},
+    {OPT_DECAY_MS, "0", 0, "300ms"},
     {OPT_ON_ERROR, "report", 1, "reprot"},
     {OPT_DEBUG, "Z,inode;U,dentry", 0, nullptr},
     {OPT_FAIL, "every=3,cache=x", 0, nullptr},
