@@ -355,8 +355,14 @@ static void *large_resize_in_place(void *p, size_t size)
     struct buddy_block_info info;
     if (!buddy_lookup(p, &info) || info.tag != BUDDY_TAG_LARGE || info.head != p)
         return NULL;
-    if (info.order == BUDDY_ORDER_HUGE)
-        return size > kmalloc_largest_order_bytes ? buddy_resize_huge(p, size) : NULL;
+    if (info.order == BUDDY_ORDER_HUGE) {
+        if (size <= kmalloc_largest_order_bytes)
+            return NULL;
+        int saved = errno; /* a refused mremap (ENOSYS, ENOMEM) is not the caller's error */
+        void *q = buddy_resize_huge(p, size);
+        errno = saved;
+        return q;
+    }
     int order = buddy_order_for_size(size);
     if (order < 0)
         return NULL; /* past the largest order: a dedicated extent */

@@ -32,6 +32,7 @@
 
 #include "gtest/gtest.h"
 #include "buddy/buddy.h"
+#include "heap/options.h"
 #include "heap/heap.h"
 
 namespace {
@@ -496,6 +497,7 @@ TEST(BuddyDecayEnvChild, Reads)
     if (!want)
         GTEST_SKIP() << "run by DecayTimeComesFromTheEnvironment";
     EXPECT_EQ(strtoul(want, nullptr, 10), buddy_set_decay_ms(BUDDY_DECAY_NEVER));
+    heap_opt_announce();  // what the heap's first extent does: a malformed value's one line
 }
 
 std::string RunChildWithDecay(const char *value, const char *expect, int *status)
@@ -531,8 +533,8 @@ TEST(BuddyDecay, DecayTimeComesFromTheEnvironment)
     EXPECT_NE(std::string::npos, out.find("1 test")) << out;
     out = RunChildWithDecay("12x", std::to_string(BUDDY_DECAY_MS_DEFAULT).c_str(), &status);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
-    EXPECT_NE(std::string::npos, out.find("slabcache: buddy: ignoring malformed "
-                                          "SLABCACHE_DECAY_MS=12x"))
+    EXPECT_NE(std::string::npos, out.find("slabcache: SLABCACHE_DECAY_MS=12x: expected an "
+                                          "integer from 0 to 4294967295; using the default"))
         << out;
 }
 

@@ -141,9 +141,10 @@ TEST_F(FreeErrnoTest, ReallocThatFreesAHugeBlock) {
     EXPECT_EQ(kMarker, Errno());
 }
 
-// Large buddy blocks: past the purge budget (1 MiB of freed blocks, kmalloc_init) a free
-// purges every free block with madvise.
+// Large buddy blocks: with decay time 0, each free's decay pass purges the blocks freed
+// before it with madvise.
 TEST_F(FreeErrnoTest, LargeBlocksWhoseFreePurges) {
+    const uint32_t old_decay = buddy_set_decay_ms(0);
     std::vector<void *> blocks;
     for (int i = 0; i < 32; i++) {
         void *p = kmalloc(256u << 10, 0);
@@ -157,6 +158,7 @@ TEST_F(FreeErrnoTest, LargeBlocksWhoseFreePurges) {
         kfree(p);
         ASSERT_EQ(kMarker, Errno());
     }
+    buddy_set_decay_ms(old_decay);
     EXPECT_GT(failed_calls.load(), 0) << "no purge was attempted";
 }
 

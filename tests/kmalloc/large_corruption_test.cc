@@ -337,7 +337,7 @@ TEST(LargeCorruptionDeathTest, DoubleAndForgedFreesOfLargeBlocksAbort) {
             kfree(p);
             kfree(p);
         },
-        "slabcache: free: invalid free of 0x[0-9a-f]+");
+        "slabcache: kfree: double free of large block 0x[0-9a-f]+");
     EXPECT_DEATH(
         {
             char *p = static_cast<char *>(kmalloc(100000, 0));
@@ -345,20 +345,20 @@ TEST(LargeCorruptionDeathTest, DoubleAndForgedFreesOfLargeBlocksAbort) {
             memset(p, 0x41, 64);  // write after free, then the second free
             kfree(p);
         },
-        "slabcache: free: invalid free of 0x[0-9a-f]+");
+        "slabcache: kfree: double free of large block 0x[0-9a-f]+");
     EXPECT_DEATH(
         {
             char *p = static_cast<char *>(kmalloc(100000, 0));
             kfree(p + 8192);
         },
-        "slabcache: free: invalid free of 0x[0-9a-f]+ \\(not the start");
+        "slabcache: kfree: invalid free of 0x[0-9a-f]+ \\(interior pointer");
     EXPECT_DEATH(
         {
             char *p = static_cast<char *>(kmalloc((size_t)6 << 20, 0));
             kfree(p);
             kfree(p);
         },
-        "slabcache: free: invalid free of 0x[0-9a-f]+");
+        "slabcache: kfree: double free of huge mapping 0x[0-9a-f]+");
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 
 extern "C" {
 #include "buddy/buddy.h"
+#include "heap/options.h"
 #include "pool/internal.h"
 #include "pool/pool.h"
 }
@@ -429,9 +430,11 @@ void DestroyLeaky(void *) {
 TEST(PoolDestroy, ListsLiveBlocksWithSlabcacheLeaks) {
     EXPECT_EQ("", Captured(DestroyLeaky, nullptr)) << "silent by default";
     setenv("SLABCACHE_LEAKS", "1", 1);
+    heap_opt_reset_for_tests();  // the option table reads the environment again
     pool_reset_options();
     std::string err = Captured(DestroyLeaky, nullptr);
     unsetenv("SLABCACHE_LEAKS");
+    heap_opt_reset_for_tests();
     pool_reset_options();
     EXPECT_NE(std::string::npos, err.find("kmem_pool_destroy(leaky): 6 blocks")) << err;
     EXPECT_NE(std::string::npos, err.find("5 live blocks of 32 bytes")) << err;
