@@ -414,6 +414,7 @@ static inline uint64_t fmap_bit(unsigned k, size_t idx)
 
 static void olist_unlink_locked(struct buddy_extent *ext, unsigned k)
 {
+    buddy_assert_locked();
     if (ext->oprev[k])
         ext->oprev[k]->onext[k] = ext->onext[k];
     else
@@ -428,6 +429,7 @@ static void olist_unlink_locked(struct buddy_extent *ext, unsigned k)
 /* Put ext on olist[k]: at the front (it holds the most recently freed memory) or the back. */
 static void olist_link_locked(struct buddy_extent *ext, unsigned k, bool front)
 {
+    buddy_assert_locked();
     if (front) {
         ext->oprev[k] = NULL;
         ext->onext[k] = buddy.olist[k];
@@ -859,6 +861,7 @@ static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, ui
 /* Dirty free bytes the decay may purge in `epoch`: those above the reserve. */
 static size_t purge_excess_locked(uint64_t epoch)
 {
+    buddy_assert_locked();
     size_t reserve = reuse.epoch == epoch ? reuse.prev : reuse.epoch + 1 == epoch ? reuse.acc : 0;
     buddy.st.decay_reserve = reserve;
     return buddy.st.dirty_free_bytes > reserve ? buddy.st.dirty_free_bytes - reserve : 0;
@@ -1392,6 +1395,7 @@ struct validate_maps {
 static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
                                  struct buddy_page head)
 {
+    buddy_assert_locked();
     unsigned tail = head.state == BUDDY_PAGE_FREE_HEAD ? BUDDY_PAGE_FREE_TAIL
                                                        : BUDDY_PAGE_ALLOC_TAIL;
     for (size_t i = idx + 1; i < idx + order_pages(head.order); i++) {
@@ -1411,6 +1415,7 @@ static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
 static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
                                  struct validate_sums *sum, struct validate_maps *m)
 {
+    buddy_assert_locked();
     struct buddy_page pg = ext->pages[idx];
     void *at = page_addr(ext, idx);
     if (pg.state != BUDDY_PAGE_FREE_HEAD && pg.state != BUDDY_PAGE_ALLOC_HEAD)
@@ -1475,6 +1480,7 @@ static int validate_summary(const struct buddy_extent *ext, const uint64_t *map,
 
 static int validate_extent_locked(const struct buddy_extent *ext, struct validate_sums *sum)
 {
+    buddy_assert_locked();
     const struct heap_extent *he = ext->heap;
     if (!he || he != heap_extent_lookup(ext->base) || he->owner != ext ||
         he->kind != HEAP_KIND_SPLIT || (char *)he->base != ext->base ||
@@ -1519,6 +1525,7 @@ static int validate_extent_locked(const struct buddy_extent *ext, struct validat
 /* Each olist[k] holds exactly the extents whose order mask has bit k. */
 static int validate_order_lists_locked(void)
 {
+    buddy_assert_locked();
     for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++) {
         size_t n = 0, want = 0;
         const struct buddy_extent *prev = NULL;
