@@ -760,9 +760,9 @@ static size_t purge_collect_locked(struct purge_item *items, size_t max, uint64_
 }
 
 /* End the run [*run, *run + *len) of purge_items: madvise it.  If that fails, its pages are
- * cleared from the items (they stay dirty).  Returns bytes purged. */
+ * cleared from the items (they stay dirty) and *failed is set.  Returns bytes purged. */
 static size_t purge_flush(struct purge_item *items, size_t n, char **run, size_t *len,
-                          size_t *calls)
+                          size_t *calls, bool *failed)
 {
     if (!*run)
         return 0;
@@ -771,6 +771,7 @@ static size_t purge_flush(struct purge_item *items, size_t n, char **run, size_t
     if (heap_purge(*run, *len) == 0) {
         bytes = *len;
     } else {
+        *failed = true;
         for (size_t j = 0; j < n; j++)
             for (size_t q = 0; q < order_pages(items[j].order); q++) {
                 char *a = page_addr(items[j].ext, items[j].idx + q);
@@ -784,8 +785,9 @@ static size_t purge_flush(struct purge_item *items, size_t n, char **run, size_t
 }
 
 /* madvise the candidate pages of the items (no lock held), one call per run of adjacent
- * pages of one extent, across items.  Returns bytes purged; *calls counts the calls. */
-static size_t purge_items(struct purge_item *items, size_t n, size_t *calls)
+ * pages of one extent, across items.  Returns bytes purged; *calls counts the calls and
+ * *failed says whether one of them failed. */
+static size_t purge_items(struct purge_item *items, size_t n, size_t *calls, bool *failed)
 {
     char *run = NULL;
     size_t len = 0, bytes = 0;
@@ -793,7 +795,7 @@ static size_t purge_items(struct purge_item *items, size_t n, size_t *calls)
     for (size_t i = 0; i < n; i++) {
         for (size_t p = 0; p < order_pages(items[i].order); p++) {
             if (!bit_get(items[i].pages, p)) {
-                bytes += purge_flush(items, i + 1, &run, &len, calls);
+                bytes += purge_flush(items, i + 1, &run, &len, calls, failed);
                 continue;
             }
             char *addr = page_addr(items[i].ext, items[i].idx + p);
@@ -801,13 +803,13 @@ static size_t purge_items(struct purge_item *items, size_t n, size_t *calls)
                 len += BUDDY_PAGE_SIZE;
                 continue;
             }
-            bytes += purge_flush(items, i + 1, &run, &len, calls);
+            bytes += purge_flush(items, i + 1, &run, &len, calls, failed);
             run = addr;
             len = BUDDY_PAGE_SIZE;
             run_ext = items[i].ext;
         }
     }
-    return bytes + purge_flush(items, n, &run, &len, calls);
+    return bytes + purge_flush(items, n, &run, &len, calls, failed);
 }
 
 /* Put purged items back: their purged pages are clean now; the blocks are free again. */
@@ -867,8 +869,10 @@ static size_t purge_excess_locked(uint64_t epoch)
     return buddy.st.dirty_free_bytes > reserve ? buddy.st.dirty_free_bytes - reserve : 0;
 }
 
-/* One purge: batches of PURGE_BATCH blocks until nothing is left or `max_bytes` of free
- * blocks were looked at (SIZE_MAX: no limit).  Returns bytes purged; *more says whether it
+/* One purge: batches of PURGE_BATCH blocks until nothing is left, a madvise fails or
+ * `max_bytes` of free blocks were looked at (SIZE_MAX: no limit).  A failed madvise ends
+ * the run: its pages stay dirty, so the next batch would take the same blocks again and a
+ * run without a limit would never end.  Returns bytes purged; *more says whether it
  * stopped at the limit. */
 static size_t purge_run(uint64_t epoch, bool all, size_t max_bytes, bool *more)
 {
@@ -882,7 +886,8 @@ static size_t purge_run(uint64_t epoch, bool all, size_t max_bytes, bool *more)
         buddy_unlock();
         if (n == 0)
             break;
-        size_t c = 0, b = purge_items(items, n, &c);
+        bool failed = false;
+        size_t c = 0, b = purge_items(items, n, &c, &failed);
         buddy_lock();
         purge_return_locked(items, n);
         buddy.st.purge_calls += c;
@@ -892,6 +897,8 @@ static size_t purge_run(uint64_t epoch, bool all, size_t max_bytes, bool *more)
         calls += c;
         for (size_t i = 0; i < n; i++)
             seen += order_bytes(items[i].order);
+        if (failed)
+            break;
         if (seen >= max_bytes) {
             *more = true;
             break;

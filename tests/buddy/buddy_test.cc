@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <random>
 #include <set>
@@ -1002,6 +1003,50 @@ TEST_F(BuddyTest, LookupFromEveryPageOfEveryOrder)
 }
 
 // ------------------------------------------------------------------ returning memory
+
+// A madvise that fails leaves its pages dirty.  A trim (and a decay pass) must stop there
+// rather than take the same blocks again: a refusing OS never makes the allocator loop.
+std::atomic<bool> refuse_madvise;
+std::atomic<int> refused_madvises;
+int RefuseMadvise(void *addr, size_t len, int advice)
+{
+    if (!refuse_madvise)
+        return madvise(addr, len, advice);
+    refused_madvises++;
+    errno = EAGAIN;
+    return -1;
+}
+
+TEST_F(BuddyTest, FailedPurgeEndsTheTrimAndLeavesThePagesDirty)
+{
+    heap_os_ops ops = heap_os_real;
+    ops.madvise = RefuseMadvise;
+    ASSERT_EQ(0, heap_set_os_ops(&ops));
+    char *pin = (char *)buddy_alloc(0, BUDDY_TAG_USER);
+    char *a = (char *)buddy_alloc(3, BUDDY_TAG_USER);
+    ASSERT_TRUE(pin && a);
+    memset(a, 0x77, OrderBytes(3));
+    ASSERT_EQ(0, buddy_free(a));
+    struct buddy_stats st0, st1;
+    buddy_get_stats(&st0);
+    ASSERT_EQ(OrderBytes(3), st0.dirty_free_bytes);
+    refuse_madvise = true;
+    refused_madvises = 0;
+    EXPECT_EQ(0u, buddy_trim(1));
+    EXPECT_EQ(1, refused_madvises.load()) << "one run of dirty pages, tried once";
+    buddy_set_decay_ms(0); // decay 0: every slow path runs a pass over everything
+    refused_madvises = 0;
+    buddy_tick();
+    EXPECT_EQ(1, refused_madvises.load()) << "the decay pass stops at the failure too";
+    buddy_set_decay_ms(BUDDY_DECAY_NEVER);
+    refuse_madvise = false;
+    buddy_get_stats(&st1);
+    EXPECT_EQ(OrderBytes(3), st1.dirty_free_bytes) << "unpurged pages stay dirty";
+    ASSERT_VALID();
+    EXPECT_EQ(OrderBytes(3), buddy_trim(1)) << "and a later trim purges them";
+    ASSERT_EQ(0, buddy_free(pin));
+    buddy_reset_for_tests(); // before the ops table goes away
+}
 
 TEST_F(BuddyTest, WhollyFreeExtentsBeyondTheSpareGoBackAtOnce)
 {
