@@ -438,8 +438,19 @@ void magazine_set_reaper(void (*fn)(void))
     __atomic_store_n(&reaper, fn, __ATOMIC_RELEASE);
 }
 
+/* A tick on every MAGAZINE_TICK_EVERY-th slow path of a thread: a tick reads the clock
+ * twice, which would be a visible share of a refill of a few objects, while a program that
+ * is active at all still ticks many times a second (docs/design.md has the cost). */
+#define MAGAZINE_TICK_EVERY 4
+static __thread unsigned tls_tick_skip __attribute__((tls_model("initial-exec")));
+
 static void magazine_tick(void)
 {
+    if (tls_tick_skip) {
+        tls_tick_skip--;
+        return;
+    }
+    tls_tick_skip = MAGAZINE_TICK_EVERY - 1;
     buddy_tick();
     void (*fn)(void) = __atomic_load_n(&reaper, __ATOMIC_ACQUIRE);
     if (!fn)
