@@ -438,11 +438,13 @@ void magazine_set_reaper(void (*fn)(void))
     __atomic_store_n(&reaper, fn, __ATOMIC_RELEASE);
 }
 
-/* A tick on every MAGAZINE_TICK_EVERY-th slow path of a thread: a tick reads the clock
- * twice, which would be a visible share of a refill of a few objects, while a program that
- * is active at all still ticks many times a second (docs/design.md has the cost). */
-#define MAGAZINE_TICK_EVERY 4
+/* A tick on every MAGAZINE_TICK_EVERY-th slow path of a thread, and only when the clock
+ * moved since the thread's last one: a clock read would be a visible share of a refill of a
+ * few objects, while a program that is active at all still ticks many times a second
+ * (docs/design.md has the cost). */
+#define MAGAZINE_TICK_EVERY 8
 static __thread unsigned tls_tick_skip __attribute__((tls_model("initial-exec")));
+static __thread uint64_t tls_tick_ms __attribute__((tls_model("initial-exec")));
 
 static void magazine_tick(void)
 {
@@ -451,11 +453,14 @@ static void magazine_tick(void)
         return;
     }
     tls_tick_skip = MAGAZINE_TICK_EVERY - 1;
+    uint64_t now = buddy_now_ms();
+    if (now == tls_tick_ms)
+        return; /* the (coarse) clock has not moved since: nothing new can be due */
+    tls_tick_ms = now;
     buddy_tick();
     void (*fn)(void) = __atomic_load_n(&reaper, __ATOMIC_ACQUIRE);
     if (!fn)
         return;
-    uint64_t now = buddy_now_ms();
     uint64_t last = __atomic_load_n(&reap_last_ms, __ATOMIC_RELAXED);
     if (now >= last && now - last < SLAB_REAP_MS) /* a clock set back (tests): reap now */
         return;
