@@ -36,8 +36,10 @@
  * The depot's working set (Bonwick & Adams section 3.5, libumem's reap): the depot notes the
  * fewest full and empty magazines it held since the last reap (depot_min_full/_empty, kept
  * by depot_pop_locked); that many sat unused for the whole interval, and the next reap
- * (magazine_depot_reap, driven by cache.c's tick from the slow paths here, never from the
- * fast paths and without a thread) returns their objects to the slabs and frees them.
+ * (magazine_depot_reap, called for every cache by cache.c's reaper, which magazine_tick runs
+ * once per SLAB_REAP_MS from the slow paths here: never from the fast paths, and without a
+ * thread) returns their objects to the slabs and frees them.  The same tick runs the buddy
+ * layer's decay (buddy_tick).
  *
  * kmem_cache_shrink(c) flushes the *calling* thread's magazines of c and the depot; other
  * live threads keep their (at most two) magazines: reaching into them would need a lock on
