@@ -229,4 +229,42 @@ TEST_F(ReclaimTest, LargeAllocationAfterFreeReclaimsUnderALimit) {
     }
 }
 
+// The reclaim runs from inside a refill of the very cache that ran out: the magazine being
+// refilled belongs to that slow path and is left alone (a reclaim that emptied it would hand
+// objects out twice).  Every object allocated until ENOMEM is distinct and the cache valid.
+TEST_F(ReclaimTest, ReclaimInsideARefillLeavesThatMagazineAlone) {
+    struct kmem_cache *c = kmem_cache_create("reclaim_refill", 100, 0, 0, nullptr);
+    ASSERT_NE(c, nullptr);
+    struct heap_options old, lim;
+    heap_get_options(&old);
+    lim = old;
+    struct heap_stats hs;
+    heap_get_stats(&hs);
+    lim.limit = hs.sbrk_bytes + hs.mmap_bytes + (16u << 20);
+    lim.keep_free = 0;
+    ASSERT_EQ(heap_set_options(&lim), 0);
+    struct buddy_stats b0, b1;
+    buddy_get_stats(&b0);
+    std::vector<void *> v;
+    for (;;) {
+        void *p = kmem_cache_alloc(c, 0);
+        if (!p)
+            break;
+        v.push_back(p);
+        ASSERT_LT(v.size(), 10000000u) << "the limit never stopped the allocation";
+    }
+    buddy_get_stats(&b1);
+    ASSERT_EQ(heap_set_options(&old), 0);
+    EXPECT_GT(b1.reclaims, b0.reclaims);
+    EXPECT_EQ(kmem_cache_validate(c), 0);
+    std::vector<void *> sorted(v);
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end())
+        << "an object was handed out twice";
+    for (auto p : v)
+        kmem_cache_free(c, p);
+    EXPECT_EQ(kmem_cache_validate(c), 0);
+    kmem_cache_destroy(c);
+}
+
 }  // namespace
