@@ -335,6 +335,11 @@ static uint64_t clock_now_ms(void)
     return __atomic_load_n(&clock_ms, __ATOMIC_ACQUIRE)();
 }
 
+uint64_t buddy_now_ms(void)
+{
+    return clock_now_ms();
+}
+
 static uint32_t decay_time_ms;
 static bool decay_time_set; /* decay_time_ms holds the option (or the setter's value) */
 

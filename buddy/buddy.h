@@ -153,6 +153,9 @@ uint32_t buddy_set_decay_ms(uint32_t ms);
 void buddy_tick(void);
 /* Tests only: the clock the decay reads, in milliseconds (NULL: CLOCK_MONOTONIC_COARSE). */
 void buddy_set_clock_for_tests(uint64_t (*now_ms)(void));
+/* The decay's clock in milliseconds (the one buddy_set_clock_for_tests replaces): upper
+ * layers time their own idle rules by it, so one test clock drives them all. */
+uint64_t buddy_now_ms(void);
 
 /* Give back everything free now: whole free extents beyond `keep_extents` go back to the heap
  * (which trims the break or unmaps), and every dirty page of every other free block is

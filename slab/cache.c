@@ -110,6 +110,9 @@ static const struct heap_fork_entry fork_pages = {
     .child = NULL,
 };
 
+static size_t cache_reclaim(size_t want);
+static void cache_reap_depots(void);
+
 void cache_init_once(void)
 {
     if (SLAB_LIKELY(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == 2))
@@ -119,6 +122,8 @@ void cache_init_once(void)
                                     __ATOMIC_ACQUIRE)) {
         slab_keys_init(); /* before the first slab: canaries and free marks use them */
         magazine_init();
+        buddy_set_reclaim(cache_reclaim); /* before ENOMEM, the buddy layer asks us first */
+        magazine_set_reaper(cache_reap_depots);
         heap_fork_register(&fork_caches);
         heap_fork_register(&fork_pages);
         debug_fork_register();
@@ -391,17 +396,100 @@ void kmem_cache_destroy(struct kmem_cache *c)
     heap_meta_free(c, sizeof *c);
 }
 
+/* ---------------------------------------------------------------- giving memory back
+ *
+ * One shrink serves kmem_cache_shrink (one cache), slabcache_reap and malloc_trim (every
+ * cache), and the reclaim before ENOMEM (every cache, from inside an allocation):
+ * cache_shrink_one.  What it takes is only what the allocator holds: the calling thread's
+ * magazines (other threads' are theirs alone: reaching into them would cost a lock on every
+ * fast path), the depot, the empty slabs; nothing a caller holds.  Then the buddy layer
+ * gives free pages and whole free extents back (buddy_trim), or, for the reclaim, the buddy
+ * layer does that itself before it retries.
+ *
+ * Without being asked, magazine.c's tick (from its slow paths) runs the buddy layer's decay
+ * and, once per SLAB_REAP_MS, cache_reap_depots, the depot working-set reap of every cache:
+ * magazines that stayed in a depot for a whole interval go back to their slabs, the empty
+ * slabs beyond a cache's max_empty to the buddy layer, where the decay purges them. */
+
+/* Set while this thread walks the caches (a shrink, the reclaim or the reap): a destructor
+ * or a nested allocation that would start another walk finds it and does nothing. */
+static __thread bool tls_reaping __attribute__((tls_model("initial-exec")));
+
+/* The shrink of one live cache; inside_alloc: called from inside an allocation (the reclaim),
+ * where a destructor must not run (caches with one are left alone).  Returns the bytes of
+ * the slabs it gave to the buddy layer. */
+static size_t cache_shrink_one(struct kmem_cache *c, bool inside_alloc)
+{
+    if (inside_alloc && c->dtor)
+        return 0;
+    size_t before = __atomic_load_n(&c->slabs_freed, __ATOMIC_RELAXED);
+    if (c->mag_size) {
+        magazine_flush_self(c);
+        magazine_depot_drain(c);
+    }
+    slab_release_empty(c, 0);
+    size_t after = __atomic_load_n(&c->slabs_freed, __ATOMIC_RELAXED);
+    return (after - before) * c->slab_bytes;
+}
+
+/* cache_shrink_one of every cache, with cache_list_lock held so none is destroyed under the
+ * walk.  Returns the bytes of slabs given to the buddy layer. */
+static size_t caches_shrink_all(bool inside_alloc)
+{
+    if (tls_reaping)
+        return 0;
+    tls_reaping = true;
+    size_t bytes = 0;
+    heap_mutex_lock(&cache_list_lock);
+    for (struct kmem_cache *c = cache_list; c; c = c->next_cache)
+        bytes += cache_shrink_one(c, inside_alloc);
+    heap_mutex_unlock(&cache_list_lock);
+    tls_reaping = false;
+    return bytes;
+}
+
+/* buddy_set_reclaim's callback: the heap cannot grow.  The buddy layer calls it with none of
+ * its locks held (from a slab being made outside cache->lock, or a large block), then gives
+ * every whole free extent back to the heap and retries once. */
+static size_t cache_reclaim(size_t want)
+{
+    (void)want; /* everything the allocator holds goes: a partial shrink would fragment */
+    return caches_shrink_all(true);
+}
+
+size_t cache_reap_all(size_t keep_extents)
+{
+    caches_shrink_all(false);
+    return buddy_trim(keep_extents);
+}
+
+size_t slabcache_reap(void)
+{
+    return cache_reap_all(0);
+}
+
+/* magazine.c's reaper, once per SLAB_REAP_MS from a slow path with no lock held: the depot
+ * working-set reap of every cache. */
+static void cache_reap_depots(void)
+{
+    if (tls_reaping)
+        return; /* this thread is walking the caches already */
+    tls_reaping = true;
+    heap_mutex_lock(&cache_list_lock);
+    for (struct kmem_cache *c = cache_list; c; c = c->next_cache)
+        if (c->mag_size && !c->dtor) /* a destructor may not run inside an allocation */
+            magazine_depot_reap(c);
+    heap_mutex_unlock(&cache_list_lock);
+    tls_reaping = false;
+}
+
 int kmem_cache_shrink(struct kmem_cache *c)
 {
     if (!cache_is_live(c)) {
         errno = EINVAL;
         return -1;
     }
-    if (c->mag_size) {
-        magazine_flush_self(c);
-        magazine_depot_drain(c);
-    }
-    slab_release_empty(c, 0);
+    cache_shrink_one(c, false);
     /* The slabs went to the buddy layer; whole free extents go on to the heap (which trims or
      * purges them), so a shrink after freeing everything gives the memory back to the OS. */
     buddy_trim(0);

@@ -102,8 +102,13 @@ void leak_for_each_block(void (*fn)(const struct leak_block_info *b, void *arg),
 extern struct heap_mutex cache_list_lock;   /* lock 2 (types.h) */
 extern struct kmem_cache *cache_list;       /* live caches, newest first (cache_list_lock) */
 
-/* Once per process, before the first cache: the thread-table key and the fork handlers. */
+/* Once per process, before the first cache: the thread-table key, the fork handlers and the
+ * reclaim before ENOMEM (buddy_set_reclaim). */
 void cache_init_once(void);
+/* The one shrink behind kmem_cache_shrink, slabcache_reap and malloc_trim: the calling
+ * thread's magazines and the depot of every cache back to the slabs, every empty slab to the
+ * buddy layer, then buddy_trim(keep_extents).  Returns the bytes given back to the OS. */
+size_t cache_reap_all(size_t keep_extents);
 /* kmem_cache_create_args with magazine table id `id` (< SLAB_FIXED_IDS) when the cache has
  * magazines.  If a live cache already holds the id (another thread created it first), that
  * cache is returned and nothing is created: two threads racing to create the same fixed-id
@@ -154,6 +159,13 @@ void magazine_free_slow(struct kmem_cache *c, void *obj, const void *caller);
 /* Called first by kmem_cache_thread_flush, for a layer above with per-thread caches of its
  * own (pool/); fn runs with no lock held.  One hook; a second call replaces it. */
 void magazine_set_thread_flush_hook(void (*fn)(void));
+/* Memory given back on a schedule, from the slow paths here (a depot exchange, a refill from
+ * or a return to the slabs) with no lock held, never from the fast paths: the buddy layer's
+ * decay (buddy_tick), and once per SLAB_REAP_MS of the buddy clock (buddy_now_ms) one call of
+ * `fn`, which reaps every cache's depot (cache.c registers it at init: this file cannot see
+ * the list of caches). */
+#define SLAB_REAP_MS 1000
+void magazine_set_reaper(void (*fn)(void));
 /* Up to n objects popped from the calling thread's loaded magazine of c into objs (bulk
  * allocation); returns how many. */
 size_t magazine_alloc_bulk(struct kmem_cache *c, void **objs, size_t n);
@@ -163,6 +175,10 @@ void magazine_flush_self(struct kmem_cache *c);
 void magazine_flush_all_threads(struct kmem_cache *c);
 /* Empty the depot of c: objects back to the slabs, magazines freed. */
 void magazine_depot_drain(struct kmem_cache *c);
+/* The depot's working-set reap: the magazines of c that stayed in the depot for a whole
+ * interval since the last reap (its fewest full and empty ones) go back: objects to the
+ * slabs, magazines freed.  Returns the objects returned.  depot_lock taken inside. */
+size_t magazine_depot_reap(struct kmem_cache *c);
 /* Sum of per-thread counters for c and the objects cached (locks taken inside). */
 void magazine_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, size_t *cached);
 /* Up to max pointers held in magazines and the depot of c (locks taken inside; racy against

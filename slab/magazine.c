@@ -33,6 +33,14 @@
  * and its magazines to the depot; kmem_cache_thread_flush() does the same on demand.
  * A thread that allocates after its destructor ran works without magazines.
  *
+ * The depot's working set (Bonwick & Adams section 3.5, libumem's reap): the depot notes the
+ * fewest full and empty magazines it held since the last reap (depot_min_full/_empty, kept
+ * by depot_pop_locked); that many sat unused for the whole interval, and the next reap
+ * (magazine_depot_reap, called for every cache by cache.c's reaper, which magazine_tick runs
+ * once per SLAB_REAP_MS from the slow paths here: never from the fast paths, and without a
+ * thread) returns their objects to the slabs and frees them.  The same tick runs the buddy
+ * layer's decay (buddy_tick).
+ *
  * kmem_cache_shrink(c) flushes the *calling* thread's magazines of c and the depot; other
  * live threads keep their (at most two) magazines: reaching into them would need a lock on
  * every fast-path operation.
@@ -143,6 +151,10 @@ static struct magazine *depot_pop_locked(struct kmem_cache *c, struct magazine *
         *list = m->next;
         m->next = NULL;
         (*count)--;
+        /* The working set: the fewest magazines this list held since the last reap. */
+        size_t *min = list == &c->depot_full ? &c->depot_min_full : &c->depot_min_empty;
+        if (*count < *min)
+            *min = *count;
     }
     return m;
 }
@@ -199,6 +211,50 @@ void magazine_depot_drain(struct kmem_cache *c)
     while (c->depot_empty)
         magazine_delete(depot_pop_locked(c, &c->depot_empty, &c->nr_depot_empty));
     heap_mutex_unlock(&c->depot_lock);
+}
+
+/* Cut the last n magazines off a depot list (the ones pushed longest ago) as a chain. */
+static struct magazine *depot_cut_tail_locked(struct kmem_cache *c, struct magazine **list,
+                                              size_t *count, size_t n)
+{
+    depot_assert_locked(c);
+    if (n > *count)
+        n = *count;
+    if (n == 0)
+        return NULL;
+    struct magazine **link = list;
+    for (size_t keep = *count - n; keep; keep--)
+        link = &(*link)->next;
+    struct magazine *chain = *link;
+    *link = NULL;
+    *count -= n;
+    return chain;
+}
+
+size_t magazine_depot_reap(struct kmem_cache *c)
+{
+    size_t objs = 0;
+    heap_mutex_lock(&c->depot_lock);
+    struct magazine *full = depot_cut_tail_locked(c, &c->depot_full, &c->nr_depot_full,
+                                                  c->depot_min_full);
+    struct magazine *empty = depot_cut_tail_locked(c, &c->depot_empty, &c->nr_depot_empty,
+                                                   c->depot_min_empty);
+    /* The objects go back under depot_lock, like the drain's: a fork never finds a magazine
+     * holding objects only in a local variable. */
+    for (struct magazine *m = full, *next; m; m = next) {
+        next = m->next;
+        objs += TC_LOAD(m->count);
+        magazine_empty_to_slabs(c, m);
+        magazine_delete(m);
+    }
+    c->depot_min_full = c->nr_depot_full;
+    c->depot_min_empty = c->nr_depot_empty;
+    heap_mutex_unlock(&c->depot_lock);
+    for (struct magazine *m = empty, *next; m; m = next) {
+        next = m->next;
+        magazine_delete(m);
+    }
+    return objs;
 }
 
 /* ---------------------------------------------------------------- per-thread tables */
@@ -376,6 +432,44 @@ static void table_thread_exit(void *arg)
 }
 
 static void (*thread_flush_hook)(void);
+static void (*reaper)(void);
+static uint64_t reap_last_ms; /* buddy clock at the last reap (atomic) */
+
+void magazine_set_reaper(void (*fn)(void))
+{
+    __atomic_store_n(&reaper, fn, __ATOMIC_RELEASE);
+}
+
+/* A tick on every MAGAZINE_TICK_EVERY-th slow path of a thread, and only when the clock
+ * moved since the thread's last one: a clock read would be a visible share of a refill of a
+ * few objects, while a program that is active at all still ticks many times a second
+ * (docs/design.md has the cost). */
+#define MAGAZINE_TICK_EVERY 8
+static __thread unsigned tls_tick_skip __attribute__((tls_model("initial-exec")));
+static __thread uint64_t tls_tick_ms __attribute__((tls_model("initial-exec")));
+
+static void magazine_tick(void)
+{
+    if (tls_tick_skip) {
+        tls_tick_skip--;
+        return;
+    }
+    tls_tick_skip = MAGAZINE_TICK_EVERY - 1;
+    uint64_t now = buddy_now_ms();
+    if (now == tls_tick_ms)
+        return; /* the (coarse) clock has not moved since: nothing new can be due */
+    tls_tick_ms = now;
+    buddy_tick();
+    void (*fn)(void) = __atomic_load_n(&reaper, __ATOMIC_ACQUIRE);
+    if (!fn)
+        return;
+    uint64_t last = __atomic_load_n(&reap_last_ms, __ATOMIC_RELAXED);
+    if (now >= last && now - last < SLAB_REAP_MS) /* a clock set back (tests): reap now */
+        return;
+    if (__atomic_compare_exchange_n(&reap_last_ms, &last, now, false, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED))
+        fn(); /* one thread per interval */
+}
 
 void magazine_set_thread_flush_hook(void (*fn)(void))
 {
@@ -400,6 +494,10 @@ void magazine_flush_self(struct kmem_cache *c)
 {
     struct magazine_table *tc = magazine_tls_table;
     if (tc == &table_empty || c->id >= SLAB_MAX_CACHES || TC_LOAD(tc->ent[c->id].cache) != c)
+        return;
+    /* A closed window: this thread is inside a slow path of c further up its stack (a
+     * reclaim before ENOMEM runs from there), which owns the magazines until it reopens. */
+    if (!TC_LOAD(tc->ent[c->id].lo))
         return;
     heap_mutex_lock(&magazine_tables_lock);
     entry_retire_locked(&tc->ent[c->id], true);
@@ -507,6 +605,7 @@ static bool entry_refill(struct kmem_cache *c, struct magazine_entry *e)
         entry_add_in(e, TC_LOAD(full->count));
     }
     heap_mutex_unlock(&c->depot_lock);
+    magazine_tick(); /* a depot exchange or a slab refill: a slow path, no lock held */
     if (full)
         return true;
     /* From the slabs: a few objects at first, doubling per refill up to a cap.  Objects in
@@ -548,6 +647,7 @@ static void entry_make_room(struct kmem_cache *c, struct magazine_entry *e)
         TC_STORE(e->loaded, p);
         return;
     }
+    magazine_tick(); /* a depot exchange or a return to the slabs: no lock held */
     heap_mutex_lock(&c->depot_lock);
     bool room = c->nr_depot_full < c->depot_max_full;
     struct magazine *empty =

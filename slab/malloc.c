@@ -351,15 +351,8 @@ int mallopt(int param, int value)
  * memory was returned (glibc's meaning), else 0.  pad is ignored (no top chunk). */
 int malloc_trim(size_t pad)
 {
-    (void)pad;
-    struct heap_stats before, after;
-    heap_get_stats(&before);
-    for (unsigned i = 0; i < KMALLOC_NR_CLASSES; i++) {
-        struct kmem_cache *c = __atomic_load_n(&kmalloc_caches[i], __ATOMIC_ACQUIRE);
-        if (c)
-            kmem_cache_shrink(c);
-    }
-    buddy_trim(0);
-    heap_get_stats(&after);
-    return after.returned_bytes != before.returned_bytes;
+    /* glibc's pad keeps that much free memory at the top of the heap: here whole free extents
+     * covering pad bytes stay mapped (their pages are still purged). */
+    size_t keep = pad / HEAP_EXTENT_SIZE + (pad % HEAP_EXTENT_SIZE != 0);
+    return cache_reap_all(keep) != 0;
 }

@@ -95,6 +95,12 @@ void kmem_cache_free_bulk(struct kmem_cache *cache, size_t nr, void **objs);
  * layer, and let the buddy layer give wholly free extents back to the OS (buddy_trim).
  * 0 on success, -1 with errno EINVAL for a NULL cache. */
 int kmem_cache_shrink(struct kmem_cache *cache);
+/* kmem_cache_shrink of every cache at once (the same shrink: the calling thread's magazines,
+ * every depot, every empty slab), then every free page purged and every wholly free extent
+ * given back (buddy_trim).  Returns the bytes given back to the OS (purged or unmapped);
+ * 0 when there was nothing to give.  malloc_trim(0) is slabcache_reap() != 0.  Destructors
+ * that run from it must not create or destroy a cache. */
+size_t slabcache_reap(void);
 /* Flush the calling thread's magazines of every cache (MDX's uncacheThread); call it before
  * a thread exits if it cannot wait for the pthread key destructor. */
 void kmem_cache_thread_flush(void);

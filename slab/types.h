@@ -66,7 +66,18 @@
  * The leak report marks blocks holding the buddy and heap locks (buddy_lock_all, 6 and 7)
  * with leak_lock and nothing between: no block can be released while it is read.
  * Slabs are made and released outside cache->lock (the buddy lock is taken alone);
- * constructors and destructors run with no lock held.  Per-thread magazines take no lock:
+ * constructors and destructors run with no lock held, but for one case: the process-wide
+ * shrink (slabcache_reap, malloc_trim) walks the caches with cache_list_lock held, so a
+ * destructor run by it must not create or destroy a cache.
+ * Giving memory back from inside an allocation (cache.c): the reclaim before ENOMEM (called
+ * by the buddy layer with none of its locks held, from a slab being made outside
+ * cache->lock or a large block) and the periodic depot reap (from the slow paths of
+ * magazine.c, after every lock is released) take locks 2 to 5 in order, so they are safe
+ * wherever an allocation may start: with no lock of this layer held, or only locks 0 and 1.
+ * Neither runs a destructor (caches with one are skipped: a destructor is the program's code
+ * and may wait for a lock the allocating thread holds), nor recurses (a thread flag), nor
+ * touches a magazine entry whose window is closed (its thread is in a slow path of that
+ * cache further up its own stack).  Per-thread magazines take no lock:
  * only their thread touches them, except under magazine_tables_lock (above).
  *
  * fork(): one prepare handler (heap/mutex.c) takes every lock above, in this order, each
@@ -208,6 +219,10 @@ struct kmem_cache {
     struct magazine *depot_full, *depot_empty;
     size_t nr_depot_full, nr_depot_empty;
     size_t depot_max_full;
+    /* The working set (Bonwick & Adams): the fewest full and empty magazines the depot held
+     * since the last reap.  That many were not used for a whole reap interval: the next reap
+     * (magazine_depot_reap) gives them back. */
+    size_t depot_min_full, depot_min_empty;
 
     /* slab lists and slow-path counters (lock) */
     struct heap_mutex lock;
