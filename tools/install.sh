@@ -185,7 +185,7 @@ for entry in "${PROGRAMS[@]}"; do
     [[ $entry != *=* ]] || name=${entry#*=}
     path=${target#//}
     path=$bin/${path/://}
-    [[ -f $path ]] || die "no program at $path (from $target)"
+    [[ -f $path ]] || die "no program at $path (bazel build --config=opt $target first)"
     put 0755 "$path" "$root/bin/$name"
 done
 
