@@ -179,65 +179,6 @@ static struct {
     bool running;        /* a thread is running a decay pass */
 } decay;
 
-/* ---------------------------------------------------------------- messages (no malloc) */
-
-struct buddy_fmt {
-    char *buf;
-    size_t cap; /* bytes available in buf */
-    size_t len; /* bytes that would have been written (snprintf rules) */
-};
-
-static void fmt_str(struct buddy_fmt *f, const char *s)
-{
-    for (; *s; s++, f->len++)
-        if (f->len + 1 < f->cap)
-            f->buf[f->len] = *s;
-}
-
-/* Unsigned v in base 10 or 16, right-aligned in `width` columns. */
-static void fmt_uint(struct buddy_fmt *f, uintmax_t v, unsigned base, unsigned width)
-{
-    char tmp[32];
-    size_t n = 0;
-    do {
-        tmp[n++] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v);
-    for (; width > n; width--)
-        fmt_str(f, " ");
-    while (n)
-        fmt_str(f, (char[2]){tmp[--n], 0});
-}
-
-static void fmt_hex(struct buddy_fmt *f, const void *p)
-{
-    fmt_str(f, "0x");
-    fmt_uint(f, (uintptr_t)p, 16, 0);
-}
-
-/* NUL-terminate; returns the snprintf-style length. */
-static size_t fmt_end(struct buddy_fmt *f)
-{
-    if (f->cap)
-        f->buf[f->len < f->cap ? f->len : f->cap - 1] = '\0';
-    return f->len;
-}
-
-/* Reports go to the report descriptor of heap/fmt.h (SLABCACHE_LOG, or stderr kept at
- * start-up), like every other layer's. */
-static void fmt_flush(struct buddy_fmt *f, int fd)
-{
-    (void)fd;
-    size_t n = fmt_end(f);
-    heap_output_write(f->buf, n < f->cap ? n : f->cap - 1);
-}
-
-static void fmt_to_file(struct buddy_fmt *f, FILE *out)
-{
-    size_t n = fmt_end(f);
-    fwrite(f->buf, 1, n < f->cap ? n : f->cap - 1, out);
-}
-
 /* ---------------------------------------------------------------- lock */
 
 static void buddy_lock(void)
@@ -473,6 +414,7 @@ static inline uint64_t fmap_bit(unsigned k, size_t idx)
 
 static void olist_unlink_locked(struct buddy_extent *ext, unsigned k)
 {
+    buddy_assert_locked();
     if (ext->oprev[k])
         ext->oprev[k]->onext[k] = ext->onext[k];
     else
@@ -487,6 +429,7 @@ static void olist_unlink_locked(struct buddy_extent *ext, unsigned k)
 /* Put ext on olist[k]: at the front (it holds the most recently freed memory) or the back. */
 static void olist_link_locked(struct buddy_extent *ext, unsigned k, bool front)
 {
+    buddy_assert_locked();
     if (front) {
         ext->oprev[k] = NULL;
         ext->onext[k] = buddy.olist[k];
@@ -918,6 +861,7 @@ static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, ui
 /* Dirty free bytes the decay may purge in `epoch`: those above the reserve. */
 static size_t purge_excess_locked(uint64_t epoch)
 {
+    buddy_assert_locked();
     size_t reserve = reuse.epoch == epoch ? reuse.prev : reuse.epoch + 1 == epoch ? reuse.acc : 0;
     buddy.st.decay_reserve = reserve;
     return buddy.st.dirty_free_bytes > reserve ? buddy.st.dirty_free_bytes - reserve : 0;
@@ -1113,18 +1057,10 @@ void *buddy_alloc_bytes(size_t bytes, uint16_t tag)
 static int invalid_free_locked(const void *ptr, const char *why, const void *block)
 {
     buddy_assert_locked();
-    char buf[192];
-    struct buddy_fmt f = {buf, sizeof buf, 0};
-    fmt_str(&f, "slabcache: buddy: invalid free of ");
-    fmt_hex(&f, ptr);
-    fmt_str(&f, ": ");
-    fmt_str(&f, why);
-    if (block) {
-        fmt_str(&f, " ");
-        fmt_hex(&f, block);
-    }
-    fmt_str(&f, "\n");
-    fmt_flush(&f, STDERR_FILENO);
+    if (block)
+        heap_fmt_line("buddy: invalid free of %p: %s %p", ptr, why, block);
+    else
+        heap_fmt_line("buddy: invalid free of %p: %s", ptr, why);
     buddy.st.invalid_frees++;
     errno = EINVAL;
     return -1;
@@ -1382,41 +1318,35 @@ size_t buddy_for_each_block(void (*fn)(void *head, size_t bytes, unsigned order,
     return n + h.n;
 }
 
-static void format_buddyinfo(struct buddy_fmt *f, const struct buddy_stats *st)
+/* /proc/buddyinfo's line into buf; returns the length written (heap_fmt: cut at len - 1). */
+static size_t format_buddyinfo(char *buf, size_t len, const struct buddy_stats *st)
 {
-    fmt_str(f, "Node 0, zone slabcache");
-    for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++) {
-        fmt_str(f, " ");
-        fmt_uint(f, st->free_blocks[k], 10, 6);
-    }
-    fmt_str(f, "\n");
+    size_t pos = heap_fmt(buf, len, "%s", "Node 0, zone slabcache");
+    for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++)
+        pos += heap_fmt(buf + pos, len - pos, " %6zu", st->free_blocks[k]);
+    return pos + heap_fmt(buf + pos, len - pos, "%s", "\n");
 }
 
 int buddy_format_buddyinfo(char *buf, size_t len)
 {
+    char full[32 + 8 * BUDDY_ORDERS + 8 * 21]; /* room for every count at full width */
     struct buddy_stats st;
     buddy_get_stats(&st);
-    struct buddy_fmt f = {buf, len, 0};
-    format_buddyinfo(&f, &st);
-    return (int)fmt_end(&f);
+    size_t n = format_buddyinfo(full, sizeof full, &st);
+    if (len) { /* snprintf rules: the full length, whatever fits copied */
+        size_t copy = n < len ? n : len - 1;
+        memcpy(buf, full, copy);
+        buf[copy] = '\0';
+    }
+    return (int)n;
 }
 
 void buddy_print_buddyinfo(FILE *out)
 {
-    char buf[256];
+    char buf[512];
     struct buddy_stats st;
     buddy_get_stats(&st);
-    struct buddy_fmt f = {buf, sizeof buf, 0};
-    format_buddyinfo(&f, &st);
-    fmt_to_file(&f, out);
-}
-
-static void fmt_field(struct buddy_fmt *f, const char *name, size_t v)
-{
-    fmt_str(f, " ");
-    fmt_str(f, name);
-    fmt_str(f, " ");
-    fmt_uint(f, v, 10, 0);
+    fwrite(buf, 1, format_buddyinfo(buf, sizeof buf, &st), out);
 }
 
 void buddy_print_stats(FILE *out)
@@ -1424,48 +1354,29 @@ void buddy_print_stats(FILE *out)
     char buf[1024];
     struct buddy_stats st;
     buddy_get_stats(&st);
-    struct buddy_fmt f = {buf, sizeof buf, 0};
-    fmt_str(&f, "buddy:");
-    fmt_field(&f, "extents", st.extents);
-    fmt_field(&f, "huge_blocks", st.huge_blocks);
-    fmt_field(&f, "huge_bytes", st.huge_bytes);
-    fmt_field(&f, "free_bytes", st.free_bytes);
-    fmt_field(&f, "alloc_bytes", st.alloc_bytes);
-    fmt_str(&f, "\nbuddy:");
-    fmt_field(&f, "allocs", st.allocs);
-    fmt_field(&f, "frees", st.frees);
-    fmt_field(&f, "splits", st.splits);
-    fmt_field(&f, "merges", st.merges);
-    fmt_field(&f, "failures", st.failures);
-    fmt_field(&f, "invalid_frees", st.invalid_frees);
-    fmt_str(&f, "\nbuddy:");
-    fmt_field(&f, "dirty_free_bytes", st.dirty_free_bytes);
-    fmt_field(&f, "decay_passes", st.decay_passes);
-    fmt_field(&f, "purge_calls", st.purge_calls);
-    fmt_field(&f, "purged_bytes", st.purged_bytes);
-    fmt_field(&f, "reclaims", st.reclaims);
-    fmt_field(&f, "huge_resizes", st.huge_resizes);
-    fmt_str(&f, "\n");
-    format_buddyinfo(&f, &st);
-    fmt_to_file(&f, out);
+    size_t n = heap_fmt(buf, sizeof buf,
+                        "buddy: extents %zu huge_blocks %zu huge_bytes %zu free_bytes %zu "
+                        "alloc_bytes %zu\n"
+                        "buddy: allocs %zu frees %zu splits %zu merges %zu failures %zu "
+                        "invalid_frees %zu\n"
+                        "buddy: dirty_free_bytes %zu decay_passes %zu purge_calls %zu "
+                        "purged_bytes %zu reclaims %zu huge_resizes %zu\n",
+                        (size_t)st.extents, (size_t)st.huge_blocks, (size_t)st.huge_bytes,
+                        (size_t)st.free_bytes, (size_t)st.alloc_bytes, (size_t)st.allocs,
+                        (size_t)st.frees, (size_t)st.splits, (size_t)st.merges,
+                        (size_t)st.failures, (size_t)st.invalid_frees,
+                        (size_t)st.dirty_free_bytes, (size_t)st.decay_passes,
+                        (size_t)st.purge_calls, (size_t)st.purged_bytes, (size_t)st.reclaims,
+                        (size_t)st.huge_resizes);
+    n += format_buddyinfo(buf + n, sizeof buf - n, &st);
+    fwrite(buf, 1, n, out);
 }
 
 /* ---------------------------------------------------------------- validation */
 
 static int validate_fail(const char *what, const void *where, size_t got, size_t want)
 {
-    char buf[256];
-    struct buddy_fmt f = {buf, sizeof buf, 0};
-    fmt_str(&f, "slabcache: buddy: validate: ");
-    fmt_str(&f, what);
-    fmt_str(&f, " at ");
-    fmt_hex(&f, where);
-    fmt_str(&f, " (got ");
-    fmt_uint(&f, got, 10, 0);
-    fmt_str(&f, ", want ");
-    fmt_uint(&f, want, 10, 0);
-    fmt_str(&f, ")\n");
-    fmt_flush(&f, STDERR_FILENO);
+    heap_fmt_line("buddy: validate: %s at %p (got %zu, want %zu)", what, where, got, want);
     return -1;
 }
 
@@ -1484,6 +1395,7 @@ struct validate_maps {
 static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
                                  struct buddy_page head)
 {
+    buddy_assert_locked();
     unsigned tail = head.state == BUDDY_PAGE_FREE_HEAD ? BUDDY_PAGE_FREE_TAIL
                                                        : BUDDY_PAGE_ALLOC_TAIL;
     for (size_t i = idx + 1; i < idx + order_pages(head.order); i++) {
@@ -1503,6 +1415,7 @@ static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
 static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
                                  struct validate_sums *sum, struct validate_maps *m)
 {
+    buddy_assert_locked();
     struct buddy_page pg = ext->pages[idx];
     void *at = page_addr(ext, idx);
     if (pg.state != BUDDY_PAGE_FREE_HEAD && pg.state != BUDDY_PAGE_ALLOC_HEAD)
@@ -1567,6 +1480,7 @@ static int validate_summary(const struct buddy_extent *ext, const uint64_t *map,
 
 static int validate_extent_locked(const struct buddy_extent *ext, struct validate_sums *sum)
 {
+    buddy_assert_locked();
     const struct heap_extent *he = ext->heap;
     if (!he || he != heap_extent_lookup(ext->base) || he->owner != ext ||
         he->kind != HEAP_KIND_SPLIT || (char *)he->base != ext->base ||
@@ -1611,6 +1525,7 @@ static int validate_extent_locked(const struct buddy_extent *ext, struct validat
 /* Each olist[k] holds exactly the extents whose order mask has bit k. */
 static int validate_order_lists_locked(void)
 {
+    buddy_assert_locked();
     for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++) {
         size_t n = 0, want = 0;
         const struct buddy_extent *prev = NULL;

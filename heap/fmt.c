@@ -5,6 +5,7 @@
  * printf: they format here and write(2) the buffer, to the report descriptor kept below. */
 #include "heap/fmt.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -232,6 +233,7 @@ static int move_high(int fd, bool close_old)
 /* Install fd as the report descriptor (out.lock held). */
 static void out_install_locked(int fd)
 {
+    assert(__atomic_load_n(&out.lock, __ATOMIC_RELAXED));
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) == 0) {
         __atomic_store_n(&out.dev, st.st_dev, __ATOMIC_RELAXED);

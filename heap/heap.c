@@ -525,6 +525,7 @@ static bool extent_map_dedicated_locked(struct heap_extent *e, size_t size)
  * at the top of the break trimmed (with any below them that become the top).  Returns bytes. */
 static size_t release_free_locked(void)
 {
+    heap_assert_locked();
     size_t before = heap.st.returned_bytes;
     struct heap_extent *f = heap.free;
     while (f) {
@@ -645,6 +646,7 @@ int heap_purge(void *addr, size_t len)
  * the tail.  A tail the OS will not unmap stays mapped (the extent keeps its size). */
 static void extent_shrink_locked(struct heap_extent *e, size_t need)
 {
+    heap_assert_locked();
     uintptr_t end = region_end(e), cut = e->base + need;
     uintptr_t g = (cut + HEAP_EXTENT_SIZE - 1) & ~(uintptr_t)(HEAP_EXTENT_SIZE - 1);
     if (heap_os()->munmap((void *)cut, end - cut) != 0)
@@ -661,6 +663,7 @@ static void extent_shrink_locked(struct heap_extent *e, size_t need)
  * (PROT_NONE, no commit), then mremap MREMAP_FIXED over the reservation.  0 or an errno. */
 static int extent_move_locked(struct heap_extent *e, size_t need)
 {
+    heap_assert_locked();
     size_t len = need + HEAP_EXTENT_SIZE - HEAP_PAGE_SIZE;
     void *r = heap_os()->mmap(NULL, len, PROT_NONE, EXT_MAP_FLAGS | MAP_NORESERVE, -1, 0);
     if (r == MAP_FAILED) {

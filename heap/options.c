@@ -410,6 +410,7 @@ static void shown_text(char *buf, size_t len, const char *s)
 
 static void load_one_locked(enum heap_opt id)
 {
+    heap_mutex_assert_held(&opt_mutex);
     const struct heap_opt_def *d = &opt_defs[id];
     struct opt_value *v = &opts.v[id];
     v->num = d->def;
@@ -575,6 +576,7 @@ const char *heap_opt_suggest(const char *name, size_t len)
 
 static void report_unknown_names_locked(void)
 {
+    heap_mutex_assert_held(&opt_mutex);
     for (char **e = environ; e && *e; e++) {
         const char *s = *e;
         if (strncmp(s, OPT_PREFIX, OPT_PREFIX_LEN) != 0)
@@ -601,6 +603,7 @@ static void report_unknown_names_locked(void)
 
 static void report_rejected_locked(enum heap_opt id)
 {
+    heap_mutex_assert_held(&opt_mutex);
     char shown[OPT_SHOWN_MAX + 4], expected[OPT_LINE_MAX], dflt[OPT_LINE_MAX];
     shown_text(shown, sizeof shown, opts.v[id].text);
     heap_opt_format_expected(expected, sizeof expected, id);
@@ -611,6 +614,7 @@ static void report_rejected_locked(enum heap_opt id)
 
 static void list_options_locked(void)
 {
+    heap_mutex_assert_held(&opt_mutex);
     heap_fmt_line("%s", "options in effect (SLABCACHE_VERBOSE=1; heap/options.h):");
     for (unsigned i = 0; i < OPT_COUNT; i++) {
         enum heap_opt id = (enum heap_opt)i;

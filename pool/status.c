@@ -72,6 +72,7 @@ static void validate_slab(struct kmem_cache *c, struct slab *s, void *arg)
 static int validate_tc_locked(struct kmem_pool *pool, struct pool_tc *e, void **all,
                               size_t *nall, size_t maxall, size_t *cached, size_t *cached_bytes)
 {
+    heap_mutex_assert_held(&pool->lock);
     if (TCL(e->pool) != pool || TCL(e->serial) != TCL(pool->serial))
         VFAIL("kmem_pool_validate(%s): thread cache %p registered but set up for pool %p",
               pool->name, (void *)e, (void *)TCL(e->pool));
@@ -122,6 +123,7 @@ static int validate_tc_locked(struct kmem_pool *pool, struct pool_tc *e, void **
 static int validate_large_locked(struct kmem_pool *pool, bool collecting, size_t *coll_blocks,
                                  size_t *coll_bytes)
 {
+    heap_mutex_assert_held(&pool->lock);
     size_t live = 0, bytes = 0, used = 0;
     if (pool->large_cap & (pool->large_cap - 1))
         VFAIL("kmem_pool_validate(%s): large table size %zu is not a power of two", pool->name,

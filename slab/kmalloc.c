@@ -258,10 +258,10 @@ static inline bool is_pow2(size_t x)
  * used) reads as zero already, as glibc's calloc skips memory fresh from the top or from
  * mmap.  A dirty block from KMALLOC_PURGE_MIN_BYTES up (glibc's mmap threshold) is zeroed by
  * purging it (MADV_DONTNEED: its pages read back as zero and are faulted in only when the
- * program touches them), which is what glibc's calloc gets from a fresh mmap.  memset made
- * every page resident: git calls calloc(512 KiB) for hash tables it fills sparsely, and each
- * one cost 512 KiB of peak RSS (git rev-parse: 1 MiB over glibc).  Smaller requests, and a
- * purge that fails, use memset on the requested bytes (the rest stays untouched). */
+ * program touches them), which is what glibc's calloc gets from a fresh mmap.  memset would
+ * make every page resident, and programs calloc large tables that they fill sparsely
+ * (docs/limits.md, section 5).  Smaller requests, and a purge that fails, use memset on the
+ * requested bytes (the rest stays untouched). */
 static void large_zero(void *p, size_t size, size_t block_bytes, bool clean)
 {
     if (clean ||
@@ -322,13 +322,11 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
     return (void *)obj;
 }
 
-/* Freed large blocks go back to the OS through the buddy layer's decay (buddy.h): a purge
- * per freed large block cost GCC 11,000 madvise calls and their page faults compiling one
- * file (it allocates and frees 128-512 KiB arrays per function); glibc's sliding mmap
- * threshold (never purge a size freed once) was measured and rejected: SQLite's sorter frees
- * 128 KiB..2 MiB buffers that it regrows, and keeping them all resident took its peak RSS
- * from 9.1 to 11.3 MiB.  docs/design-buddy.md has the decay's figures.  (large_free: the
- * LARGE branch of kmalloc_free_slow.) */
+/* Freed large blocks go back to the OS through the buddy layer's decay (buddy.h), not at
+ * their free: a purge per freed block costs a system call and the page faults of its reuse in
+ * programs that allocate and free large arrays in a loop, and never purging a size freed once
+ * (glibc's sliding mmap threshold) keeps every regrown buffer resident (docs/limits.md,
+ * section 5, has the measurements).  (large_free: the LARGE branch of kmalloc_free_slow.) */
 
 /* Offset of p in the LARGE block described by info, or SIZE_MAX when p is not a valid
  * object start (interior pointer). */

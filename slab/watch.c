@@ -176,6 +176,7 @@ static void halve(struct watch_state *w)
 
 static void publish_locked(struct watch_state *w)
 {
+    heap_mutex_assert_held(&watch_lock);
     struct slabcache_watch_published *p = &w->pub;
     for (size_t k = 0; k < w->nr_series; k++) {
         trend_fit_points(w->t, w->s[k].y, w->n, &w->fit[k]);
