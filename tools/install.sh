@@ -14,14 +14,16 @@
 #
 # Installs, under PREFIX:
 #   include/slabcache.h, include/slabcache/*.h    the public headers (slab/slabcache.h names
-#                                                 them), include paths rewritten as installed
+#                                                 them, and EXTRA_HEADERS below), include
+#                                                 paths rewritten as installed
 #   lib/libslabcache.so.VERSION, .so.MAJOR, .so   the shared library (SONAME libslabcache.so.MAJOR)
 #   lib/libslabcache.a                            the static archive
 #   lib/pkgconfig/slabcache.pc                    pkg-config
 #   lib/cmake/slabcache/slabcacheConfig*.cmake    find_package(slabcache): slabcache::slabcache
 #                                                 and slabcache::slabcache_static
 #   share/man/manN/*.N                            every page in docs/man (slabcache(3), (7), ...)
-#   bin/                                          the programs in PROGRAMS below (none yet)
+#   bin/                                          the programs in PROGRAMS below
+#                                                 (slabcache-slabtop)
 #   share/doc/slabcache/                          LICENSE, CHANGELOG.md, README.md
 # As root into /usr/local or /usr it runs ldconfig.  Running it again installs the same files
 # over them.  Quiet: one line at the end, errors on
@@ -32,10 +34,16 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 me=install.sh
 
-# Programs to install in bin/, as Bazel targets (//pkg:name installs bin/name).  A program's
-# man page goes in docs/man (NAME.1), which is installed with the others; tests that install
-# with --prebuilt list the program in their data.
-PROGRAMS=()
+# Programs to install in bin/, as Bazel targets: //pkg:name installs bin/name, and
+# //pkg:name=NEW installs it as bin/NEW.  A program's man page goes in docs/man (NEW.1),
+# which is installed with the others; tests that install with --prebuilt list the program in
+# their data (//tools:install_tree).  slabtop is renamed: procps owns bin/slabtop and
+# slabtop(1) (the kernel's caches), and a Debian package cannot hold the same paths.
+PROGRAMS=(//tools:slabtop=slabcache-slabtop)
+
+# Public headers of layers above slab/, which the umbrella slab/slabcache.h cannot include
+# (slab/ does not depend on them): installed as <slabcache/NAME.h> beside the others.
+EXTRA_HEADERS=(pool/pool.h)
 
 usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; }
 die_usage() {
@@ -89,7 +97,7 @@ trap 'rm -rf "$tmp"' EXIT
 if [[ -z $bin ]]; then
     # shellcheck disable=SC2206
     bazel_cmd=(${SLABCACHE_BAZEL:-bazel})
-    targets=(//slab:libslabcache.so //slab:libslabcache_a "${PROGRAMS[@]}")
+    targets=(//slab:libslabcache.so //slab:libslabcache_a "${PROGRAMS[@]%%=*}")
     if ! (cd "$repo" && "${bazel_cmd[@]}" build --config=opt --noshow_progress \
         "${targets[@]}") >"$tmp/build.log" 2>&1; then
         cat "$tmp/build.log" >&2
@@ -137,6 +145,12 @@ for h in $headers; do
     rewrite "$repo/slab/$h" "$tmp/$h"
     put 0644 "$tmp/$h" "$inc/slabcache/$h"
 done
+for path in "${EXTRA_HEADERS[@]}"; do
+    h=${path##*/}
+    [[ ! -e $repo/slab/$h ]] || die "$path would replace slab/$h in include/slabcache/"
+    rewrite "$repo/$path" "$tmp/$h"
+    put 0644 "$tmp/$h" "$inc/slabcache/$h"
+done
 
 # Libraries: the real file, its SONAME link (what programs load) and the link-time name.
 put 0755 "$so" "$lib/libslabcache.so.$version"
@@ -165,11 +179,14 @@ for page in "${pages[@]}"; do
 done
 
 # Programs (bin/), from the same Bazel output as the library.
-for target in "${PROGRAMS[@]}"; do
+for entry in "${PROGRAMS[@]}"; do
+    target=${entry%%=*}
+    name=${target##*:}
+    [[ $entry != *=* ]] || name=${entry#*=}
     path=${target#//}
     path=$bin/${path/://}
-    [[ -f $path ]] || die "no program at $path (from $target)"
-    put 0755 "$path" "$root/bin/${target##*:}"
+    [[ -f $path ]] || die "no program at $path (bazel build --config=opt $target first)"
+    put 0755 "$path" "$root/bin/$name"
 done
 
 put 0644 "$repo/LICENSE" "$doc/LICENSE"

@@ -10,9 +10,11 @@
 #                   building (tests)
 #
 # One package, "slabcache": the shared library (with the ldconfig trigger and a shlibs
-# file), the static archive, the headers, pkg-config and CMake files, the man pages, and
-# /usr/share/doc/slabcache (copyright, changelog).  Binaries are stripped and man pages
-# compressed as Debian policy asks.  Then:
+# file), the static archive, the headers, pkg-config and CMake files, the programs
+# (/usr/bin/slabcache-slabtop), the man pages, and /usr/share/doc/slabcache (copyright, changelog).
+# Binaries are stripped and man pages compressed as Debian policy asks; Depends names libc6
+# and the packages of the other libraries the binaries load (from their shlibs files, as
+# dpkg-shlibdeps does).  Then:
 #   sudo apt-get install ./slabcache_0.2.0_amd64.deb      sudo apt-get remove slabcache
 # Exit status 2 for bad arguments, 1 when a step fails.  SOURCE_DATE_EPOCH, if set, is the
 # time stamp of every file (default: the last commit's), so the same tree gives the same .deb.
@@ -70,6 +72,12 @@ strip --remove-section=.comment --remove-section=.note --strip-unneeded "$so"
 chmod 0644 "$so"
 strip --strip-debug --remove-section=.comment --enable-deterministic-archives \
     "$usr/lib/libslabcache.a"
+shopt -s nullglob
+programs=("$usr"/bin/*)
+shopt -u nullglob
+for exe in "${programs[@]}"; do
+    strip --remove-section=.comment --remove-section=.note "$exe"
+done
 
 # Man pages and long documents compressed; the licence as a machine-readable copyright file.
 find "$usr/share/man" -type f -name '*.[1-8]' -exec gzip -9n {} +
@@ -90,10 +98,26 @@ gzip -9n "$doc/README.md"
 } >"$doc/copyright"
 rm "$doc/CHANGELOG.md" "$doc/LICENSE"
 
-# The C library the shared library needs: the newest GLIBC_x.y symbol version it references
+# The C library the binaries need: the newest GLIBC_x.y symbol version they reference
 # (what dpkg-shlibdeps would find from libc6's symbols file).
-glibc=$(objdump -T "$so" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+glibc=$(for f in "$so" "${programs[@]}"; do objdump -T "$f"; done |
+    grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
 [[ -n $glibc ]] || die "no GLIBC symbol versions in $so"
+depends="libc6 (>= $glibc)"
+# Every other library a binary loads (libncurses.so.6 for slabtop): the package its shlibs
+# file names ("libncurses 6 libncurses6 (>= 6)" gives "libncurses6 (>= 6)").
+glibc_libs='^(libc|libm|libpthread|libdl|librt|ld-linux-x86-64|ld-linux-aarch64)\.so\.'
+needed=$(for f in "$so" "${programs[@]}"; do readelf -d "$f"; done |
+    sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' | grep -vE "$glibc_libs" | grep -v '^libslabcache\.' |
+    sort -u || true)
+for soname in $needed; do
+    [[ $soname =~ ^(.+)\.so\.([0-9.]+)$ ]] || die "cannot read the library name $soname"
+    dep=$(awk -v n="${BASH_REMATCH[1]}" -v v="${BASH_REMATCH[2]}" \
+        '$1 == n && $2 == v { $1 = ""; $2 = ""; sub(/^ +/, ""); print; exit }' \
+        /var/lib/dpkg/info/*.shlibs 2>/dev/null || true)
+    [[ -n $dep ]] || die "no installed package's shlibs file names $soname (needed by the binaries)"
+    depends+=", $dep"
+done
 
 mkdir -p "$root/DEBIAN"
 installed_kib=$(du -sk --apparent-size "$usr" | cut -f1)
@@ -103,7 +127,7 @@ Version: $version
 Architecture: $arch
 Maintainer: slabcache developers <slabcache@example.invalid>
 Installed-Size: $installed_kib
-Depends: libc6 (>= $glibc)
+Depends: $depends
 Section: libdevel
 Priority: optional
 Description: object caches (kmem_cache), kmalloc and a drop-in malloc for C
@@ -114,9 +138,10 @@ Description: object caches (kmem_cache), kmalloc and a drop-in malloc for C
  frees, with a kmalloc front and a drop-in malloc.
  .
  This package holds the shared library (libslabcache.so.$major, also usable with
- LD_PRELOAD), the static archive, the headers (<slabcache.h>), pkg-config and
- CMake files (find_package(slabcache)) and the man pages slabcache(3) and
- slabcache(7).
+ LD_PRELOAD), the static archive, the headers (<slabcache.h>, <slabcache/pool.h>),
+ pkg-config and CMake files (find_package(slabcache)), slabcache-slabtop (a live
+ view of a running program's caches) and the man pages slabcache(3), slabcache(7)
+ and slabcache-slabtop(1).
 EOF
 # ldconfig runs once at the end of the dpkg run that installs or removes the library.
 echo "activate-noawait ldconfig" >"$root/DEBIAN/triggers"

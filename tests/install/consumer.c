@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* tests/install/consumer.c - a program that uses an installed slabcache the way an outside
- * project would: one header, <slabcache.h>, and the library found by its build system
- * (make/Makefile with pkg-config, cmake/CMakeLists.txt with find_package).  Built and run by
- * install_test.sh outside Bazel.  Prints one line, "consumer HOW: slabcache VERSION, ...",
- * and exits 0 only when every check holds. */
+ * project would: the umbrella <slabcache.h> and the pool layer's <slabcache/pool.h>, and the
+ * library found by its build system (make/Makefile with pkg-config, cmake/CMakeLists.txt
+ * with find_package).  Built and run by install_test.sh outside Bazel.  Prints one line,
+ * "consumer HOW: slabcache VERSION, ...", and exits 0 only when every check holds. */
 #include <slabcache.h>
+#include <slabcache/pool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,10 +63,31 @@ int main(int argc, char **argv)
     memset(m, 'x', 1000);
     free(m);
 
+    /* A pool with a cap: blocks past it fail with ENOMEM, destroy frees the rest. */
+    struct kmem_pool_config cfg = {0};
+    cfg.max_blocks = 2;
+    cfg.flags = KMEM_POOL_NO_THREAD;
+    struct kmem_pool *pool = kmem_pool_create("consumer", &cfg);
+    if (!pool)
+        return failed("kmem_pool_create");
+    if (!kmem_pool_alloc(pool, 64, KM_ZERO) || !kmem_pool_alloc(pool, 5000, 0) ||
+        kmem_pool_alloc(pool, 8, 0))
+        return failed("kmem_pool_alloc does not keep its cap of 2 blocks");
+    struct kmem_pool_stats ps;
+    if (kmem_pool_get_stats(pool, &ps) != 0 || ps.live_blocks != 2 || ps.alloc_failures != 1 ||
+        kmem_pool_validate(pool) != 0)
+        return failed("kmem_pool_get_stats/validate");
+    kmem_pool_destroy(pool);
+
+    static struct slabcache_state state;
+    if (slabcache_get_state(&state) != 0 || state.nr_classes == 0 ||
+        state.totals.heap_bytes == 0)
+        return failed("slabcache_get_state");
+
     if (slabcache_validate() != 0)
         return failed("slabcache_validate");
     kmem_cache_destroy(c);
-    printf("consumer %s: slabcache %s (%d), typed cache, kmalloc and malloc ok\n", how,
+    printf("consumer %s: slabcache %s (%d), typed cache, kmalloc, malloc and pool ok\n", how,
            slabcache_version(), SLABCACHE_VERSION);
     return 0;
 }

@@ -7,6 +7,9 @@
 #     that compile on their own (C11 and C++, -pedantic -Werror), man pages groff accepts;
 #   - the same install again changes nothing (idempotent) and prints one line; --destdir
 #     stages without writing the staging directory into any file; bad arguments exit 2;
+#   - the programs (bin/slabcache-slabtop, //tools:slabtop renamed: procps owns slabtop):
+#     installed, executable, answering --help, with a man page that documents every option
+#     and sort key --help lists; nothing installed as bin/slabtop;
 #   - three consumers: a Makefile project (pkg-config), a CMake project (find_package, the
 #     shared and the static target, and a version it must refuse), a C++ program;
 #   - LD_PRELOAD of the installed libslabcache.so.0 into a program built without it, which
@@ -54,10 +57,11 @@ out=$(bash tools/install.sh --prefix="$prefix" --prebuilt="$src")
 
 step "the installed tree"
 for f in include/slabcache.h include/slabcache/slab.h include/slabcache/kmalloc.h \
-    include/slabcache/version.h lib/libslabcache.a "lib/libslabcache.so.$version" \
-    lib/pkgconfig/slabcache.pc lib/cmake/slabcache/slabcacheConfig.cmake \
-    lib/cmake/slabcache/slabcacheConfigVersion.cmake share/man/man3/slabcache.3 \
-    share/man/man7/slabcache.7 share/doc/slabcache/LICENSE share/doc/slabcache/CHANGELOG.md; do
+    include/slabcache/version.h include/slabcache/pool.h lib/libslabcache.a \
+    "lib/libslabcache.so.$version" lib/pkgconfig/slabcache.pc \
+    lib/cmake/slabcache/slabcacheConfig.cmake lib/cmake/slabcache/slabcacheConfigVersion.cmake \
+    share/man/man3/slabcache.3 share/man/man7/slabcache.7 share/man/man1/slabcache-slabtop.1 bin/slabcache-slabtop \
+    share/doc/slabcache/LICENSE share/doc/slabcache/CHANGELOG.md; do
     [[ -f $prefix/$f && ! -L $prefix/$f ]] || fail "$f missing"
 done
 [[ $(readlink "$prefix/lib/libslabcache.so.$major") == "libslabcache.so.$version" ]] ||
@@ -70,10 +74,16 @@ grep -q ' T slabcache_version$' <<<"$(nm -D --defined-only "$prefix/lib/libslabc
     fail "slabcache_version is not exported by the shared library"
 grep -q ' T slabcache_version$' <<<"$(nm "$prefix/lib/libslabcache.a" 2>/dev/null)" ||
     fail "slabcache_version is not in the static archive"
+for sym in kmem_pool_create slabcache_get_state; do
+    grep -q " T $sym\$" <<<"$(nm -D --defined-only "$prefix/lib/libslabcache.so.$version")" ||
+        fail "$sym is not exported by the shared library"
+    grep -q " T $sym\$" <<<"$(nm "$prefix/lib/libslabcache.a" 2>/dev/null)" ||
+        fail "$sym is not in the static archive"
+done
 for f in $(find "$prefix" -type f); do
     mode=$(stat -c %a "$f")
     case "$f" in
-        *.so.*) [[ $mode == 755 ]] || fail "$f has mode $mode" ;;
+        *.so.* | */bin/*) [[ $mode == 755 ]] || fail "$f has mode $mode" ;;
         *) [[ $mode == 644 ]] || fail "$f has mode $mode" ;;
     esac
 done
@@ -84,7 +94,7 @@ grep -q "^prefix=$prefix\$" "$prefix/lib/pkgconfig/slabcache.pc" || fail "slabca
 grep -q "^Version: $version\$" "$prefix/lib/pkgconfig/slabcache.pc" || fail "slabcache.pc: version"
 
 step "each installed header compiles on its own, in C11 and C++11 (-pedantic -Werror)"
-for h in slabcache.h slabcache/slab.h slabcache/kmalloc.h slabcache/version.h; do
+for h in slabcache.h slabcache/slab.h slabcache/kmalloc.h slabcache/version.h slabcache/pool.h; do
     printf '#include <%s>\n' "$h" >"$work/one.c"
     run_ok "<$h> in C11" cc -std=c11 -Wall -Wextra -Werror -pedantic -fsyntax-only \
         -I"$prefix/include" "$work/one.c"
@@ -96,6 +106,35 @@ step "man pages: groff -man -ww finds nothing to warn about"
 for page in "$prefix"/share/man/man*/*; do
     warnings=$(groff -t -man -ww -z "$page" 2>&1)
     [[ -z $warnings ]] || fail "$page: $warnings"
+done
+
+step "bin/slabcache-slabtop: runs, answers --help and refuses what it cannot watch"
+[[ ! -e $prefix/bin/slabtop && ! -e $prefix/share/man/man1/slabtop.1 ]] ||
+    fail "bin/slabtop or slabtop.1 installed: they would shadow procps' slabtop"
+out=$("$prefix/bin/slabcache-slabtop" --help) || fail "slabtop --help failed"
+[[ $out == "usage: slabtop -p PID"* ]] || fail "slabtop --help printed: $out"
+if ldd "$prefix/bin/slabcache-slabtop" | grep -q libslabcache; then
+    fail "slabtop loads libslabcache (it should read the program, not be one)"
+fi
+rc=0
+out=$("$prefix/bin/slabcache-slabtop" -p $$ -o 2>&1) || rc=$?
+((rc == 1)) && [[ $out == *"no slabcache introspection root"* ]] ||
+    fail "slabtop -p <a shell> exited $rc: $out"
+rc=0
+"$prefix/bin/slabcache-slabtop" -s zz -p 1 >/dev/null 2>&1 || rc=$?
+((rc == 2)) || fail "slabtop with a bad sort key exited $rc, expected 2"
+# The man page documents every option and sort key that --help lists.
+help=$("$prefix/bin/slabcache-slabtop" --help)
+page=$(groff -t -man -Tutf8 -P-cbou "$prefix/share/man/man1/slabcache-slabtop.1" 2>/dev/null)
+for opt in $(grep -oE -- '--[a-z]+' <<<"$help"); do
+    grep -qe "$opt" <<<"$page" || fail "slabcache-slabtop(1) does not document $opt (slabtop --help has it)"
+done
+keys=$(sed -n '/--sort/,/--once/p' <<<"$help" | grep -v -- '--once' | sed 's/.*KEY//' |
+    grep -oE '(^|[ ,])[a-z] [a-z]' | grep -oE '[a-z] ' | tr -d ' ')
+(($(wc -w <<<"$keys") >= 10)) || fail "could not read the sort keys from slabtop --help: $help"
+keysection=$(sed -n '/^\.SH SORT KEYS/,/^\.SH /p' "$prefix/share/man/man1/slabcache-slabtop.1")
+for k in $keys; do
+    grep -qx "\.B $k" <<<"$keysection" || fail "slabcache-slabtop(1) does not document the sort key $k"
 done
 
 step "installing again changes nothing"

@@ -4,7 +4,8 @@
 # `apt-get install ./slabcache_VERSION_ARCH.deb`, then a program built with nothing but
 # `pkg-config --cflags --libs slabcache` runs (the loader finds libslabcache.so.0 through
 # ld.so.cache: the ldconfig trigger ran), CMake finds the package without hints, man finds
-# the pages; `apt-get remove slabcache` leaves no file and no loader entry behind.
+# the pages, /usr/bin/slabcache-slabtop runs (its libraries came with the package's Depends);
+# `apt-get remove slabcache` leaves no file and no loader entry behind.
 # Changes the system, so only as root, and only when slabcache is not installed already
 # (never removes a package it did not install); otherwise it passes saying SKIPPED and why.
 set -euo pipefail
@@ -58,8 +59,13 @@ cmake -S "$work/cmake" -B "$work/cmake/build" >"$work/cmake.log" 2>&1 &&
     { cat "$work/cmake.log" >&2; fail "CMake without hints"; }
 [[ $("$work/cmake/build/v") == "$version" ]] || fail "the CMake program"
 if command -v man >/dev/null; then
-    man -w 3 slabcache >/dev/null && man -w 7 slabcache >/dev/null || fail "man does not find the pages"
+    man -w 3 slabcache >/dev/null && man -w 7 slabcache >/dev/null && man -w 1 slabcache-slabtop >/dev/null ||
+        fail "man does not find the pages"
 fi
+[[ $(command -v slabcache-slabtop) == /usr/bin/slabcache-slabtop ]] ||
+    fail "slabcache-slabtop is not /usr/bin/slabcache-slabtop"
+[[ $(slabcache-slabtop --help) == "usage: slabtop -p PID"* ]] ||
+    fail "the installed slabcache-slabtop does not run"
 files=$(dpkg -L slabcache | while read -r f; do [[ -f $f || -L $f ]] && echo "$f"; done)
 
 step "apt-get remove slabcache"

@@ -4,7 +4,9 @@
 # running program, as a user sees it: a small busy server runs with libslabcache.so
 # preloaded, slabtop runs in a tmux pane, and the pane's text (capture-pane) must show the
 # totals and a row per cache, sorted as asked, changing between refreshes; its keys sort
-# by name and quit.  Then the one-shot form (-o) and a process without slabcache.
+# by name and quit.  Then the one-shot form (-o), the trend column (the program's
+# SLABCACHE_WATCH fits, and slabtop's own fit of its refreshes) on a leaking program, and a
+# process without slabcache.
 set -u
 slabtop=$(realpath "$1") lib=$(realpath "$2") prog=$(realpath "$3")
 command -v tmux >/dev/null || { echo "FAIL: tmux is needed (tools/setup.sh installs it)"; exit 1; }
@@ -62,6 +64,40 @@ tmux has-session -t "$session" 2>/dev/null && die "q did not quit"
 once=$("$slabtop" -o -p "$server" -d 0.3 -s c)
 grep -q "sorted by cache size (c)" <<<"$once" || die "-o -s c: $once"
 grep -q " kmalloc-" <<<"$once" || die "-o printed no rows"
+
+# The trend column, both ways: from the program's own SLABCACHE_WATCH fits (-o), and from
+# slabtop's fit of its own refreshes (a program without the watch, refreshed every 0.1 s).
+# The leaking program loses 48 bytes every 480 ms: kmalloc-48 must be rising ("+.../m",
+# flagged "!" once the fit is sure) and the only class flagged; the others are flat, except
+# the program's 800 KB list of lost blocks, a large-1M row that appears once (a step: may
+# slope upwards, never flagged).
+SLABCACHE_WATCH=0.25 LD_PRELOAD=$lib "$prog" leak 60 2>/dev/null &
+leaker=$!
+LD_PRELOAD=$lib "$prog" leak 60 2>/dev/null &
+leaker2=$!
+trap 'cleanup; kill $leaker $leaker2 2>/dev/null; wait $leaker $leaker2 2>/dev/null' EXIT
+tmux new-session -d -s "$session" -x 150 -y 45 "$slabtop -p $leaker2 -d 0.1 -s t"
+trend_row='^ +[0-9]+ +[0-9]+ +[0-9]+% +48 +[0-9]+ +[0-9]+ +[0-9.]+[KM]? +\+[0-9.]+[KM]?/m +[0-9]+%! +kmalloc-48$'
+flagged=0
+for _ in $(seq 20); do
+    sleep 2
+    watched=$("$slabtop" -o -p "$leaker" -d 0.2 -s t)
+    grep -qE "$trend_row" <<<"$watched" && { flagged=1; break; }
+done
+echo "$watched"
+grep -q "^ Trend: the program's SLABCACHE_WATCH fits" <<<"$watched" ||
+    die "-o on a program with SLABCACHE_WATCH: no 'Trend:' line"
+((flagged)) || die "kmalloc-48 is not rising and flagged in the program's fits"
+[[ $(grep -cE '%! +[a-z]' <<<"$watched") == 1 ]] || die "classes other than kmalloc-48 flagged"
+grep -qE ' 0/m +kmalloc-(32|64|208)$' <<<"$watched" || die "no flat class beside the rising one"
+sleep 3 # 50 refreshes at least, 20 are needed for a fit
+own=$(tmux capture-pane -t "$session" -p)
+echo "$own"
+grep -q "^ Trend: " <<<"$own" && grep -q "SLABCACHE_WATCH fits" <<<"$own" &&
+    die "a program without the watch was shown with its fits"
+grep -qE '\+[0-9.]+[KM]?/m +[0-9]+%.? +kmalloc-48$' <<<"$own" ||
+    die "slabtop's own fit: kmalloc-48 is not rising"
+tmux kill-session -t "$session" 2>/dev/null
 
 if "$slabtop" -o -p $$ >/dev/null 2>"$out"; then
     die "slabtop attached to a process without slabcache"

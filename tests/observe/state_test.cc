@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 // tests/observe/state_test.cc - the memory manager's state as a program sees it:
-// slabcache_get_state, slabcache_print_status at each verbosity, and glibc's mallinfo2 and
-// mallopt, in a process whose malloc is slabcache's (this binary links libslabcache.so;
+// slabcache_get_state, slabcache_print_status at each verbosity, and glibc's mallinfo2,
+// mallinfo, mallopt and malloc_trim, in a process whose malloc is slabcache's (this binary links libslabcache.so;
 // no_asan/no_tsan: the sanitizers replace malloc).
 //
 // Strategy: make a known set of blocks (small objects in two classes, a large block, a huge
@@ -191,11 +191,61 @@ TEST(State, MalloptActsOnWhatMaps) {
     EXPECT_DEATH(free(not_ours + 16), "aborting");
 }
 
+// mallinfo is mallinfo2 in ints (glibc's deprecated form, still called by old programs).
+TEST(State, MallinfoIsMallinfo2InInts) {
+    Blocks b;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    struct mallinfo m = mallinfo();
+#pragma GCC diagnostic pop
+    struct mallinfo2 m2 = mallinfo2();
+    EXPECT_EQ(1, m.hblks);
+    EXPECT_EQ(static_cast<size_t>(m.hblkhd), m2.hblkhd);
+    EXPECT_GE(m.hblkhd, 9 << 20);
+    // Nothing runs between the two calls: the same figures.
+    EXPECT_EQ(static_cast<size_t>(m.arena), m2.arena);
+    EXPECT_EQ(static_cast<size_t>(m.uordblks), m2.uordblks);
+    EXPECT_EQ(static_cast<size_t>(m.fordblks), m2.fordblks);
+    EXPECT_EQ(static_cast<size_t>(m.ordblks), m2.ordblks);
+    EXPECT_GT(m.arena, 0);
+    EXPECT_EQ(m.arena, m.uordblks + m.fordblks);
+}
+
+// malloc_trim gives memory back (returned_bytes grows) and says so; with nothing more to
+// give it says 0.
 TEST(State, MallocTrimGivesFreedMemoryBack) {
     std::vector<void *> v;
     for (int i = 0; i < 4000; i++) v.push_back(malloc(4000));
+    for (void *p : v) memset(p, 1, 4000);
     for (void *p : v) free(p);
+    size_t before = State()->totals.returned_bytes;
     EXPECT_EQ(1, malloc_trim(0));
+    size_t after = State()->totals.returned_bytes;
+    EXPECT_GE(after, before + (size_t(4000) * 4000) / 2)
+        << "malloc_trim returned " << (after - before) << " bytes of 16 MB freed";
+    EXPECT_EQ(0, malloc_trim(0));
+}
+
+// mallopt(M_TRIM_THRESHOLD, 0) gives freed page blocks back at the next allocation that
+// reaches the page layer, without malloc_trim (decay time 0); any other value restores the
+// default decay, which keeps them for a while.
+TEST(State, TrimThresholdZeroGivesFreedBlocksBackAtOnce) {
+    malloc_trim(0);
+    ASSERT_EQ(1, mallopt(M_TRIM_THRESHOLD, 0));
+    std::vector<void *> v;
+    for (int i = 0; i < 32; i++) {
+        v.push_back(malloc(200000));  // large blocks: 256 KiB buddy blocks
+        memset(v.back(), 1, 200000);
+    }
+    size_t before = State()->totals.returned_bytes;
+    for (void *p : v) free(p);
+    void *again = malloc(200000);  // the page layer's slow path
+    size_t after = State()->totals.returned_bytes;
+    free(again);
+    EXPECT_EQ(1, mallopt(M_TRIM_THRESHOLD, 128 * 1024));
+    EXPECT_GE(after, before + size_t(16) * 256 * 1024)
+        << "with M_TRIM_THRESHOLD 0, freeing 8 MiB of large blocks returned "
+        << (after - before) << " bytes";
 }
 
 }  // namespace

@@ -623,6 +623,37 @@ TEST(PoolStats, PrintStatusEveryVerbosity) {
     kmem_pool_destroy(p);
 }
 
+// slabcache_dump shows a pool's block in hex, with where it lives: its class cache and slot
+// for a small block, the page block for a large one.
+TEST(PoolStats, SlabcacheDumpShowsABlock) {
+    kmem_pool *p = kmem_pool_create("dump", nullptr);
+    char *small = static_cast<char *>(kmem_pool_alloc(p, 40, KM_ZERO));
+    char *big = static_cast<char *>(kmem_pool_alloc(p, 20000, 0));
+    ASSERT_TRUE(small && big);
+    memcpy(small, "hello, kmem_pool", 16);
+    memcpy(big, "a large pool blk", 16);
+    std::string out[2];
+    char *blocks[2] = {small, big};
+    for (int i = 0; i < 2; i++) {
+        char *buf = nullptr;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        slabcache_dump(f, blocks[i], kmem_pool_block_size(p, blocks[i]));
+        fclose(f);
+        out[i] = std::string(buf, len);
+        free(buf);
+    }
+    EXPECT_NE(std::string::npos, out[0].find(": cache kmem_pool-48, slot ")) << out[0];
+    EXPECT_NE(std::string::npos, out[0].find(", in use\n")) << out[0];
+    EXPECT_NE(std::string::npos, out[0].find("68 65 6c 6c 6f 2c 20 6b  6d 65 6d 5f 70 6f 6f 6c "
+                                             "|hello, kmem_pool|"))
+        << out[0];
+    EXPECT_EQ(4, std::count(out[0].begin(), out[0].end(), '\n')) << "a header, 48 bytes in 3 lines";
+    EXPECT_NE(std::string::npos, out[1].find(": large block (kmem_pool) at ")) << out[1];
+    EXPECT_NE(std::string::npos, out[1].find("|a large pool blk|")) << out[1];
+    kmem_pool_destroy(p);
+}
+
 // ------------------------------------------------------------------ misuse (report mode)
 
 TEST(PoolMisuse, EachMisuseIsReportedAndRefused) {
