@@ -977,6 +977,10 @@ static void decay_maybe(void)
     __atomic_store_n(&decay.pass_epoch, epoch, __ATOMIC_RELAXED);
     bool more;
     purge_run(epoch, d == 0, DECAY_PASS_BYTES, &more);
+    /* Freed huge extents, parked mapped: unmapped two epoch starts after their free, as the
+     * buddy's own free pages are purged (never when the decay never runs). */
+    if (epoch >= 1)
+        heap_parked_release(d == 0 ? UINT64_MAX : epoch - 1);
     __atomic_store_n(&decay.more, more, __ATOMIC_RELAXED);
     __atomic_store_n(&decay.running, false, __ATOMIC_RELEASE);
 }
@@ -992,6 +996,7 @@ size_t buddy_trim(size_t keep_extents)
     size_t bytes = trim_extents_locked(keep_extents);
     buddy_unlock();
     bool more;
+    bytes += heap_parked_release(UINT64_MAX);
     return bytes + purge_run(0, true, SIZE_MAX, &more);
 }
 
@@ -1021,6 +1026,7 @@ static bool reclaim(size_t want)
     buddy.st.reclaims++;
     trim_extents_locked(0);
     buddy_unlock();
+    heap_parked_release(UINT64_MAX);
     tls_in_reclaim = false;
     return true;
 }
@@ -1130,14 +1136,20 @@ static int invalid_free_locked(const void *ptr, const char *why, const void *blo
     return -1;
 }
 
-static int huge_free_locked(struct heap_extent *he, void *ptr)
+/* The parked huge extents hold at most the larger of this and the live huge bytes. */
+#define HUGE_PARK_MIN_BYTES ((size_t)64 << 20)
+
+static int huge_free_locked(struct heap_extent *he, void *ptr, uint64_t epoch)
 {
     buddy_assert_locked();
     if ((uintptr_t)ptr != he->base)
         return invalid_free_locked(ptr, "interior pointer of the huge block at",
                                    (void *)he->base);
     size_t size = he->size;
-    if (heap_extent_free(he) != 0)
+    uint32_t d = decay_ms();
+    size_t live = buddy.st.huge_bytes - size;
+    size_t park_max = live > HUGE_PARK_MIN_BYTES ? live : HUGE_PARK_MIN_BYTES;
+    if ((d == 0 ? heap_extent_free(he) : heap_extent_park(he, epoch, park_max)) != 0)
         return invalid_free_locked(ptr, "heap refused the huge extent", NULL);
     buddy.st.huge_blocks--;
     buddy.st.huge_bytes -= size;
@@ -1154,7 +1166,7 @@ static int checked_free_locked(void *ptr, uint64_t epoch)
         return invalid_free_locked(ptr, "NULL pointer", NULL);
     struct heap_extent *he = heap_extent_lookup(ptr);
     if (he && he->kind == HEAP_KIND_WHOLE)
-        return huge_free_locked(he, ptr);
+        return huge_free_locked(he, ptr, epoch);
     struct buddy_extent *ext = extent_of_heap(he);
     if (!ext)
         return invalid_free_locked(ptr, "not a slabcache buddy block", NULL);

@@ -271,6 +271,17 @@ static void large_zero(void *p, size_t size, size_t block_bytes, bool clean)
     memset(p, 0, size);
 }
 
+/* Zero a dedicated (huge) block just allocated, when it is dirty: the whole extent for
+ * kzalloc, the bytes asked for with KMALLOC_ZERO_ASKED; purged, not written, as large_zero
+ * does for big blocks. */
+static void huge_zero(void *p, size_t size, unsigned int flags)
+{
+    const struct heap_extent *he = heap_extent_lookup(p);
+    if (!he || !he->dirty)
+        return;
+    large_zero(p, (flags & KMALLOC_ZERO_ASKED) ? size : he->size, he->size, false);
+}
+
 /* A block of at least size bytes aligned to align (a power of two, may be 0), from the buddy
  * layer.  Zeroed when flags has KM_ZERO: the whole block, or with KMALLOC_ZERO_ASKED (calloc)
  * only the bytes asked for.  kzalloc zeroes the whole block, as the kernel's does, so that
@@ -296,11 +307,16 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
                        BUDDY_PAGE_SIZE << order, clean);
         return p;
     }
-    /* Dedicated extents: fresh mappings (heap.h), so already zero; 4 MiB aligned. */
+    /* Dedicated extents, 4 MiB aligned: fresh mappings read as zero; one reused from the
+     * heap's parked extents (heap_extent_park) is dirty and zeroed like a buddy block. */
     if (align <= HEAP_EXTENT_SIZE) {
         p = buddy_alloc_bytes(size, BUDDY_TAG_LARGE);
-        if (!p)
+        if (!p) {
             errno = ENOMEM;
+            return NULL;
+        }
+        if (flags & KM_ZERO)
+            huge_zero(p, size, flags);
         return p;
     }
     size_t total;
@@ -313,6 +329,8 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
         errno = ENOMEM;
         return NULL;
     }
+    if (flags & KM_ZERO)
+        huge_zero(base, total, flags);
     uintptr_t obj = ((uintptr_t)base + align - 1) & ~(uintptr_t)(align - 1);
     if (obj != (uintptr_t)base) {
         struct kmalloc_huge_hdr *h = (struct kmalloc_huge_hdr *)base;
