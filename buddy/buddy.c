@@ -687,7 +687,8 @@ static struct buddy_extent *find_block_locked(unsigned order, unsigned *j)
  * dirty (then all of it reads as zero).  NULL with errno ENOMEM when the heap cannot grow. */
 static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch);
 
-static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint64_t epoch)
+static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap,
+                                uint64_t epoch)
 {
     buddy_assert_locked();
     unsigned k;
@@ -717,6 +718,12 @@ static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint6
     size_t n = order_pages(order);
     if (clean)
         *clean = !range_any(ext->dirty, idx, n);
+    if (dmap) { /* the block's dirty bits, page 0 of the block at bit 0 (idx is n-aligned) */
+        if (n >= 64)
+            memcpy(dmap, &ext->dirty[idx / 64], n / 8);
+        else
+            dmap[0] = (ext->dirty[idx / 64] >> (idx % 64)) & ((1ull << n) - 1);
+    }
     reuse_note_locked(ext, idx, n, epoch);
     range_set(ext->dirty, idx, n); /* allocated: may be resident from now on */
     block_mark_locked(ext, idx, order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL, tag);
@@ -1033,7 +1040,19 @@ static bool reclaim(size_t want)
 
 /* ---------------------------------------------------------------- public alloc, free */
 
+static void *alloc_public(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap);
+
 void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean)
+{
+    return alloc_public(order, tag, clean, NULL);
+}
+
+void *buddy_alloc_dirty(unsigned order, uint16_t tag, uint64_t *dirty)
+{
+    return alloc_public(order, tag, NULL, dirty);
+}
+
+static void *alloc_public(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap)
 {
     void *p = NULL;
     if (clean)
@@ -1047,11 +1066,11 @@ void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean)
     }
     uint64_t epoch = epoch_now(decay_ms());
     buddy_lock();
-    p = block_alloc_locked(order, tag, clean, epoch);
+    p = block_alloc_locked(order, tag, clean, dmap, epoch);
     buddy_unlock();
     if (!p && reclaim(order_bytes(order))) {
         buddy_lock();
-        p = block_alloc_locked(order, tag, clean, epoch);
+        p = block_alloc_locked(order, tag, clean, dmap, epoch);
         buddy_unlock();
     }
     if (!p) {
