@@ -635,7 +635,8 @@ static struct buddy_extent *find_block_locked(unsigned order, unsigned *j)
  * dirty (then all of it reads as zero).  NULL with errno ENOMEM when the heap cannot grow. */
 static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch);
 
-static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint64_t epoch)
+static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap,
+                                uint64_t epoch)
 {
     buddy_assert_locked();
     unsigned k;
@@ -665,6 +666,12 @@ static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint6
     size_t n = order_pages(order);
     if (clean)
         *clean = !range_any(ext->dirty, idx, n);
+    if (dmap) { /* the block's dirty bits, page 0 of the block at bit 0 (idx is n-aligned) */
+        if (n >= 64)
+            memcpy(dmap, &ext->dirty[idx / 64], n / 8);
+        else
+            dmap[0] = (ext->dirty[idx / 64] >> (idx % 64)) & ((1ull << n) - 1);
+    }
     reuse_note_locked(ext, idx, n, epoch);
     range_set(ext->dirty, idx, n); /* allocated: may be resident from now on */
     block_mark_locked(ext, idx, order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL, tag);
@@ -933,6 +940,10 @@ static void decay_maybe(void)
     __atomic_store_n(&decay.pass_epoch, epoch, __ATOMIC_RELAXED);
     bool more;
     purge_run(epoch, d == 0, DECAY_PASS_BYTES, &more);
+    /* Freed huge extents, parked mapped: unmapped two epoch starts after their free, as the
+     * buddy's own free pages are purged (never when the decay never runs). */
+    if (epoch >= 1)
+        heap_parked_release(d == 0 ? UINT64_MAX : epoch - 1);
     __atomic_store_n(&decay.more, more, __ATOMIC_RELAXED);
     __atomic_store_n(&decay.running, false, __ATOMIC_RELEASE);
 }
@@ -948,6 +959,7 @@ size_t buddy_trim(size_t keep_extents)
     size_t bytes = trim_extents_locked(keep_extents);
     buddy_unlock();
     bool more;
+    bytes += heap_parked_release(UINT64_MAX);
     return bytes + purge_run(0, true, SIZE_MAX, &more);
 }
 
@@ -977,13 +989,26 @@ static bool reclaim(size_t want)
     buddy.st.reclaims++;
     trim_extents_locked(0);
     buddy_unlock();
+    heap_parked_release(UINT64_MAX);
     tls_in_reclaim = false;
     return true;
 }
 
 /* ---------------------------------------------------------------- public alloc, free */
 
+static void *alloc_public(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap);
+
 void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean)
+{
+    return alloc_public(order, tag, clean, NULL);
+}
+
+void *buddy_alloc_dirty(unsigned order, uint16_t tag, uint64_t *dirty)
+{
+    return alloc_public(order, tag, NULL, dirty);
+}
+
+static void *alloc_public(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap)
 {
     void *p = NULL;
     if (clean)
@@ -997,11 +1022,11 @@ void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean)
     }
     uint64_t epoch = epoch_now(decay_ms());
     buddy_lock();
-    p = block_alloc_locked(order, tag, clean, epoch);
+    p = block_alloc_locked(order, tag, clean, dmap, epoch);
     buddy_unlock();
     if (!p && reclaim(order_bytes(order))) {
         buddy_lock();
-        p = block_alloc_locked(order, tag, clean, epoch);
+        p = block_alloc_locked(order, tag, clean, dmap, epoch);
         buddy_unlock();
     }
     if (!p) {
@@ -1078,14 +1103,20 @@ static int invalid_free_locked(const void *ptr, const char *why, const void *blo
     return -1;
 }
 
-static int huge_free_locked(struct heap_extent *he, void *ptr)
+/* The parked huge extents hold at most the larger of this and the live huge bytes. */
+#define HUGE_PARK_MIN_BYTES ((size_t)64 << 20)
+
+static int huge_free_locked(struct heap_extent *he, void *ptr, uint64_t epoch)
 {
     buddy_assert_locked();
     if ((uintptr_t)ptr != he->base)
         return invalid_free_locked(ptr, "interior pointer of the huge block at",
                                    (void *)he->base);
     size_t size = he->size;
-    if (heap_extent_free(he) != 0)
+    uint32_t d = decay_ms();
+    size_t live = buddy.st.huge_bytes - size;
+    size_t park_max = live > HUGE_PARK_MIN_BYTES ? live : HUGE_PARK_MIN_BYTES;
+    if ((d == 0 ? heap_extent_free(he) : heap_extent_park(he, epoch, park_max)) != 0)
         return invalid_free_locked(ptr, "heap refused the huge extent", NULL);
     buddy.st.huge_blocks--;
     buddy.st.huge_bytes -= size;
@@ -1102,7 +1133,7 @@ static int checked_free_locked(void *ptr, uint64_t epoch)
         return invalid_free_locked(ptr, "NULL pointer", NULL);
     struct heap_extent *he = heap_extent_lookup(ptr);
     if (he && he->kind == HEAP_KIND_WHOLE)
-        return huge_free_locked(he, ptr);
+        return huge_free_locked(he, ptr, epoch);
     struct buddy_extent *ext = extent_of_heap(he);
     if (!ext)
         return invalid_free_locked(ptr, "not a slabcache buddy block", NULL);

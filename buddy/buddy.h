@@ -68,6 +68,11 @@ void *buddy_alloc(unsigned order, uint16_t tag);
  * (nothing is ever written into free memory).  calloc then skips zeroing.  *clean = false
  * means "may hold old data anywhere". */
 void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean);
+/* buddy_alloc, and in `dirty` (BUDDY_PAGES_PER_EXTENT / 64 words; only the first
+ * max(1, 2^order / 64) are written) one bit per page of the block, page i at bit i % 64 of
+ * word i / 64: set when the page may hold old data, clear when it reads as zero.  calloc
+ * then zeroes only the pages that need it. */
+void *buddy_alloc_dirty(unsigned order, uint16_t tag, uint64_t *dirty);
 /* Allocate at least `bytes`: the smallest order that fits, or a dedicated extent when bytes
  * exceed the largest block.  NULL with errno EINVAL (0 bytes, overflow) or ENOMEM. */
 void *buddy_alloc_bytes(size_t bytes, uint16_t tag);

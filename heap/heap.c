@@ -57,6 +57,7 @@
 
 #define EXT_FREE_MAGIC 0x48465245u /* "HFRE": on the free list */
 #define EXT_SPARE_MAGIC 0u         /* recycled descriptor */
+#define EXT_PARKED_MAGIC 0x48504b44u /* "HPKD": a freed dedicated extent kept mapped */
 /* Requests above this fail with ENOMEM before any OS call (half the mappable space). */
 #define HEAP_SIZE_MAX ((size_t)1 << (HEAP_ADDR_BITS - 1))
 #define HEAP_ADDR_LIMIT ((uintptr_t)1 << HEAP_ADDR_BITS)
@@ -89,7 +90,10 @@ static struct {
     struct heap_extent *live;   /* doubly linked, newest first */
     struct heap_extent *free;   /* doubly linked: purged extents kept for reuse */
     struct heap_extent *spare;  /* recycled descriptors, linked by next */
+    struct heap_extent *parked; /* doubly linked, newest first: freed dedicated extents kept
+                                 * mapped (not purged) for reuse, stamped in `owner` */
     size_t free_bytes;          /* sum of size over the free list */
+    size_t parked_bytes;        /* sum of size over the parked list */
     uintptr_t top;              /* where this layer last left the break; 0 = never */
     uintptr_t foreign_brk;      /* last foreign break counted, so each counts once */
     struct heap_stats st;       /* meta_bytes is filled in by heap_get_stats */
@@ -521,6 +525,10 @@ static bool extent_map_dedicated_locked(struct heap_extent *e, size_t size)
     return true;
 }
 
+static size_t parked_release_locked(uint64_t before);
+static bool extent_is_live_locked(const struct heap_extent *e);
+static int extent_grow_dedicated_locked(struct heap_extent *e, size_t need);
+
 /* Give back every kept free extent the OS can take back: mapped ones are unmapped, sbrk ones
  * at the top of the break trimmed (with any below them that become the top).  Returns bytes. */
 static size_t release_free_locked(void)
@@ -541,7 +549,149 @@ static size_t release_free_locked(void)
         f = next;
     }
     sbrk_trim_free_tops_locked();
+    parked_release_locked(UINT64_MAX);
     return heap.st.returned_bytes - before;
+}
+
+/* ---------------------------------------------------------------- parked dedicated extents */
+
+/* A parked extent's stamp lives in `owner` (a parked extent has no owner). */
+static uint64_t parked_stamp(const struct heap_extent *e)
+{
+    return (uint64_t)(uintptr_t)e->owner;
+}
+
+static void parked_remove_locked(struct heap_extent *e);
+
+static void parked_unmap_locked(struct heap_extent *e)
+{
+    heap_assert_locked();
+    parked_remove_locked(e);
+    heap.st.mmap_bytes -= e->map_size;
+    os_unmap_locked(region_start(e), e->map_size);
+    desc_put_locked(e);
+}
+
+/* Unmap every parked extent whose stamp is below `before` (UINT64_MAX: all).  Bytes. */
+static size_t parked_release_locked(uint64_t before)
+{
+    heap_assert_locked();
+    size_t before_bytes = heap.st.returned_bytes;
+    for (struct heap_extent *e = heap.parked, *next; e; e = next) {
+        next = e->next;
+        if (parked_stamp(e) < before)
+            parked_unmap_locked(e);
+    }
+    return heap.st.returned_bytes - before_bytes;
+}
+
+/* Bytes a parked extent can hold from its base: its region may reach past `size`. */
+static size_t parked_capacity(const struct heap_extent *e)
+{
+    return region_end(e) - e->base;
+}
+
+static void parked_push_locked(struct heap_extent *e, uint64_t stamp)
+{
+    heap_assert_locked();
+    __atomic_store_n(&e->size, parked_capacity(e), __ATOMIC_RELAXED);
+    e->magic = EXT_PARKED_MAGIC;
+    e->owner = (void *)(uintptr_t)stamp;
+    e->dirty = true;
+    list_push(&heap.parked, e);
+    heap.parked_bytes += e->size;
+    heap.st.parked_extents++;
+}
+
+static void parked_remove_locked(struct heap_extent *e)
+{
+    heap_assert_locked();
+    list_remove(&heap.parked, e);
+    heap.parked_bytes -= e->size;
+    heap.st.parked_extents--;
+    e->owner = NULL;
+}
+
+/* A parked extent for a dedicated request of `need` bytes, off the parked list, not yet
+ * published; its pages stay resident (dirty).  The smallest that holds `need`: the part of
+ * its region past the next HEAP_EXTENT_SIZE boundary above `need` stays parked as an extent
+ * of its own (the split of a span, as tcmalloc's page heap does), the rest up to that boundary
+ * stays mapped as the extent's tail.  None large enough: the largest, grown by
+ * heap_extent_alloc with mremap (in place, or its pages move), so only the new part faults. */
+static struct heap_extent *parked_take_locked(size_t need)
+{
+    heap_assert_locked();
+    struct heap_extent *best = NULL, *largest = NULL;
+    for (struct heap_extent *e = heap.parked; e; e = e->next) {
+        size_t c = parked_capacity(e);
+        if (c >= need && (!best || c < parked_capacity(best)))
+            best = e;
+        if (!largest || c > parked_capacity(largest))
+            largest = e;
+    }
+    struct heap_extent *e = best ? best : largest;
+    if (!e)
+        return NULL;
+    uint64_t stamp = parked_stamp(e);
+    parked_remove_locked(e);
+    heap.st.parked_reuses++;
+    uintptr_t cut = e->base + ((need + HEAP_EXTENT_SIZE - 1) & ~(size_t)(HEAP_EXTENT_SIZE - 1));
+    uintptr_t end = region_end(e);
+    if (best && end > cut) {
+        struct heap_extent *t = desc_get_locked();
+        if (t) {
+            struct region r = {.start = cut, .len = end - cut, .base = cut};
+            desc_set_region(t, &r, end - cut, HEAP_SRC_MMAP, true);
+            parked_push_locked(t, stamp);
+            e->map_size -= end - cut;
+        } else if (heap_os()->munmap((void *)cut, end - cut) == 0) {
+            e->map_size -= end - cut;
+            heap.st.mmap_bytes -= end - cut;
+            heap.st.returned_bytes += end - cut;
+        }
+    }
+    size_t size = parked_capacity(e) < need ? parked_capacity(e) : need;
+    __atomic_store_n(&e->size, size, __ATOMIC_RELAXED);
+    e->dirty = true;
+    return e;
+}
+
+int heap_extent_park(struct heap_extent *ext, uint64_t stamp, size_t max_bytes)
+{
+    heap_lock();
+    if (!extent_is_live_locked(ext) || !ext->dedicated) {
+        heap_unlock();
+        heap_report("heap_extent_park of something that is not a live dedicated extent",
+                    (uintptr_t)ext, 0);
+        errno = EINVAL;
+        return -1;
+    }
+    heap_radix_set_locked(ext->base, ext->size, NULL);
+    list_remove(&heap.live, ext);
+    heap.st.extents--;
+    size_t cap = parked_capacity(ext);
+    if (cap > max_bytes) {
+        extent_retire_locked(ext);
+        heap_unlock();
+        return 0;
+    }
+    while (heap.parked_bytes > max_bytes - cap) { /* oldest first: the list's tail */
+        struct heap_extent *old = heap.parked;
+        while (old->next)
+            old = old->next;
+        parked_unmap_locked(old);
+    }
+    parked_push_locked(ext, stamp);
+    heap_unlock();
+    return 0;
+}
+
+size_t heap_parked_release(uint64_t before)
+{
+    heap_lock();
+    size_t bytes = heap.parked ? parked_release_locked(before) : 0;
+    heap_unlock();
+    return bytes;
 }
 
 size_t heap_release_free(void)
@@ -578,7 +728,25 @@ struct heap_extent *heap_extent_alloc(size_t size, enum heap_kind kind, uint16_t
         return NULL;
     heap_lock();
     options_ready_locked();
-    struct heap_extent *e = desc_get_locked();
+    struct heap_extent *e = dedicated && heap.parked ? parked_take_locked(need) : NULL;
+    if (e) {
+        bool ok = extent_publish_locked(e, kind, tag, owner);
+        if (ok && e->size < need && extent_grow_dedicated_locked(e, need) != 0) {
+            heap_radix_set_locked(e->base, e->size, NULL);
+            list_remove(&heap.live, e);
+            heap.st.extents--;
+            ok = false;
+        }
+        if (ok) {
+            heap_unlock();
+            return e;
+        }
+        /* Could not publish or grow it: unmap it and map afresh below. */
+        heap.st.mmap_bytes -= e->map_size;
+        os_unmap_locked(region_start(e), e->map_size);
+        desc_put_locked(e);
+    }
+    e = desc_get_locked();
     bool got = e && (dedicated ? extent_map_dedicated_locked(e, need)
                                : extent_take_free_locked(e, need) || extent_grow_locked(e, need));
     /* Before failing: give back the free extents kept for reuse (they count toward the limit
@@ -827,12 +995,14 @@ void heap_print_stats(FILE *out)
     print_counter(out, "mremap_calls", s.mremap_calls);
     print_counter(out, "resizes", s.resizes);
     print_counter(out, "resize_moves", s.resize_moves);
+    print_counter(out, "parked_extents", s.parked_extents);
+    print_counter(out, "parked_reuses", s.parked_reuses);
 }
 
 /* ---------------------------------------------------------------- validation */
 
 struct totals {
-    size_t sbrk_bytes, mmap_bytes, free_bytes, live_granules, split_granules;
+    size_t sbrk_bytes, mmap_bytes, free_bytes, parked_bytes, live_granules, split_granules;
 };
 
 #define CHECK(cond, what, a, b)                                                                   \
@@ -889,8 +1059,8 @@ static int validate_list_locked(const struct heap_extent *head, uint32_t magic, 
         if (validate_geometry_locked(e) ||
             validate_radix_locked(e, magic == HEAP_EXTENT_MAGIC ? e : NULL))
             return -1;
-        CHECK(magic == HEAP_EXTENT_MAGIC || !e->dedicated, "dedicated extent on the free list",
-              e, e->base);
+        CHECK(magic == HEAP_EXTENT_MAGIC || (magic == EXT_PARKED_MAGIC) == e->dedicated,
+              "dedicated extent on the free list, or a split one parked", e, e->base);
         if (e->source == HEAP_SRC_SBRK)
             t->sbrk_bytes += e->map_size;
         else
@@ -899,9 +1069,11 @@ static int validate_list_locked(const struct heap_extent *head, uint32_t magic, 
             t->live_granules += heap_radix_granules(e->base, e->size);
             if (e->kind == HEAP_KIND_SPLIT)
                 t->split_granules += heap_radix_granules(e->base, e->size);
-        }
-        else
+        } else if (magic == EXT_PARKED_MAGIC) {
+            t->parked_bytes += e->size;
+        } else {
             t->free_bytes += e->size;
+        }
     }
     CHECK(n == count, "extent list shorter than its counter", head, count);
     return 0;
@@ -916,10 +1088,10 @@ static bool regions_overlap(const struct heap_extent *a, const struct heap_exten
 static int validate_overlaps_locked(void)
 {
     heap_assert_locked();
-    struct heap_extent *lists[] = {heap.live, heap.free};
-    for (size_t i = 0; i < 2; i++)
+    struct heap_extent *lists[] = {heap.live, heap.free, heap.parked};
+    for (size_t i = 0; i < 3; i++)
         for (const struct heap_extent *a = lists[i]; a; a = a->next)
-            for (size_t j = i; j < 2; j++)
+            for (size_t j = i; j < 3; j++)
                 for (const struct heap_extent *b = j == i ? a->next : lists[j]; b; b = b->next)
                     CHECK(!regions_overlap(a, b), "extents overlap", a, b);
     return 0;
@@ -931,6 +1103,7 @@ static int validate_locked(void)
     struct totals t = {0};
     if (validate_list_locked(heap.live, HEAP_EXTENT_MAGIC, heap.st.extents, &t) ||
         validate_list_locked(heap.free, EXT_FREE_MAGIC, heap.st.free_extents, &t) ||
+        validate_list_locked(heap.parked, EXT_PARKED_MAGIC, heap.st.parked_extents, &t) ||
         validate_overlaps_locked())
         return -1;
     CHECK(t.sbrk_bytes == heap.st.sbrk_bytes, "sbrk_bytes does not match the extents",
@@ -939,6 +1112,8 @@ static int validate_locked(void)
           t.mmap_bytes, heap.st.mmap_bytes);
     CHECK(t.free_bytes == heap.free_bytes, "free bytes do not match the free list", t.free_bytes,
           heap.free_bytes);
+    CHECK(t.parked_bytes == heap.parked_bytes, "parked bytes do not match the parked list",
+          t.parked_bytes, heap.parked_bytes);
     size_t entries = heap_radix_count_locked();
     CHECK(entries == t.live_granules, "radix entries do not match the live extents", entries,
           t.live_granules);
@@ -974,6 +1149,7 @@ void heap_reset_for_tests(void)
         extent_retire_locked(e);
     }
     sbrk_trim_free_tops_locked();
+    parked_release_locked(UINT64_MAX);
     while (heap.free) {
         struct heap_extent *f = heap.free;
         list_remove(&heap.free, f);

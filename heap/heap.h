@@ -123,6 +123,18 @@ struct heap_extent *heap_extent_alloc(size_t size, enum heap_kind kind, uint16_t
  * at most keep_free bytes, else munmap'd.  Returns 0, or -1 with errno EINVAL when `ext` is
  * not a live extent (reported, nothing changed). */
 int heap_extent_free(struct heap_extent *ext);
+/* Free a live dedicated extent but keep it mapped, with its pages resident, for a later
+ * dedicated request (heap_extent_alloc takes the smallest parked extent that is large enough,
+ * unmaps its tail beyond the request and hands it out with `dirty` set).  `stamp` is the
+ * caller's clock (the buddy's decay epoch) for heap_parked_release.  The parked extents hold
+ * at most `max_bytes`: the oldest are unmapped to make room, and an extent larger than that is
+ * given back at once as heap_extent_free does.  Parked memory is no live extent (lookups do
+ * not find it, a second free is refused as with an unmapped one); it counts toward the limit
+ * and is unmapped before a request fails for want of memory.  0, or -1/EINVAL (reported) when
+ * `ext` is not a live dedicated extent. */
+int heap_extent_park(struct heap_extent *ext, uint64_t stamp, size_t max_bytes);
+/* Unmap the parked extents stamped below `before` (UINT64_MAX: all).  Returns bytes. */
+size_t heap_parked_release(uint64_t before);
 /* O(1), lock-free: the live extent containing addr, or NULL.  Two-level radix map over
  * (addr >> HEAP_EXTENT_SHIFT): HEAP_RADIX_L1_BITS index a static root, the rest an mmap'd
  * leaf; an extent is entered in every granule it spans.  Entries are published with release
@@ -215,6 +227,8 @@ struct heap_stats {
     size_t sbrk_calls, mmap_calls, munmap_calls, madvise_calls, mremap_calls;
     size_t resizes;             /* heap_extent_resize calls that succeeded */
     size_t resize_moves;        /* ... of which moved the extent */
+    size_t parked_extents;      /* freed dedicated extents kept mapped (heap_extent_park) */
+    size_t parked_reuses;       /* dedicated requests served from a parked extent */
 };
 void heap_get_stats(struct heap_stats *out);
 void heap_print_stats(FILE *out);

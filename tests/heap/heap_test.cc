@@ -671,6 +671,61 @@ TEST_F(HeapTest, DedicatedExtentIsExactMappingUnmappedWhole) {
     EXPECT_VALID();
 }
 
+// A parked dedicated extent stays mapped with its pages, is no live extent (lookup and a
+// second free see nothing), and serves the next dedicated request without a mapping: the
+// smallest that fits, its part past the 4 MiB boundary above the request parked on its own;
+// none large enough: the largest, grown.  Release by stamp unmaps only the older ones.
+TEST_F(HeapTest, ParkedDedicatedExtentsAreReusedSplitAndReleasedByStamp) {
+    heap_extent *e = Alloc(13 * kMiB, true);
+    ASSERT_NE(nullptr, e);
+    Fill(e, 0x5e);
+    uintptr_t base = e->base;
+    long maps = g_fake.mmap_calls, unmaps = g_fake.munmap_calls;
+    ASSERT_EQ(0, heap_extent_park(e, 7, 64 * kMiB));
+    EXPECT_EQ(unmaps, g_fake.munmap_calls) << "parked, not unmapped";
+    EXPECT_EQ(nullptr, heap_extent_lookup(reinterpret_cast<void *>(base)));
+    EXPECT_EQ(1u, Stats().parked_extents);
+    EXPECT_EQ(13 * kMiB, Stats().mmap_bytes);
+    EXPECT_VALID();
+    // 5 MiB: the 13 MiB extent, cut at 8 MiB; [8, 13) MiB stays parked.
+    heap_extent *a = Alloc(5 * kMiB, true);
+    ASSERT_NE(nullptr, a);
+    EXPECT_EQ(maps, g_fake.mmap_calls) << "no new mapping";
+    EXPECT_EQ(base, a->base);
+    EXPECT_EQ(5 * kMiB, a->size);
+    EXPECT_TRUE(a->dirty) << "old data: calloc must zero it";
+    EXPECT_EQ(0x5e, *reinterpret_cast<unsigned char *>(a->base + kPage)) << "pages kept";
+    EXPECT_EQ(1u, Stats().parked_extents);
+    EXPECT_EQ(1u, Stats().parked_reuses);
+    EXPECT_VALID();
+    // 7 MiB: nothing parked holds it; the 5 MiB tail part grows to 7.
+    heap_extent *b = Alloc(7 * kMiB, true);
+    ASSERT_NE(nullptr, b);
+    EXPECT_EQ(maps, g_fake.mmap_calls - (b->base == base + 8 * kMiB ? 0 : 1));
+    EXPECT_EQ(7 * kMiB, b->size);
+    EXPECT_EQ(0u, Stats().parked_extents);
+    EXPECT_VALID();
+    ASSERT_EQ(0, heap_extent_park(a, 3, 64 * kMiB));
+    ASSERT_EQ(0, heap_extent_park(b, 9, 64 * kMiB));
+    EXPECT_EQ(2u, Stats().parked_extents);
+    EXPECT_VALID();
+    // A second free of a parked extent is refused like any foreign one.
+    EXPECT_EQ(-1, heap_extent_free(a));
+    EXPECT_EQ(EINVAL, errno);
+    EXPECT_GT(heap_parked_release(4), 0u);  // stamp 3 goes, stamp 9 stays
+    EXPECT_EQ(1u, Stats().parked_extents);
+    EXPECT_VALID();
+    // The cap: a park past it unmaps the oldest; an extent above it is unmapped at once.
+    heap_extent *c = Alloc(9 * kMiB, true);
+    ASSERT_NE(nullptr, c);
+    unmaps = g_fake.munmap_calls;
+    ASSERT_EQ(0, heap_extent_park(c, 10, 8 * kMiB));
+    EXPECT_GT(g_fake.munmap_calls, unmaps);
+    EXPECT_EQ(0u, Stats().parked_extents);
+    EXPECT_EQ(0u, Stats().mmap_bytes);
+    EXPECT_VALID();
+}
+
 // ------------------------------------------------------------------ resizing dedicated extents
 
 // Grow in place (the address space after the mapping is free), grow by moving (a mapping in

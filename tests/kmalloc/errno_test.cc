@@ -107,8 +107,10 @@ TEST_F(FreeErrnoTest, FreeOfNullKeepsErrno) {
     kmem_cache_destroy(c);
 }
 
-// glibc's case: a block served by its own mapping, whose munmap fails.
+// glibc's case: a block served by its own mapping, whose munmap fails.  Decay time 0: a freed
+// huge block is unmapped at once (with a decay time it stays parked for reuse).
 TEST_F(FreeErrnoTest, HugeBlockWhoseMunmapFails) {
+    const uint32_t old_decay = buddy_set_decay_ms(0);
     for (bool fail : {false, true}) {
         void *p = kmalloc(48u << 20, 0);
         ASSERT_NE(nullptr, p);
@@ -122,6 +124,7 @@ TEST_F(FreeErrnoTest, HugeBlockWhoseMunmapFails) {
         }
         fail_munmap = fail_madvise = fail_sbrk_down = false;
     }
+    buddy_set_decay_ms(old_decay);
 }
 
 // krealloc that moves a huge block frees the old one: errno is kept through that free too.

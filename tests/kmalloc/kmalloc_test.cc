@@ -442,48 +442,18 @@ size_t ResidentPages(const void *p, size_t len) {
     return n;
 }
 
-// From 128 KiB (glibc's mmap threshold) kzalloc zeroes a dirty buddy block by purging it, as
-// calloc gets untouched zero pages from mmap under glibc: the block reads zero but none of it
-// is resident until the program writes to it.  A block carved from purged or never-used
-// memory already reads as zero, all of it (nothing is written into free memory;
-// buddy_alloc_clean): kzalloc makes no system call and writes nothing.
-// The clean case is set up first: after buddy_trim(0) no free page is dirty, so whichever
-// block a kzalloc gets then is clean (where it lands depends on what earlier tests left
-// allocated, and the buddy layer prefers resident memory, so a later 512 KiB kzalloc may take
-// the block this test has just written and purge it).  Then, each round, four 64 KiB blocks
-// (dirty; no decay here) merge when freed into the 256 KiB block the kzalloc takes.
-TEST_F(KmallocTest, LargeKzallocZeroesByPurgingWithoutTouching) {
+// kzalloc of a buddy block writes zeroes into the pages that may hold old data (the buddy's
+// per-page dirty bits) and leaves the others alone: no system call (a purge would be an
+// madvise, and the program's writes would fault every page in again), and a page that reads
+// as zero already is not made resident.  After buddy_trim every free page is purged; four
+// 64 KiB blocks written and freed leave 64 dirty pages, which the next 256 KiB and 512 KiB
+// kzallocs reuse first (resident memory first): at most those 64 pages are resident after
+// the first two kzallocs, and every byte reads zero.  (The third reuses the 512 KiB block,
+// every page of which was allocated, so dirty: all of it is written.)
+TEST_F(KmallocTest, LargeKzallocZeroesOnlyItsDirtyPagesWithoutSystemCalls) {
     const uint32_t old = buddy_set_decay_ms(BUDDY_DECAY_NEVER);
-    // Returns the bytes the kzalloc purged; checks that the block reads zero, none of it is
-    // resident, and that a purge covered the whole block if there was one.
-    auto zeroed = [](size_t size) -> size_t {
-        struct heap_stats before, after;
-        heap_get_stats(&before);
-        unsigned char *p = static_cast<unsigned char *>(kzalloc(size, 0));
-        EXPECT_NE(p, nullptr) << size;
-        if (!p) return 0;
-        heap_get_stats(&after);
-        size_t returned = after.returned_bytes - before.returned_bytes;
-        EXPECT_TRUE(returned == 0 || returned >= ksize(p) - 4096) << size << ": " << returned;
-        EXPECT_EQ(ResidentPages(p, ksize(p)), 0u) << size;
-        for (size_t i = 0; i < size; i++)
-            if (p[i] != 0) {
-                ADD_FAILURE() << size << " byte " << i;
-                break;
-            }
-        memset(p, 0xdd, size);
-        kfree(p);
-        return returned;
-    };
-    buddy_trim(0);  // earlier tests left free memory dirty: from here it is purged or fresh
-    struct buddy_stats bs;
-    buddy_get_stats(&bs);
-    ASSERT_EQ(bs.dirty_free_bytes, 0u);
-    EXPECT_EQ(zeroed((size_t)512 << 10), 0u) << "untouched memory needs no purge";
-    buddy_trim(0);  // the block just written and freed is purged again
-    EXPECT_EQ(zeroed(((size_t)512 << 10) - 32), 0u) << "purged memory needs no purge";
-    size_t purged_dirty = 0;
     for (int round = 0; round < 3; round++) {
+        buddy_trim(0);  // every free page purged: clean
         std::vector<void *> dirty;
         for (int i = 0; i < 4; i++) {
             void *d = kmalloc(64 << 10, 0);
@@ -492,10 +462,22 @@ TEST_F(KmallocTest, LargeKzallocZeroesByPurgingWithoutTouching) {
             dirty.push_back(d);
         }
         for (void *d : dirty) kfree(d);
-        for (size_t size : {(size_t)256 << 10, (size_t)512 << 10, ((size_t)512 << 10) - 32})
-            purged_dirty += zeroed(size) != 0;
+        for (size_t size : {(size_t)256 << 10, (size_t)512 << 10, ((size_t)512 << 10) - 32}) {
+            struct heap_stats before, after;
+            heap_get_stats(&before);
+            unsigned char *p = static_cast<unsigned char *>(kzalloc(size, 0));
+            ASSERT_NE(p, nullptr);
+            heap_get_stats(&after);
+            EXPECT_EQ(after.returned_bytes, before.returned_bytes) << size << ": purged";
+            EXPECT_EQ(after.madvise_calls, before.madvise_calls) << size;
+            if (size != ((size_t)512 << 10) - 32) {
+                EXPECT_LE(ResidentPages(p, ksize(p)), 64u) << size << ": clean pages touched";
+            }
+            for (size_t i = 0; i < size; i++) ASSERT_EQ(p[i], 0) << size << " byte " << i;
+            memset(p, 0xdd, 256 << 10);  // the next kzalloc gets these 64 pages dirty again
+            kfree(p);
+        }
     }
-    EXPECT_GE(purged_dirty, 3u) << "each round's 256 KiB block is dirty";
     buddy_set_decay_ms(old);
     // Below the threshold kzalloc writes zeroes (and kcalloc too).
     unsigned char *s = static_cast<unsigned char *>(kcalloc(1000, 100, 0));
