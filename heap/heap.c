@@ -1168,16 +1168,16 @@ void heap_reset_for_tests(void)
     heap_unlock();
 }
 
+/* The option lock is not taken here: it is innermost, below the slab layer's debug options
+ * lock too (slab/types.h), so that layer's last fork entry takes it (heap_opt_lock). */
 void heap_lock_all(void)
 {
     heap_lock();
     heap_meta_lock();
-    heap_opt_lock();
 }
 
 void heap_unlock_all(void)
 {
-    heap_opt_unlock();
     heap_meta_unlock();
     heap_unlock();
 }

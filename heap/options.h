@@ -185,7 +185,8 @@ const char *heap_opt_suggest(const char *name, size_t len);
 /* Forget what was read: the next access reads the environment again, and the next
  * heap_opt_announce() writes again.  Tests only (setenv, then this). */
 void heap_opt_reset_for_tests(void);
-/* The option lock, for the atfork handlers (heap_lock_all: innermost). */
+/* The option lock, for the atfork handlers: innermost, taken after every other lock (the
+ * slab layer's debug options lock holds it while it parses). */
 void heap_opt_lock(void);
 void heap_opt_unlock(void);
 

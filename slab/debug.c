@@ -410,14 +410,18 @@ static bool fail_applies_locked(const char *name, bool marked)
 static void opts_fork_lock(void)
 {
     heap_mutex_lock(&opts_lock);
+    heap_opt_lock();
 }
 
 static void opts_fork_unlock(void)
 {
+    heap_opt_unlock();
     heap_mutex_unlock(&opts_lock);
 }
 
-/* The options lock is a leaf (types.h): taken last by fork's prepare handler. */
+/* The options lock and, inside it, the option table's lock (types.h: parsing takes it under
+ * the options lock, so it must come after it here too): taken last by fork's prepare
+ * handler. */
 static const struct heap_fork_entry opts_fork = {
     .rank = SLAB_FORK_RANK_LEAF,
     .lock = opts_fork_lock,

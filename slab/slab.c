@@ -947,9 +947,12 @@ static int validate_slab_locked(struct kmem_cache *c, struct slab *s, uint8_t li
     if (bits != s->inuse)
         VFAIL("validate %s: slab %p bitmap has %zu bits set, inuse says %u", c->name,
               (void *)s, bits, s->inuse);
-    /* Extra bitmaps (cache_create_with_bitmaps): slots past the last have no bit to set. */
+    /* Extra bitmaps (cache_create_with_bitmaps): slots past the last have no bit to set.
+     * Their owner sets the other bits atomically without the cache lock (a pool's marks):
+     * the word is read atomically too. */
     for (unsigned k = 0; tail && k < c->extra_bitmaps; k++) {
-        if (slab_extra_bitmap(c, s, k)[c->bitmap_words - 1] & (~(uint64_t)0 << tail))
+        if (__atomic_load_n(&slab_extra_bitmap(c, s, k)[c->bitmap_words - 1], __ATOMIC_RELAXED) &
+            (~(uint64_t)0 << tail))
             VFAIL("validate %s: slab %p extra bitmap %u has padding bits set", c->name,
                   (void *)s, k);
     }

@@ -85,7 +85,7 @@
  *   SLAB_FORK_RANK_LEAK    lock 1          leak.c
  *   SLAB_FORK_RANK_CACHES  locks 2 to 5    cache.c (every cache's two, in list order)
  *   SLAB_FORK_RANK_PAGES   locks 6 and 7   cache.c (buddy_lock_all)
- *   SLAB_FORK_RANK_LEAF    leaf locks      debug.c (the options lock)
+ *   SLAB_FORK_RANK_LEAF    leaf locks      debug.c (the debug options lock, then lock 8)
  * The parent and the child release them in the reverse order.  A new lock gets a place in
  * the list above and an entry; in debug builds //tests/slab:fork_test finds any lock the
  * handler does not hold at fork time (heap/mutex.h's registry).  A single-threaded process
