@@ -153,7 +153,7 @@ static void slots_to_slabs(struct kmem_cache *c, void **objs, size_t n)
             slab_free_one(c, objs[i], NULL);
         return;
     }
-    slab_free_batch_with_count(c, objs, n, NULL);
+    slab_free_batch_with_count(c, objs, n, NULL, NULL);
     __atomic_fetch_add(&c->frees, n, __ATOMIC_RELAXED);
 }
 

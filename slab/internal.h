@@ -205,14 +205,16 @@ void slab_keys_init(void);
  * `caller` in debug caches; returns how many (errno ENOMEM when fewer than n). */
 size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n, const void *caller);
 /* The same for an array whose owner keeps its length in *count (a magazine): *count is set
- * to the objects taken so far under cache->lock, so a fork sees every object either in the
- * array or in its slab, never in neither. */
+ * to the objects taken so far under cache->lock, and *net (when not NULL: the owner's count
+ * of objects moved in minus moved out) grows with it, so a fork sees every object either in
+ * the array or in its slab, never in neither, and the statistics derived from both agree. */
 size_t slab_alloc_batch_with_count(struct kmem_cache *c, void **objs, size_t n,
-                                   uint32_t *count);
-/* Return n validated objects to their slabs and zero *count (the array's length, as above)
- * under cache->lock; empty slabs beyond max_empty go back to the buddy layer. */
+                                   uint32_t *count, size_t *net);
+/* Return n validated objects to their slabs, zero *count and take n from *net (as above;
+ * either may be NULL) under cache->lock; empty slabs beyond max_empty go back to the buddy
+ * layer. */
 void slab_free_batch_with_count(struct kmem_cache *c, void *const *objs, size_t n,
-                                uint32_t *count);
+                                uint32_t *count, size_t *net);
 /* One validated object back to its slab from a magazine-less path that knows its caller
  * (debug hooks, fault injection, tracing); false when a debug check refused it (reported). */
 bool slab_free_one(struct kmem_cache *c, void *obj, const void *caller);

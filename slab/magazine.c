@@ -131,12 +131,13 @@ static void magazine_delete(struct magazine *m)
 }
 
 /* Return a magazine's objects to the slabs; it is left empty (count zeroed under the cache
- * lock, so a fork sees the objects either in the magazine or in the slabs, never both). */
-static void magazine_empty_to_slabs(struct kmem_cache *c, struct magazine *m)
+ * lock, so a fork sees the objects either in the magazine or in the slabs, never both).
+ * `net`: the owning entry's net_in, taken down under the same lock (NULL for the depot's). */
+static void magazine_empty_to_slabs(struct kmem_cache *c, struct magazine *m, size_t *net)
 {
     uint32_t n = TC_LOAD(m->count);
     if (n)
-        slab_free_batch_with_count(c, m->objs, n, &m->count);
+        slab_free_batch_with_count(c, m->objs, n, &m->count, net);
 }
 
 /* ---------------------------------------------------------------- depot (depot_lock) */
@@ -187,7 +188,7 @@ static void depot_put(struct kmem_cache *c, struct magazine *m)
     heap_mutex_lock(&c->depot_lock);
     if (TC_LOAD(m->count) && c->nr_depot_full >= c->depot_max_full) {
         heap_mutex_unlock(&c->depot_lock);
-        magazine_empty_to_slabs(c, m);
+        magazine_empty_to_slabs(c, m, NULL);
         heap_mutex_lock(&c->depot_lock);
     }
     if (TC_LOAD(m->count))
@@ -205,7 +206,7 @@ void magazine_depot_drain(struct kmem_cache *c)
     heap_mutex_lock(&c->depot_lock);
     while (c->depot_full) {
         struct magazine *m = depot_pop_locked(c, &c->depot_full, &c->nr_depot_full);
-        magazine_empty_to_slabs(c, m);
+        magazine_empty_to_slabs(c, m, NULL);
         magazine_delete(m);
     }
     while (c->depot_empty)
@@ -244,7 +245,7 @@ size_t magazine_depot_reap(struct kmem_cache *c)
     for (struct magazine *m = full, *next; m; m = next) {
         next = m->next;
         objs += TC_LOAD(m->count);
-        magazine_empty_to_slabs(c, m);
+        magazine_empty_to_slabs(c, m, NULL);
         magazine_delete(m);
     }
     c->depot_min_full = c->nr_depot_full;
@@ -371,8 +372,7 @@ static void entry_magazine_to_slabs(struct kmem_cache *c, struct magazine_entry 
 {
     size_t n = magazine_count(m);
     if (n) {
-        magazine_empty_to_slabs(c, m);
-        entry_add_out(e, n);
+        magazine_empty_to_slabs(c, m, &e->net_in);
     }
 }
 
@@ -620,8 +620,7 @@ static bool entry_refill(struct kmem_cache *c, struct magazine_entry *e)
     if (want > cap)
         want = cap;
     TC_STORE(e->refill, want < cap ? want * 2 : cap);
-    size_t got = slab_alloc_batch_with_count(c, l->objs, want, &l->count);
-    entry_add_in(e, got);
+    size_t got = slab_alloc_batch_with_count(c, l->objs, want, &l->count, &e->net_in);
     return got != 0;
 }
 

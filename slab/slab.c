@@ -552,12 +552,13 @@ static void reverse_objs(void **objs, size_t n)
 /* Up to n objects into objs; *count (may be NULL) follows the objects taken (see
  * slab_alloc_batch_with_count).  Fault injection first, for debug caches. */
 static size_t alloc_batch(struct kmem_cache *c, void **objs, size_t n, uint32_t *count,
-                          const void *caller)
+                          size_t *net, const void *caller)
 {
     size_t got = 0;
     bool injected = false;
     struct debug_problem pb = {0};
     heap_mutex_lock(&c->lock);
+    const size_t net0 = net ? __atomic_load_n(net, __ATOMIC_RELAXED) : 0;
     if (SLAB_UNLIKELY(c->debug & SLAB_DBG_FAIL) && n && debug_should_fail_locked(c)) {
         injected = true; /* SLABCACHE_FAIL: this allocation fails */
         n = 0;
@@ -575,6 +576,8 @@ static size_t alloc_batch(struct kmem_cache *c, void **objs, size_t n, uint32_t 
         got += took;
         if (count)
             __atomic_store_n(count, (uint32_t)got, __ATOMIC_RELAXED);
+        if (net)
+            __atomic_store_n(net, net0 + got, __ATOMIC_RELAXED);
         if (c->max_objects)
             c->live_capped += took;
         if (took == want)
@@ -612,14 +615,14 @@ static size_t alloc_batch(struct kmem_cache *c, void **objs, size_t n, uint32_t 
 }
 
 size_t slab_alloc_batch_with_count(struct kmem_cache *c, void **objs, size_t n,
-                                   uint32_t *count)
+                                   uint32_t *count, size_t *net)
 {
-    return alloc_batch(c, objs, n, count, NULL);
+    return alloc_batch(c, objs, n, count, net, NULL);
 }
 
 size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n, const void *caller)
 {
-    return alloc_batch(c, objs, n, NULL, caller);
+    return alloc_batch(c, objs, n, NULL, NULL, caller);
 }
 
 /* A slot whose bit is already clear came back to its slab a second time: the same object was
@@ -690,13 +693,15 @@ static void slab_free_batch_locked(struct kmem_cache *c, void *const *objs, size
 }
 
 void slab_free_batch_with_count(struct kmem_cache *c, void *const *objs, size_t n,
-                                uint32_t *count)
+                                uint32_t *count, size_t *net)
 {
     size_t dtors = 0;
     heap_mutex_lock(&c->lock);
     slab_free_batch_locked(c, objs, n);
     if (count)
         __atomic_store_n(count, 0, __ATOMIC_RELAXED);
+    if (net)
+        __atomic_store_n(net, __atomic_load_n(net, __ATOMIC_RELAXED) - n, __ATOMIC_RELAXED);
     struct slab *chain = slab_take_excess_empty_locked(c, c->max_empty, &dtors);
     c->dtor_calls += dtors;
     heap_mutex_unlock(&c->lock);
@@ -759,7 +764,7 @@ size_t slab_free_words(struct kmem_cache *c, const struct slab_word_free *v, siz
 bool slab_free_one(struct kmem_cache *c, void *obj, const void *caller)
 {
     if (SLAB_LIKELY(!c->debug)) {
-        slab_free_batch_with_count(c, &obj, 1, NULL);
+        slab_free_batch_with_count(c, &obj, 1, NULL, NULL);
         return true;
     }
     struct debug_problem pb = {0};
