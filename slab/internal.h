@@ -41,13 +41,13 @@
 
 /* status.c */
 /* SLABCACHE_STATS: off, text at a verbosity (1 to 4) or JSON.  False when malformed (then
- * off; reported when `report`). */
+ * off; the option table reported it at start-up). */
 enum stats_mode { STATS_OFF = 0, STATS_TEXT, STATS_JSON };
 struct stats_options {
     enum stats_mode mode;
     int verbosity;
 };
-bool stats_option(struct stats_options *out, bool report);
+bool stats_option(struct stats_options *out);
 
 /* watch.c */
 extern struct slabcache_watch_published *watch_published; /* the fits for slabtop, or NULL */
@@ -72,6 +72,11 @@ size_t state_rss_bytes(void);
 
 /* ---------------------------------------------------------------- stats.c, leak.c, heapmap.c */
 
+/* stats.c */
+/* s as a JSON string body into buf (quotes, backslashes and control characters escaped; cut
+ * to fit len); returns the length written. */
+size_t stats_json_escape(char *buf, size_t len, const char *s);
+
 /* heapmap.c */
 /* The text of slabcache_heap_map, a line at a time to put(line, arg), with no allocator lock
  * held (put may use stdio). */
@@ -83,9 +88,9 @@ struct leak_options {
     bool exit_status;  /* end the process with exit_code when blocks were lost */
     int exit_code;
 };
-/* SLABCACHE_LEAKS and SLABCACHE_LEAK_EXIT_CODE.  False when malformed (then off; reported
- * when `report`). */
-bool leak_option(struct leak_options *out, bool report);
+/* SLABCACHE_LEAKS and SLABCACHE_LEAK_EXIT_CODE from the option table.  False when the value
+ * was malformed (then off; the table reported it at start-up). */
+bool leak_option(struct leak_options *out);
 /* The exit report; may end the process (_exit) with the status asked for. */
 void leak_at_exit(const struct leak_options *o);
 /* Every live block (objects, large and huge blocks), in address order, with leak_lock held

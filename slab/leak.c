@@ -847,9 +847,8 @@ void leak_for_each_block(void (*fn)(const struct leak_block_info *b, void *arg),
  *   off (0, no, false) nothing (the default)
  * A malformed value was reported by the option table at start-up and reads as off; setting
  * SLABCACHE_LEAK_EXIT_CODE makes a report exit too. */
-bool leak_option(struct leak_options *out, bool report)
+bool leak_option(struct leak_options *out)
 {
-    (void)report; /* the option table reports malformed values, once */
     memset(out, 0, sizeof *out);
     out->exit_code = (int)heap_opt_uint(OPT_LEAK_EXIT_CODE);
     if (heap_opt_is(OPT_LEAKS, "off"))

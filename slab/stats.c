@@ -123,8 +123,7 @@ void kmem_cache_print_slabinfo(FILE *out)
     fflush(out);
 }
 
-/* JSON string body: quotes, backslashes and control characters escaped. */
-static size_t json_escape(char *buf, size_t len, const char *s)
+size_t stats_json_escape(char *buf, size_t len, const char *s)
 {
     size_t pos = 0;
     for (; *s && pos + 7 < len; s++) {
@@ -149,7 +148,7 @@ static size_t json_escape(char *buf, size_t len, const char *s)
 static size_t format_json_cache(char *buf, size_t len, const struct kmem_cache_stats *st)
 {
     char name[KMEM_CACHE_NAME_MAX * 6 + 8];
-    json_escape(name, sizeof name, st->name);
+    stats_json_escape(name, sizeof name, st->name);
     const struct {
         const char *key;
         size_t value;

@@ -258,26 +258,10 @@ __attribute__((format(printf, 2, 3))) static void json_put(struct json_out *j, c
     j->len += n;
 }
 
-/* A JSON string body: quotes, backslashes and control characters escaped. */
+/* A JSON string body (stats_json_escape), for use as an argument. */
 static const char *json_str(char *buf, size_t len, const char *s)
 {
-    size_t pos = 0;
-    for (; *s && pos + 7 < len; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            buf[pos++] = '\\';
-            buf[pos++] = (char)ch;
-        } else if (ch < 0x20) {
-            static const char hex[] = "0123456789abcdef";
-            memcpy(buf + pos, "\\u00", 4);
-            buf[pos + 4] = hex[ch >> 4];
-            buf[pos + 5] = hex[ch & 15];
-            pos += 6;
-        } else {
-            buf[pos++] = (char)ch;
-        }
-    }
-    buf[pos] = '\0';
+    stats_json_escape(buf, len, s);
     return buf;
 }
 
@@ -321,9 +305,8 @@ static void print_json(struct status_out *o, const struct slabcache_state *st)
 
 /* SLABCACHE_STATS (heap/options.h): off, on (1), 2 to 4 (more detail), json.  A malformed
  * value was reported by the option table at start-up and reads as off. */
-bool stats_option(struct stats_options *out, bool report)
+bool stats_option(struct stats_options *out)
 {
-    (void)report;
     out->mode = STATS_OFF;
     out->verbosity = 1;
     if (heap_opt_is(OPT_STATS, "off"))
@@ -332,12 +315,9 @@ bool stats_option(struct stats_options *out, bool report)
         out->mode = STATS_JSON;
         return true;
     }
+    /* The words are off|on|2|3|4|json: the index of on to 4 is the verbosity. */
     out->mode = STATS_TEXT;
-    for (int v = 2; v <= 4; v++) {
-        char word[2] = {(char)('0' + v), '\0'};
-        if (heap_opt_is(OPT_STATS, word))
-            out->verbosity = v;
-    }
+    out->verbosity = (int)heap_opt_choice(OPT_STATS);
     return true;
 }
 
@@ -351,8 +331,8 @@ __attribute__((constructor)) static void status_init(void)
     struct stats_options so;
     struct leak_options lo;
     struct watch_options w;
-    stats_option(&so, false);
-    leak_option(&lo, false);
+    stats_option(&so);
+    leak_option(&lo);
     watch_option(&w);
     heap_output_setup(so.mode != STATS_OFF || lo.kinds || w.interval_ms);
     if (w.interval_ms)
@@ -362,7 +342,7 @@ __attribute__((constructor)) static void status_init(void)
 static void stats_at_exit(void)
 {
     struct stats_options exit_stats;
-    stats_option(&exit_stats, true);
+    stats_option(&exit_stats);
     if (exit_stats.mode == STATS_OFF)
         return;
     char prefix[40];
@@ -384,6 +364,6 @@ __attribute__((destructor)) static void status_fini(void)
     watch_at_exit();
     stats_at_exit();
     struct leak_options lo;
-    leak_option(&lo, true);
+    leak_option(&lo);
     leak_at_exit(&lo);
 }
