@@ -8,7 +8,8 @@
 #     bad arguments, a library that cannot be preloaded and a failing command give
 #     messages and status 2, 1 and 1;
 #   programs.sh and run_all.sh refuse bad arguments (--only myprog: status 2, no empty table);
-#   plot.sh reads compact JSON (json.dumps without spaces) and writes the three plots.
+#   plot.sh reads compact JSON (json.dumps without spaces) and writes the three plots;
+#   suite/share.py (suite.sh --share) counts a perf report's samples by allocator.
 # Usage (Bazel passes them): scripts_test.sh LIBSLABCACHE_SO COMPARE_PROBE
 set -euo pipefail
 
@@ -125,6 +126,28 @@ grep -q 'tcmalloc' "$work/plots/bench_lifo.svg" || fail "bench_lifo.svg lacks th
 grep -q 'batch-cold' "$work/plots/bench_ratio.svg" || fail "bench_ratio.svg lacks batch-cold"
 grep -q 'kmem_cache' "$work/plots/bench_mem.svg" && grep -q 'glibc' "$work/plots/bench_mem.svg" ||
     fail "bench_mem.svg lacks an allocator's line"
+step "suite/share.py: allocator shares from perf report lines"
+# A perf report of 1000 samples: 300 in the preloaded library, 100 in the kernel, 200 in
+# libc's malloc functions (counted for glibc only), 400 in the program.
+cat >"$work/perf.txt" <<'REPORT'
+# Overhead  Samples  Shared Object  Symbol
+    30.00%      300  libpeer.so.2.0  [.] mi_free
+    10.00%      100  [kernel.kallsyms]  [k] clear_page
+    20.00%      200  libc.so.6  [.] _int_malloc
+    40.00%      400  workload  [.] main
+REPORT
+line=$(python3 benchmarks/suite/share.py sample w mimalloc libpeer.so.2.0 <"$work/perf.txt")
+[[ $line == $'w\tmimalloc\t1.001\t30.00\t10.00' ]] || fail "share.py sample (peer): '$line'"
+line=$(python3 benchmarks/suite/share.py sample w glibc none <"$work/perf.txt")
+[[ $line == $'w\tglibc\t1.001\t20.00\t10.00' ]] || fail "share.py sample (glibc): '$line'"
+printf '# h\nw\tmimalloc\t1.0\t40.0\t1.0\nw\ttcmalloc\t2.0\t10.0\t1.0\nw\tslabcache\t1.5\t40.0\t2.0\n' \
+    >"$work/share.tsv"
+table=$(python3 benchmarks/suite/share.py table "$work/share.tsv" jemalloc,tcmalloc,mimalloc)
+# best peer mimalloc (least CPU), floor 1 - 0.40, slabcache's allocator time 1.5 x 0.4 / 0.4
+grep -qF '| w | mimalloc (1.00) | 40.0 | 0.600 | 1.50 | 40.0 | 1.50x | 2.0 / 1.0 |' <<<"$table" ||
+    fail "share.py table: $table"
+grep -qF '**0.600**' <<<"$table" || fail "share.py table: no geomean of the floors: $table"
+
 echo '{"results": [' >"$work/broken.json"
 expect_status 1 "plot.sh on broken JSON" bash benchmarks/plot.sh "$work/broken.json" - "$work/plots"
 echo "PASS"

@@ -29,6 +29,12 @@
 #                      slabcache), `perf stat` (task clock, faults, context switches), `perf
 #                      record` (cpu-clock, DWARF call graphs) with the top symbols by self time
 #                      and their callers, and `strace -c -f`, into DIR/profile/
+#   --share            instead of timing: every selected workload once under each allocator
+#                      with `perf record -e cpu-clock`, and the share of its CPU time spent in
+#                      the allocator and in the kernel (benchmarks/suite/share.py): per
+#                      workload the best peer's allocator share and the floor (1 - share)
+#                      that bounds what any allocator reaches against it; into DIR/share.md
+#                      and DIR/share.tsv
 #   --smoke            every workload once at tiny sizes, under glibc and (when --so names a
 #                      library that exists) slabcache, or --allocators; exit status 1 when any
 #                      fails or prints a check line different from glibc's
@@ -37,7 +43,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 args="$*"
-quick=0 rounds="" only="" out="" docs=0 so="" bindir="" smoke=0 list=0 timeout_s=900 profile=0
+quick=0 rounds="" only="" out="" docs=0 so="" bindir="" smoke=0 list=0 timeout_s=900 profile=0 share=0
 allocators_sel=""
 extra=()
 usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"; }
@@ -55,6 +61,7 @@ while (($#)); do
         --timeout) timeout_s=${2:?--timeout needs seconds}; shift ;;
         --smoke) smoke=1 ;;
         --profile) profile=1 ;;
+        --share) share=1 ;;
         --list) list=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "suite.sh: unknown argument '$1' (--help lists them)" >&2; exit 2 ;;
@@ -327,6 +334,34 @@ if ((profile)); then
         done
     done
     cat "$p/summary.txt"
+    exit 0
+fi
+# ---------------------------------------------------------------- allocator shares
+if ((share)); then
+    command -v perf >/dev/null || { echo "suite.sh: perf not installed (linux-perf)" >&2; exit 1; }
+    printf '# workload\tallocator\tcpu_s\talloc_pct\tkernel_pct\n' >"$out/share.tsv"
+    for w in "${selected[@]}"; do
+        for a in "${allocs[@]}"; do
+            d=$work/run/$w.$a.share
+            mkdir -p "$d"
+            workload_cmd "$w" "${W_ARGS[$w]}" "$d" || continue
+            echo "suite.sh: perf record $w under $a" >&2
+            read -r -a ev <<<"${aenv[$a]:-}"
+            pre=""
+            [[ $a != glibc ]] && pre=${lib[$a]}
+            (cd "$d" && perf record -q -e cpu-clock -F 999 -o "$d/perf.data" env "${ev[@]}" \
+                LD_PRELOAD="$pre" "${CMD[@]}" >/dev/null 2>"$d/err") ||
+                { echo "suite.sh: $w under $a failed: $(tail -n 2 "$d/err")" >&2; continue; }
+            # Samples by DSO and symbol: the allocator's are those of its library (the one
+            # preloaded), or for glibc those of the malloc family in libc.
+            perf report -i "$d/perf.data" --stdio --sort dso,sym -F overhead,sample,dso,sym \
+                2>/dev/null | python3 "$here/suite/share.py" sample "$w" "$a" \
+                "$(basename "$(readlink -f "${lib[$a]:-none}")")" >>"$out/share.tsv"
+            rm -rf "$d"
+        done
+    done
+    python3 "$here/suite/share.py" table "$out/share.tsv" jemalloc,tcmalloc,mimalloc >"$out/share.md"
+    cat "$out/share.md"
     exit 0
 fi
 raw=$out/raw.tsv
