@@ -147,6 +147,8 @@ table=$(python3 benchmarks/suite/share.py table "$work/share.tsv" jemalloc,tcmal
 grep -qF '| w | mimalloc (1.00) | 40.0 | 0.600 | 1.50 | 40.0 | 1.50x | 2.0 / 1.0 |' <<<"$table" ||
     fail "share.py table: $table"
 grep -qF '**0.600**' <<<"$table" || fail "share.py table: no geomean of the floors: $table"
+# 0.6 + 0.4 k = 0.9 at k = 0.75
+grep -qF 'takes 0.75x the best' <<<"$table" || fail "share.py table: no k for 0.9x: $table"
 
 echo '{"results": [' >"$work/broken.json"
 expect_status 1 "plot.sh on broken JSON" bash benchmarks/plot.sh "$work/broken.json" - "$work/plots"
