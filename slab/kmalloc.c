@@ -620,11 +620,9 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
     errno = saved;
 }
 
-__thread struct kmalloc_hint kmalloc_hints[KMALLOC_HINTS]
-    __attribute__((tls_model("initial-exec")));
-
 /* Remember that p's slab (at head) belongs to c, for the next free or usable-size query
- * near p.  Only the size-class caches with magazines are hinted: they are never destroyed,
+ * near p, in the thread's own table (a thread still on the shared empty one records
+ * nothing).  Only the size-class caches with magazines are hinted: they are never destroyed,
  * so a stale hint always names a live cache, and their objects' usable size is the class
  * size (kmalloc_usable_size_inline); the debug ones (no magazines) report the size asked
  * for. */
@@ -632,7 +630,8 @@ static inline void kmalloc_hint_record(const void *p, const void *head, struct k
 {
     /* A class cache has magazine id = class index (cache_create_fixed_id). */
     if (c->id < KMALLOC_NR_CLASSES &&
-        __atomic_load_n(&kmalloc_caches[c->id], __ATOMIC_RELAXED) == c) {
+        __atomic_load_n(&kmalloc_caches[c->id], __ATOMIC_RELAXED) == c &&
+        magazine_tls_table != &magazine_table_empty) {
         struct kmalloc_hint *h = kmalloc_hint_for(p);
         h->slab = (uintptr_t)head;
         h->cache = c;
