@@ -287,7 +287,7 @@ struct magazine_entry {
 /* The kmalloc front's free hints (slab/kmalloc_internal.h has their rule): the last slab
  * freed into for each of KMALLOC_HINTS address buckets.  They live in the thread's table, not
  * in static TLS: glibc zeroes every thread's static TLS at pthread_create, which on a fresh
- * stack faults in every page of it, so 16 KiB there cost each new thread four page faults
+ * stack faults in every page of it, so there they cost each new thread a page fault per page
  * whether it ever frees or not.  In the table they cost a page only where the thread frees,
  * once per table (tables are reused: a hint left by the table's previous thread is only a
  * guess, checked like any other).  The shared empty table's hints stay zero: they always

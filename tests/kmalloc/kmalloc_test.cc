@@ -488,8 +488,8 @@ TEST_F(KmallocTest, LargeKzallocZeroesOnlyItsDirtyPagesWithoutSystemCalls) {
 
 // A huge block (past the largest buddy order) freed is parked mapped; kzalloc and kcalloc of
 // the same size reuse it and write zeroes into it, with no system call: a purge would cost an
-// madvise and then a page fault for every page the program writes (mstress calls calloc of
-// 5 MB blocks in a loop).  Every byte reads zero, and the pages stay resident.
+// madvise and then a page fault for every page the program writes.  Every byte reads zero,
+// and the pages stay resident.
 TEST_F(KmallocTest, HugeKzallocOfAParkedExtentWritesZeroesWithoutSystemCalls) {
     const uint32_t old = buddy_set_decay_ms(BUDDY_DECAY_NEVER);
     const size_t size = (size_t)5 << 20;
