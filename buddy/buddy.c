@@ -170,6 +170,8 @@ static struct {
     struct buddy_extent *extents; /* every buddy extent held */
     struct buddy_stats st;        /* counters */
     size_t busy_blocks;           /* free blocks taken off by purges in flight */
+    size_t huge_peak[2];          /* most huge bytes live in epoch huge_epoch, and before */
+    uint64_t huge_epoch;
 } buddy = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The decay's state outside the lock: read by buddy_tick() with relaxed atomics. */
@@ -1055,6 +1057,19 @@ int buddy_order_for_size(size_t bytes)
     return order;
 }
 
+/* Note the live huge bytes in the peak of `epoch` (the huge blocks' recent demand). */
+static void huge_peak_note_locked(uint64_t epoch)
+{
+    buddy_assert_locked();
+    if (epoch != buddy.huge_epoch) {
+        buddy.huge_peak[1] = epoch == buddy.huge_epoch + 1 ? buddy.huge_peak[0] : 0;
+        buddy.huge_peak[0] = 0;
+        buddy.huge_epoch = epoch;
+    }
+    if (buddy.st.huge_bytes > buddy.huge_peak[0])
+        buddy.huge_peak[0] = buddy.st.huge_bytes;
+}
+
 static void *huge_alloc(size_t bytes, uint16_t tag)
 {
     struct heap_extent *he = heap_extent_alloc(bytes, HEAP_KIND_WHOLE, tag, NULL, true);
@@ -1066,6 +1081,7 @@ static void *huge_alloc(size_t bytes, uint16_t tag)
         buddy.st.huge_bytes += he->size;
         buddy.st.alloc_bytes += he->size;
         buddy.st.allocs++;
+        huge_peak_note_locked(epoch_now(decay_ms()));
     } else {
         buddy.st.failures++;
     }
@@ -1103,7 +1119,10 @@ static int invalid_free_locked(const void *ptr, const char *why, const void *blo
     return -1;
 }
 
-/* The parked huge extents hold at most the larger of this and the live huge bytes. */
+/* The parked huge extents hold at most the larger of this and the most huge bytes live in
+ * this decay epoch and the one before (the huge blocks' recent demand; with no decay, ever):
+ * a program that replaces its huge blocks finds its recent footprint resident, and one that
+ * stopped using them gets it back by the decay (decay_maybe) or at once by buddy_trim. */
 #define HUGE_PARK_MIN_BYTES ((size_t)64 << 20)
 
 static int huge_free_locked(struct heap_extent *he, void *ptr, uint64_t epoch)
@@ -1114,8 +1133,10 @@ static int huge_free_locked(struct heap_extent *he, void *ptr, uint64_t epoch)
                                    (void *)he->base);
     size_t size = he->size;
     uint32_t d = decay_ms();
-    size_t live = buddy.st.huge_bytes - size;
-    size_t park_max = live > HUGE_PARK_MIN_BYTES ? live : HUGE_PARK_MIN_BYTES;
+    huge_peak_note_locked(epoch);
+    size_t peak = buddy.huge_peak[0] > buddy.huge_peak[1] ? buddy.huge_peak[0]
+                                                          : buddy.huge_peak[1];
+    size_t park_max = peak > HUGE_PARK_MIN_BYTES ? peak : HUGE_PARK_MIN_BYTES;
     if ((d == 0 ? heap_extent_free(he) : heap_extent_park(he, epoch, park_max)) != 0)
         return invalid_free_locked(ptr, "heap refused the huge extent", NULL);
     buddy.st.huge_blocks--;
@@ -1724,6 +1745,8 @@ void buddy_reset_for_tests(void)
     memset(&buddy.st, 0, sizeof buddy.st);
     memset(&reuse, 0, sizeof reuse);
     buddy.busy_blocks = 0;
+    memset(buddy.huge_peak, 0, sizeof buddy.huge_peak);
+    buddy.huge_epoch = 0;
     buddy_unlock();
     __atomic_store_n(&decay.pass_epoch, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&decay.more, false, __ATOMIC_RELAXED);

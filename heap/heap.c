@@ -218,6 +218,7 @@ static void desc_set_region(struct heap_extent *e, const struct region *r, size_
     e->map_size = r->len;
     e->source = (uint8_t)src;
     e->dedicated = dedicated;
+    e->origin = r->start;
     e->dirty = false; /* fresh memory; extent_take_free_locked copies the free extent's */
 }
 
@@ -642,6 +643,7 @@ static struct heap_extent *parked_take_locked(size_t need)
         if (t) {
             struct region r = {.start = cut, .len = end - cut, .base = cut};
             desc_set_region(t, &r, end - cut, HEAP_SRC_MMAP, true);
+            t->origin = e->origin; /* one mapping still: merged again when e is parked */
             parked_push_locked(t, stamp);
             e->map_size -= end - cut;
         } else if (heap_os()->munmap((void *)cut, end - cut) == 0) {
@@ -653,6 +655,38 @@ static struct heap_extent *parked_take_locked(size_t need)
     size_t size = parked_capacity(e) < need ? parked_capacity(e) : need;
     __atomic_store_n(&e->size, size, __ATOMIC_RELAXED);
     e->dirty = true;
+    return e;
+}
+
+/* Merge e (not on any list) with the parked extents right before and after its region that
+ * were cut from the same mapping (parked_take_locked's split): the pieces of one mapping are
+ * one region of one kernel mapping again, so a later request as large as the whole is served
+ * from resident pages, and mremap can grow it (pieces of different mappings are never
+ * merged: mremap cannot span two mappings).  The newer stamp wins.  Returns the extent that
+ * holds the merged region (e, or the parked one before it). */
+static struct heap_extent *parked_merge_locked(struct heap_extent *e, uint64_t *stamp)
+{
+    heap_assert_locked();
+    for (struct heap_extent *f = heap.parked, *next; f; f = next) {
+        next = f->next;
+        if (f->origin != e->origin || f->source != e->source)
+            continue;
+        struct heap_extent *lo, *hi;
+        if (region_end(f) == region_start(e))
+            lo = f, hi = e;
+        else if (region_end(e) == region_start(f))
+            lo = e, hi = f;
+        else
+            continue;
+        if (parked_stamp(f) > *stamp)
+            *stamp = parked_stamp(f);
+        parked_remove_locked(f);
+        lo->map_size += hi->map_size;
+        heap.st.parked_merges++;
+        desc_put_locked(hi);
+        e = lo;
+        next = heap.parked; /* the merged region may touch another piece */
+    }
     return e;
 }
 
@@ -681,6 +715,7 @@ int heap_extent_park(struct heap_extent *ext, uint64_t stamp, size_t max_bytes)
             old = old->next;
         parked_unmap_locked(old);
     }
+    ext = parked_merge_locked(ext, &stamp);
     parked_push_locked(ext, stamp);
     heap_unlock();
     return 0;
@@ -864,6 +899,7 @@ static int extent_move_locked(struct heap_extent *e, size_t need)
     __atomic_store_n(&e->size, need, __ATOMIC_RELAXED);
     e->lead = 0;
     e->map_size = need;
+    e->origin = nb;
     heap_radix_set_locked(nb, need, e);
     heap.st.mmap_bytes = heap.st.mmap_bytes - old_map + need;
     heap.st.resize_moves++;
@@ -997,6 +1033,7 @@ void heap_print_stats(FILE *out)
     print_counter(out, "resize_moves", s.resize_moves);
     print_counter(out, "parked_extents", s.parked_extents);
     print_counter(out, "parked_reuses", s.parked_reuses);
+    print_counter(out, "parked_merges", s.parked_merges);
 }
 
 /* ---------------------------------------------------------------- validation */
@@ -1094,6 +1131,12 @@ static int validate_overlaps_locked(void)
             for (size_t j = i; j < 3; j++)
                 for (const struct heap_extent *b = j == i ? a->next : lists[j]; b; b = b->next)
                     CHECK(!regions_overlap(a, b), "extents overlap", a, b);
+    /* Parked pieces of one mapping that touch are merged (parked_merge_locked). */
+    for (const struct heap_extent *a = heap.parked; a; a = a->next)
+        for (const struct heap_extent *b = heap.parked; b; b = b->next)
+            CHECK(a == b || a->origin != b->origin || a->source != b->source ||
+                      region_end(a) != region_start(b),
+                  "parked pieces of one mapping left unmerged", a, b);
     return 0;
 }
 

@@ -102,6 +102,8 @@ struct heap_extent {
     uint32_t lead;        /* bytes obtained before base (sbrk alignment padding); the OS
                            * region is [base - lead, base - lead + map_size) */
     bool dedicated;       /* own mapping, unmapped whole by heap_extent_free */
+    uintptr_t origin;     /* dedicated: start of the mapping its region was cut from (the
+                           * parked pieces of one mapping are merged again) */
     bool dirty;           /* may hold old data: a free extent whose purge failed, and an
                            * extent handed out from it.  Otherwise every byte of a newly
                            * handed-out extent reads as zero (fresh or purged memory). */
@@ -125,7 +127,9 @@ struct heap_extent *heap_extent_alloc(size_t size, enum heap_kind kind, uint16_t
 int heap_extent_free(struct heap_extent *ext);
 /* Free a live dedicated extent but keep it mapped, with its pages resident, for a later
  * dedicated request (heap_extent_alloc takes the smallest parked extent that is large enough,
- * unmaps its tail beyond the request and hands it out with `dirty` set).  `stamp` is the
+ * parks its part past the 4 MiB boundary above the request on its own and hands it out with
+ * `dirty` set).  Parked pieces of one mapping that touch are merged again (the newer stamp
+ * wins), so a request as large as the whole finds it resident.  `stamp` is the
  * caller's clock (the buddy's decay epoch) for heap_parked_release.  The parked extents hold
  * at most `max_bytes`: the oldest are unmapped to make room, and an extent larger than that is
  * given back at once as heap_extent_free does.  Parked memory is no live extent (lookups do
@@ -229,6 +233,7 @@ struct heap_stats {
     size_t resize_moves;        /* ... of which moved the extent */
     size_t parked_extents;      /* freed dedicated extents kept mapped (heap_extent_park) */
     size_t parked_reuses;       /* dedicated requests served from a parked extent */
+    size_t parked_merges;       /* parked pieces of one mapping merged again */
 };
 void heap_get_stats(struct heap_stats *out);
 void heap_print_stats(FILE *out);

@@ -148,6 +148,9 @@ struct kmem_cache *cache_of_block(const void *head);
 
 /* ---------------------------------------------------------------- magazine.c */
 extern struct heap_mutex magazine_tables_lock; /* lock 3 (types.h) */
+/* The table every thread starts on (and returns to at exit): no entry has a cache or a
+ * window, so every fast-path lookup misses; read-only (its hints stay zero). */
+extern struct magazine_table magazine_table_empty;
 
 /* The thread-table key (thread exit returns a thread's magazines); cache_init_once. */
 void magazine_init(void);

@@ -79,7 +79,6 @@
 _Static_assert(KMALLOC_FINE_BASE + KMALLOC_FINE_CLASSES + 7u + 2u * 8u == KMALLOC_NR_CLASSES,
                "KMALLOC_NR_CLASSES counts the fine classes");
 #define KMALLOC_MAX_EMPTY_SLABS 1
-#define KMALLOC_PURGE_MIN_BYTES ((size_t)128 << 10) /* glibc's default mmap threshold */
 #define KMALLOC_HUGE_MAGIC 0x4b4d484755474531ull /* "KMHUGE1" */
 
 static const size_t kmalloc_largest_order_bytes = BUDDY_PAGE_SIZE << BUDDY_MAX_ORDER;
@@ -253,23 +252,6 @@ static inline bool is_pow2(size_t x)
     return x && !(x & (x - 1));
 }
 
-/* Zero the first size bytes of a dedicated (huge) block of block_bytes reused dirty from the
- * heap's parked extents (clean: nothing to do).  From KMALLOC_PURGE_MIN_BYTES up (glibc's
- * mmap threshold) by purging it (MADV_DONTNEED: its pages read back as zero and are faulted
- * in only when the program touches them), which is what glibc's calloc gets from a fresh
- * mmap; a purge that fails falls back to memset of the requested bytes.  Buddy blocks use
- * large_zero_dirty instead: memset of the dirty pages only (a purge cost an madvise and a
- * fault per page the program then wrote: mstress 49k faults, 19k with memset; a memset of
- * the whole block made clean pages resident: git's sparse calloc(512 KiB) hash tables). */
-static void large_zero(void *p, size_t size, size_t block_bytes, bool clean)
-{
-    if (clean ||
-        (block_bytes >= KMALLOC_PURGE_MIN_BYTES && size > BUDDY_PAGE_SIZE &&
-         heap_purge(p, block_bytes) == 0))
-        return;
-    memset(p, 0, size);
-}
-
 /* Zero the first size bytes of a buddy block just allocated: only its dirty pages (`dirty`,
  * buddy_alloc_dirty), with memset.  A page that reads as zero (never used, or purged) is not
  * touched, so it does not become resident. */
@@ -290,15 +272,19 @@ static void large_zero_dirty(void *p, size_t size, const uint64_t *dirty)
     }
 }
 
-/* Zero a dedicated (huge) block just allocated, when it is dirty: the whole extent for
- * kzalloc, the bytes asked for with KMALLOC_ZERO_ASKED; purged, not written, as large_zero
- * does for big blocks. */
+/* Zero a dedicated (huge) block just allocated, when it is dirty (reused from the heap's
+ * parked extents; a fresh mapping reads as zero): the whole extent for kzalloc, the bytes
+ * asked for with KMALLOC_ZERO_ASKED, with memset.  A parked extent's pages are resident, so
+ * writing them costs no fault, where a purge (madvise) would cost a system call and then a
+ * fault per page for the program's own writes (docs/limits.md, section 6, has the
+ * measurements).  The price: pages of the extent its previous owner never touched become
+ * resident, as they do in glibc's and jemalloc's calloc of reused memory. */
 static void huge_zero(void *p, size_t size, unsigned int flags)
 {
     const struct heap_extent *he = heap_extent_lookup(p);
     if (!he || !he->dirty)
         return;
-    large_zero(p, (flags & KMALLOC_ZERO_ASKED) ? size : he->size, he->size, false);
+    memset(p, 0, (flags & KMALLOC_ZERO_ASKED) ? size : he->size);
 }
 
 /* A block of at least size bytes aligned to align (a power of two, may be 0), from the buddy
@@ -634,11 +620,9 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
     errno = saved;
 }
 
-__thread struct kmalloc_hint kmalloc_hints[KMALLOC_HINTS]
-    __attribute__((tls_model("initial-exec")));
-
 /* Remember that p's slab (at head) belongs to c, for the next free or usable-size query
- * near p.  Only the size-class caches with magazines are hinted: they are never destroyed,
+ * near p, in the thread's own table (a thread still on the shared empty one records
+ * nothing).  Only the size-class caches with magazines are hinted: they are never destroyed,
  * so a stale hint always names a live cache, and their objects' usable size is the class
  * size (kmalloc_usable_size_inline); the debug ones (no magazines) report the size asked
  * for. */
@@ -646,7 +630,8 @@ static inline void kmalloc_hint_record(const void *p, const void *head, struct k
 {
     /* A class cache has magazine id = class index (cache_create_fixed_id). */
     if (c->id < KMALLOC_NR_CLASSES &&
-        __atomic_load_n(&kmalloc_caches[c->id], __ATOMIC_RELAXED) == c) {
+        __atomic_load_n(&kmalloc_caches[c->id], __ATOMIC_RELAXED) == c &&
+        magazine_tls_table != &magazine_table_empty) {
         struct kmalloc_hint *h = kmalloc_hint_for(p);
         h->slab = (uintptr_t)head;
         h->cache = c;

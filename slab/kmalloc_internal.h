@@ -67,25 +67,18 @@ void *kmalloc_for_malloc_aligned(size_t align, size_t size, const void *caller);
 extern const uint8_t kmalloc_index16[KMALLOC_TABLE_MAX / 16 + 1];
 
 /* Per-thread hints for free: the last slab freed into for each of KMALLOC_HINTS address
- * buckets (p >> 16, 64 KiB each: together 64 MiB of slabs).  A hit names the cache without
- * the page-map walk (granule bit, radix root, leaf, extent, page entry, header: dependent
- * loads).  A thread of a server that holds thousands of blocks of a few dozen classes touches
- * some fifty slabs, so the table is large (16 KiB of TLS, touched only where the thread
- * frees).  The hint is only a guess: slab_check_free_fast validates p against the hinted
- * cache (the complete always-on check; its canary test is the hint's validity test), and a
- * slab released and reused since fails it and takes the full path.  Only the size-class
- * caches are hinted: they are never destroyed, so a stale hint names a live cache. */
-#define KMALLOC_HINTS 1024
-struct kmalloc_hint {
-    uintptr_t slab; /* slab base, or 0 */
-    struct kmem_cache *cache;
-};
-extern __thread struct kmalloc_hint kmalloc_hints[KMALLOC_HINTS]
-    __attribute__((tls_model("initial-exec")));
-
+ * buckets (p >> 16, 64 KiB each: together 64 MiB of slabs), in the thread's magazine table
+ * (slab/types.h).  A hit names the cache without the page-map walk (granule bit, radix root,
+ * leaf, extent, page entry, header: dependent loads).  A thread of a server that holds
+ * thousands of blocks of a few dozen classes touches some fifty slabs, so the table is large
+ * (16 KiB, touched only where the thread frees).  The hint is only a guess:
+ * slab_check_free_fast validates p against the hinted cache (the complete always-on check;
+ * its canary test is the hint's validity test), and a slab released and reused since fails
+ * it and takes the full path.  Only the size-class caches are hinted: they are never
+ * destroyed, so a stale hint names a live cache. */
 static inline struct kmalloc_hint *kmalloc_hint_for(const void *p)
 {
-    return &kmalloc_hints[((uintptr_t)p >> 16) % KMALLOC_HINTS];
+    return &magazine_tls_table->hints[((uintptr_t)p >> 16) % KMALLOC_HINTS];
 }
 
 /* The hinted cache of p when p is a live slot of it (the complete always-on check), else

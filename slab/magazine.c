@@ -78,9 +78,9 @@ static int table_key_ready;                   /* atomic */
 
 /* Threads start on an all-empty table (no entry has a cache or a window), so the fast paths
  * need no NULL test: every lookup misses and the slow path creates the thread's own table. */
-static struct magazine_table table_empty;
+struct magazine_table magazine_table_empty;
 __thread struct magazine_table *magazine_tls_table __attribute__((tls_model("initial-exec"))) =
-    &table_empty;
+    &magazine_table_empty;
 static __thread int tls_table_dead __attribute__((tls_model("initial-exec")));
 
 static void table_thread_exit(void *arg);
@@ -415,7 +415,8 @@ static void table_retire(struct magazine_table *tc)
         table_list = tc->next;
     if (tc->next)
         tc->next->prev = tc->prev;
-    /* Every entry is zero again (entry_retire_locked): keep the table for the next thread. */
+    /* Every entry is zero again (entry_retire_locked): keep the table for the next thread.
+     * Its free hints stay: they are guesses that the free path checks anyway. */
     tc->prev = NULL;
     tc->next = table_free;
     table_free = tc;
@@ -425,7 +426,7 @@ static void table_retire(struct magazine_table *tc)
 static void table_thread_exit(void *arg)
 {
     struct magazine_table *tc = arg;
-    magazine_tls_table = &table_empty;
+    magazine_tls_table = &magazine_table_empty;
     tls_table_dead = 1;
     if (tc)
         table_retire(tc);
@@ -482,7 +483,7 @@ void kmem_cache_thread_flush(void)
     if (hook)
         hook();
     struct magazine_table *tc = magazine_tls_table;
-    if (tc == &table_empty)
+    if (tc == &magazine_table_empty)
         return;
     heap_mutex_lock(&magazine_tables_lock);
     for (size_t id = 0; id < SLAB_MAX_CACHES; id++)
@@ -493,7 +494,8 @@ void kmem_cache_thread_flush(void)
 void magazine_flush_self(struct kmem_cache *c)
 {
     struct magazine_table *tc = magazine_tls_table;
-    if (tc == &table_empty || c->id >= SLAB_MAX_CACHES || TC_LOAD(tc->ent[c->id].cache) != c)
+    if (tc == &magazine_table_empty || c->id >= SLAB_MAX_CACHES ||
+        TC_LOAD(tc->ent[c->id].cache) != c)
         return;
     /* A closed window: this thread is inside a slow path of c further up its stack (a
      * reclaim before ENOMEM runs from there), which owns the magazines until it reopens. */
@@ -551,7 +553,7 @@ static struct magazine_entry *entry_for(struct kmem_cache *c)
     if (!c->mag_size)
         return NULL;
     struct magazine_table *tc = magazine_tls_table;
-    if (tc == &table_empty && !(tc = table_create()))
+    if (tc == &magazine_table_empty && !(tc = table_create()))
         return NULL;
     struct magazine_entry *e = &tc->ent[c->id];
     if (TC_LOAD(e->cache) == c)
@@ -947,7 +949,7 @@ int magazine_validate(struct kmem_cache *c)
 void magazine_fork_child(void)
 {
     /* Only the forking thread exists now: retire every other thread's table. */
-    struct magazine_table *self = magazine_tls_table; /* &table_empty is never on the list */
+    struct magazine_table *self = magazine_tls_table; /* the empty table is never listed */
     for (;;) {
         heap_mutex_lock(&magazine_tables_lock);
         struct magazine_table *tc = table_list;

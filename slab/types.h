@@ -284,12 +284,26 @@ struct magazine_entry {
     uint32_t refill;           /* objects the next refill from the slabs takes (0: first) */
     uint32_t returns_seen;     /* cache->returns when the window opened (the popped run) */
 };
+/* The kmalloc front's free hints (slab/kmalloc_internal.h has their rule): the last slab
+ * freed into for each of KMALLOC_HINTS address buckets.  They live in the thread's table, not
+ * in static TLS: glibc zeroes every thread's static TLS at pthread_create, which on a fresh
+ * stack faults in every page of it, so there they cost each new thread a page fault per page
+ * whether it ever frees or not.  In the table they cost a page only where the thread frees,
+ * once per table (tables are reused: a hint left by the table's previous thread is only a
+ * guess, checked like any other).  The shared empty table's hints stay zero: they always
+ * miss, and nothing records into it. */
+#define KMALLOC_HINTS 1024
+struct kmalloc_hint {
+    uintptr_t slab; /* slab base, or 0 */
+    struct kmem_cache *cache;
+};
 struct magazine_table {
     struct magazine_table *next, *prev; /* registry (magazine_tables_lock) */
     pthread_t thread;
     /* ent[SLAB_MAX_CACHES] is a sentinel that is never assigned: caches without magazines
      * point their tc_off at it, so the fast path needs no range check. */
     struct magazine_entry ent[SLAB_MAX_CACHES + 1];
+    struct kmalloc_hint hints[KMALLOC_HINTS]; /* owning thread only */
 };
 
 #endif

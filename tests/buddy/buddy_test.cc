@@ -931,6 +931,45 @@ TEST_F(BuddyTest, GrowthFailureIsEnomemAndChangesNothing)
 
 // ------------------------------------------------------------------ huge, lookup
 
+// Freed huge blocks stay parked up to the most huge bytes live in this decay epoch and the
+// one before: a program that frees its huge blocks and allocates the same again (96 MiB
+// here, past the 64 MiB floor) gets them back with no mapping and no unmapping; two decay
+// epochs of no huge activity later, a slow path of the layer unmaps them all.  (Capped at the
+// bytes still live, the frees would unmap half of them and the reallocation map them again.)
+TEST_F(BuddyTest, FreedHugeBlocksStayParkedUpToTheirRecentPeak)
+{
+    UseFakeClock(100);
+    const size_t size = 6 * kExtent; // 24 MiB
+    std::vector<void *> v;
+    for (int i = 0; i < 4; i++) {
+        v.push_back(buddy_alloc_bytes(size, BUDDY_TAG_LARGE));
+        ASSERT_NE(nullptr, v.back());
+    }
+    heap_stats h0, h1;
+    heap_get_stats(&h0);
+    for (void *p : v)
+        ASSERT_EQ(0, buddy_free(p));
+    for (void *&p : v) {
+        p = buddy_alloc_bytes(size, BUDDY_TAG_LARGE);
+        ASSERT_NE(nullptr, p);
+    }
+    heap_get_stats(&h1);
+    EXPECT_EQ(h0.mmap_calls, h1.mmap_calls) << "every block came back from the parked ones";
+    EXPECT_EQ(h0.munmap_calls, h1.munmap_calls) << "none was unmapped";
+    EXPECT_EQ(4u, h1.parked_reuses - h0.parked_reuses);
+    ASSERT_VALID();
+    for (void *p : v)
+        ASSERT_EQ(0, buddy_free(p));
+    heap_get_stats(&h1);
+    EXPECT_EQ(4u, h1.parked_extents);
+    g_clock_ms += 250; // two epoch starts later
+    buddy_tick();
+    heap_get_stats(&h1);
+    EXPECT_EQ(0u, h1.parked_extents) << "decayed";
+    EXPECT_EQ(0u, h1.mmap_bytes);
+    ASSERT_VALID();
+}
+
 TEST_F(BuddyTest, HugeBlocksAreDedicatedExtents)
 {
     void *four = buddy_alloc_bytes(kExtent, BUDDY_TAG_USER); // largest order, not huge

@@ -705,14 +705,20 @@ TEST_F(HeapTest, ParkedDedicatedExtentsAreReusedSplitAndReleasedByStamp) {
     EXPECT_EQ(7 * kMiB, b->size);
     EXPECT_EQ(0u, Stats().parked_extents);
     EXPECT_VALID();
+    // Grown in place, b is still the piece of the first mapping right after a's region:
+    // parked, the two are merged again (the newer stamp wins).
+    const bool one_mapping = b->base == base + 8 * kMiB;
     ASSERT_EQ(0, heap_extent_park(a, 3, 64 * kMiB));
-    ASSERT_EQ(0, heap_extent_park(b, 9, 64 * kMiB));
-    EXPECT_EQ(2u, Stats().parked_extents);
-    EXPECT_VALID();
-    // A second free of a parked extent is refused like any foreign one.
-    EXPECT_EQ(-1, heap_extent_free(a));
+    EXPECT_EQ(-1, heap_extent_free(a));  // a second free of a parked extent is refused
     EXPECT_EQ(EINVAL, errno);
-    EXPECT_GT(heap_parked_release(4), 0u);  // stamp 3 goes, stamp 9 stays
+    ASSERT_EQ(0, heap_extent_park(b, 9, 64 * kMiB));
+    EXPECT_EQ(one_mapping ? 1u : 2u, Stats().parked_extents);
+    EXPECT_EQ(one_mapping ? 1u : 0u, Stats().parked_merges);
+    EXPECT_VALID();
+    if (one_mapping)
+        EXPECT_EQ(0u, heap_parked_release(4));  // stamp 9 for the whole
+    else
+        EXPECT_GT(heap_parked_release(4), 0u);  // stamp 3 goes, stamp 9 stays
     EXPECT_EQ(1u, Stats().parked_extents);
     EXPECT_VALID();
     // The cap: a park past it unmaps the oldest; an extent above it is unmapped at once.
@@ -721,7 +727,44 @@ TEST_F(HeapTest, ParkedDedicatedExtentsAreReusedSplitAndReleasedByStamp) {
     unmaps = g_fake.munmap_calls;
     ASSERT_EQ(0, heap_extent_park(c, 10, 8 * kMiB));
     EXPECT_GT(g_fake.munmap_calls, unmaps);
-    EXPECT_EQ(0u, Stats().parked_extents);
+    // Merged, the parked [0, 15) MiB served c from its first 12 MiB and keeps [12, 15).
+    EXPECT_EQ(one_mapping ? 1u : 0u, Stats().parked_extents);
+    EXPECT_EQ(one_mapping ? 3 * kMiB : 0u, Stats().mmap_bytes);
+    EXPECT_VALID();
+}
+
+// The pieces of one parked mapping come together again: a 5 MiB request cuts a parked
+// 13 MiB extent at 8 MiB (the rest parked on its own); parked again, the 5 MiB extent is
+// merged with that rest, so a 12 MiB request is served from the whole, resident, with no
+// system call.  (Without the merge: two parked extents, and the 12 MiB request grows one.)
+TEST_F(HeapTest, ParkedPiecesOfOneMappingAreMergedAgain) {
+    heap_extent *e = Alloc(13 * kMiB, true);
+    ASSERT_NE(nullptr, e);
+    Fill(e, 0x6a);
+    const uintptr_t base = e->base;
+    ASSERT_EQ(0, heap_extent_park(e, 1, 64 * kMiB));
+    heap_extent *a = Alloc(5 * kMiB, true);
+    ASSERT_NE(nullptr, a);
+    ASSERT_EQ(base, a->base);
+    ASSERT_EQ(1u, Stats().parked_extents) << "the part past 8 MiB";
+    ASSERT_EQ(0, heap_extent_park(a, 2, 64 * kMiB));
+    EXPECT_EQ(1u, Stats().parked_extents);
+    EXPECT_EQ(1u, Stats().parked_merges);
+    EXPECT_VALID();
+    const long maps = g_fake.mmap_calls, remaps = g_fake.mremap_calls,
+               unmaps = g_fake.munmap_calls;
+    heap_extent *b = Alloc(12 * kMiB, true);
+    ASSERT_NE(nullptr, b);
+    EXPECT_EQ(base, b->base);
+    EXPECT_EQ(maps, g_fake.mmap_calls);
+    EXPECT_EQ(remaps, g_fake.mremap_calls);
+    EXPECT_EQ(unmaps, g_fake.munmap_calls);
+    EXPECT_EQ(0x6a, *reinterpret_cast<unsigned char *>(b->base + 10 * kMiB)) << "pages kept";
+    EXPECT_EQ(1u, Stats().parked_extents) << "[12, 13) MiB";
+    EXPECT_VALID();
+    ASSERT_EQ(0, heap_extent_free(b));
+    EXPECT_EQ(1 * kMiB, Stats().mmap_bytes);
+    EXPECT_GT(heap_parked_release(UINT64_MAX), 0u);
     EXPECT_EQ(0u, Stats().mmap_bytes);
     EXPECT_VALID();
 }

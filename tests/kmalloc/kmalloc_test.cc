@@ -486,6 +486,35 @@ TEST_F(KmallocTest, LargeKzallocZeroesOnlyItsDirtyPagesWithoutSystemCalls) {
     kfree(s);
 }
 
+// A huge block (past the largest buddy order) freed is parked mapped; kzalloc and kcalloc of
+// the same size reuse it and write zeroes into it, with no system call: a purge would cost an
+// madvise and then a page fault for every page the program writes.  Every byte reads zero,
+// and the pages stay resident.
+TEST_F(KmallocTest, HugeKzallocOfAParkedExtentWritesZeroesWithoutSystemCalls) {
+    const uint32_t old = buddy_set_decay_ms(BUDDY_DECAY_NEVER);
+    const size_t size = (size_t)5 << 20;
+    for (int round = 0; round < 2; round++) {
+        void *d = kmalloc(size, 0);
+        ASSERT_NE(d, nullptr);
+        memset(d, 0xee, size);
+        kfree(d);
+        struct heap_stats before, after;
+        heap_get_stats(&before);
+        unsigned char *p = static_cast<unsigned char *>(round ? kcalloc(size / 8, 8, 0)
+                                                              : kzalloc(size, 0));
+        ASSERT_NE(p, nullptr);
+        heap_get_stats(&after);
+        EXPECT_EQ(static_cast<void *>(p), d) << "the parked extent is reused";
+        EXPECT_EQ(after.madvise_calls, before.madvise_calls) << round;
+        EXPECT_EQ(after.returned_bytes, before.returned_bytes) << round << ": purged";
+        EXPECT_EQ(ResidentPages(p, size), size / 4096) << round;
+        for (size_t i = 0; i < size; i++) ASSERT_EQ(p[i], 0) << round << " byte " << i;
+        kfree(p);
+    }
+    buddy_set_decay_ms(old);
+    EXPECT_EQ(buddy_validate(), 0);
+}
+
 TEST_F(KmallocTest, KcallocZeroesAndRejectsOverflow) {
     unsigned char *p = static_cast<unsigned char *>(kcalloc(37, 41, 0));
     ASSERT_NE(p, nullptr);

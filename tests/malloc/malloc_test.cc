@@ -17,6 +17,8 @@
 #include "tests/common/pattern.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -415,6 +417,25 @@ TEST_F(MallocTest, ThreadsComeAndGo) {
         }
     }
     EXPECT_EQ(bad.load(), 0);
+}
+
+// glibc zeroes a thread's whole static TLS at every pthread_create (and copies its
+// initialised part); on a fresh stack each page of it is a page fault, paid by every thread
+// whether it allocates or not.  So the library keeps its per-thread state in tables it
+// reuses, and its own static TLS (the PT_TLS segment of libslabcache.so) under a page.
+int FindSlabcacheTls(struct dl_phdr_info *info, size_t, void *arg) {
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libslabcache")) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_TLS)
+            *static_cast<size_t *>(arg) = info->dlpi_phdr[i].p_memsz;
+    return 1;
+}
+
+TEST_F(MallocTest, StaticTlsStaysUnderAPage) {
+    size_t tls = SIZE_MAX;
+    ASSERT_EQ(dl_iterate_phdr(FindSlabcacheTls, &tls), 1) << "libslabcache.so is not loaded";
+    ASSERT_NE(tls, SIZE_MAX) << "no PT_TLS segment";
+    EXPECT_LT(tls, (size_t)4096);
 }
 
 TEST_F(MallocTest, ForkWhileOtherThreadsAllocate) {
