@@ -30,29 +30,13 @@ trap 'rm -rf "$work"' EXIT
 programs_install
 programs_setup "$work" "$quick" >/dev/null 2>&1
 
-# share DATA KIND: "<allocator %> <kernel %>" from perf's per-symbol self time.
+# share DATA KIND: "<allocator %> <kernel %>" from perf's per-symbol sample counts
+# (benchmarks/suite/share.py; for KIND glibc the program's own malloc: glibc's malloc
+# family, or the jemalloc that Debian's redis links).
 share() {
-    perf report -i "$1" --stdio --sort dso,sym 2>/dev/null | python3 -c '
-import re, sys
-kind = sys.argv[1]
-glibc = re.compile(r"(^|_)(malloc|free|calloc|realloc|memalign|valloc|pvalloc|tcache|unlink_chunk|"
-                   r"sysmalloc|systrim|malloc_consolidate|cfree|int_malloc|int_free|int_realloc|"
-                   r"int_memalign|arena|mremap_chunk|munmap_chunk|posix_memalign|aligned_alloc)")
-alloc = kern = total = 0.0
-for line in sys.stdin:
-    m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(\S+)", line)
-    if not m:
-        continue
-    pct, dso, where, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4)
-    total += pct
-    if where == "k":
-        kern += pct
-    elif kind == "glibc" and ("libjemalloc" in dso or ("libc" in dso and glibc.search(sym))):
-        alloc += pct  # the own malloc of the program: glibc, or jemalloc for the redis of Debian
-    elif kind == "slabcache" and "libslabcache" in dso:
-        alloc += pct
-print(f"{alloc * 100 / total:.2f} {kern * 100 / total:.2f}" if total else "0 0")
-' "$2"
+    perf report -i "$1" --stdio --sort dso,sym -F overhead,sample,dso,sym 2>/dev/null |
+        python3 "$here/suite/share.py" sample - "$2" "$(basename "$(readlink -f "$so")")" 2>/dev/null |
+        awk -F'\t' '{ print $4, $5; found = 1 } END { if (!found) print "0 0" }'
 }
 
 printf '| program | own malloc %% | bound (1 - share) | slabcache %% | kernel %% (own malloc) |\n'

@@ -140,6 +140,10 @@ line=$(python3 benchmarks/suite/share.py sample w mimalloc libpeer.so.2.0 <"$wor
 [[ $line == $'w\tmimalloc\t1.001\t30.00\t10.00' ]] || fail "share.py sample (peer): '$line'"
 line=$(python3 benchmarks/suite/share.py sample w glibc none <"$work/perf.txt")
 [[ $line == $'w\tglibc\t1.001\t20.00\t10.00' ]] || fail "share.py sample (glibc): '$line'"
+# With no preload, a program's own jemalloc (Debian's redis links it) is its malloc too.
+line=$(sed 's/libc.so.6  \[.\] _int_malloc/libjemalloc.so.2  [.] je_malloc/' "$work/perf.txt" |
+    python3 benchmarks/suite/share.py sample w glibc none)
+[[ $line == $'w\tglibc\t1.001\t20.00\t10.00' ]] || fail "share.py sample (own jemalloc): '$line'"
 printf '# h\nw\tmimalloc\t1.0\t40.0\t1.0\nw\ttcmalloc\t2.0\t10.0\t1.0\nw\tslabcache\t1.5\t40.0\t2.0\n' \
     >"$work/share.tsv"
 table=$(python3 benchmarks/suite/share.py table "$work/share.tsv" jemalloc,tcmalloc,mimalloc)

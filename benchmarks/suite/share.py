@@ -3,8 +3,9 @@
 
   share.py sample WORKLOAD ALLOCATOR LIBNAME   < perf report --sort dso,sym -F overhead,sample,dso,sym
       prints one line of share.tsv: workload, allocator, CPU seconds (samples at 999 Hz),
-      the allocator's percentage (samples in LIBNAME; for glibc, its malloc family in libc)
-      and the kernel's.
+      the allocator's percentage (samples in LIBNAME; for glibc, its malloc family in libc,
+      or the jemalloc a program links itself) and the kernel's.  benchmarks/alloc_share.sh
+      uses it too.
   share.py table SHARE_TSV PEER,PEER,...
       prints the markdown table: per workload the best peer (least CPU), its allocator share,
       the floor 1 - share (what an allocator that cost nothing would reach against that
@@ -32,8 +33,8 @@ def sample(workload, kind, libname):
         total += n
         if where == "k":
             kern += n
-        elif kind == "glibc" and "libc" in dso and GLIBC.search(sym):
-            alloc += n
+        elif kind == "glibc" and ("libjemalloc" in dso or ("libc" in dso and GLIBC.search(sym))):
+            alloc += n  # with no preload: glibc's malloc, or a program's own jemalloc (redis)
         elif kind != "glibc" and dso == libname:
             alloc += n
     if not total:
