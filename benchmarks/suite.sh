@@ -347,10 +347,8 @@ if ((share)); then
             workload_cmd "$w" "${W_ARGS[$w]}" "$d" || continue
             echo "suite.sh: perf record $w under $a" >&2
             read -r -a ev <<<"${aenv[$a]:-}"
-            pre=""
-            [[ $a != glibc ]] && pre=${lib[$a]}
             (cd "$d" && perf record -q -e cpu-clock -F 999 -o "$d/perf.data" env "${ev[@]}" \
-                LD_PRELOAD="$pre" "${CMD[@]}" >/dev/null 2>"$d/err") ||
+                LD_PRELOAD="${lib[$a]}" "${CMD[@]}" >/dev/null 2>"$d/err") ||
                 { echo "suite.sh: $w under $a failed: $(tail -n 2 "$d/err")" >&2; continue; }
             # Samples by DSO and symbol: the allocator's are those of its library (the one
             # preloaded), or for glibc those of the malloc family in libc.
