@@ -174,6 +174,10 @@ void magazine_set_thread_flush_hook(void (*fn)(void));
  * the list of caches). */
 #define SLAB_REAP_MS 1000
 void magazine_set_reaper(void (*fn)(void));
+/* The schedule's tick: cheap (a thread-local countdown, then a coarse clock read) unless a
+ * decay pass or a reap is due.  Called with no lock held from the slow paths here and from
+ * kmalloc's large-block paths, never from a fast path. */
+void magazine_tick(void);
 /* Up to n objects popped from the calling thread's loaded magazine of c into objs (bulk
  * allocation); returns how many. */
 size_t magazine_alloc_bulk(struct kmem_cache *c, void **objs, size_t n);

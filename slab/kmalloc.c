@@ -295,6 +295,7 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
 {
     if (size == 0)
         size = 1;
+    magazine_tick(); /* a program busy with large blocks only still reaps idle depots */
     void *p;
     if (size <= kmalloc_largest_order_bytes && align <= kmalloc_largest_order_bytes) {
         int order = buddy_order_for_size(size);
@@ -611,6 +612,7 @@ __attribute__((noinline)) static void kmalloc_free_slow(void *p, const char *op,
                  * buddy_free itself. */
                 if (buddy_free(info.head) == 0 && info.order == BUDDY_ORDER_HUGE)
                     freed_huge_note(p, info.size - off);
+                magazine_tick();
                 errno = saved;
                 return;
             }

@@ -39,7 +39,8 @@
  * (magazine_depot_reap, called for every cache by cache.c's reaper, which magazine_tick runs
  * once per SLAB_REAP_MS from the slow paths here: never from the fast paths, and without a
  * thread) returns their objects to the slabs and frees them.  The same tick runs the buddy
- * layer's decay (buddy_tick).
+ * layer's decay (buddy_tick).  kmalloc's large blocks tick too: a program whose only
+ * activity after freeing its small objects is large blocks still gets their depots back.
  *
  * kmem_cache_shrink(c) flushes the *calling* thread's magazines of c and the depot; other
  * live threads keep their (at most two) magazines: reaching into them would need a lock on
@@ -449,7 +450,7 @@ void magazine_set_reaper(void (*fn)(void))
 static __thread unsigned tls_tick_skip __attribute__((tls_model("initial-exec")));
 static __thread uint64_t tls_tick_ms __attribute__((tls_model("initial-exec")));
 
-static void magazine_tick(void)
+void magazine_tick(void)
 {
     if (tls_tick_skip) {
         tls_tick_skip--;

@@ -182,6 +182,36 @@ TEST_F(ReclaimTest, IdleDepotMagazinesAreReaped) {
     kmem_cache_destroy(idle);
 }
 
+// The same reap when the program's only activity afterwards is large blocks (kmalloc's large
+// path goes to the buddy layer, not through any magazine): the depot of the freed class is
+// still given back, and so are its pages, by the decay.
+TEST_F(ReclaimTest, IdleDepotsAreReapedByLargeBlockActivityAlone) {
+    struct kmem_cache *idle = kmem_cache_create("reclaim_idle_large", 4096, 0, 0, nullptr);
+    ASSERT_NE(idle, nullptr);
+    std::vector<void *> v(4000);
+    for (auto &p : v)
+        ASSERT_NE(p = kmem_cache_alloc(idle, 0), nullptr);
+    for (auto p : v)
+        kmem_cache_free(idle, p);
+    struct kmem_cache_stats st;
+    ASSERT_EQ(kmem_cache_get_stats(idle, &st), 0);
+    ASSERT_GT(st.depot_full, 0u);
+    const size_t mag = st.magazine_size;
+    for (int i = 0; i < 3; i++) {
+        Advance(SLAB_REAP_MS);
+        for (int j = 0; j < 64; j++) {  // past the tick's countdown, whatever it was
+            void *big = kmalloc(64 << 10, 0);
+            ASSERT_NE(big, nullptr);
+            kfree(big);
+        }
+    }
+    ASSERT_EQ(kmem_cache_get_stats(idle, &st), 0);
+    EXPECT_EQ(st.depot_full, 0u);
+    EXPECT_LE(st.cached_objects, 2 * mag) << "only the thread's own two magazines";
+    EXPECT_EQ(kmem_cache_validate(idle), 0);
+    kmem_cache_destroy(idle);
+}
+
 // Reclaim before ENOMEM: under a heap limit, small objects freed in random order sit in the
 // depot and the thread's magazines, one or two in nearly every slab, so no extent is wholly
 // free; a large allocation must still succeed, the allocator giving back what it holds.
