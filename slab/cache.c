@@ -409,7 +409,9 @@ void kmem_cache_destroy(struct kmem_cache *c)
  * Without being asked, magazine.c's tick (from its slow paths) runs the buddy layer's decay
  * and, once per SLAB_REAP_MS, cache_reap_depots, the depot working-set reap of every cache:
  * magazines that stayed in a depot for a whole interval go back to their slabs, the empty
- * slabs beyond a cache's max_empty to the buddy layer, where the decay purges them. */
+ * slabs beyond a cache's max_empty to the buddy layer, where the decay purges them.  The
+ * reaping thread's own magazines of the caches it left idle go back too, and a cache idle
+ * there and in its depot gives back its reserve of empty slabs. */
 
 /* Set while this thread walks the caches (a shrink, the reclaim or the reap): a destructor
  * or a nested allocation that would start another walk finds it and does nothing. */
@@ -476,9 +478,17 @@ static void cache_reap_depots(void)
         return; /* this thread is walking the caches already */
     tls_reaping = true;
     heap_mutex_lock(&cache_list_lock);
-    for (struct kmem_cache *c = cache_list; c; c = c->next_cache)
-        if (c->mag_size && !c->dtor) /* a destructor may not run inside an allocation */
-            magazine_depot_reap(c);
+    for (struct kmem_cache *c = cache_list; c; c = c->next_cache) {
+        if (!c->mag_size || c->dtor) /* a destructor may not run inside an allocation */
+            continue;
+        /* This thread's own magazines of a cache it left idle for an interval, then the
+         * depot's working set; a cache idle here and with nothing taken from its depot gives
+         * its reserve of empty slabs back as well. */
+        bool idle = magazine_reap_self(c), depot_idle;
+        magazine_depot_reap(c, &depot_idle);
+        if (idle && depot_idle)
+            slab_release_empty(c, 0);
+    }
     heap_mutex_unlock(&cache_list_lock);
     tls_reaping = false;
 }

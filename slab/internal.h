@@ -172,7 +172,7 @@ void magazine_set_thread_flush_hook(void (*fn)(void));
  * decay (buddy_tick), and once per SLAB_REAP_MS of the buddy clock (buddy_now_ms) one call of
  * `fn`, which reaps every cache's depot (cache.c registers it at init: this file cannot see
  * the list of caches). */
-#define SLAB_REAP_MS 1000
+#define SLAB_REAP_MS 250
 void magazine_set_reaper(void (*fn)(void));
 /* The schedule's tick: cheap (a thread-local countdown, then a coarse clock read) unless a
  * decay pass or a reap is due.  Called with no lock held from the slow paths here and from
@@ -183,14 +183,19 @@ void magazine_tick(void);
 size_t magazine_alloc_bulk(struct kmem_cache *c, void **objs, size_t n);
 /* The calling thread's magazines of c back to the slabs (kept for reuse): shrink. */
 void magazine_flush_self(struct kmem_cache *c);
+/* The reap's part of the calling thread: when it has neither allocated from nor freed to c
+ * since its previous call, its magazines of c go back to the slabs (magazine_flush_self);
+ * otherwise the call notes the thread's count.  True when the thread's entry was idle. */
+bool magazine_reap_self(struct kmem_cache *c);
 /* Every thread's magazines of c back to the slabs and the entries released: destroy. */
 void magazine_flush_all_threads(struct kmem_cache *c);
 /* Empty the depot of c: objects back to the slabs, magazines freed. */
 void magazine_depot_drain(struct kmem_cache *c);
 /* The depot's working-set reap: the magazines of c that stayed in the depot for a whole
  * interval since the last reap (its fewest full and empty ones) go back: objects to the
- * slabs, magazines freed.  Returns the objects returned.  depot_lock taken inside. */
-size_t magazine_depot_reap(struct kmem_cache *c);
+ * slabs, magazines freed.  Returns the objects returned; *idle (unless NULL) says whether no
+ * full magazine was taken from the depot in the interval.  depot_lock taken inside. */
+size_t magazine_depot_reap(struct kmem_cache *c, bool *idle);
 /* Sum of per-thread counters for c and the objects cached (locks taken inside). */
 void magazine_counts(struct kmem_cache *c, size_t *allocs, size_t *frees, size_t *cached);
 /* Up to max pointers held in magazines and the depot of c (locks taken inside; racy against

@@ -44,7 +44,10 @@
  *
  * kmem_cache_shrink(c) flushes the *calling* thread's magazines of c and the depot; other
  * live threads keep their (at most two) magazines: reaching into them would need a lock on
- * every fast-path operation.
+ * every fast-path operation.  The reap does the same for the thread that runs it, for each
+ * cache that thread has not allocated from or freed to since its previous reap
+ * (magazine_reap_self): a program that went idle gets its own magazines' slabs back too, and
+ * a thread busy with a cache loses at most one refill per reap interval to it.
  *
  * fork(): cache.c's prepare handler takes every lock in the order of types.h; in the child,
  * magazine_fork_child retires the tables of the threads that do not exist there, so their
@@ -233,10 +236,12 @@ static struct magazine *depot_cut_tail_locked(struct kmem_cache *c, struct magaz
     return chain;
 }
 
-size_t magazine_depot_reap(struct kmem_cache *c)
+size_t magazine_depot_reap(struct kmem_cache *c, bool *idle)
 {
     size_t objs = 0;
     heap_mutex_lock(&c->depot_lock);
+    if (idle)
+        *idle = c->depot_min_full == c->nr_depot_full;
     struct magazine *full = depot_cut_tail_locked(c, &c->depot_full, &c->nr_depot_full,
                                                   c->depot_min_full);
     struct magazine *empty = depot_cut_tail_locked(c, &c->depot_empty, &c->nr_depot_empty,
@@ -397,6 +402,7 @@ static void entry_retire_locked(struct magazine_entry *e, bool keep_magazines)
     __atomic_fetch_add(&c->frees, TC_LOAD(e->frees), __ATOMIC_RELAXED);
     TC_STORE(e->net_in, 0);
     TC_STORE(e->frees, 0);
+    TC_STORE(e->reap_ops, 0);
     TC_STORE(e->refill, 0);
     TC_STORE(e->loaded, NULL);
     TC_STORE(e->previous, NULL);
@@ -507,6 +513,26 @@ void magazine_flush_self(struct kmem_cache *c)
     heap_mutex_unlock(&magazine_tables_lock);
 }
 
+bool magazine_reap_self(struct kmem_cache *c)
+{
+    struct magazine_table *tc = magazine_tls_table;
+    if (tc == &magazine_table_empty || c->id >= SLAB_MAX_CACHES)
+        return false;
+    struct magazine_entry *e = &tc->ent[c->id];
+    if (TC_LOAD(e->cache) != c || !TC_LOAD(e->lo))
+        return false; /* not this thread's, or a slow path of c further up the stack */
+    /* Allocations plus frees: a flush moves objects out of the magazines without changing
+     * either, so a flushed idle entry stays idle. */
+    size_t ops = TC_LOAD(e->frees) + entry_allocs(e);
+    if (ops != TC_LOAD(e->reap_ops)) {
+        TC_STORE(e->reap_ops, ops);
+        return false;
+    }
+    if (entry_cached(e))
+        magazine_flush_self(c);
+    return true;
+}
+
 void magazine_flush_all_threads(struct kmem_cache *c)
 {
     heap_mutex_lock(&magazine_tables_lock);
@@ -567,6 +593,7 @@ static struct magazine_entry *entry_for(struct kmem_cache *c)
     TC_STORE(e->previous, p);
     TC_STORE(e->net_in, 0);
     TC_STORE(e->frees, 0);
+    TC_STORE(e->reap_ops, 0);
     TC_STORE(e->refill, 0);
     TC_STORE(e->cache, c);
     entry_window_open(c, e);

@@ -283,6 +283,8 @@ struct magazine_entry {
     size_t net_in;             /* objects moved into the magazines minus moved out */
     uint32_t refill;           /* objects the next refill from the slabs takes (0: first) */
     uint32_t returns_seen;     /* cache->returns when the window opened (the popped run) */
+    size_t reap_ops;           /* allocs + frees at this thread's last reap of the entry
+                                  (magazine_reap_self): unchanged since = idle */
 };
 /* The kmalloc front's free hints (slab/kmalloc_internal.h has their rule): the last slab
  * freed into for each of KMALLOC_HINTS address buckets.  They live in the thread's table, not

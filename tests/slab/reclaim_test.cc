@@ -182,6 +182,43 @@ TEST_F(ReclaimTest, IdleDepotMagazinesAreReaped) {
     kmem_cache_destroy(idle);
 }
 
+// The reaping thread's own magazines: a cache it has not used for a whole interval gets its
+// objects back into the slabs and its empty slabs released (nothing cached, nothing kept),
+// while a cache it keeps using keeps its magazines.  libumem's reap leaves per-CPU magazines
+// alone; a thread's magazines here would otherwise pin their slabs until the thread exits.
+TEST_F(ReclaimTest, ReapFlushesTheCallersMagazinesOfCachesItLeftIdle) {
+    struct kmem_cache *idle = kmem_cache_create("reclaim_self_idle", 1024, 0, 0, nullptr);
+    struct kmem_cache *busy = kmem_cache_create("reclaim_self_busy", 1024, 0, 0, nullptr);
+    ASSERT_NE(idle, nullptr);
+    ASSERT_NE(busy, nullptr);
+    std::vector<void *> v(100);
+    for (auto *c : {idle, busy}) {
+        for (auto &p : v)
+            ASSERT_NE(p = kmem_cache_alloc(c, 0), nullptr);
+        for (auto p : v)
+            kmem_cache_free(c, p);
+    }
+    struct kmem_cache_stats st;
+    ASSERT_EQ(kmem_cache_get_stats(idle, &st), 0);
+    ASSERT_GT(st.cached_objects, 0u);
+    for (int i = 0; i < 3; i++) {
+        Advance(SLAB_REAP_MS);
+        kmem_cache_free(busy, kmem_cache_alloc(busy, 0));
+        Activity(0);
+    }
+    ASSERT_EQ(kmem_cache_get_stats(idle, &st), 0);
+    EXPECT_EQ(st.cached_objects, 0u);
+    EXPECT_EQ(st.active_objects, 0u);
+    EXPECT_EQ(st.empty_slabs, 0u) << "an idle cache keeps no reserve";
+    EXPECT_EQ(st.total_slabs, 0u);
+    ASSERT_EQ(kmem_cache_get_stats(busy, &st), 0);
+    EXPECT_GT(st.cached_objects, 0u) << "a cache in use keeps its magazines";
+    EXPECT_EQ(kmem_cache_validate(idle), 0);
+    EXPECT_EQ(kmem_cache_validate(busy), 0);
+    kmem_cache_destroy(idle);
+    kmem_cache_destroy(busy);
+}
+
 // The same reap when the program's only activity afterwards is large blocks (kmalloc's large
 // path goes to the buddy layer, not through any magazine): the depot of the freed class is
 // still given back, and so are its pages, by the decay.
