@@ -39,6 +39,9 @@
  *     ALLOC_HEAD   of the block    owner   first page of an allocated block (buddy_free arg)
  *     ALLOC_TAIL   of the block    owner   any other page of an allocated block
  *
+ *   A run (buddy_alloc_run: n pages anywhere in an extent, no alignment) has order
+ *   BUDDY_ORDER_RUN on all its pages; link[] holds n at its head and, at each other page,
+ *   the distance back to the head (its pages cannot find the head by alignment).
  *   Every page carries its block's order, so buddy_lookup() finds the head from any page in
  *   O(1), and a FREE_TAIL page passed to buddy_free() is recognised as a double free even after
  *   its block was merged into a larger one.  Entries are written under the lock and read with
@@ -54,8 +57,22 @@
  *   So a block freed and allocated again reuses resident pages: no page fault, no purge.
  *
  * FRAGMENTATION
- *   Internal: a request of n pages gets 2^ceil(log2 n) pages, so at most just under half of a
- *   block is wasted (buddy_alloc_bytes); buddy_alloc callers ask for orders directly.
+ *   Internal: buddy_alloc_bytes rounds up to 2^k pages (at most just under half wasted);
+ *   buddy_alloc callers ask for orders directly.  Runs (kmalloc's large blocks) take exactly
+ *   the pages asked for.
+ *
+ * RUNS: BEST FIT OVER THE FREE PAGE MAP
+ *   A run of n pages goes in the smallest stretch of allocatable free pages (freepg) that
+ *   holds it, over every extent whose free blocks could hold it (one of order >= k - 1 for
+ *   2^(k-1) < n <= 2^k: a stretch that long always contains one), lowest address first among
+ *   equals; a new extent when none does.  The free blocks it covers come off the free maps,
+ *   and what they had outside the run goes back as the aligned pieces it decomposes into.
+ *   Freeing a run (or a shrink's tail) frees its pieces, each merged with its free buddies.
+ *   Why not power-of-two blocks: they need aligned holes, so a 2-4 MiB block needs a whole
+ *   extent, and the unused upper part of each block is never written by its owner but is by
+ *   the next owner of a larger size; large1's model (benchmarks/placement_sim.c) has
+ *   power-of-two placement at 9.6 page faults per MiB of churn and best fit over the free
+ *   pages at 6.2 (docs/limits.md section 7).
  *   External: free blocks are always fully coalesced (validated), so free memory is never held
  *   as two free buddies of one order; it can still be scattered across extents by long-lived
  *   allocations (one live order-0 page pins its 4 MiB extent).  sqlite's mem5 bound applies:
@@ -143,6 +160,10 @@ static inline unsigned fmap_off(unsigned k)
  * buddy_lookup) is under buddy.lock. */
 struct buddy_extent {
     struct buddy_page pages[BUDDY_PAGES_PER_EXTENT]; /* page map; must stay first */
+    uint16_t link[BUDDY_PAGES_PER_EXTENT]; /* at an ALLOC_HEAD page: the block's pages
+                                              (2^order, or a run's n); at a run's other
+                                              pages: the distance back to its head.  Read
+                                              lock-free by buddy_lookup like `pages` */
     uint64_t avail[FMAP_WORDS];       /* per order: heads of allocatable free blocks */
     uint64_t avail_dirty[FMAP_WORDS]; /* ... of those, blocks with a dirty page */
     uint16_t sum[BUDDY_ORDERS];       /* bit w: word w of order k's avail is nonzero */
@@ -153,6 +174,8 @@ struct buddy_extent {
     uint64_t freepg[MAP_WORDS];       /* page lies in an allocatable free block */
     uint64_t recent[2][MAP_WORDS];    /* page freed in epoch `epoch` / in `epoch` - 1 */
     uint64_t busy[MAP_WORDS];         /* head of a free block taken off by a purge */
+    uint64_t freed[MAP_WORDS];        /* head of a block freed since its page was last
+                                         allocated (read lock-free by buddy_freed_head) */
     uint64_t epoch;                   /* the epoch recent[0] belongs to */
     struct heap_extent *heap;         /* the 4 MiB heap extent */
     char *base;                       /* == (char *)heap->base */
@@ -240,11 +263,12 @@ static size_t page_index(const struct buddy_extent *ext, const void *p)
     return (size_t)((const char *)p - ext->base) >> BUDDY_PAGE_SHIFT;
 }
 
-/* Mark every page of block [idx, idx + 2^order): head gets `head`, the others `tail`.
- * This is the O(2^order) part of split and merge: the tail entry is stored two at a time as
- * one 64-bit word.  Plain stores: they race with no lock-free reader, as buddy_lookup() reads
- * only pages of live blocks, and those are written only while their block is not live. */
-static void block_mark_locked(struct buddy_extent *ext, size_t idx, unsigned order,
+/* Mark the n pages [idx, idx + n) of a block of `order` (n = 2^order, or fewer for an
+ * allocated run): the first gets state `head`, the others `tail`.  This is the O(n) part of
+ * split and merge: the tail entry is stored two at a time as one 64-bit word.  Plain stores:
+ * they race with no lock-free reader, as buddy_lookup() reads only pages of live blocks, and
+ * those are written only while their block is not live. */
+static void pages_mark_locked(struct buddy_extent *ext, size_t idx, size_t n, unsigned order,
                               unsigned head, unsigned tail, uint16_t tag)
 {
     buddy_assert_locked();
@@ -252,62 +276,100 @@ static void block_mark_locked(struct buddy_extent *ext, size_t idx, unsigned ord
     struct buddy_page t[2] = {{.order = (uint8_t)order, .state = (uint8_t)tail, .tag = tag},
                               {.order = (uint8_t)order, .state = (uint8_t)tail, .tag = tag}};
     struct buddy_page *pg = &ext->pages[idx];
-    size_t n = order_pages(order);
-    if (n == 1) {
-        pg[0] = h;
-        return;
-    }
     uint64_t pair;
     memcpy(&pair, t, sizeof pair);
-    for (size_t i = 0; i < n; i += 2) /* n is even: idx is 2-aligned */
-        memcpy(&pg[i], &pair, sizeof pair);
+    size_t i = 1;
+    if (n > 1 && (idx & 1) == 0) { /* pages idx + 2, idx + 4, ... are 8-byte aligned */
+        pg[1] = t[0];
+        for (i = 2; i + 1 < n; i += 2)
+            memcpy(&pg[i], &pair, sizeof pair);
+    }
+    for (; i < n; i++)
+        pg[i] = t[0];
     pg[0] = h;
+}
+
+static void block_mark_locked(struct buddy_extent *ext, size_t idx, unsigned order,
+                              unsigned head, unsigned tail, uint16_t tag)
+{
+    pages_mark_locked(ext, idx, order_pages(order), order, head, tail, tag);
+}
+
+/* The smallest order whose block holds n pages (1 <= n <= 2^BUDDY_MAX_ORDER). */
+static inline unsigned order_for_pages(size_t n)
+{
+    return n <= 1 ? 0 : (unsigned)(64 - __builtin_clzll((unsigned long long)(n - 1)));
+}
+
+/* The largest aligned power-of-two piece that starts at page idx and ends by `end` (the
+ * pieces of a run, idx < end <= BUDDY_PAGES_PER_EXTENT): its order. */
+static inline unsigned piece_order(size_t idx, size_t end)
+{
+    unsigned k = idx ? (unsigned)__builtin_ctzll(idx) : BUDDY_MAX_ORDER;
+    if (k > BUDDY_MAX_ORDER)
+        k = BUDDY_MAX_ORDER;
+    while (order_pages(k) > end - idx)
+        k--;
+    return k;
+}
+
+/* The head of the allocated block holding page idx, whose entry is pg (ALLOC_HEAD or
+ * ALLOC_TAIL): by alignment for a buddy block, by link[] for a run.  Lock-free like
+ * buddy_lookup: a live block's entries do not change. */
+static inline size_t block_head(const struct buddy_extent *ext, size_t idx, struct buddy_page pg)
+{
+    if (pg.order == BUDDY_ORDER_RUN)
+        return pg.state == BUDDY_PAGE_ALLOC_HEAD
+                   ? idx
+                   : idx - __atomic_load_n(&ext->link[idx], __ATOMIC_RELAXED);
+    return idx & ~(order_pages(pg.order) - 1);
 }
 
 /* ---------------------------------------------------------------- per-page bitmaps
  *
- * Ranges are blocks: [idx, idx + n) with n a power of two and idx a multiple of n, so a range
- * is either inside one word or whole words. */
+ * Ranges are [idx, idx + n) with n >= 1: blocks (a power of two, aligned), or the pages of a
+ * run (buddy_alloc_pages) and the pieces around it, which need not be either. */
 
-static inline uint64_t range_mask(size_t idx, size_t n)
+/* The bits of word w that lie in [idx, idx + n). */
+static inline uint64_t range_word_mask(size_t w, size_t idx, size_t n)
 {
-    return (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << (idx % 64);
+    size_t lo = w * 64 > idx ? 0 : idx - w * 64;
+    size_t hi = idx + n - w * 64 >= 64 ? 64 : idx + n - w * 64;
+    uint64_t m = hi == 64 ? ~(uint64_t)0 : (((uint64_t)1 << hi) - 1);
+    return m & (~(uint64_t)0 << lo);
 }
 
-static inline size_t range_words(size_t n)
-{
-    return n >= 64 ? n / 64 : 1;
-}
+#define RANGE_FOR_EACH_WORD(w, idx, n) for (size_t w = (idx) / 64; w <= ((idx) + (n)-1) / 64; w++)
 
 static void range_set(uint64_t *map, size_t idx, size_t n)
 {
-    uint64_t m = range_mask(idx, n);
-    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
-        map[w] |= m;
+    RANGE_FOR_EACH_WORD(w, idx, n) {
+        map[w] |= range_word_mask(w, idx, n);
+    }
 }
 
 static void range_clear(uint64_t *map, size_t idx, size_t n)
 {
-    uint64_t m = range_mask(idx, n);
-    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
-        map[w] &= ~m;
+    RANGE_FOR_EACH_WORD(w, idx, n) {
+        map[w] &= ~range_word_mask(w, idx, n);
+    }
 }
 
 static size_t range_count(const uint64_t *map, size_t idx, size_t n)
 {
-    uint64_t m = range_mask(idx, n);
     size_t c = 0;
-    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
-        c += (size_t)__builtin_popcountll(map[w] & m);
+    RANGE_FOR_EACH_WORD(w, idx, n) {
+        c += (size_t)__builtin_popcountll(map[w] & range_word_mask(w, idx, n));
+    }
     return c;
 }
 
 static bool range_any(const uint64_t *map, size_t idx, size_t n)
 {
-    uint64_t m = range_mask(idx, n);
-    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
-        if (map[w] & m)
+    RANGE_FOR_EACH_WORD(w, idx, n) {
+        if (map[w] & range_word_mask(w, idx, n))
             return true;
+    }
     return false;
 }
 
@@ -633,8 +695,35 @@ static struct buddy_extent *find_block_locked(unsigned order, unsigned *j)
     return NULL;
 }
 
+/* The dirty bits of pages [idx, idx + n) into dmap, page idx at bit 0. */
+static void dirty_copy_locked(const struct buddy_extent *ext, size_t idx, size_t n,
+                              uint64_t *dmap)
+{
+    buddy_assert_locked();
+    if (idx % 64 == 0 && n >= 64) {
+        memcpy(dmap, &ext->dirty[idx / 64], (n + 63) / 64 * 8);
+        return;
+    }
+    memset(dmap, 0, (n + 63) / 64 * 8);
+    for (size_t i = 0; i < n; i++)
+        if (bit_get(ext->dirty, idx + i))
+            dmap[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+/* Pages [idx, idx + n) are allocated again: none is the head of a freed block any more. */
+static void freed_clear_locked(struct buddy_extent *ext, size_t idx, size_t n)
+{
+    buddy_assert_locked();
+    RANGE_FOR_EACH_WORD(w, idx, n) {
+        uint64_t m = range_word_mask(w, idx, n);
+        if (__atomic_load_n(&ext->freed[w], __ATOMIC_RELAXED) & m)
+            __atomic_and_fetch(&ext->freed[w], ~m, __ATOMIC_RELAXED);
+    }
+}
+
 /* Allocate a block of 2^order pages; *clean (if not NULL) says whether none of its pages is
- * dirty (then all of it reads as zero).  NULL with errno ENOMEM when the heap cannot grow. */
+ * dirty (then all of it reads as zero); dmap gets its dirty bits.  NULL with errno ENOMEM
+ * when the heap cannot grow. */
 static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch);
 
 static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap,
@@ -668,17 +757,154 @@ static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint6
     size_t n = order_pages(order);
     if (clean)
         *clean = !range_any(ext->dirty, idx, n);
-    if (dmap) { /* the block's dirty bits, page 0 of the block at bit 0 (idx is n-aligned) */
-        if (n >= 64)
-            memcpy(dmap, &ext->dirty[idx / 64], n / 8);
-        else
-            dmap[0] = (ext->dirty[idx / 64] >> (idx % 64)) & ((1ull << n) - 1);
-    }
+    if (dmap)
+        dirty_copy_locked(ext, idx, n, dmap);
     reuse_note_locked(ext, idx, n, epoch);
     range_set(ext->dirty, idx, n); /* allocated: may be resident from now on */
+    freed_clear_locked(ext, idx, n);
     block_mark_locked(ext, idx, order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL, tag);
-    buddy.st.alloc_bytes += order_bytes(order);
+    __atomic_store_n(&ext->link[idx], (uint16_t)n, __ATOMIC_RELAXED);
+    buddy.st.alloc_bytes += n << BUDDY_PAGE_SHIFT;
     buddy.st.allocs++;
+    return page_addr(ext, idx);
+}
+
+/* Push [idx, end) back as the aligned free pieces it decomposes into (part of a free block a
+ * run took the rest of: no piece can merge, its buddy lies inside that block and holds a page
+ * of the run). */
+static void pieces_push_locked(struct buddy_extent *ext, size_t idx, size_t end)
+{
+    buddy_assert_locked();
+    while (idx < end) {
+        unsigned k = piece_order(idx, end);
+        free_push_locked(ext, idx, k);
+        idx += order_pages(k);
+        buddy.st.splits++;
+    }
+}
+
+/* Take the allocatable free pages [idx, end) off the free maps: the free blocks covering them
+ * come off whole, and their parts outside [idx, end) go back as pieces. */
+static void pages_take_locked(struct buddy_extent *ext, size_t idx, size_t end)
+{
+    buddy_assert_locked();
+    size_t p = idx;
+    while (p < end) {
+        unsigned k = ext->pages[p].order;
+        size_t head = p & ~(order_pages(k) - 1);
+        assert(ext->pages[head].state == BUDDY_PAGE_FREE_HEAD && bit_get(ext->freepg, p));
+        free_remove_locked(ext, head, k);
+        pieces_push_locked(ext, head, p); /* only the first block can start before idx */
+        p = head + order_pages(k);
+    }
+    pieces_push_locked(ext, end, p); /* the part of the last block past the end */
+}
+
+/* Mark [idx, idx + n) as a run tagged `tag`: every page order BUDDY_ORDER_RUN, link[] the
+ * length at the head and the distance back to it elsewhere. */
+static void run_mark_locked(struct buddy_extent *ext, size_t idx, size_t n, uint16_t tag)
+{
+    buddy_assert_locked();
+    pages_mark_locked(ext, idx, n, BUDDY_ORDER_RUN, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
+                      tag);
+    __atomic_store_n(&ext->link[idx], (uint16_t)n, __ATOMIC_RELAXED);
+    for (size_t i = 1; i < n; i++)
+        __atomic_store_n(&ext->link[idx + i], (uint16_t)i, __ATOMIC_RELAXED);
+}
+
+/* The smallest stretch of allocatable free pages in ext that holds n pages, lowest first
+ * among equals: its first page, and its length in *len (SIZE_MAX when there is none). */
+static size_t run_best_fit_locked(const struct buddy_extent *ext, size_t n, size_t *len)
+{
+    buddy_assert_locked();
+    size_t best = SIZE_MAX;
+    *len = SIZE_MAX;
+    for (size_t p = 0; p < BUDDY_PAGES_PER_EXTENT;) {
+        uint64_t w = ext->freepg[p / 64] >> (p % 64);
+        if (!w) { /* no free page in the rest of this word */
+            p = (p / 64 + 1) * 64;
+            continue;
+        }
+        p += (size_t)__builtin_ctzll(w); /* first free page of a stretch */
+        size_t q = p;
+        for (;;) { /* its end: the first page past it that is not free */
+            uint64_t r = ~ext->freepg[q / 64] >> (q % 64);
+            if (r) {
+                q += (size_t)__builtin_ctzll(r);
+                break;
+            }
+            q = (q / 64 + 1) * 64;
+            if (q >= BUDDY_PAGES_PER_EXTENT) {
+                q = BUDDY_PAGES_PER_EXTENT;
+                break;
+            }
+        }
+        if (q > BUDDY_PAGES_PER_EXTENT)
+            q = BUDDY_PAGES_PER_EXTENT;
+        if (q - p >= n && q - p < *len) {
+            best = p;
+            *len = q - p;
+            if (q - p == n)
+                break;
+        }
+        p = q;
+    }
+    return best;
+}
+
+/* The best fit for `need` pages over every extent that could hold it: the extent, *idx the
+ * stretch's first page; NULL when none can. */
+static struct buddy_extent *run_find_locked(size_t need, size_t *idx)
+{
+    buddy_assert_locked();
+    unsigned k = order_for_pages(need);
+    uint16_t could = (uint16_t)(0xffffu << (k ? k - 1 : 0)); /* orders of a block a stretch
+                                                                 of `need` pages contains */
+    struct buddy_extent *ext = NULL;
+    size_t best_len = SIZE_MAX;
+    for (struct buddy_extent *e = buddy.extents; e; e = e->next) {
+        if (!(e->orders & could))
+            continue;
+        size_t len, at = run_best_fit_locked(e, need, &len);
+        if (at != SIZE_MAX && len < best_len) {
+            ext = e;
+            *idx = at;
+            best_len = len;
+            if (len == need)
+                break;
+        }
+    }
+    return ext;
+}
+
+/* Allocate a run of n pages (1 <= n <= room <= BUDDY_PAGES_PER_EXTENT) by best fit (RUNS,
+ * above) for `room` pages if a stretch that long is free, else for n: the run starts the
+ * stretch, so it can grow in place into the rest.  dmap (if not NULL) gets its dirty bits.
+ * NULL with errno ENOMEM when the heap cannot grow. */
+static void *run_alloc_locked(size_t n, size_t room, uint16_t tag, uint64_t *dmap,
+                              uint64_t epoch)
+{
+    buddy_assert_locked();
+    size_t idx = 0;
+    struct buddy_extent *ext = room > n ? run_find_locked(room, &idx) : NULL;
+    if (!ext)
+        ext = run_find_locked(n, &idx);
+    if (!ext) {
+        if (extent_grow_locked() != 0)
+            return NULL;
+        ext = buddy.extents;
+        idx = 0;
+    }
+    pages_take_locked(ext, idx, idx + n);
+    if (dmap)
+        dirty_copy_locked(ext, idx, n, dmap);
+    reuse_note_locked(ext, idx, n, epoch);
+    range_set(ext->dirty, idx, n);
+    freed_clear_locked(ext, idx, n);
+    run_mark_locked(ext, idx, n, tag);
+    buddy.st.alloc_bytes += n << BUDDY_PAGE_SHIFT;
+    buddy.st.allocs++;
+    buddy.st.run_allocs++;
     return page_addr(ext, idx);
 }
 
@@ -701,16 +927,36 @@ static void block_return_locked(struct buddy_extent *ext, size_t idx, unsigned o
     free_push_locked(ext, idx, order);
 }
 
+/* Free the pages [idx, end) of an allocated block (all of it, or the part a shrink gives
+ * up): as the aligned pieces they decompose into, each merged with its free buddies.  Any
+ * order of pieces ends fully coalesced; the highest go first, so that the lowest, the only
+ * one that can complete a wholly free extent (and release it), goes last. */
+static void pages_return_locked(struct buddy_extent *ext, size_t idx, size_t end)
+{
+    buddy_assert_locked();
+    size_t piece[2 * BUDDY_ORDERS]; /* pieces grow to the middle of [idx, end), then shrink */
+    unsigned porder[2 * BUDDY_ORDERS];
+    size_t np = 0;
+    for (size_t p = idx; p < end; np++) {
+        porder[np] = piece_order(p, end);
+        piece[np] = p;
+        p += order_pages(porder[np]);
+    }
+    while (np--)
+        block_return_locked(ext, piece[np], porder[np]);
+}
+
 /* Free the allocated block whose head is page idx; its pages are freed in `epoch`. */
 static void block_free_locked(struct buddy_extent *ext, size_t idx, uint64_t epoch)
 {
     buddy_assert_locked();
-    unsigned order = ext->pages[idx].order;
-    buddy.st.alloc_bytes -= order_bytes(order);
+    size_t n = ext->link[idx];
+    buddy.st.alloc_bytes -= n << BUDDY_PAGE_SHIFT;
     buddy.st.frees++;
+    __atomic_or_fetch(&ext->freed[idx / 64], (uint64_t)1 << (idx % 64), __ATOMIC_RELAXED);
     recent_shift_locked(ext, epoch);
-    range_set(ext->recent[0], idx, order_pages(order));
-    block_return_locked(ext, idx, order);
+    range_set(ext->recent[0], idx, n);
+    pages_return_locked(ext, idx, idx + n);
 }
 
 /* ---------------------------------------------------------------- decay and trim */
@@ -760,7 +1006,7 @@ static size_t purge_collect_locked(struct purge_item *items, size_t max, uint64_
             memset(it->pages, 0, sizeof it->pages);
             size_t np = order_pages(order);
             for (size_t i = 0; i < np; i += 64) { /* copy the block's candidate bits */
-                uint64_t m = range_mask(head + i, np - i < 64 ? np - i : 64);
+                uint64_t m = range_word_mask((head + i) / 64, head + i, np - i < 64 ? np - i : 64);
                 it->pages[i / 64] = (cand[(head + i) / 64] & m) >> ((head + i) % 64);
                 taken += (size_t)__builtin_popcountll(it->pages[i / 64]) << BUDDY_PAGE_SHIFT;
             }
@@ -833,7 +1079,7 @@ static void purge_return_locked(struct purge_item *items, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct purge_item *it = &items[i];
         size_t np = order_pages(it->order);
-        for (size_t w = 0; w < range_words(np); w++) {
+        for (size_t w = 0; w < (np + 63) / 64; w++) {
             size_t first = it->idx + w * 64;
             it->ext->dirty[first / 64] &= ~(it->pages[w] << (first % 64));
         }
@@ -868,9 +1114,10 @@ static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, ui
     }
     recent_shift_locked(ext, epoch);
     size_t old = 0;
-    for (size_t w = idx / 64, e = w + range_words(n); w < e; w++)
-        old += (size_t)__builtin_popcountll(ext->dirty[w] & range_mask(idx, n) &
+    RANGE_FOR_EACH_WORD(w, idx, n) {
+        old += (size_t)__builtin_popcountll(ext->dirty[w] & range_word_mask(w, idx, n) &
                                             ~(ext->recent[0][w] | ext->recent[1][w]));
+    }
     reuse.acc += old << BUDDY_PAGE_SHIFT;
 }
 
@@ -998,19 +1245,39 @@ static bool reclaim(size_t want)
 
 /* ---------------------------------------------------------------- public alloc, free */
 
-static void *alloc_public(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap);
+/* The public allocations: a block of `order`, or (npages != 0) a run of npages pages placed
+ * where `room` pages fit if they do. */
+static void *alloc_public(unsigned order, size_t npages, size_t room, uint16_t tag,
+                          bool *clean, uint64_t *dmap);
 
 void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean)
 {
-    return alloc_public(order, tag, clean, NULL);
+    return alloc_public(order, 0, 0, tag, clean, NULL);
 }
 
 void *buddy_alloc_dirty(unsigned order, uint16_t tag, uint64_t *dirty)
 {
-    return alloc_public(order, tag, NULL, dirty);
+    return alloc_public(order, 0, 0, tag, NULL, dirty);
 }
 
-static void *alloc_public(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap)
+void *buddy_alloc_run_room(size_t pages, size_t room, uint16_t tag, uint64_t *dirty)
+{
+    if (pages == 0 || pages > BUDDY_PAGES_PER_EXTENT)
+        return alloc_public(BUDDY_MAX_ORDER + 1, 0, 0, tag, NULL, NULL); /* counted, EINVAL */
+    if (room < pages)
+        room = pages;
+    if (room > BUDDY_PAGES_PER_EXTENT)
+        room = BUDDY_PAGES_PER_EXTENT;
+    return alloc_public(0, pages, room, tag, NULL, dirty);
+}
+
+void *buddy_alloc_run(size_t pages, uint16_t tag, uint64_t *dirty)
+{
+    return buddy_alloc_run_room(pages, pages, tag, dirty);
+}
+
+static void *alloc_public(unsigned order, size_t npages, size_t room, uint16_t tag,
+                          bool *clean, uint64_t *dmap)
 {
     void *p = NULL;
     if (clean)
@@ -1023,12 +1290,13 @@ static void *alloc_public(unsigned order, uint16_t tag, bool *clean, uint64_t *d
         return NULL;
     }
     uint64_t epoch = epoch_now(decay_ms());
-    buddy_lock();
-    p = block_alloc_locked(order, tag, clean, dmap, epoch);
-    buddy_unlock();
-    if (!p && reclaim(order_bytes(order))) {
+    size_t bytes = (npages ? npages : order_pages(order)) << BUDDY_PAGE_SHIFT;
+    for (int attempt = 0; attempt < 2 && !p; attempt++) {
+        if (attempt && !reclaim(bytes))
+            break;
         buddy_lock();
-        p = block_alloc_locked(order, tag, clean, dmap, epoch);
+        p = npages ? run_alloc_locked(npages, room, tag, dmap, epoch)
+                   : block_alloc_locked(order, tag, clean, dmap, epoch);
         buddy_unlock();
     }
     if (!p) {
@@ -1162,7 +1430,11 @@ static int checked_free_locked(void *ptr, uint64_t epoch)
         return invalid_free_locked(ptr, "not page aligned (interior pointer)", NULL);
     size_t idx = page_index(ext, ptr);
     struct buddy_page pg = ext->pages[idx];
-    size_t head = idx & ~(order_pages(pg.order) - 1);
+    size_t head = idx; /* of the block holding the page, for the report */
+    if (pg.state == BUDDY_PAGE_ALLOC_TAIL && pg.order == BUDDY_ORDER_RUN)
+        head = block_head(ext, idx, pg);
+    else if (pg.order <= BUDDY_MAX_ORDER)
+        head = idx & ~(order_pages(pg.order) - 1);
     switch (pg.state) {
     case BUDDY_PAGE_ALLOC_HEAD:
         block_free_locked(ext, idx, epoch);
@@ -1191,53 +1463,60 @@ int buddy_free(void *ptr)
     return rc;
 }
 
-/* buddy_resize with the lock held: 0, or an errno value with nothing changed. */
-static int resize_locked(void *head, unsigned new_order, uint64_t epoch)
+/* Resize the allocated block whose head is `head` to `npages` pages in place, with the lock
+ * held: a buddy block (run false) to a power of two, staying aligned to its new order (so
+ * growing past its order needs a head aligned to the new one), or a run (run true) to any
+ * length.  Growing takes pages that must all lie in allocatable free blocks right after it.
+ * 0, or an errno value with nothing changed. */
+static int resize_locked(void *head, size_t npages, bool run, uint64_t epoch)
 {
     buddy_assert_locked();
     struct buddy_extent *ext = extent_of_addr(head);
-    if (!ext || new_order > BUDDY_MAX_ORDER || ((uintptr_t)head & (BUDDY_PAGE_SIZE - 1)))
+    if (!ext || npages == 0 || ((uintptr_t)head & (BUDDY_PAGE_SIZE - 1)))
         return EINVAL;
     size_t idx = page_index(ext, head);
     struct buddy_page pg = page_get(&ext->pages[idx]);
-    if (pg.state != BUDDY_PAGE_ALLOC_HEAD)
+    if (pg.state != BUDDY_PAGE_ALLOC_HEAD || (pg.order == BUDDY_ORDER_RUN) != run ||
+        npages > BUDDY_PAGES_PER_EXTENT - idx)
         return EINVAL;
-    unsigned order = pg.order;
-    if (new_order > order) {
-        /* Check every level first, so a refusal changes nothing. */
-        for (unsigned k = order; k < new_order; k++)
-            if ((idx & order_pages(k)) || buddy_of_if_free_locked(ext, idx, k) < 0)
-                return ENOMEM;
-        for (unsigned k = order; k < new_order; k++) {
-            free_remove_locked(ext, idx + order_pages(k), k);
-            buddy.st.merges++;
-        }
-        range_set(ext->dirty, idx, order_pages(new_order));
-        block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
-                          pg.tag);
-        buddy.st.alloc_bytes += order_bytes(new_order) - order_bytes(order);
-    } else if (new_order < order) {
-        /* The kept lower part first, then each upper half becomes a free block, freed now;
-         * its buddy is the (allocated) lower half, so none of them can merge. */
-        block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
-                          pg.tag);
+    size_t n = ext->link[idx];
+    unsigned new_order = run ? BUDDY_ORDER_RUN : order_for_pages(npages);
+    if (npages > n) {
+        /* Check first, so a refusal changes nothing. */
+        if ((!run && (idx & (order_pages(new_order) - 1))) ||
+            range_count(ext->freepg, idx + n, npages - n) != npages - n)
+            return ENOMEM;
+        reuse_note_locked(ext, idx + n, npages - n, epoch);
+        pages_take_locked(ext, idx + n, idx + npages);
+        range_set(ext->dirty, idx + n, npages - n);
+        freed_clear_locked(ext, idx + n, npages - n);
+        buddy.st.merges++;
+        buddy.st.alloc_bytes += (npages - n) << BUDDY_PAGE_SHIFT;
+    } else if (npages < n) {
+        /* The pages given up are freed as pieces (merging with the free blocks above them),
+         * after the kept part is marked. */
         recent_shift_locked(ext, epoch);
-        for (unsigned k = order; k > new_order;) {
-            k--;
-            range_set(ext->recent[0], idx + order_pages(k), order_pages(k));
-            free_push_locked(ext, idx + order_pages(k), k);
-            buddy.st.splits++;
-        }
-        buddy.st.alloc_bytes -= order_bytes(order) - order_bytes(new_order);
+        range_set(ext->recent[0], idx + npages, n - npages);
+        buddy.st.alloc_bytes -= (n - npages) << BUDDY_PAGE_SHIFT;
+    } else {
+        return 0;
     }
+    if (run)
+        run_mark_locked(ext, idx, npages, pg.tag);
+    else
+        block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
+                          pg.tag);
+    __atomic_store_n(&ext->link[idx], (uint16_t)npages, __ATOMIC_RELAXED);
+    if (npages < n)
+        pages_return_locked(ext, idx + npages, idx + n);
     return 0;
 }
 
-int buddy_resize(void *head, unsigned new_order)
+static int resize_public(void *head, size_t npages, bool run)
 {
     uint64_t epoch = epoch_now(decay_ms());
     buddy_lock();
-    int err = resize_locked(head, new_order, epoch);
+    int err = resize_locked(head, npages, run, epoch);
     buddy_unlock();
     decay_maybe();
     if (err) {
@@ -1245,6 +1524,20 @@ int buddy_resize(void *head, unsigned new_order)
         return -1;
     }
     return 0;
+}
+
+int buddy_resize(void *head, unsigned new_order)
+{
+    if (new_order > BUDDY_MAX_ORDER) {
+        errno = EINVAL;
+        return -1;
+    }
+    return resize_public(head, order_pages(new_order), false);
+}
+
+int buddy_resize_run(void *head, size_t pages)
+{
+    return resize_public(head, pages, true);
 }
 
 void *buddy_resize_huge(void *head, size_t bytes)
@@ -1285,19 +1578,34 @@ bool buddy_lookup(const void *ptr, struct buddy_block_info *out)
         struct buddy_extent *ext = extent_of_heap(he);
         if (!ext)
             return false;
-        struct buddy_page pg = page_get(&ext->pages[page_index(ext, ptr)]);
+        size_t idx = page_index(ext, ptr);
+        struct buddy_page pg = page_get(&ext->pages[idx]);
         if ((pg.state != BUDDY_PAGE_ALLOC_HEAD && pg.state != BUDDY_PAGE_ALLOC_TAIL) ||
-            pg.order > BUDDY_MAX_ORDER)
+            (pg.order > BUDDY_MAX_ORDER && pg.order != BUDDY_ORDER_RUN))
             return false;
-        size_t head = page_index(ext, ptr) & ~(order_pages(pg.order) - 1);
+        size_t head = block_head(ext, idx, pg);
         info.head = page_addr(ext, head);
-        info.size = order_bytes(pg.order);
+        info.size = (size_t)__atomic_load_n(&ext->link[head], __ATOMIC_RELAXED)
+                    << BUDDY_PAGE_SHIFT;
         info.order = pg.order;
         info.tag = pg.tag;
     }
     if (out)
         *out = info;
     return true;
+}
+
+bool buddy_freed_head(const void *ptr)
+{
+    if ((uintptr_t)ptr & (BUDDY_PAGE_SIZE - 1))
+        return false;
+    struct buddy_extent *ext = extent_of_heap(heap_extent_lookup(ptr));
+    if (!ext)
+        return false;
+    size_t idx = page_index(ext, ptr);
+    struct buddy_page pg = page_get(&ext->pages[idx]);
+    return (pg.state == BUDDY_PAGE_FREE_HEAD || pg.state == BUDDY_PAGE_FREE_TAIL) &&
+           ((__atomic_load_n(&ext->freed[idx / 64], __ATOMIC_RELAXED) >> (idx % 64)) & 1);
 }
 
 /* ---------------------------------------------------------------- spares */
@@ -1363,17 +1671,22 @@ size_t buddy_for_each_block(void (*fn)(void *head, size_t bytes, unsigned order,
     for (const struct buddy_extent *ext = buddy.extents; ext; ext = ext->next) {
         for (size_t p = 0; p < BUDDY_PAGES_PER_EXTENT;) {
             struct buddy_page pg = page_get(&ext->pages[p]);
-            if (pg.order > BUDDY_MAX_ORDER) { /* never: the validator's business */
+            if (pg.order > BUDDY_MAX_ORDER &&
+                !(pg.order == BUDDY_ORDER_RUN && pg.state == BUDDY_PAGE_ALLOC_HEAD)) {
+                /* never (a run's tail is stepped over from its head): the validator's
+                 * business */
                 p++;
                 continue;
             }
             if (pg.state == BUDDY_PAGE_ALLOC_HEAD) {
-                fn(page_addr(ext, p), order_bytes(pg.order), pg.order, pg.tag, arg);
+                fn(page_addr(ext, p), (size_t)ext->link[p] << BUDDY_PAGE_SHIFT, pg.order, pg.tag,
+                   arg);
                 n++;
             }
-            p += pg.state == BUDDY_PAGE_ALLOC_HEAD || pg.state == BUDDY_PAGE_FREE_HEAD
-                     ? order_pages(pg.order)
-                     : 1;
+            size_t len = pg.state == BUDDY_PAGE_ALLOC_HEAD   ? ext->link[p]
+                         : pg.state == BUDDY_PAGE_FREE_HEAD ? order_pages(pg.order)
+                                                            : 1;
+            p += len ? len : 1;
         }
     }
     struct each_huge h = {fn, arg, 0};
@@ -1455,14 +1768,25 @@ struct validate_maps {
     uint64_t avail[FMAP_WORDS], avail_dirty[FMAP_WORDS], freepg[MAP_WORDS];
 };
 
-/* Tails of the block at idx agree with its head; returns -1 after reporting. */
-static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
+/* Pages in the block whose head is page idx: 2^order, or the run's length. */
+static size_t block_pages_locked(const struct buddy_extent *ext, size_t idx)
+{
+    buddy_assert_locked();
+    struct buddy_page pg = ext->pages[idx];
+    if (pg.state == BUDDY_PAGE_ALLOC_HEAD)
+        return ext->link[idx];
+    return pg.order <= BUDDY_MAX_ORDER ? order_pages(pg.order) : 1;
+}
+
+/* The n - 1 tails of the block at idx agree with its head (a run's also link back to it);
+ * returns -1 after reporting. */
+static int validate_tails_locked(const struct buddy_extent *ext, size_t idx, size_t n,
                                  struct buddy_page head)
 {
     buddy_assert_locked();
     unsigned tail = head.state == BUDDY_PAGE_FREE_HEAD ? BUDDY_PAGE_FREE_TAIL
                                                        : BUDDY_PAGE_ALLOC_TAIL;
-    for (size_t i = idx + 1; i < idx + order_pages(head.order); i++) {
+    for (size_t i = idx + 1; i < idx + n; i++) {
         struct buddy_page pg = ext->pages[i];
         if (pg.state != tail)
             return validate_fail("tail page state != head's", page_addr(ext, i), pg.state, tail);
@@ -1471,11 +1795,16 @@ static int validate_tails_locked(const struct buddy_extent *ext, size_t idx,
                                  head.order);
         if (pg.tag != head.tag)
             return validate_fail("tail page tag != head's", page_addr(ext, i), pg.tag, head.tag);
+        if (head.order == BUDDY_ORDER_RUN && ext->link[i] != i - idx)
+            return validate_fail("run page does not link back to its head", page_addr(ext, i),
+                                 ext->link[i], i - idx);
     }
     return 0;
 }
 
-/* One block's head page at idx: checks it, adds it to the sums and to the maps it implies. */
+/* One block's head page at idx: checks it, adds it to the sums and to the maps it implies.
+ * A buddy block is 2^order pages aligned to its size; a run (allocated only) is link[idx]
+ * pages anywhere in the extent. */
 static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
                                  struct validate_sums *sum, struct validate_maps *m)
 {
@@ -1484,12 +1813,22 @@ static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
     void *at = page_addr(ext, idx);
     if (pg.state != BUDDY_PAGE_FREE_HEAD && pg.state != BUDDY_PAGE_ALLOC_HEAD)
         return validate_fail("block does not start with a head page", at, pg.state, 0);
-    if (pg.order > BUDDY_MAX_ORDER)
+    bool run = pg.order == BUDDY_ORDER_RUN && pg.state == BUDDY_PAGE_ALLOC_HEAD;
+    if (pg.order > BUDDY_MAX_ORDER && !run)
         return validate_fail("order out of range", at, pg.order, BUDDY_MAX_ORDER);
-    size_t n = order_pages(pg.order);
-    if (idx & (n - 1))
-        return validate_fail("block not aligned to its order", at, idx, pg.order);
-    if (validate_tails_locked(ext, idx, pg))
+    size_t n = block_pages_locked(ext, idx);
+    if (run) {
+        if (n == 0 || n > BUDDY_PAGES_PER_EXTENT - idx)
+            return validate_fail("run length out of range", at, n,
+                                 BUDDY_PAGES_PER_EXTENT - idx);
+    } else {
+        if (idx & (order_pages(pg.order) - 1))
+            return validate_fail("block not aligned to its order", at, idx, pg.order);
+        if (n != order_pages(pg.order))
+            return validate_fail("block length does not match its order", at, n,
+                                 order_pages(pg.order));
+    }
+    if (validate_tails_locked(ext, idx, n, pg))
         return -1;
     if (pg.state == BUDDY_PAGE_ALLOC_HEAD) {
         if (pg.tag == BUDDY_TAG_NONE)
@@ -1497,7 +1836,7 @@ static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
         if (range_count(ext->dirty, idx, n) != n)
             return validate_fail("allocated block with a page not marked dirty", at,
                                  range_count(ext->dirty, idx, n), n);
-        sum->alloc_bytes += order_bytes(pg.order);
+        sum->alloc_bytes += n << BUDDY_PAGE_SHIFT;
         return 0;
     }
     if (pg.tag != BUDDY_TAG_NONE)
@@ -1555,7 +1894,7 @@ static int validate_extent_locked(const struct buddy_extent *ext, struct validat
     for (size_t i = 0; i < BUDDY_PAGES_PER_EXTENT;) {
         if (validate_block_locked(ext, i, sum, &m))
             return -1;
-        i += order_pages(ext->pages[i].order);
+        i += block_pages_locked(ext, i);
     }
     for (size_t w = 0; w < FMAP_WORDS; w++) {
         if (ext->avail[w] != m.avail[w])
@@ -1721,6 +2060,16 @@ int buddy_corrupt_for_tests(int what)
         break;
     case BUDDY_CORRUPT_COUNTER:
         buddy.st.dirty_free_bytes += BUDDY_PAGE_SIZE;
+        break;
+    case BUDDY_CORRUPT_RUN: /* a run's page links to the wrong head */
+        rc = -1;
+        for (size_t i = 1; i < BUDDY_PAGES_PER_EXTENT; i++)
+            if (ext->pages[i].state == BUDDY_PAGE_ALLOC_TAIL &&
+                ext->pages[i].order == BUDDY_ORDER_RUN) {
+                ext->link[i]++;
+                rc = 0;
+                break;
+            }
         break;
     default:
         rc = -1;

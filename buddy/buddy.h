@@ -36,6 +36,8 @@ extern "C" {
 #define BUDDY_MAX_ORDER (HEAP_EXTENT_SHIFT - HEAP_PAGE_SHIFT) /* 10: 4 MiB blocks */
 #define BUDDY_PAGES_PER_EXTENT ((size_t)1 << BUDDY_MAX_ORDER)
 #define BUDDY_ORDER_HUGE 0xff /* order reported for dedicated (larger than max) blocks */
+#define BUDDY_ORDER_RUN 0xfe  /* order of every page of a run (buddy_alloc_run), and the order
+                                 buddy_lookup reports for one */
 
 /* Owner tags: who allocated the block.  0 is never a valid tag of an allocated block. */
 enum buddy_tag {
@@ -73,6 +75,18 @@ void *buddy_alloc_clean(unsigned order, uint16_t tag, bool *clean);
  * word i / 64: set when the page may hold old data, clear when it reads as zero.  calloc
  * then zeroes only the pages that need it. */
 void *buddy_alloc_dirty(unsigned order, uint16_t tag, uint64_t *dirty);
+/* Allocate a run of exactly `pages` pages (1..BUDDY_PAGES_PER_EXTENT) tagged `tag`, placed
+ * by best fit over the free pages of every extent, with no alignment beyond a page
+ * (tcmalloc's spans, within an extent): no page of it goes unused, and the holes it needs
+ * are as small as the request.  Its pages carry order BUDDY_ORDER_RUN; buddy_lookup() finds
+ * its head from any of them (buddy_block_of() does not: it answers only for buddy blocks).
+ * `dirty` as for buddy_alloc_dirty, one bit per page of the run (may be NULL).  NULL with
+ * errno EINVAL (0 or too many pages, tag 0) or ENOMEM. */
+void *buddy_alloc_run(size_t pages, uint16_t tag, uint64_t *dirty);
+/* buddy_alloc_run for a block expected to grow (realloc): placed at the start of the best-fit
+ * stretch of `room` free pages if there is one (room >= pages, capped at an extent), so that
+ * buddy_resize_run can grow it in place; otherwise as buddy_alloc_run. */
+void *buddy_alloc_run_room(size_t pages, size_t room, uint16_t tag, uint64_t *dirty);
 /* Allocate at least `bytes`: the smallest order that fits, or a dedicated extent when bytes
  * exceed the largest block.  NULL with errno EINVAL (0 bytes, overflow) or ENOMEM. */
 void *buddy_alloc_bytes(size_t bytes, uint16_t tag);
@@ -93,22 +107,33 @@ int buddy_free(void *ptr);
  * ENOMEM (the neighbours are not free) or EINVAL (not the head of an allocated buddy block,
  * a huge block, or new_order > BUDDY_MAX_ORDER). */
 int buddy_resize(void *head, unsigned new_order);
+/* Resize the run whose head is `head` to `pages` pages without moving it: growing takes the
+ * free pages right after it (all of them must be free), shrinking frees its last pages.  0,
+ * or -1 with nothing changed and errno ENOMEM (the pages after it are not free) or EINVAL
+ * (not the head of a run, 0 pages, or past the end of its extent).  buddy_resize refuses
+ * runs, this refuses buddy blocks. */
+int buddy_resize_run(void *head, size_t pages);
 
 /* Where an address lives: the allocated block holding it. */
 struct buddy_block_info {
     void *head;     /* first byte of the block */
     size_t size;    /* bytes in the block */
-    unsigned order; /* 0..BUDDY_MAX_ORDER, or BUDDY_ORDER_HUGE */
+    unsigned order; /* 0..BUDDY_MAX_ORDER, BUDDY_ORDER_RUN or BUDDY_ORDER_HUGE */
     uint16_t tag;   /* owner tag */
 };
 /* O(1), lock-free for the caller's own live blocks: fills *out (unless NULL) for any address
  * inside an allocated block and returns true; false for free pages and foreign addresses. */
 bool buddy_lookup(const void *ptr, struct buddy_block_info *out);
 
+/* Whether ptr is the first byte of a block (a run or a buddy block) that was freed and whose
+ * page has not been allocated since: a second free of a freed large block is then reported as
+ * a double free rather than as a pointer never handed out.  Lock-free, for reports. */
+bool buddy_freed_head(const void *ptr);
+
 /* Inline fast path of buddy_lookup for addresses in buddy extents (not huge blocks): the
  * head and tag of the allocated block holding p.  Lock-free like buddy_lookup; false for
- * free pages and foreign addresses.  Relies on the heap extent's `owner` pointing at the
- * extent's page map (struct buddy_page[BUDDY_PAGES_PER_EXTENT], first member of buddy.c's
+ * free pages, runs and foreign addresses.  Relies on the heap extent's `owner` pointing at
+ * the extent's page map (struct buddy_page[BUDDY_PAGES_PER_EXTENT], first member of buddy.c's
  * per-extent record). */
 static inline bool buddy_block_of(const void *p, void **head, uint16_t *tag)
 {
@@ -207,6 +232,7 @@ struct buddy_stats {
     size_t dirty_free_bytes;                 /* of free_bytes, pages that may be resident */
     size_t alloc_bytes;                      /* bytes in allocated blocks (incl. huge) */
     size_t allocs, frees;                    /* cumulative calls that succeeded */
+    size_t run_allocs;                       /* of the allocs, runs (buddy_alloc_run) */
     size_t splits, merges;                   /* cumulative */
     size_t failures;                         /* allocations that returned NULL */
     size_t invalid_frees;                    /* buddy_free calls refused */
@@ -247,6 +273,7 @@ enum buddy_corruption {
     BUDDY_CORRUPT_PAGE_MAP,     /* a free tail page's order */
     BUDDY_CORRUPT_BUSY,         /* a purge's busy bit */
     BUDDY_CORRUPT_COUNTER,      /* the dirty free bytes counter */
+    BUDDY_CORRUPT_RUN,          /* a run page's link to its head */
 };
 int buddy_corrupt_for_tests(int what);
 /* Tests only: free everything and forget all extents; also calls heap_reset_for_tests()

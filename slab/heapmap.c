@@ -155,6 +155,19 @@ static const char *tag_name(uint16_t tag)
 }
 
 /* Resident pages among [p, p + n) of an extent (0 when mincore failed). */
+/* Pages of the block whose head is page p of the snapshot: 2^order for a buddy block; a run
+ * (order BUDDY_ORDER_RUN, any length, no alignment) is its head and the tails after it. */
+static size_t block_pages(const struct buddy_page *pages, size_t p, size_t npages)
+{
+    if (pages[p].order <= BUDDY_MAX_ORDER)
+        return (size_t)1 << pages[p].order;
+    size_t q = p + 1;
+    while (q < npages && pages[q].state == BUDDY_PAGE_ALLOC_TAIL &&
+           pages[q].order == BUDDY_ORDER_RUN)
+        q++;
+    return q - p;
+}
+
 static size_t resident_pages(const struct map_extent *m, size_t p, size_t n)
 {
     size_t r = 0;
@@ -195,12 +208,12 @@ void heapmap_text(void (*put)(const char *line, void *arg), void *arg)
             npages = BUDDY_PAGES_PER_EXTENT;
         for (size_t p = 0; p < npages;) {
             const struct buddy_page *pg = &m->pages[p];
-            size_t run = (size_t)1 << pg->order;
+            size_t run = block_pages(m->pages, p, npages);
             if (pg->state == BUDDY_PAGE_FREE_HEAD) {
                 /* merge consecutive free blocks into one line */
                 size_t q = p + run;
                 while (q < npages && m->pages[q].state == BUDDY_PAGE_FREE_HEAD)
-                    q += (size_t)1 << m->pages[q].order;
+                    q += block_pages(m->pages, q, npages);
                 size_t r = resident_pages(m, p, q - p);
                 res_free += r;
                 heap_fmt(line, sizeof line, "  %p %4zu pages %4zu resident  free\n",
@@ -311,7 +324,8 @@ void slabcache_heap_map_svg(FILE *out)
         const char *what = "free";
         for (size_t p = 0; p < BUDDY_PAGES_PER_EXTENT; p++) {
             const struct buddy_page *pg = &m->pages[p];
-            size_t head = p & ~(((size_t)1 << pg->order) - 1);
+            size_t head = pg->order <= BUDDY_MAX_ORDER ? p & ~(((size_t)1 << pg->order) - 1)
+                                                       : BUDDY_PAGES_PER_EXTENT; /* a run */
             if (pg->state == BUDDY_PAGE_FREE_HEAD || pg->state == BUDDY_PAGE_FREE_TAIL) {
                 fill = "#e0e0e0";
                 what = "free";

@@ -19,8 +19,10 @@
  *   Lookup is O(1): a byte table indexed by (size + 7) / 8 up to 1 KiB, then clz arithmetic.
  *
  * LARGE OBJECTS
- *   32 KiB < size <= 4 MiB: a buddy block of the smallest order that holds it, tagged
- *   BUDDY_TAG_LARGE (the whole block is the object).  Larger: a dedicated extent
+ *   32 KiB < size <= 4 MiB: a run of exactly the pages it needs, placed by best fit
+ *   (buddy_alloc_run), tagged BUDDY_TAG_LARGE (the whole run is the object).  Power-of-two
+ *   blocks would need aligned holes and leave the upper part of each block unwritten until
+ *   a later, larger owner faults it in (docs/limits.md section 7 has the measurements).  Larger: a dedicated extent
  *   (buddy_alloc_bytes), unmapped when freed.  Alignments above a page come from buddy blocks
  *   (naturally aligned up to 4 MiB); above 4 MiB from an over-sized dedicated extent whose
  *   first bytes record the offset of the aligned object (struct kmalloc_huge_hdr).
@@ -36,11 +38,11 @@
  *
  * REALLOC
  *   In place while the new size fits the usable size and is more than half of it (small
- *   blocks always stay).  A large buddy block also stays when it can grow into the free
- *   buddies above it, or shrink by freeing its upper halves (buddy_resize; the freed tail
- *   decays like any freed block).  When a block must move to grow, it asks for at least
- *   1.25 x the old usable size (FastMM's rule), so a run of small growths moves O(log n)
- *   times; buddy blocks are powers of two, which leaves the same headroom.  Dedicated extents
+ *   blocks always stay).  A large run also stays when it can grow into the free pages right
+ *   after it, or shrink by freeing its last pages (buddy_resize_run; the freed tail decays
+ *   like any freed block).  When a block must move to grow, it asks for at least 1.25 x the
+ *   old usable size (FastMM's rule), so a run of small growths moves O(log n) times.
+ *   Dedicated extents
  *   (above 4 MiB) are resized with mremap (buddy_resize_huge): in place, or their pages move
  *   to a new address; nothing is copied.
  *
@@ -298,24 +300,26 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
     magazine_tick(); /* a program busy with large blocks only still reaps idle depots */
     void *p;
     if (size <= kmalloc_largest_order_bytes && align <= kmalloc_largest_order_bytes) {
-        int order = buddy_order_for_size(size);
-        int aorder = align > BUDDY_PAGE_SIZE ? buddy_order_for_size(align) : 0;
-        if (aorder > order)
-            order = aorder;
-        if (!(flags & KM_ZERO)) {
-            p = buddy_alloc((unsigned)order, BUDDY_TAG_LARGE);
-            if (!p)
-                errno = ENOMEM;
-            return p;
-        }
+        /* A run of the pages asked for; an alignment above a page takes a buddy block of
+         * the order that has it (aligned to its size). */
+        size_t pages = (size + BUDDY_PAGE_SIZE - 1) / BUDDY_PAGE_SIZE;
+        int aorder = align > BUDDY_PAGE_SIZE ? buddy_order_for_size(align) : -1;
+        if (aorder >= 0 && (size_t)1 << aorder < pages)
+            aorder = buddy_order_for_size(size);
+        if (aorder >= 0)
+            pages = (size_t)1 << aorder;
         uint64_t dirty[BUDDY_PAGES_PER_EXTENT / 64];
-        p = buddy_alloc_dirty((unsigned)order, BUDDY_TAG_LARGE, dirty);
+        uint64_t *d = (flags & KM_ZERO) ? dirty : NULL;
+        p = aorder >= 0 ? buddy_alloc_dirty((unsigned)aorder, BUDDY_TAG_LARGE, dirty)
+                        : buddy_alloc_run_room(pages, (flags & KMALLOC_GROWING) ? 2 * pages : pages,
+                                               BUDDY_TAG_LARGE, d);
         if (!p) {
             errno = ENOMEM;
             return NULL;
         }
-        large_zero_dirty(p, (flags & KMALLOC_ZERO_ASKED) ? size : BUDDY_PAGE_SIZE << order,
-                         dirty);
+        if (flags & KM_ZERO)
+            large_zero_dirty(p, (flags & KMALLOC_ZERO_ASKED) ? size : pages * BUDDY_PAGE_SIZE,
+                             dirty);
         return p;
     }
     /* Dedicated extents, 4 MiB aligned: fresh mappings read as zero; one reused from the
@@ -372,8 +376,9 @@ static size_t large_offset(const void *p, const struct buddy_block_info *info)
     return SIZE_MAX;
 }
 
-/* realloc of the large block at p to size bytes without a copy: a buddy block grows into
- * free buddies above it or frees its upper halves (buddy_resize; a freed tail decays like any
+/* realloc of the large block at p to size bytes without a copy: a run grows into the free
+ * pages after it or frees its last pages (buddy_resize_run), an aligned buddy block into its
+ * free buddies or by freeing its upper halves (buddy_resize; a freed tail decays like any
  * freed block); a dedicated extent that stays past the largest order is remapped
  * (buddy_resize_huge: in place, or its pages move).  The block's (new) address, or NULL (p
  * unchanged) when p is not a whole block or it cannot be resized in place. */
@@ -390,10 +395,12 @@ static void *large_resize_in_place(void *p, size_t size)
         errno = saved;
         return q;
     }
-    int order = buddy_order_for_size(size);
-    if (order < 0)
+    if (size > kmalloc_largest_order_bytes)
         return NULL; /* past the largest order: a dedicated extent */
-    return buddy_resize(p, (unsigned)order) == 0 ? p : NULL;
+    if (info.order == BUDDY_ORDER_RUN)
+        return buddy_resize_run(p, (size + BUDDY_PAGE_SIZE - 1) / BUDDY_PAGE_SIZE) == 0 ? p
+                                                                                     : NULL;
+    return buddy_resize(p, (unsigned)buddy_order_for_size(size)) == 0 ? p : NULL;
 }
 
 
@@ -555,10 +562,13 @@ __attribute__((noinline, cold)) static void bad_block_report(const char *op, con
                           __ATOMIC_RELAXED);
         size_t block = pg.order <= BUDDY_MAX_ORDER ? BUDDY_PAGE_SIZE << pg.order : 0;
         uintptr_t head = block ? (uintptr_t)p & ~(uintptr_t)(block - 1) : 0;
-        /* Large blocks are the smallest order above the largest class, aligned to it. */
-        size_t large_min = BUDDY_PAGE_SIZE << buddy_order_for_size(KMALLOC_MAX_CACHE_SIZE + 1);
+        struct buddy_block_info info; /* a run's head and size are in the buddy layer's map */
+        if (pg.order == BUDDY_ORDER_RUN && buddy_lookup(p, &info)) {
+            head = (uintptr_t)info.head;
+            block = info.size;
+        }
         if (pg.state == BUDDY_PAGE_FREE_HEAD || pg.state == BUDDY_PAGE_FREE_TAIL) {
-            if (((uintptr_t)p & (large_min - 1)) == 0) {
+            if (buddy_freed_head(p)) { /* user pointers are never slab heads: a large block */
                 kind = "large block";
                 heap_fmt(why, sizeof why, "already free: its pages are free");
             } else {
@@ -789,7 +799,7 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
     /* In place when it fits and does not waste more than half (small blocks always). */
     if (size <= cap && (size > cap / 2 || cap <= KMALLOC_SMALL_STEP_MAX))
         return realloc_in_place(c, p, old, size, cap, flags, op, caller);
-    /* A large block grows into the free blocks above it, gives its upper halves back, or is
+    /* A large block grows into the free pages after it, gives its last pages back, or is
      * remapped, without a copy. */
     if (cap > KMALLOC_MAX_CACHE_SIZE && size > KMALLOC_MAX_CACHE_SIZE) {
         void *q = large_resize_in_place(p, size);
@@ -810,8 +820,10 @@ void *kmalloc_realloc(void *p, size_t size, unsigned int flags, bool malloc_clas
             want = grown;
     }
     int saved = errno;
-    void *n = malloc_classes ? kmalloc_for_malloc(want, 0, caller)
-                             : kmalloc_with_caller(want, flags & ~KM_ZERO, caller);
+    /* A large block that grows has room to grow in place after it (kmalloc_internal.h). */
+    unsigned int grow = want > KMALLOC_MAX_CACHE_SIZE && size > old ? KMALLOC_GROWING : 0;
+    void *n = malloc_classes ? kmalloc_for_malloc(want, grow, caller)
+                             : kmalloc_with_caller(want, (flags & ~KM_ZERO) | grow, caller);
     if (!n && want != size)
         n = malloc_classes ? kmalloc_for_malloc(want = size, 0, caller)
                            : kmalloc_with_caller(want = size, flags & ~KM_ZERO, caller);

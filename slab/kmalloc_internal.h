@@ -29,6 +29,9 @@ extern "C" {
  * Without it a KM_ZERO large block is zeroed whole, as the kernel's kzalloc (see
  * kmalloc_realloc). */
 #define KMALLOC_ZERO_ASKED 0x80000000u
+/* Another: a large block that realloc moves to grow, placed with room to grow in place again
+ * (twice its pages when such a stretch is free: buddy_alloc_run_room). */
+#define KMALLOC_GROWING 0x40000000u
 
 /* The class caches, each NULL until its class is first used (kmalloc_class_cache). */
 extern struct kmem_cache *kmalloc_caches[KMALLOC_NR_CLASSES];

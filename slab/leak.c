@@ -81,7 +81,6 @@ struct leak_block {
     uint8_t kind;     /* enum leak_kind */
     uint8_t state;    /* enum leak_state */
     uint8_t flags;    /* LF_* */
-    uint8_t order;    /* buddy order (large) */
 };
 
 struct leak_cache {
@@ -93,7 +92,7 @@ struct leak_group {
     bool used;
     uint8_t state, kind;
     uint16_t cache;
-    size_t key;       /* large: order; huge: size */
+    size_t key;       /* large and huge: size */
     const void *site;
     size_t count, bytes, size;
     const void *first[LEAK_FIRST_ADDRS];
@@ -232,7 +231,7 @@ static void gather_cache_locked(struct kmem_cache *c, struct block_set *set)
             for (uint32_t i = 0; i < c->objs_per_slab; i++) {
                 const void *obj = s->objs + (size_t)i * c->slot_size;
                 struct leak_block blk = {(uintptr_t)obj, c->object_size, NULL, ci, LK_SMALL,
-                                         LS_UNSEEN, 0, 0};
+                                         LS_UNSEEN, 0};
                 bool in_use = (s->bitmap[i / 64] >> (i % 64)) & 1;
                 if (!in_use || (c->marks && slot_marked(c, obj))) {
                     if (!constructed)
@@ -253,8 +252,7 @@ static void gather_block(void *head, size_t bytes, unsigned order, uint16_t tag,
     if (tag != BUDDY_TAG_LARGE)
         return;
     struct leak_block blk = {(uintptr_t)head, bytes, NULL, LEAK_NO_CACHE,
-                             order == BUDDY_ORDER_HUGE ? LK_HUGE : LK_LARGE, LS_UNSEEN, 0,
-                             (uint8_t)(order == BUDDY_ORDER_HUGE ? 0 : order)};
+                             order == BUDDY_ORDER_HUGE ? LK_HUGE : LK_LARGE, LS_UNSEEN, 0};
     set_add(arg, &blk);
 }
 
@@ -604,7 +602,9 @@ static const char *state_name(uint8_t state)
 static void group_add_locked(const struct leak_block *blk)
 {
     leak_assert_locked();
-    size_t key = blk->kind == LK_LARGE ? blk->order : blk->kind == LK_HUGE ? blk->size : 0;
+    /* Large blocks group by size (runs of pages have any length; aligned buddy blocks are
+     * 2^order pages), huge ones too. */
+    size_t key = blk->kind == LK_LARGE || blk->kind == LK_HUGE ? blk->size : 0;
     uintptr_t h = ((uintptr_t)blk->cache + 1) * 0x9e3779b97f4a7c15ull ^
                   (uintptr_t)blk->site * 0xff51afd7ed558ccdull ^ key * 0xc2b2ae3d27d4eb4full ^
                   (uintptr_t)(blk->state * 31u + blk->kind);

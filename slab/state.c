@@ -47,7 +47,8 @@ size_t state_rss_bytes(void)
 }
 
 struct block_sums {
-    size_t large_blocks[STATE_LARGE_ORDERS];
+    size_t large_blocks[STATE_LARGE_ORDERS]; /* by the power of two of pages that holds them */
+    size_t large_bytes[STATE_LARGE_ORDERS];
     size_t huge_blocks, huge_bytes;
     size_t slab_bytes;  /* blocks tagged slab */
     size_t other_bytes; /* blocks of other owners (buddy_alloc users) */
@@ -62,8 +63,14 @@ static void sum_block(void *head, size_t bytes, unsigned order, uint16_t tag, vo
     } else if (tag == BUDDY_TAG_LARGE && order == BUDDY_ORDER_HUGE) {
         b->huge_blocks++;
         b->huge_bytes += bytes;
-    } else if (tag == BUDDY_TAG_LARGE && order < STATE_LARGE_ORDERS) {
-        b->large_blocks[order]++;
+    } else if (tag == BUDDY_TAG_LARGE) {
+        unsigned k = 0; /* runs of pages (BUDDY_ORDER_RUN) go with the order that holds them */
+        while ((BUDDY_PAGE_SIZE << k) < bytes)
+            k++;
+        if (k >= STATE_LARGE_ORDERS)
+            k = STATE_LARGE_ORDERS - 1;
+        b->large_blocks[k]++;
+        b->large_bytes[k] += bytes;
     } else {
         b->other_bytes += bytes;
     }
@@ -74,7 +81,7 @@ static double percent(size_t part, size_t whole)
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-/* "large-64K", "large-4M": the row name of buddy blocks of 2^order pages. */
+/* "large-64K", "large-4M": the row name of large blocks of up to 2^order pages. */
 static void large_name(char *buf, size_t len, unsigned order)
 {
     size_t kib = (BUDDY_PAGE_SIZE << order) >> 10;
@@ -129,7 +136,7 @@ void state_collect(struct slabcache_totals *out, struct slabcache_class_state *r
     buddy_for_each_block(sum_block, &b);
     size_t large_bytes = 0;
     for (unsigned k = 0; k < STATE_LARGE_ORDERS; k++) {
-        size_t bytes = b.large_blocks[k] * (BUDDY_PAGE_SIZE << k);
+        size_t bytes = b.large_bytes[k];
         large_bytes += bytes;
         if (!b.large_blocks[k] || nr >= max)
             continue;
@@ -137,7 +144,7 @@ void state_collect(struct slabcache_totals *out, struct slabcache_class_state *r
         memset(r, 0, sizeof *r);
         large_name(r->name, sizeof r->name, k);
         r->kind = SLABCACHE_CLASS_LARGE;
-        r->object_size = r->slot_size = BUDDY_PAGE_SIZE << k;
+        r->object_size = r->slot_size = bytes / b.large_blocks[k]; /* the mean */
         r->blocks_in_use = b.large_blocks[k];
         r->bytes_in_use = r->bytes_reserved = bytes;
         r->efficiency = percent(bytes, bytes);

@@ -784,6 +784,219 @@ void RandomRun(uint64_t seed, int ops)
     EXPECT_LE(st.extents, kSpare) << "wholly free extents are returned";
 }
 
+// ------------------------------------------------------------------ runs
+
+// A run is exactly the pages asked for, at any page: every one of its pages finds its head
+// and size, none of them is a buddy block to buddy_block_of (slabs never are runs), and
+// freeing it gives every page back, merged.
+TEST_F(BuddyTest, RunsAreExactlyThePagesAskedForAndMergeBackWhenFreed)
+{
+    std::vector<std::pair<char *, size_t>> runs;
+    for (size_t n : {1, 3, 5, 7, 9, 100, 257, 511, 513, 1000, 1024}) {
+        char *p = static_cast<char *>(buddy_alloc_run(n, BUDDY_TAG_USER, nullptr));
+        ASSERT_NE(nullptr, p) << n;
+        ASSERT_EQ(0u, (uintptr_t)p % kPage);
+        for (size_t i = 0; i < n; i++) {
+            buddy_block_info info;
+            ASSERT_TRUE(buddy_lookup(p + i * kPage + (i * 97) % kPage, &info)) << n << " " << i;
+            ASSERT_EQ(p, info.head);
+            ASSERT_EQ(n * kPage, info.size);
+            ASSERT_EQ((unsigned)BUDDY_ORDER_RUN, info.order);
+            ASSERT_EQ(BUDDY_TAG_USER, info.tag);
+            void *head;
+            uint16_t tag;
+            ASSERT_FALSE(buddy_block_of(p + i * kPage, &head, &tag));
+        }
+        memset(p, 0x5a, n * kPage);
+        runs.push_back({p, n});
+        ASSERT_VALID();
+    }
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(runs.size(), st.run_allocs);
+    size_t bytes = 0;
+    for (auto &[p, n] : runs)
+        bytes += n * kPage;
+    EXPECT_EQ(bytes, st.alloc_bytes);
+    for (auto &[p, n] : runs) {
+        ASSERT_EQ(0, buddy_free(p));
+        ASSERT_VALID();
+    }
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.alloc_bytes);
+    EXPECT_LE(st.extents, kSpare) << "every page merged back into whole extents";
+}
+
+// Best fit: a run goes to the smallest stretch of free pages that holds it, not the first.
+TEST_F(BuddyTest, RunsGoToTheSmallestHoleThatHoldsThem)
+{
+    // One extent cut into runs, then holes of 9, 3 and 5 pages opened in that order.
+    std::vector<char *> runs;
+    for (size_t n : {2, 9, 2, 3, 2, 5, 2}) {
+        runs.push_back(static_cast<char *>(buddy_alloc_run(n, BUDDY_TAG_USER, nullptr)));
+        ASSERT_NE(nullptr, runs.back());
+    }
+    char *rest = static_cast<char *>(buddy_alloc_run(1024 - 25, BUDDY_TAG_USER, nullptr));
+    ASSERT_NE(nullptr, rest);
+    ASSERT_EQ(ExtentOf(rest), ExtentOf(runs[0])) << "the extent is full now";
+    ASSERT_EQ(0, buddy_free(runs[1]));
+    ASSERT_EQ(0, buddy_free(runs[3]));
+    ASSERT_EQ(0, buddy_free(runs[5]));
+    EXPECT_EQ(runs[3], buddy_alloc_run(3, BUDDY_TAG_USER, nullptr)) << "the 3-page hole";
+    EXPECT_EQ(runs[5], buddy_alloc_run(4, BUDDY_TAG_USER, nullptr)) << "the 5-page hole";
+    EXPECT_EQ(runs[1], buddy_alloc_run(6, BUDDY_TAG_USER, nullptr)) << "the 9-page hole";
+    char *elsewhere = static_cast<char *>(buddy_alloc_run(4, BUDDY_TAG_USER, nullptr));
+    EXPECT_NE(ExtentOf(elsewhere), ExtentOf(runs[0])) << "holes of 1 and 3 pages are left";
+    ASSERT_VALID();
+}
+
+// A run that will grow (realloc) is placed where `room` pages are free, at the start of that
+// stretch, when such a stretch exists; a plain run takes the tightest hole.
+TEST_F(BuddyTest, RunsWithRoomGoWhereTheyCanGrow)
+{
+    std::vector<char *> runs;
+    for (size_t n : {2, 4, 2, 20, 2}) {
+        runs.push_back(static_cast<char *>(buddy_alloc_run(n, BUDDY_TAG_USER, nullptr)));
+        ASSERT_NE(nullptr, runs.back());
+    }
+    char *rest = static_cast<char *>(buddy_alloc_run(1024 - 30, BUDDY_TAG_USER, nullptr));
+    ASSERT_EQ(ExtentOf(rest), ExtentOf(runs[0]));
+    ASSERT_EQ(0, buddy_free(runs[1]));
+    ASSERT_EQ(0, buddy_free(runs[3]));
+    char *grows = static_cast<char *>(buddy_alloc_run_room(3, 6, BUDDY_TAG_USER, nullptr));
+    EXPECT_EQ(runs[3], grows) << "the 20-page hole has room for 6";
+    ASSERT_EQ(0, buddy_resize_run(grows, 6)) << "and it grows there in place";
+    char *tight = static_cast<char *>(buddy_alloc_run(3, BUDDY_TAG_USER, nullptr));
+    EXPECT_EQ(runs[1], tight) << "the 4-page hole";
+    char *no_room = static_cast<char *>(buddy_alloc_run_room(1, 2000, BUDDY_TAG_USER, nullptr));
+    EXPECT_NE(nullptr, no_room) << "room is capped at an extent and only a preference";
+    ASSERT_VALID();
+}
+
+// Resizing a run in place: it grows into the free pages right after it, and only into them;
+// it shrinks by freeing its last pages.  buddy_resize refuses runs and buddy_resize_run
+// buddy blocks.
+TEST_F(BuddyTest, RunsResizeInPlace)
+{
+    char *p = static_cast<char *>(buddy_alloc_run(10, BUDDY_TAG_USER, nullptr));
+    ASSERT_NE(nullptr, p);
+    memset(p, 7, 10 * kPage);
+    ASSERT_EQ(0, buddy_resize_run(p, 300));
+    buddy_block_info info;
+    ASSERT_TRUE(buddy_lookup(p + 299 * kPage, &info));
+    EXPECT_EQ(p, info.head);
+    EXPECT_EQ(300 * kPage, info.size);
+    EXPECT_EQ(7, p[10 * kPage - 1]) << "contents kept";
+    ASSERT_VALID();
+    char *q = static_cast<char *>(buddy_alloc_run(1, BUDDY_TAG_USER, nullptr));
+    ASSERT_EQ(p + 300 * kPage, q) << "best fit: the page right after it";
+    errno = 0;
+    EXPECT_EQ(-1, buddy_resize_run(p, 301));
+    EXPECT_EQ(ENOMEM, errno);
+    ASSERT_TRUE(buddy_lookup(p, &info));
+    EXPECT_EQ(300 * kPage, info.size) << "a refused growth changes nothing";
+    ASSERT_EQ(0, buddy_resize_run(p, 2));
+    ASSERT_TRUE(buddy_lookup(p, &info));
+    EXPECT_EQ(2 * kPage, info.size);
+    EXPECT_FALSE(buddy_lookup(p + 2 * kPage, &info)) << "the pages given back are free";
+    ASSERT_VALID();
+    errno = 0;
+    EXPECT_EQ(-1, buddy_resize(p, 3));
+    EXPECT_EQ(EINVAL, errno);
+    void *b = buddy_alloc(2, BUDDY_TAG_USER);
+    errno = 0;
+    EXPECT_EQ(-1, buddy_resize_run(b, 5));
+    EXPECT_EQ(EINVAL, errno);
+    EXPECT_EQ(-1, buddy_resize_run(p + kPage, 5)) << "not the head";
+    EXPECT_EQ(-1, buddy_resize_run(p, 0));
+    ASSERT_EQ(0, buddy_free(b));
+    ASSERT_EQ(0, buddy_free(q));
+    ASSERT_EQ(0, buddy_free(p));
+    ASSERT_VALID();
+}
+
+// Misuse of runs: an interior pointer and a double free are refused and change nothing; a
+// freed run's head is known as such until its page is allocated again.
+TEST_F(BuddyTest, RunMisuseIsRefused)
+{
+    char *p = static_cast<char *>(buddy_alloc_run(7, BUDDY_TAG_USER, nullptr));
+    ASSERT_NE(nullptr, p);
+    EXPECT_FALSE(buddy_freed_head(p));
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(-1, buddy_free(p + 3 * kPage));
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(std::string::npos, err.find("interior pointer of the block at")) << err;
+    ASSERT_VALID();
+    ASSERT_EQ(0, buddy_free(p));
+    EXPECT_TRUE(buddy_freed_head(p));
+    EXPECT_FALSE(buddy_freed_head(p + kPage)) << "only the head of what was freed";
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(-1, buddy_free(p));
+    err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(std::string::npos, err.find("double free")) << err;
+    ASSERT_VALID();
+    char *again = static_cast<char *>(buddy_alloc_run(7, BUDDY_TAG_USER, nullptr));
+    ASSERT_EQ(p, again) << "best fit: the same pages";
+    EXPECT_FALSE(buddy_freed_head(p)) << "allocated again";
+    EXPECT_EQ(nullptr, buddy_alloc_run(0, BUDDY_TAG_USER, nullptr));
+    EXPECT_EQ(nullptr, buddy_alloc_run(1025, BUDDY_TAG_USER, nullptr));
+    EXPECT_EQ(nullptr, buddy_alloc_run(1, BUDDY_TAG_NONE, nullptr));
+    ASSERT_EQ(0, buddy_free(again));
+}
+
+// Runs and buddy blocks mixed at random, freed in random order: never an overlap, contents
+// kept, every invariant at every step of the first thousands, all of it back at the end.
+void RandomRunsAndBlocks(uint64_t seed, int ops)
+{
+    std::mt19937_64 rng(seed);
+    std::map<uintptr_t, size_t> live; // head -> pages
+    for (int step = 0; step < ops; step++) {
+        if (live.empty() || (live.size() < 3000 && rng() % 100 < 55)) {
+            bool run = rng() % 2;
+            size_t n = run ? 1 + rng() % (rng() % 8 ? 64 : 1024) : 0;
+            unsigned k = RandomOrder(rng);
+            char *p = static_cast<char *>(run ? buddy_alloc_run(n, BUDDY_TAG_USER, nullptr)
+                                              : buddy_alloc(k, BUDDY_TAG_USER));
+            if (!run)
+                n = (size_t)1 << k;
+            ASSERT_NE(nullptr, p) << "step " << step;
+            uintptr_t a = (uintptr_t)p;
+            auto next = live.lower_bound(a);
+            if (next != live.end()) {
+                ASSERT_GE(next->first, a + n * kPage) << "overlap, step " << step;
+            }
+            if (next != live.begin()) {
+                auto prev = std::prev(next);
+                ASSERT_LE(prev->first + prev->second * kPage, a) << "overlap, step " << step;
+            }
+            for (size_t i = 0; i < n; i++)
+                *(uint64_t *)(p + i * kPage) = Pattern(a, i);
+            live[a] = n;
+        } else {
+            auto it = live.begin();
+            std::advance(it, rng() % live.size());
+            for (size_t i = 0; i < it->second; i++)
+                ASSERT_EQ(Pattern(it->first, i), *(uint64_t *)(it->first + i * kPage))
+                    << "corrupted, step " << step;
+            ASSERT_EQ(0, buddy_free((void *)it->first));
+            live.erase(it);
+        }
+        if (step < 2000 || step % 499 == 0) {
+            ASSERT_VALID() << "step " << step;
+        }
+    }
+    for (auto &[a, n] : live)
+        ASSERT_EQ(0, buddy_free((void *)a));
+    ASSERT_VALID();
+    struct buddy_stats st;
+    buddy_get_stats(&st);
+    EXPECT_EQ(0u, st.alloc_bytes);
+    EXPECT_LE(st.extents, kSpare);
+}
+
+TEST_F(BuddyTest, RandomRunsAndBlocksSeed1) { RandomRunsAndBlocks(1, 40000); }
+TEST_F(BuddyTest, RandomRunsAndBlocksSeed2) { RandomRunsAndBlocks(77, 40000); }
+
 TEST_F(BuddyTest, RandomSequenceSeed1) { RandomRun(1, 200000); }
 TEST_F(BuddyTest, RandomSequenceSeed2) { RandomRun(2, 200000); }
 TEST_F(BuddyTest, RandomSequenceSeed3) { RandomRun(0xdeadbeef, 200000); }
@@ -1621,6 +1834,7 @@ TEST(BuddyValidator, ReportsEachBrokenInvariant)
         {BUDDY_CORRUPT_PAGE_MAP, "tail page order != head's"},
         {BUDDY_CORRUPT_BUSY, "busy bit on a page that is not FREE_HEAD"},
         {BUDDY_CORRUPT_COUNTER, "dirty_free_bytes"},
+        {BUDDY_CORRUPT_RUN, "run page does not link back to its head"},
     };
     for (const auto &c : cases) {
         buddy_reset_for_tests();
@@ -1628,7 +1842,8 @@ TEST(BuddyValidator, ReportsEachBrokenInvariant)
         // Allocated blocks, and free blocks of several orders (free tails).
         void *a = buddy_alloc(0, BUDDY_TAG_USER);
         void *b = buddy_alloc(5, BUDDY_TAG_USER);
-        ASSERT_TRUE(a && b);
+        void *r = buddy_alloc_run(3, BUDDY_TAG_USER, nullptr);
+        ASSERT_TRUE(a && b && r);
         ASSERT_EQ(0, buddy_validate());
         ASSERT_EQ(0, buddy_corrupt_for_tests(c.what)) << c.text;
         ::testing::internal::CaptureStderr();

@@ -309,13 +309,17 @@ TEST_F(KmallocTest, ClassBoundariesAndLargeBlocks) {
         size_t us = ksize(p);
         ASSERT_GE(us, s);
         if (s > kMaxClass && s <= BUDDY_PAGE_SIZE << BUDDY_MAX_ORDER) {
-            // A whole buddy block: the smallest power-of-two number of pages.
-            ASSERT_EQ(us, BUDDY_PAGE_SIZE << buddy_order_for_size(s)) << s;
-            ASSERT_TRUE(Aligned(p, us)) << "buddy blocks are naturally aligned";
+            // A run of exactly the pages asked for, page aligned.
+            ASSERT_EQ(us, (s + BUDDY_PAGE_SIZE - 1) / BUDDY_PAGE_SIZE * BUDDY_PAGE_SIZE) << s;
+            ASSERT_TRUE(Aligned(p, BUDDY_PAGE_SIZE));
             struct buddy_block_info info;
             ASSERT_TRUE(buddy_lookup(p, &info));
             EXPECT_EQ(info.tag, BUDDY_TAG_LARGE);
             EXPECT_EQ(info.head, p);
+            EXPECT_EQ(info.order, (unsigned)BUDDY_ORDER_RUN);
+            ASSERT_TRUE(buddy_lookup(static_cast<char *>(p) + us - 1, &info)) << "last page";
+            EXPECT_EQ(info.head, p);
+            EXPECT_EQ(info.size, us);
         } else if (s > BUDDY_PAGE_SIZE << BUDDY_MAX_ORDER) {
             ASSERT_EQ(us, (s + 4095) / 4096 * 4096);
         } else {
@@ -585,8 +589,8 @@ TEST_F(KmallocTest, KreallocInPlaceAndHeadroom) {
     kfree(small);
 }
 
-// A large block shrinks in place (its upper halves go back to the buddy layer) and grows
-// back into them without moving; with KM_ZERO the grown tail reads as zero.
+// A large block shrinks in place (its last pages go back to the buddy layer) and grows back
+// into them without moving; with KM_ZERO the grown tail reads as zero.
 TEST_F(KmallocTest, KreallocLargeBlocksResizeInPlace) {
     const size_t big = 2 << 20, small = 40000;
     char *p = static_cast<char *>(kmalloc(big, 0));
@@ -596,14 +600,14 @@ TEST_F(KmallocTest, KreallocLargeBlocksResizeInPlace) {
     struct buddy_stats before, after;
     buddy_get_stats(&before);
     ASSERT_EQ(krealloc(p, small, 0), p) << "shrinks in place";
-    EXPECT_EQ(ksize(p), (size_t)64 << 10);
+    EXPECT_EQ(ksize(p), (size_t)40 << 10) << "the pages that hold 40000 bytes";
     buddy_get_stats(&after);
-    EXPECT_EQ(after.alloc_bytes + big - (64 << 10), before.alloc_bytes);
+    EXPECT_EQ(after.alloc_bytes + big - (40 << 10), before.alloc_bytes);
     EXPECT_TRUE(Check(p, small, 3));
-    ASSERT_EQ(krealloc(p, 1 << 20, KM_ZERO), p) << "grows into the halves it gave back";
+    ASSERT_EQ(krealloc(p, 1 << 20, KM_ZERO), p) << "grows into the pages it gave back";
     EXPECT_EQ(ksize(p), (size_t)1 << 20);
     EXPECT_TRUE(Check(p, small, 3));
-    for (size_t i = (64 << 10); i < (1 << 20); i += 4093) ASSERT_EQ(p[i], 0) << i;
+    for (size_t i = (40 << 10); i < (1 << 20); i += 4093) ASSERT_EQ(p[i], 0) << i;
     // A neighbour in the way: the block moves, contents kept.
     char *q = static_cast<char *>(kmalloc(1 << 20, 0));  // likely the free upper half
     ASSERT_NE(q, nullptr);
@@ -613,6 +617,31 @@ TEST_F(KmallocTest, KreallocLargeBlocksResizeInPlace) {
     EXPECT_EQ(buddy_validate(), 0);
     kfree(q);
     kfree(r);
+}
+
+// A large block that krealloc had to move to grow lands where it has room: the next growth,
+// up to twice the size it moved to, stays in place.
+TEST_F(KmallocTest, KreallocMovedLargeBlocksGrowInPlaceAfterwards) {
+    // A block against the end of an extent cannot grow in place: a run of 999 pages takes
+    // the start of a fresh extent and one of 25 pages its tail (the tightest hole for it).
+    char *big = static_cast<char *>(kmalloc((size_t)999 << 12, 0));
+    char *p = static_cast<char *>(kmalloc(100 << 10, 0));
+    ASSERT_TRUE(big && p);
+    ASSERT_EQ(ksize(p), (size_t)100 << 10);
+    Fill(p, 100 << 10, 5);
+    char *q = static_cast<char *>(krealloc(p, (100 << 10) + 1, 0));
+    ASSERT_NE(q, nullptr);
+    if (p == big + ((size_t)999 << 12)) {
+        EXPECT_NE(q, p) << "at the end of its extent: it must move";
+    }
+    EXPECT_TRUE(Check(q, 100 << 10, 5));
+    const size_t moved = ksize(q);
+    EXPECT_GE(moved, (size_t)125 << 10) << "1.25x when it moves";
+    EXPECT_EQ(krealloc(q, 2 * moved, 0), q) << "room for twice its size after the move";
+    EXPECT_TRUE(Check(q, 100 << 10, 5));
+    EXPECT_EQ(buddy_validate(), 0);
+    kfree(q);
+    kfree(big);
 }
 
 // Past the largest buddy order a block is a dedicated mapping: krealloc remaps it
@@ -939,7 +968,7 @@ TEST_F(KmallocMisuseTest, InteriorAndDoubleFreesOfLargeBlocksAreReported) {
     kfree(p + 4096);
     std::string err = ::testing::internal::GetCapturedStderr();
     EXPECT_NE(err.find("invalid free of"), std::string::npos) << err;
-    EXPECT_EQ(ksize(p), 131072u) << "the block survived the refused free";
+    EXPECT_EQ(ksize(p), 102400u) << "the block survived the refused free";
     kfree(p);
     ::testing::internal::CaptureStderr();
     kfree(p);

@@ -46,14 +46,14 @@ def test_leaks_by_reachability():
     ctx = err
     check(rc == 23, f"leaks: status {rc}, want 23", ctx)
     check(out == "hello\n", f"leaks: stdout {out!r}", ctx)
-    m = re.search(r"slabcache: leak report \(pid (\d+)\): 10 blocks \(26280144 bytes\) lost: "
-                  r"9 definitely \(26280096 bytes\), 1 indirectly \(48 bytes\); (\d+) still "
+    m = re.search(r"slabcache: leak report \(pid (\d+)\): 10 blocks \(26255568 bytes\) lost: "
+                  r"9 definitely \(26255520 bytes\), 1 indirectly \(48 bytes\); (\d+) still "
                   r"reachable \((\d+) bytes\); 0 expected", err)
     check(m, "leaks: the summary line", ctx)
     for line in [
             "definitely lost: 5 blocks (20971520 bytes) of large blocks of 4194304 bytes",
             "definitely lost: 1 blocks (5242880 bytes) of huge blocks of 5242880 bytes",
-            "definitely lost: 1 blocks (65536 bytes) of large blocks of 65536 bytes",
+            "definitely lost: 1 blocks (40960 bytes) of large blocks of 40960 bytes",
             "definitely lost: 1 blocks (112 bytes) of cache kmalloc-112 (112 bytes each)",
             "definitely lost: 1 blocks (48 bytes) of cache kmalloc-48 (48 bytes each)",
             "indirectly lost: 1 blocks (48 bytes) of cache kmalloc-48 (48 bytes each)",

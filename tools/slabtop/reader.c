@@ -440,7 +440,7 @@ struct extent_seen {
 
 /* Extents from the radix map; large, huge, slab and free bytes from their page maps. */
 static void read_heap(struct sc_target *t, struct sc_snapshot *s, uint64_t *large_by_order,
-                      size_t orders)
+                      uint64_t *large_bytes_by_order, size_t orders)
 {
     const struct slabcache_root_constants *K = &t->root.k;
     const struct slabcache_root_layout *L = &t->root.l;
@@ -495,6 +495,17 @@ static void read_heap(struct sc_target *t, struct sc_snapshot *s, uint64_t *larg
                 uint8_t order = pg[L->page.order], state = pg[L->page.state];
                 uint16_t ptag = get_u16(pg, L->page.tag);
                 size_t run = order <= K->max_order ? (size_t)1 << order : 1;
+                if (order > K->max_order && state == K->page_alloc_head) {
+                    /* A run (any length, no alignment): its head and the pages after it
+                     * that carry the same order and are not heads. */
+                    while (p + run < K->pages_per_extent) {
+                        const unsigned char *q = pmap + (p + run) * L->page.size;
+                        if (q[L->page.order] != order || q[L->page.state] == K->page_alloc_head ||
+                            q[L->page.state] == K->page_free_head)
+                            break;
+                        run++;
+                    }
+                }
                 uint64_t block = (uint64_t)run << K->page_shift;
                 if (state == K->page_alloc_head) {
                     if (ptag == K->tag_slab) {
@@ -502,8 +513,13 @@ static void read_heap(struct sc_target *t, struct sc_snapshot *s, uint64_t *larg
                     } else if (ptag == K->tag_large) {
                         s->large_blocks++;
                         s->large_bytes += block;
-                        if (order < orders)
-                            large_by_order[order]++;
+                        unsigned k = 0; /* the power of two of pages that holds it */
+                        while (((size_t)1 << k) < run)
+                            k++;
+                        if (k < orders) {
+                            large_by_order[k]++;
+                            large_bytes_by_order[k] += block;
+                        }
                     }
                 } else if (state == K->page_free_head) {
                     s->free += block;
@@ -553,8 +569,8 @@ int sc_snapshot(struct sc_target *t, struct sc_snapshot *s, char *err, size_t er
     s->inconsistent = !ok;
     s->caches = s->nrows;
     read_tables(t, s);
-    uint64_t large_by_order[64] = {0};
-    read_heap(t, s, large_by_order, 64);
+    uint64_t large_by_order[64] = {0}, large_bytes_by_order[64] = {0};
+    read_heap(t, s, large_by_order, large_bytes_by_order, 64);
     for (size_t i = 0; i < s->nrows; i++) {
         struct sc_row *row = &s->rows[i];
         row->active = row->active > row->cached ? row->active - row->cached : 0;
@@ -572,10 +588,10 @@ int sc_snapshot(struct sc_target *t, struct sc_snapshot *s, char *err, size_t er
             snprintf(row->name, sizeof row->name, "large-%lluM", (unsigned long long)(bytes >> 20));
         else
             snprintf(row->name, sizeof row->name, "large-%lluK", (unsigned long long)(bytes >> 10));
-        row->kind = SC_ROW_LARGE;
-        row->object_size = row->slot_size = bytes;
+        row->kind = SC_ROW_LARGE; /* blocks of up to `bytes`, runs of pages included */
+        row->object_size = row->slot_size = large_bytes_by_order[k] / large_by_order[k];
         row->active = row->total = large_by_order[k];
-        row->live_bytes = row->reserved_bytes = large_by_order[k] * bytes;
+        row->live_bytes = row->reserved_bytes = large_bytes_by_order[k];
         row->pages_per_slab = (uint64_t)1 << k;
         row->objs_per_slab = 1;
     }
