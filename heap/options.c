@@ -66,7 +66,7 @@ struct opt_value {
  * variable that is set, so a process with no SLABCACHE_* variable touches the small value
  * table alone (every process that mallocs loads the options: a short one should not pay a
  * page per few options). */
-static char opt_text[OPT_COUNT][HEAP_OPT_TEXT_MAX];
+HEAP_LARGE_BSS static char opt_text[OPT_COUNT][HEAP_OPT_TEXT_MAX];
 
 /* The option lock guards loading, the values while they are written, and `announced`.
  * Readers take it only until `loaded` is set (release/acquire). */

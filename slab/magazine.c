@@ -79,7 +79,7 @@ static int table_key_ready;                   /* atomic */
 
 /* Threads start on an all-empty table (no entry has a cache or a window), so the fast paths
  * need no NULL test: every lookup misses and the slow path creates the thread's own table. */
-struct magazine_table magazine_table_empty;
+HEAP_LARGE_BSS struct magazine_table magazine_table_empty;
 __thread struct magazine_table *magazine_tls_table __attribute__((tls_model("initial-exec"))) =
     &magazine_table_empty;
 static __thread int tls_table_dead __attribute__((tls_model("initial-exec")));
