@@ -37,6 +37,19 @@ extern "C" {
 #define HEAP_EXTENT_SIZE ((size_t)1 << HEAP_EXTENT_SHIFT)
 #define HEAP_ADDR_BITS 48 /* user-space addresses handled by the radix map */
 
+/* ---------------------------------------------------------------- static storage */
+
+/* For a zero-initialised static table of a page or more: it goes to the x86-64 large-data
+ * section (.lbss), which the linker places after all of .bss, so the small variables that
+ * every process writes at start-up share a few pages of libslabcache.so instead of lying
+ * between the tables (each page touched costs a short-lived process a page fault).
+ * //tests/malloc:startup_footprint_test checks the library's .bss. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HEAP_LARGE_BSS __attribute__((section(".lbss")))
+#else
+#define HEAP_LARGE_BSS
+#endif
+
 /* ---------------------------------------------------------------- OS seam */
 
 /* Every OS call that obtains, returns or purges extent memory goes through this table (os.c).

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "heap/fmt.h"
+#include "heap/heap.h"
 
 #if defined(__has_include)
 #if __has_include(<sys/single_threaded.h>)
@@ -24,7 +25,7 @@
 
 /* ---------------------------------------------------------------- registry */
 
-static pthread_mutex_t *registry[HEAP_MUTEX_REGISTRY_MAX];
+HEAP_LARGE_BSS static pthread_mutex_t *registry[HEAP_MUTEX_REGISTRY_MAX];
 static bool registry_overflowed;
 
 void heap_mutex_note(pthread_mutex_t *m)

@@ -56,10 +56,17 @@ const char *const heap_opt_script_help[] = {
 };
 
 struct opt_value {
-    uint64_t num;                  /* BOOL 0/1, SIZE, UINT, CHOICE index (list: bit set) */
-    uint8_t source;                /* enum heap_opt_source */
-    char text[HEAP_OPT_TEXT_MAX];  /* the environment's text (STRING: the value) */
+    uint64_t num;      /* BOOL 0/1, SIZE, UINT, CHOICE index (list: bit set) */
+    uint8_t source;    /* enum heap_opt_source */
+    const char *text;  /* the environment's text (STRING: the value): its opt_text row; read
+                        * only when source is FROM_ENV or FROM_REJECTED */
 };
+
+/* The copies of the environment's texts, apart from the values: a row is written only for a
+ * variable that is set, so a process with no SLABCACHE_* variable touches the small value
+ * table alone (every process that mallocs loads the options: a short one should not pay a
+ * page per few options). */
+HEAP_LARGE_BSS static char opt_text[OPT_COUNT][HEAP_OPT_TEXT_MAX];
 
 /* The option lock guards loading, the values while they are written, and `announced`.
  * Readers take it only until `loaded` is set (release/acquire). */
@@ -415,13 +422,14 @@ static void load_one_locked(enum heap_opt id)
     struct opt_value *v = &opts.v[id];
     v->num = d->def;
     v->source = HEAP_OPT_FROM_DEFAULT;
-    v->text[0] = '\0';
+    v->text = "";
     const char *s = getenv(d->name); /* a pointer into the environment: no allocation */
     if (!s || (!*s && d->type != HEAP_OPT_STRING))
         return;
     size_t n = strnlen(s, HEAP_OPT_TEXT_MAX - 1);
-    memcpy(v->text, s, n);
-    v->text[n] = '\0';
+    memcpy(opt_text[id], s, n);
+    opt_text[id][n] = '\0';
+    v->text = opt_text[id];
     uint64_t num;
     if (heap_opt_parse(id, s, &num) == 0) {
         v->num = num;
@@ -444,7 +452,7 @@ static void load(void)
 
 static const struct opt_value *value_of(enum heap_opt id, enum heap_opt_type type)
 {
-    static const struct opt_value none;
+    static const struct opt_value none = {.text = ""};
     if ((unsigned)id >= OPT_COUNT || opt_defs[id].type != type) {
         assert(!"option read with the accessor of another type");
         return &none;
@@ -659,6 +667,12 @@ void heap_opt_announce(void)
             list_options_locked();
     }
     heap_mutex_unlock(&opt_mutex);
+}
+
+const void *heap_opt_text_storage_for_tests(size_t *bytes)
+{
+    *bytes = sizeof opt_text;
+    return opt_text;
 }
 
 void heap_opt_reset_for_tests(void)

@@ -185,6 +185,9 @@ const char *heap_opt_suggest(const char *name, size_t len);
 /* Forget what was read: the next access reads the environment again, and the next
  * heap_opt_announce() writes again.  Tests only (setenv, then this). */
 void heap_opt_reset_for_tests(void);
+/* Where the copies of the environment's texts live (*bytes: their size), so a test can check
+ * that loading leaves the rows of unset variables untouched.  Tests only. */
+const void *heap_opt_text_storage_for_tests(size_t *bytes);
 /* The option lock, for the atfork handlers: innermost, taken after every other lock (the
  * slab layer's debug options lock holds it while it parses). */
 void heap_opt_lock(void);

@@ -16,7 +16,7 @@
 
 #define RADIX_LEAF_BYTES (HEAP_RADIX_L2_COUNT * sizeof(struct heap_extent *))
 
-struct heap_extent **heap_radix_root[(size_t)1 << HEAP_RADIX_L1_BITS];
+HEAP_LARGE_BSS struct heap_extent **heap_radix_root[(size_t)1 << HEAP_RADIX_L1_BITS];
 
 static uintptr_t radix_key(uintptr_t addr)
 {
@@ -56,7 +56,7 @@ int heap_radix_prepare_locked(uintptr_t base, size_t size)
     return 0;
 }
 
-uint64_t heap_split_granules[HEAP_SPLIT_GRANULE_WORDS];
+HEAP_LARGE_BSS uint64_t heap_split_granules[HEAP_SPLIT_GRANULE_WORDS];
 
 void heap_radix_set_locked(uintptr_t base, size_t size, struct heap_extent *e)
 {

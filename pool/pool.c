@@ -88,7 +88,7 @@ static struct heap_mutex pool_global_lock = HEAP_MUTEX_INITIALIZER;
 static struct kmem_pool *free_pools;               /* pool_global_lock */
 static size_t free_pools_with_caches;              /* pool_global_lock */
 static struct pool_tls *free_tables;               /* pool_global_lock */
-static struct kmem_cache *recycled[POOL_NCLASSES][POOL_RECYCLE_MAX];
+HEAP_LARGE_BSS static struct kmem_cache *recycled[POOL_NCLASSES][POOL_RECYCLE_MAX];
 static unsigned nrecycled[POOL_NCLASSES];
 static uint64_t next_serial = 1;                   /* atomic */
 static pthread_key_t tls_key;

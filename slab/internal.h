@@ -225,8 +225,11 @@ size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n, const void 
  * to the objects taken so far under cache->lock, and *net (when not NULL: the owner's count
  * of objects moved in minus moved out) grows with it, so a fork sees every object either in
  * the array or in its slab, never in neither, and the statistics derived from both agree. */
+/* lean: at least one object, and then only what needs no page the slab has not touched yet
+ * and no other slab (a thread's first refills of a class: a short-lived program's objects
+ * should share pages, not reserve a magazine's worth of them). */
 size_t slab_alloc_batch_with_count(struct kmem_cache *c, void **objs, size_t n,
-                                   uint32_t *count, size_t *net);
+                                   uint32_t *count, size_t *net, bool lean);
 /* Return n validated objects to their slabs, zero *count and take n from *net (as above;
  * either may be NULL) under cache->lock; empty slabs beyond max_empty go back to the buddy
  * layer. */

@@ -104,12 +104,13 @@ struct leak_root {
 
 static struct heap_mutex leak_lock = HEAP_MUTEX_INITIALIZER; /* lock 1 (types.h) */
 #define leak_assert_locked() heap_mutex_assert_held(&leak_lock)
-static struct leak_group groups[LEAK_GROUPS];              /* leak_lock */
-static struct leak_cache leak_caches[LEAK_MAX_CACHES];     /* leak_lock */
+/* The tables, after every small variable (HEAP_LARGE_BSS); all under leak_lock. */
+HEAP_LARGE_BSS static struct leak_group groups[LEAK_GROUPS];
+HEAP_LARGE_BSS static struct leak_cache leak_caches[LEAK_MAX_CACHES];
 static size_t nr_leak_caches;                              /* leak_lock */
-static const void *expected[SLABCACHE_EXPECTED_LEAKS_MAX]; /* sorted; leak_lock */
+HEAP_LARGE_BSS static const void *expected[SLABCACHE_EXPECTED_LEAKS_MAX]; /* sorted */
 static size_t nr_expected;                                 /* leak_lock */
-static struct leak_root roots[LEAK_MAX_ROOTS];             /* leak_lock */
+HEAP_LARGE_BSS static struct leak_root roots[LEAK_MAX_ROOTS];
 static size_t nr_roots;                                    /* leak_lock */
 
 /* ---------------------------------------------------------------- fork */

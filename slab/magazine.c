@@ -13,9 +13,10 @@
  * magazine: a full one for allocation, an empty one for freeing.  Only when the depot has no
  * full magazine does an allocation go to the slab layer, taking SLAB_FIRST_REFILL objects at
  * first and doubling per refill, up to half a magazine (a whole one once the thread has its
- * second), under one cache->lock acquisition.  A thread that frees objects allocated by
- * another (producer/consumer) fills magazines that reach the producer through the depot, one
- * lock round trip per magazine.
+ * second), under one cache->lock acquisition; up to the first refill at that cap a refill
+ * stops at the first page of the slab not touched yet (but for its first object).  A thread
+ * that frees objects allocated by another (producer/consumer) fills magazines that reach the
+ * producer through the depot, one lock round trip per magazine.
  *
  * Magazine size by slot size: <= 256 B: 64, <= 1 KiB: 32, <= 4 KiB: 16, else 8 objects
  * (kmem_cache_args.magazine_size overrides).  The depot keeps at most depot_max_full full
@@ -82,7 +83,7 @@ static int table_key_ready;                   /* atomic */
 
 /* Threads start on an all-empty table (no entry has a cache or a window), so the fast paths
  * need no NULL test: every lookup misses and the slow path creates the thread's own table. */
-struct magazine_table magazine_table_empty;
+HEAP_LARGE_BSS struct magazine_table magazine_table_empty;
 __thread struct magazine_table *magazine_tls_table __attribute__((tls_model("initial-exec"))) =
     &magazine_table_empty;
 static __thread int tls_table_dead __attribute__((tls_model("initial-exec")));
@@ -638,19 +639,28 @@ static bool entry_refill(struct kmem_cache *c, struct magazine_entry *e)
     magazine_tick(); /* a depot exchange or a slab refill: a slow path, no lock held */
     if (full)
         return true;
-    /* From the slabs: a few objects at first, doubling per refill up to a cap.  Objects in
-     * a magazine are reserved for its thread, so a thread that uses a class lightly should
-     * not push the class's other threads onto fresh pages.  The cap is half a magazine while
-     * the thread has one (the other half takes the frees that follow), a whole one once it
-     * has two: previous is empty here (a full one would have been swapped in), so frees
-     * have a magazine of room, and a thread allocating in bulk takes one cache->lock per
-     * magazine rather than two. */
+    /* From the slabs: a few objects at first (one of page-sized slots), doubling per refill
+     * up to a cap.  The cap is half a magazine while the thread has one (the other half
+     * takes the frees that follow), a whole one once it has two: previous is empty here (a
+     * full one would have been swapped in), so frees have a magazine of room, and a thread
+     * allocating in bulk takes one cache->lock per magazine rather than two.  Up to the
+     * first refill at the cap the refill is lean (slab_alloc_batch_with_count): it takes no
+     * slot on a page the slab has not touched yet, but for its first one.  Objects in a
+     * magazine are reserved for its thread, so a thread that uses a class lightly should not
+     * push the class's other threads onto fresh pages, and a short-lived process (most of
+     * those a shell script starts) should not fault in pages for objects it never asks for.
+     * A lean refill may bring fewer objects: a few more refills, each a slow path. */
     uint32_t cap = p != &no_magazine ? l->size : (l->size / 2 ? l->size / 2 : 1);
-    uint32_t want = e->refill ? e->refill : SLAB_FIRST_REFILL;
+    const uint32_t steady = e->refill & MAGAZINE_REFILL_STEADY, next = e->refill & ~steady;
+    uint32_t want = next                                ? next
+                    : c->slot_size >= BUDDY_PAGE_SIZE ? 1
+                                                      : SLAB_FIRST_REFILL;
     if (want > cap)
         want = cap;
-    TC_STORE(e->refill, want < cap ? want * 2 : cap);
-    size_t got = slab_alloc_batch_with_count(c, l->objs, want, &l->count, &e->net_in);
+    const bool lean = !steady; /* up to the first refill at the cap */
+    TC_STORE(e->refill, (want < cap ? want * 2 : cap) |
+                            (steady || want == cap ? MAGAZINE_REFILL_STEADY : 0));
+    size_t got = slab_alloc_batch_with_count(c, l->objs, want, &l->count, &e->net_in, lean);
     return got != 0;
 }
 

@@ -447,7 +447,8 @@ void slab_release_empty(struct kmem_cache *c, size_t keep)
  * marked free (c->marks): what goes into a magazine is free, and a handout to a caller
  * clears the mark.  touched moves past the highest slot taken after the marks are written,
  * so the lock-free check never sees a slot below touched without its mark. */
-static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs, size_t n)
+static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs, size_t n,
+                               bool lean)
 {
     slab_assert_locked(c);
     /* Locals for everything the loop reads: the stores into objs[] may alias the header. */
@@ -456,6 +457,14 @@ static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs
     char *base = s->objs;
     size_t slot = c->slot_size;
     const bool marks = c->marks;
+    /* lean: no slot that starts on a page past both the last touched slot's and the first
+     * slot taken now (taking a slot writes its mark, which faults its page in). */
+    uintptr_t page_end = UINTPTR_MAX;
+    if (lean) {
+        const char *seen = s->touched ? base + (size_t)(s->touched - 1) * slot : base;
+        page_end = ((uintptr_t)seen | (BUDDY_PAGE_SIZE - 1)) + 1;
+    }
+    bool clipped = false;
     while (got < n && w < words) {
         uint64_t used = s->bitmap[w];
         uint64_t avail = ~used;
@@ -464,23 +473,34 @@ static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs
             continue;
         }
         char *wbase = base + (size_t)w * 64 * slot;
+        uint64_t taken = 0;
         do {
             unsigned b = (unsigned)__builtin_ctzll(avail);
-            avail &= avail - 1;
             void *obj = wbase + (size_t)b * slot;
+            if ((uintptr_t)obj >= page_end) {
+                if (got) {
+                    clipped = true;
+                    break;
+                }
+                page_end = ((uintptr_t)obj | (BUDDY_PAGE_SIZE - 1)) + 1;
+            }
+            avail &= avail - 1;
+            taken |= (uint64_t)1 << b;
             if (marks)
                 slab_mark_set(c, obj);
             objs[got++] = obj;
             last = w * 64 + b;
         } while (avail && got < n);
-        /* The bits not left in avail: the used ones and the ones just taken. */
-        slab_bitmap_store_locked(c, s, w, ~avail);
+        /* The used bits and the ones just taken. */
+        slab_bitmap_store_locked(c, s, w, used | taken);
         if (!avail)
             w++;
+        if (clipped)
+            break;
     }
     s->free_word = w;
     s->inuse += (uint32_t)got;
-    assert(s->inuse <= c->objs_per_slab && (got == n || w == words));
+    assert(s->inuse <= c->objs_per_slab && (got == n || w == words || clipped));
     if (got && last >= s->touched)
         __atomic_store_n(&s->touched, last + 1, __ATOMIC_RELEASE);
     c->inuse_total += got;
@@ -490,17 +510,17 @@ static size_t slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs
 
 /* Up to n objects from the partial slabs, then the empty ones (cache->lock held).  Each slab
  * is checked before a slot is taken from it: its header and, by its sum, its bitmap. */
-static size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n)
+static size_t slab_alloc_batch_locked(struct kmem_cache *c, void **objs, size_t n, bool lean)
 {
     slab_assert_locked(c);
     size_t got = 0;
-    while (got < n) {
+    while (got < n && !(lean && got)) { /* lean: one slab's touched pages (slab_take_locked) */
         struct slab *s = c->partial.first ? c->partial.first : c->empty.first;
         if (!s)
             break;
         if (!slab_trust_locked(c, s, true))
             continue; /* reported; the lists were rebuilt without it */
-        size_t took = slab_take_locked(c, s, objs + got, n - got);
+        size_t took = slab_take_locked(c, s, objs + got, n - got, lean);
         if (SLAB_UNLIKELY(took == 0)) { /* a partial or empty slab with no free bit */
             slab_damaged_locked(c, s, "counts", NULL);
             continue;
@@ -552,7 +572,7 @@ static void reverse_objs(void **objs, size_t n)
 /* Up to n objects into objs; *count (may be NULL) follows the objects taken (see
  * slab_alloc_batch_with_count).  Fault injection first, for debug caches. */
 static size_t alloc_batch(struct kmem_cache *c, void **objs, size_t n, uint32_t *count,
-                          size_t *net, const void *caller)
+                          size_t *net, bool lean, const void *caller)
 {
     size_t got = 0;
     bool injected = false;
@@ -572,7 +592,7 @@ static size_t alloc_batch(struct kmem_cache *c, void **objs, size_t n, uint32_t 
         }
         if (want == 0)
             break;
-        size_t took = slab_alloc_batch_locked(c, objs + got, want);
+        size_t took = slab_alloc_batch_locked(c, objs + got, want, lean);
         got += took;
         if (count)
             __atomic_store_n(count, (uint32_t)got, __ATOMIC_RELAXED);
@@ -582,6 +602,8 @@ static size_t alloc_batch(struct kmem_cache *c, void **objs, size_t n, uint32_t 
             c->live_capped += took;
         if (took == want)
             continue;
+        if (lean && got)
+            break; /* fewer than asked rather than a page or a slab more */
         /* Out of free slots: make a slab without the lock, then retry. */
         heap_mutex_unlock(&c->lock);
         struct slab *s = slab_create(c);
@@ -609,20 +631,20 @@ static size_t alloc_batch(struct kmem_cache *c, void **objs, size_t n, uint32_t 
             return 0;
         }
     }
-    if (got < n)
+    if (got < n && !(lean && got))
         errno = ENOMEM;
     return got;
 }
 
 size_t slab_alloc_batch_with_count(struct kmem_cache *c, void **objs, size_t n,
-                                   uint32_t *count, size_t *net)
+                                   uint32_t *count, size_t *net, bool lean)
 {
-    return alloc_batch(c, objs, n, count, net, NULL);
+    return alloc_batch(c, objs, n, count, net, lean, NULL);
 }
 
 size_t slab_alloc_batch(struct kmem_cache *c, void **objs, size_t n, const void *caller)
 {
-    return alloc_batch(c, objs, n, NULL, NULL, caller);
+    return alloc_batch(c, objs, n, NULL, NULL, false, caller);
 }
 
 /* A slot whose bit is already clear came back to its slab a second time: the same object was

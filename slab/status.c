@@ -214,7 +214,7 @@ static void print_text(struct status_out *o, const struct slabcache_state *st, i
 /* The state is large (slab.h): one static copy, filled and printed under this lock, which
  * comes before every allocator lock (state_collect takes them). */
 static struct heap_mutex status_lock = HEAP_MUTEX_INITIALIZER;
-static struct slabcache_state status_state; /* status_lock */
+HEAP_LARGE_BSS static struct slabcache_state status_state; /* status_lock */
 
 void slabcache_print_status(FILE *out, int verbosity)
 {

@@ -126,6 +126,7 @@
 #define SLAB_MIN_OBJECTS 8              /* grow past the preferred order until this many fit */
 #define SLAB_DEFAULT_MAX_EMPTY 4        /* empty slabs kept per cache */
 #define SLAB_FIRST_REFILL 4             /* a thread's first refill from the slabs (doubles) */
+#define MAGAZINE_REFILL_STEADY 0x80000000u /* magazine_entry.refill: the lean refills are over */
 #define SLAB_MAX_EXTRA_BITMAPS 8        /* extra per-slot bitmaps a cache may ask for */
 #define SLAB_SMALL_EFFICIENCY 0.90      /* small_slabs: the least slot efficiency accepted */
 #define SLAB_KNOWN_FLAGS                                                                    \
@@ -281,7 +282,8 @@ struct magazine_entry {
     struct magazine *loaded, *previous;
     size_t frees;              /* frees by this thread */
     size_t net_in;             /* objects moved into the magazines minus moved out */
-    uint32_t refill;           /* objects the next refill from the slabs takes (0: first) */
+    uint32_t refill;           /* objects the next refill from the slabs takes (0: first), or'ed
+                                * with MAGAZINE_REFILL_STEADY once past the lean ones */
     uint32_t returns_seen;     /* cache->returns when the window opened (the popped run) */
     size_t reap_ops;           /* allocs + frees at this thread's last reap of the entry
                                   (magazine_reap_self): unchanged since = idle */

@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -389,6 +390,30 @@ TEST_F(Options, ValuesAreCopiedOnceAndKeptUntilReset) {
     heap_opt_reset_for_tests();
     EXPECT_STREQ("U", heap_opt_string(OPT_DEBUG));
     EXPECT_FALSE(heap_opt_bool(OPT_STATS));
+}
+
+// Every process that mallocs loads the table: with no SLABCACHE_* variable set, loading
+// writes the small value table only, never the rows that keep the environment's texts (a
+// page per four options, which a short-lived process would fault in for nothing).
+TEST_F(Options, LoadingWithNothingSetLeavesTheTextRowsUntouched) {
+    size_t bytes = 0;
+    const char *rows = static_cast<const char *>(heap_opt_text_storage_for_tests(&bytes));
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    uintptr_t lo = (reinterpret_cast<uintptr_t>(rows) + page - 1) & ~(page - 1);
+    uintptr_t hi = (reinterpret_cast<uintptr_t>(rows) + bytes) & ~(page - 1);
+    ASSERT_GT(hi, lo) << "the rows span no whole page";
+    // Earlier tests wrote rows: give their pages back (they read as zeroes again).
+    ASSERT_EQ(0, madvise(reinterpret_cast<void *>(lo), hi - lo, MADV_DONTNEED));
+    heap_opt_reset_for_tests();
+    for (unsigned id = 0; id < OPT_COUNT; id++)
+        EXPECT_EQ(HEAP_OPT_FROM_DEFAULT, heap_opt_source(static_cast<heap_opt>(id)));
+    std::vector<unsigned char> resident((hi - lo) / page);
+    ASSERT_EQ(0, mincore(reinterpret_cast<void *>(lo), hi - lo, resident.data()));
+    for (size_t i = 0; i < resident.size(); i++)
+        EXPECT_EQ(0, resident[i] & 1) << "row page " << i << " was touched";
+    // A variable that is set still gets its row.
+    Set({{"SLABCACHE_DEBUG", "Z,a"}});
+    EXPECT_STREQ("Z,a", heap_opt_string(OPT_DEBUG));
 }
 
 TEST_F(Options, ReportedValuesStayOnOneLine) {

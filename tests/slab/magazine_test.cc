@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <string>
@@ -543,6 +544,39 @@ TEST(MagazineRefill, RefillsStartSmallAndDouble) {
     });
     t.join();
     ExpectAllReturnedAndDestroy(c);
+}
+
+// A thread's refills below the cap are lean: they take no slot on a page of the slab that no
+// slot reached before, but for their first one.  So a thread (a short-lived process) that
+// allocates a few objects of a class faults in only the pages those objects lie on, not the
+// pages of the objects its magazine reserved: writing a slot's free mark touches its page.
+// Slot sizes below, around and above a page.
+TEST(MagazineRefill, LeanRefillsTouchOnlyThePagesOfObjectsHandedOut) {
+    for (size_t size : {700, 2048, 3000, 8192, 20000}) {
+        kmem_cache *c = kmem_cache_create("lean", size, 0, 0, nullptr);
+        ASSERT_NE(nullptr, c);
+        std::thread t([c, size] {
+            std::vector<void *> v;
+            uintptr_t top = 0;  // the highest object handed out
+            for (int i = 0; i < 3; i++) {
+                void *p = kmem_cache_alloc(c, 0);
+                ASSERT_NE(nullptr, p);
+                v.push_back(p);
+                top = std::max(top, reinterpret_cast<uintptr_t>(p));
+                const struct slab *s = reinterpret_cast<const struct slab *>(top & c->slab_mask);
+                ASSERT_GT(s->touched, 0u);
+                uintptr_t reached =
+                    reinterpret_cast<uintptr_t>(s->objs) + (s->touched - 1) * c->slot_size;
+                EXPECT_EQ(top / 4096, reached / 4096)
+                    << size << "-byte slots, " << i + 1 << " allocated: slot " << s->touched - 1
+                    << " was taken from the slab (its page touched) for nothing";
+            }
+            for (void *p : v) kmem_cache_free(c, p);
+            kmem_cache_thread_flush();
+        });
+        t.join();
+        ExpectAllReturnedAndDestroy(c);
+    }
 }
 
 // Once a thread has its second magazine (the first filled up), refills from the slabs go on
