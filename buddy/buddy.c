@@ -160,10 +160,6 @@ static inline unsigned fmap_off(unsigned k)
  * buddy_lookup) is under buddy.lock. */
 struct buddy_extent {
     struct buddy_page pages[BUDDY_PAGES_PER_EXTENT]; /* page map; must stay first */
-    uint16_t link[BUDDY_PAGES_PER_EXTENT]; /* at an ALLOC_HEAD page: the block's pages
-                                              (2^order, or a run's n); at a run's other
-                                              pages: the distance back to its head.  Read
-                                              lock-free by buddy_lookup like `pages` */
     uint64_t avail[FMAP_WORDS];       /* per order: heads of allocatable free blocks */
     uint64_t avail_dirty[FMAP_WORDS]; /* ... of those, blocks with a dirty page */
     uint16_t sum[BUDDY_ORDERS];       /* bit w: word w of order k's avail is nonzero */
@@ -181,7 +177,14 @@ struct buddy_extent {
     char *base;                       /* == (char *)heap->base */
     struct buddy_extent *next, *prev; /* buddy.extents */
     struct buddy_extent *onext[BUDDY_ORDERS], *oprev[BUDDY_ORDERS]; /* buddy.olist[k] */
+    /* Runs only: link[p] at a run's head is its length, at its other pages the distance
+     * back to the head; read lock-free by buddy_lookup like `pages`.  Its own metadata
+     * block, made with the extent's first run (link_ensure_locked): an extent of buddy
+     * blocks alone (slabs) never has one, and the 2 KiB stay off its record's pages. */
+    uint16_t *link;
 };
+
+#define LINK_BYTES (BUDDY_PAGES_PER_EXTENT * sizeof(uint16_t))
 
 static struct {
     pthread_mutex_t lock;
@@ -321,8 +324,19 @@ static inline size_t block_head(const struct buddy_extent *ext, size_t idx, stru
     if (pg.order == BUDDY_ORDER_RUN)
         return pg.state == BUDDY_PAGE_ALLOC_HEAD
                    ? idx
-                   : idx - __atomic_load_n(&ext->link[idx], __ATOMIC_RELAXED);
+                   : idx - __atomic_load_n(&__atomic_load_n(&ext->link, __ATOMIC_ACQUIRE)[idx],
+                                           __ATOMIC_RELAXED);
     return idx & ~(order_pages(pg.order) - 1);
+}
+
+/* Pages in the allocated block whose head is page idx (entry pg, ALLOC_HEAD). */
+static inline size_t alloc_block_pages(const struct buddy_extent *ext, size_t idx,
+                                       struct buddy_page pg)
+{
+    if (pg.order == BUDDY_ORDER_RUN)
+        return __atomic_load_n(&__atomic_load_n(&ext->link, __ATOMIC_ACQUIRE)[idx],
+                               __ATOMIC_RELAXED);
+    return pg.order <= BUDDY_MAX_ORDER ? order_pages(pg.order) : 0;
 }
 
 /* ---------------------------------------------------------------- per-page bitmaps
@@ -655,6 +669,8 @@ static void extent_release_locked(struct buddy_extent *ext)
         ext->next->prev = ext->prev;
     buddy.st.extents--;
     heap_extent_free(ext->heap); /* cannot fail for a live extent; the heap reports if it does */
+    if (ext->link)
+        heap_meta_free(ext->link, LINK_BYTES);
     heap_meta_free(ext, sizeof *ext);
 }
 
@@ -763,7 +779,6 @@ static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint6
     range_set(ext->dirty, idx, n); /* allocated: may be resident from now on */
     freed_clear_locked(ext, idx, n);
     block_mark_locked(ext, idx, order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL, tag);
-    __atomic_store_n(&ext->link[idx], (uint16_t)n, __ATOMIC_RELAXED);
     buddy.st.alloc_bytes += n << BUDDY_PAGE_SHIFT;
     buddy.st.allocs++;
     return page_addr(ext, idx);
@@ -895,6 +910,14 @@ static void *run_alloc_locked(size_t n, size_t room, uint16_t tag, uint64_t *dma
         ext = buddy.extents;
         idx = 0;
     }
+    if (!ext->link) { /* the extent's first run: its link map (nothing taken yet) */
+        uint16_t *link = heap_meta_alloc(LINK_BYTES);
+        if (!link) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        __atomic_store_n(&ext->link, link, __ATOMIC_RELEASE);
+    }
     pages_take_locked(ext, idx, idx + n);
     if (dmap)
         dirty_copy_locked(ext, idx, n, dmap);
@@ -950,7 +973,7 @@ static void pages_return_locked(struct buddy_extent *ext, size_t idx, size_t end
 static void block_free_locked(struct buddy_extent *ext, size_t idx, uint64_t epoch)
 {
     buddy_assert_locked();
-    size_t n = ext->link[idx];
+    size_t n = alloc_block_pages(ext, idx, ext->pages[idx]);
     buddy.st.alloc_bytes -= n << BUDDY_PAGE_SHIFT;
     buddy.st.frees++;
     __atomic_or_fetch(&ext->freed[idx / 64], (uint64_t)1 << (idx % 64), __ATOMIC_RELAXED);
@@ -1479,7 +1502,7 @@ static int resize_locked(void *head, size_t npages, bool run, uint64_t epoch)
     if (pg.state != BUDDY_PAGE_ALLOC_HEAD || (pg.order == BUDDY_ORDER_RUN) != run ||
         npages > BUDDY_PAGES_PER_EXTENT - idx)
         return EINVAL;
-    size_t n = ext->link[idx];
+    size_t n = alloc_block_pages(ext, idx, pg);
     unsigned new_order = run ? BUDDY_ORDER_RUN : order_for_pages(npages);
     if (npages > n) {
         /* Check first, so a refusal changes nothing. */
@@ -1506,7 +1529,6 @@ static int resize_locked(void *head, size_t npages, bool run, uint64_t epoch)
     else
         block_mark_locked(ext, idx, new_order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL,
                           pg.tag);
-    __atomic_store_n(&ext->link[idx], (uint16_t)npages, __ATOMIC_RELAXED);
     if (npages < n)
         pages_return_locked(ext, idx + npages, idx + n);
     return 0;
@@ -1585,7 +1607,7 @@ bool buddy_lookup(const void *ptr, struct buddy_block_info *out)
             return false;
         size_t head = block_head(ext, idx, pg);
         info.head = page_addr(ext, head);
-        info.size = (size_t)__atomic_load_n(&ext->link[head], __ATOMIC_RELAXED)
+        info.size = alloc_block_pages(ext, head, page_get(&ext->pages[head]))
                     << BUDDY_PAGE_SHIFT;
         info.order = pg.order;
         info.tag = pg.tag;
@@ -1679,11 +1701,11 @@ size_t buddy_for_each_block(void (*fn)(void *head, size_t bytes, unsigned order,
                 continue;
             }
             if (pg.state == BUDDY_PAGE_ALLOC_HEAD) {
-                fn(page_addr(ext, p), (size_t)ext->link[p] << BUDDY_PAGE_SHIFT, pg.order, pg.tag,
-                   arg);
+                fn(page_addr(ext, p), alloc_block_pages(ext, p, pg) << BUDDY_PAGE_SHIFT, pg.order,
+                   pg.tag, arg);
                 n++;
             }
-            size_t len = pg.state == BUDDY_PAGE_ALLOC_HEAD   ? ext->link[p]
+            size_t len = pg.state == BUDDY_PAGE_ALLOC_HEAD   ? alloc_block_pages(ext, p, pg)
                          : pg.state == BUDDY_PAGE_FREE_HEAD ? order_pages(pg.order)
                                                             : 1;
             p += len ? len : 1;
@@ -1774,7 +1796,7 @@ static size_t block_pages_locked(const struct buddy_extent *ext, size_t idx)
     buddy_assert_locked();
     struct buddy_page pg = ext->pages[idx];
     if (pg.state == BUDDY_PAGE_ALLOC_HEAD)
-        return ext->link[idx];
+        return alloc_block_pages(ext, idx, pg);
     return pg.order <= BUDDY_MAX_ORDER ? order_pages(pg.order) : 1;
 }
 
@@ -1816,6 +1838,8 @@ static int validate_block_locked(const struct buddy_extent *ext, size_t idx,
     bool run = pg.order == BUDDY_ORDER_RUN && pg.state == BUDDY_PAGE_ALLOC_HEAD;
     if (pg.order > BUDDY_MAX_ORDER && !run)
         return validate_fail("order out of range", at, pg.order, BUDDY_MAX_ORDER);
+    if (run && !ext->link)
+        return validate_fail("run in an extent without a link map", at, 0, 1);
     size_t n = block_pages_locked(ext, idx);
     if (run) {
         if (n == 0 || n > BUDDY_PAGES_PER_EXTENT - idx)
@@ -2087,6 +2111,8 @@ void buddy_reset_for_tests(void)
         struct buddy_extent *ext = buddy.extents;
         buddy.extents = ext->next;
         heap_extent_free(ext->heap);
+        if (ext->link)
+            heap_meta_free(ext->link, LINK_BYTES);
         heap_meta_free(ext, sizeof *ext);
     }
     memset(buddy.olist, 0, sizeof buddy.olist);
