@@ -63,7 +63,7 @@
  *
  * RUNS: BEST FIT OVER THE FREE PAGE MAP
  *   A run of n pages goes in the smallest stretch of allocatable free pages (freepg) that
- *   holds it, over every extent whose free blocks could hold it (one of order >= k - 1 for
+ *   holds it, over every extent whose free blocks could hold it (one of order >= k - 2 for
  *   2^(k-1) < n <= 2^k: a stretch that long always contains one), lowest address first among
  *   equals; a new extent when none does.  The free blocks it covers come off the free maps,
  *   and what they had outside the run goes back as the aligned pieces it decomposes into.
@@ -179,8 +179,8 @@ struct buddy_extent {
     struct buddy_extent *onext[BUDDY_ORDERS], *oprev[BUDDY_ORDERS]; /* buddy.olist[k] */
     /* Runs only: link[p] at a run's head is its length, at its other pages the distance
      * back to the head; read lock-free by buddy_lookup like `pages`.  Its own metadata
-     * block, made with the extent's first run (link_ensure_locked): an extent of buddy
-     * blocks alone (slabs) never has one, and the 2 KiB stay off its record's pages. */
+     * block, made with the extent's first run (run_alloc_locked): an extent of buddy blocks
+     * alone (slabs) never has one, and the 2 KiB stay off its record's pages. */
     uint16_t *link;
 };
 
@@ -282,12 +282,9 @@ static void pages_mark_locked(struct buddy_extent *ext, size_t idx, size_t n, un
     uint64_t pair;
     memcpy(&pair, t, sizeof pair);
     size_t i = 1;
-    if (n > 1 && (idx & 1) == 0) { /* pages idx + 2, idx + 4, ... are 8-byte aligned */
-        pg[1] = t[0];
-        for (i = 2; i + 1 < n; i += 2)
-            memcpy(&pg[i], &pair, sizeof pair);
-    }
-    for (; i < n; i++)
+    for (; i + 1 < n; i += 2)
+        memcpy(&pg[i], &pair, sizeof pair);
+    if (i < n)
         pg[i] = t[0];
     pg[0] = h;
 }
@@ -342,7 +339,7 @@ static inline size_t alloc_block_pages(const struct buddy_extent *ext, size_t id
 /* ---------------------------------------------------------------- per-page bitmaps
  *
  * Ranges are [idx, idx + n) with n >= 1: blocks (a power of two, aligned), or the pages of a
- * run (buddy_alloc_pages) and the pieces around it, which need not be either. */
+ * run (buddy_alloc_run) and the pieces around it, which need not be either. */
 
 /* The bits of word w that lie in [idx, idx + n). */
 static inline uint64_t range_word_mask(size_t w, size_t idx, size_t n)
@@ -854,8 +851,6 @@ static size_t run_best_fit_locked(const struct buddy_extent *ext, size_t n, size
                 break;
             }
         }
-        if (q > BUDDY_PAGES_PER_EXTENT)
-            q = BUDDY_PAGES_PER_EXTENT;
         if (q - p >= n && q - p < *len) {
             best = p;
             *len = q - p;
@@ -872,9 +867,10 @@ static size_t run_best_fit_locked(const struct buddy_extent *ext, size_t n, size
 static struct buddy_extent *run_find_locked(size_t need, size_t *idx)
 {
     buddy_assert_locked();
+    /* A stretch of more than 2^(k-1) pages holds a free block of order k - 2 or more (the
+     * aligned pieces it decomposes into): extents without one cannot hold the run. */
     unsigned k = order_for_pages(need);
-    uint16_t could = (uint16_t)(0xffffu << (k ? k - 1 : 0)); /* orders of a block a stretch
-                                                                 of `need` pages contains */
+    uint16_t could = (uint16_t)(0xffffu << (k >= 2 ? k - 2 : 0));
     struct buddy_extent *ext = NULL;
     size_t best_len = SIZE_MAX;
     for (struct buddy_extent *e = buddy.extents; e; e = e->next) {

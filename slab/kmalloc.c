@@ -22,8 +22,8 @@
  *   32 KiB < size <= 4 MiB: a run of exactly the pages it needs, placed by best fit
  *   (buddy_alloc_run), tagged BUDDY_TAG_LARGE (the whole run is the object).  Power-of-two
  *   blocks would need aligned holes and leave the upper part of each block unwritten until
- *   a later, larger owner faults it in (docs/limits.md section 7 has the measurements).  Larger: a dedicated extent
- *   (buddy_alloc_bytes), unmapped when freed.  Alignments above a page come from buddy blocks
+ *   a later, larger owner faults it in (docs/limits.md section 7 has the measurements).
+ *   Larger: a dedicated extent (buddy_alloc_bytes), unmapped when freed.  Alignments above a page come from buddy blocks
  *   (naturally aligned up to 4 MiB); above 4 MiB from an over-sized dedicated extent whose
  *   first bytes record the offset of the aligned object (struct kmalloc_huge_hdr).
  *   Freed buddy blocks go back to the OS by the buddy layer's decay (buddy.h): a block freed
@@ -41,10 +41,10 @@
  *   blocks always stay).  A large run also stays when it can grow into the free pages right
  *   after it, or shrink by freeing its last pages (buddy_resize_run; the freed tail decays
  *   like any freed block).  When a block must move to grow, it asks for at least 1.25 x the
- *   old usable size (FastMM's rule), so a run of small growths moves O(log n) times.
- *   Dedicated extents
- *   (above 4 MiB) are resized with mremap (buddy_resize_huge): in place, or their pages move
- *   to a new address; nothing is copied.
+ *   old usable size (FastMM's rule), so a run of small growths moves O(log n) times, and
+ *   lands where twice its pages are free (KMALLOC_GROWING).  Dedicated extents (above
+ *   4 MiB) are resized with mremap (buddy_resize_huge): in place, or their pages move to a
+ *   new address; nothing is copied.
  *
  * INITIALISATION
  *   The first allocation (or the constructor in malloc.c) builds the class tables; each class's
@@ -309,10 +309,10 @@ static void *large_alloc(size_t size, size_t align, unsigned int flags)
         if (aorder >= 0)
             pages = (size_t)1 << aorder;
         uint64_t dirty[BUDDY_PAGES_PER_EXTENT / 64];
-        uint64_t *d = (flags & KM_ZERO) ? dirty : NULL;
+        size_t room = (flags & KMALLOC_GROWING) ? 2 * pages : pages;
         p = aorder >= 0 ? buddy_alloc_dirty((unsigned)aorder, BUDDY_TAG_LARGE, dirty)
-                        : buddy_alloc_run_room(pages, (flags & KMALLOC_GROWING) ? 2 * pages : pages,
-                                               BUDDY_TAG_LARGE, d);
+                        : buddy_alloc_run_room(pages, room, BUDDY_TAG_LARGE,
+                                               (flags & KM_ZERO) ? dirty : NULL);
         if (!p) {
             errno = ENOMEM;
             return NULL;

@@ -64,11 +64,9 @@ static void sum_block(void *head, size_t bytes, unsigned order, uint16_t tag, vo
         b->huge_blocks++;
         b->huge_bytes += bytes;
     } else if (tag == BUDDY_TAG_LARGE) {
-        unsigned k = 0; /* runs of pages (BUDDY_ORDER_RUN) go with the order that holds them */
-        while ((BUDDY_PAGE_SIZE << k) < bytes)
-            k++;
-        if (k >= STATE_LARGE_ORDERS)
-            k = STATE_LARGE_ORDERS - 1;
+        /* Runs of pages (BUDDY_ORDER_RUN) go with the order that holds them. */
+        int o = buddy_order_for_size(bytes);
+        unsigned k = o < 0 ? STATE_LARGE_ORDERS - 1 : (unsigned)o;
         b->large_blocks[k]++;
         b->large_bytes[k] += bytes;
     } else {

@@ -59,6 +59,14 @@ class ReclaimTest : public ::testing::Test {
             kfree(q);
         Advance(ms);
     }
+    // n objects of c allocated, then all freed: the thread's magazines and the depot fill.
+    static void AllocAndFreeAll(struct kmem_cache *c, size_t n) {
+        std::vector<void *> v(n);
+        for (auto &p : v)
+            ASSERT_NE(p = kmem_cache_alloc(c, 0), nullptr);
+        for (auto p : v)
+            kmem_cache_free(c, p);
+    }
     uint32_t old_decay_ = 0;
 };
 
@@ -158,11 +166,7 @@ TEST_F(ReclaimTest, ShrinkAndReapShareOneShrink) {
 TEST_F(ReclaimTest, IdleDepotMagazinesAreReaped) {
     struct kmem_cache *idle = kmem_cache_create("reclaim_idle", 128, 0, 0, nullptr);
     ASSERT_NE(idle, nullptr);
-    std::vector<void *> v(20000);
-    for (auto &p : v)
-        ASSERT_NE(p = kmem_cache_alloc(idle, 0), nullptr);
-    for (auto p : v)
-        kmem_cache_free(idle, p);
+    ASSERT_NO_FATAL_FAILURE(AllocAndFreeAll(idle, 20000));
     struct kmem_cache_stats st;
     ASSERT_EQ(kmem_cache_get_stats(idle, &st), 0);
     ASSERT_GT(st.depot_full, 0u);
@@ -191,13 +195,8 @@ TEST_F(ReclaimTest, ReapFlushesTheCallersMagazinesOfCachesItLeftIdle) {
     struct kmem_cache *busy = kmem_cache_create("reclaim_self_busy", 1024, 0, 0, nullptr);
     ASSERT_NE(idle, nullptr);
     ASSERT_NE(busy, nullptr);
-    std::vector<void *> v(100);
-    for (auto *c : {idle, busy}) {
-        for (auto &p : v)
-            ASSERT_NE(p = kmem_cache_alloc(c, 0), nullptr);
-        for (auto p : v)
-            kmem_cache_free(c, p);
-    }
+    for (auto *c : {idle, busy})
+        ASSERT_NO_FATAL_FAILURE(AllocAndFreeAll(c, 100));
     struct kmem_cache_stats st;
     ASSERT_EQ(kmem_cache_get_stats(idle, &st), 0);
     ASSERT_GT(st.cached_objects, 0u);
@@ -221,15 +220,11 @@ TEST_F(ReclaimTest, ReapFlushesTheCallersMagazinesOfCachesItLeftIdle) {
 
 // The same reap when the program's only activity afterwards is large blocks (kmalloc's large
 // path goes to the buddy layer, not through any magazine): the depot of the freed class is
-// still given back, and so are its pages, by the decay.
+// still given back.
 TEST_F(ReclaimTest, IdleDepotsAreReapedByLargeBlockActivityAlone) {
     struct kmem_cache *idle = kmem_cache_create("reclaim_idle_large", 4096, 0, 0, nullptr);
     ASSERT_NE(idle, nullptr);
-    std::vector<void *> v(4000);
-    for (auto &p : v)
-        ASSERT_NE(p = kmem_cache_alloc(idle, 0), nullptr);
-    for (auto p : v)
-        kmem_cache_free(idle, p);
+    ASSERT_NO_FATAL_FAILURE(AllocAndFreeAll(idle, 4000));
     struct kmem_cache_stats st;
     ASSERT_EQ(kmem_cache_get_stats(idle, &st), 0);
     ASSERT_GT(st.depot_full, 0u);
