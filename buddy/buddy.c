@@ -654,6 +654,14 @@ static int extent_grow_locked(void)
     return 0;
 }
 
+/* Free an extent's record and its runs' link map (its memory went back to the heap). */
+static void extent_record_free(struct buddy_extent *ext)
+{
+    if (ext->link)
+        heap_meta_free(ext->link, LINK_BYTES);
+    heap_meta_free(ext, sizeof *ext);
+}
+
 /* Give a wholly free extent (already off the free maps) back to the heap. */
 static void extent_release_locked(struct buddy_extent *ext)
 {
@@ -666,9 +674,7 @@ static void extent_release_locked(struct buddy_extent *ext)
         ext->next->prev = ext->prev;
     buddy.st.extents--;
     heap_extent_free(ext->heap); /* cannot fail for a live extent; the heap reports if it does */
-    if (ext->link)
-        heap_meta_free(ext->link, LINK_BYTES);
-    heap_meta_free(ext, sizeof *ext);
+    extent_record_free(ext);
 }
 
 /* Give back whole free extents beyond `keep`; returns bytes. */
@@ -734,10 +740,24 @@ static void freed_clear_locked(struct buddy_extent *ext, size_t idx, size_t n)
     }
 }
 
+static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch);
+
+/* Pages [idx, idx + n), just taken off the free maps, become allocated in `epoch`: the
+ * decay's reuse count sees them, they may be resident from now on (dirty), none is the head
+ * of a freed block any more, and they count as allocated bytes.  Every allocation and every
+ * growth in place goes through here. */
+static void pages_claim_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch)
+{
+    buddy_assert_locked();
+    reuse_note_locked(ext, idx, n, epoch);
+    range_set(ext->dirty, idx, n);
+    freed_clear_locked(ext, idx, n);
+    buddy.st.alloc_bytes += n << BUDDY_PAGE_SHIFT;
+}
+
 /* Allocate a block of 2^order pages; *clean (if not NULL) says whether none of its pages is
  * dirty (then all of it reads as zero); dmap gets its dirty bits.  NULL with errno ENOMEM
  * when the heap cannot grow. */
-static void reuse_note_locked(struct buddy_extent *ext, size_t idx, size_t n, uint64_t epoch);
 
 static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint64_t *dmap,
                                 uint64_t epoch)
@@ -772,11 +792,8 @@ static void *block_alloc_locked(unsigned order, uint16_t tag, bool *clean, uint6
         *clean = !range_any(ext->dirty, idx, n);
     if (dmap)
         dirty_copy_locked(ext, idx, n, dmap);
-    reuse_note_locked(ext, idx, n, epoch);
-    range_set(ext->dirty, idx, n); /* allocated: may be resident from now on */
-    freed_clear_locked(ext, idx, n);
+    pages_claim_locked(ext, idx, n, epoch);
     block_mark_locked(ext, idx, order, BUDDY_PAGE_ALLOC_HEAD, BUDDY_PAGE_ALLOC_TAIL, tag);
-    buddy.st.alloc_bytes += n << BUDDY_PAGE_SHIFT;
     buddy.st.allocs++;
     return page_addr(ext, idx);
 }
@@ -917,11 +934,8 @@ static void *run_alloc_locked(size_t n, size_t room, uint16_t tag, uint64_t *dma
     pages_take_locked(ext, idx, idx + n);
     if (dmap)
         dirty_copy_locked(ext, idx, n, dmap);
-    reuse_note_locked(ext, idx, n, epoch);
-    range_set(ext->dirty, idx, n);
-    freed_clear_locked(ext, idx, n);
+    pages_claim_locked(ext, idx, n, epoch);
     run_mark_locked(ext, idx, n, tag);
-    buddy.st.alloc_bytes += n << BUDDY_PAGE_SHIFT;
     buddy.st.allocs++;
     buddy.st.run_allocs++;
     return page_addr(ext, idx);
@@ -1449,11 +1463,10 @@ static int checked_free_locked(void *ptr, uint64_t epoch)
         return invalid_free_locked(ptr, "not page aligned (interior pointer)", NULL);
     size_t idx = page_index(ext, ptr);
     struct buddy_page pg = ext->pages[idx];
-    size_t head = idx; /* of the block holding the page, for the report */
-    if (pg.state == BUDDY_PAGE_ALLOC_TAIL && pg.order == BUDDY_ORDER_RUN)
-        head = block_head(ext, idx, pg);
-    else if (pg.order <= BUDDY_MAX_ORDER)
-        head = idx & ~(order_pages(pg.order) - 1);
+    /* The head of the block holding the page, for the report (a corrupt order: the page). */
+    size_t head = pg.order <= BUDDY_MAX_ORDER || pg.order == BUDDY_ORDER_RUN
+                      ? block_head(ext, idx, pg)
+                      : idx;
     switch (pg.state) {
     case BUDDY_PAGE_ALLOC_HEAD:
         block_free_locked(ext, idx, epoch);
@@ -1505,12 +1518,9 @@ static int resize_locked(void *head, size_t npages, bool run, uint64_t epoch)
         if ((!run && (idx & (order_pages(new_order) - 1))) ||
             range_count(ext->freepg, idx + n, npages - n) != npages - n)
             return ENOMEM;
-        reuse_note_locked(ext, idx + n, npages - n, epoch);
         pages_take_locked(ext, idx + n, idx + npages);
-        range_set(ext->dirty, idx + n, npages - n);
-        freed_clear_locked(ext, idx + n, npages - n);
+        pages_claim_locked(ext, idx + n, npages - n, epoch);
         buddy.st.merges++;
-        buddy.st.alloc_bytes += (npages - n) << BUDDY_PAGE_SHIFT;
     } else if (npages < n) {
         /* The pages given up are freed as pieces (merging with the free blocks above them),
          * after the kept part is marked. */
@@ -2107,9 +2117,7 @@ void buddy_reset_for_tests(void)
         struct buddy_extent *ext = buddy.extents;
         buddy.extents = ext->next;
         heap_extent_free(ext->heap);
-        if (ext->link)
-            heap_meta_free(ext->link, LINK_BYTES);
-        heap_meta_free(ext, sizeof *ext);
+        extent_record_free(ext);
     }
     memset(buddy.olist, 0, sizeof buddy.olist);
     memset(buddy.otail, 0, sizeof buddy.otail);

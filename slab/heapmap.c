@@ -154,7 +154,6 @@ static const char *tag_name(uint16_t tag)
     }
 }
 
-/* Resident pages among [p, p + n) of an extent (0 when mincore failed). */
 /* Pages of the block whose head is page p of the snapshot: 2^order for a buddy block; a run
  * (order BUDDY_ORDER_RUN, any length, no alignment) is its head and the tails after it. */
 static size_t block_pages(const struct buddy_page *pages, size_t p, size_t npages)
@@ -168,6 +167,7 @@ static size_t block_pages(const struct buddy_page *pages, size_t p, size_t npage
     return q - p;
 }
 
+/* Resident pages among [p, p + n) of an extent (0 when mincore failed). */
 static size_t resident_pages(const struct map_extent *m, size_t p, size_t n)
 {
     size_t r = 0;

@@ -23,9 +23,10 @@
  *   (buddy_alloc_run), tagged BUDDY_TAG_LARGE (the whole run is the object).  Power-of-two
  *   blocks would need aligned holes and leave the upper part of each block unwritten until
  *   a later, larger owner faults it in (docs/limits.md section 7 has the measurements).
- *   Larger: a dedicated extent (buddy_alloc_bytes), unmapped when freed.  Alignments above a page come from buddy blocks
- *   (naturally aligned up to 4 MiB); above 4 MiB from an over-sized dedicated extent whose
- *   first bytes record the offset of the aligned object (struct kmalloc_huge_hdr).
+ *   Larger: a dedicated extent (buddy_alloc_bytes), unmapped when freed.  Alignments above a
+ *   page come from buddy blocks (naturally aligned up to 4 MiB); above 4 MiB from an
+ *   over-sized dedicated extent whose first bytes record the offset of the aligned object
+ *   (struct kmalloc_huge_hdr).
  *   Freed buddy blocks go back to the OS by the buddy layer's decay (buddy.h): a block freed
  *   and allocated again soon costs no system call and no page fault; one left free is purged
  *   a decay time or two later, from a later slow path.
